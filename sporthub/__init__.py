@@ -1,0 +1,1 @@
+"""SportHub: a closed-beta AI assistant for sport on one GPU server."""

@@ -1,0 +1,27 @@
+"""Run the gateway (the hub starts this as its managed service ``llm``)."""
+
+import logging
+
+import uvicorn
+
+from sporthub.gateway.app import create_app
+from sporthub.settings import load_settings
+
+
+def main() -> None:
+    logging.basicConfig(level=logging.INFO, format="[%(levelname)1.1s %(asctime)s %(name)s] %(message)s")
+    settings = load_settings()
+    uvicorn.run(
+        create_app(settings),
+        host="127.0.0.1",
+        port=settings.gateway_port,
+        access_log=False,  # the ledger and our own log line say what happened, without tokens
+        proxy_headers=False,
+        # an open stream must not hold up a hub shutdown (a stuck service delays it by 28 s)
+        timeout_graceful_shutdown=3,
+        log_level="info",
+    )
+
+
+if __name__ == "__main__":
+    main()

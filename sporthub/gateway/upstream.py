@@ -1,0 +1,94 @@
+"""Talking to the LLM backends: which one serves a model, and what each one can take.
+
+Only the gateway holds a backend's key; the caller's token never leaves the gateway.
+"""
+
+from __future__ import annotations
+
+import json
+
+import httpx
+
+from sporthub.gateway.errors import GatewayError
+from sporthub.settings import Backend
+
+# OpenAI request fields that carry tool definitions or choices; dropped for backends without tools
+_TOOL_FIELDS = ("tools", "tool_choice", "parallel_tool_calls", "functions", "function_call")
+
+
+class Upstream:
+    """One backend: its base URL, key, served models and capabilities."""
+
+    def __init__(self, backend: Backend):
+        self.name = backend.name
+        self.url = backend.url
+        self.models = list(backend.models)
+        self.supports_tools = backend.supports_tools
+        key = backend.api_key.get_secret_value() if backend.api_key else None
+        self.headers = {"Authorization": f"Bearer {key}"} if key else {}
+
+    def prepare(self, body: dict) -> dict:
+        """The request as this backend should see it (a copy; the caller's body is untouched)."""
+        payload = dict(body)
+        if payload.get("stream"):
+            # usage in the stream is how the ledger counts tokens (vLLM and llama-server both do it)
+            payload["stream_options"] = {**(payload.get("stream_options") or {}),
+                                         "include_usage": True}
+        if not self.supports_tools and "messages" in payload:
+            for field in _TOOL_FIELDS:
+                payload.pop(field, None)
+            payload["messages"] = [_without_tool_calls(m) for m in payload["messages"]]
+        return payload
+
+
+def _without_tool_calls(message: dict) -> dict:
+    """Rewrite tool traffic as plain text so a model without tool support still answers."""
+    if not isinstance(message, dict):
+        return message
+    role = message.get("role")
+    if role in ("tool", "function"):
+        return {"role": "user", "content": f"Tool result:\n{_text(message.get('content'))}"}
+    if role == "assistant" and message.get("tool_calls"):
+        calls = "; ".join(
+            f"{c.get('function', {}).get('name')}({c.get('function', {}).get('arguments', '')})"
+            for c in message["tool_calls"]
+        )
+        text = _text(message.get("content"))
+        return {"role": "assistant", "content": f"{text}\n(called tools: {calls})".strip()}
+    return message
+
+
+def _text(content) -> str:
+    if isinstance(content, list):
+        return "".join(part.get("text", "") for part in content if isinstance(part, dict))
+    return "" if content is None else str(content)
+
+
+class Router:
+    """Route a request to a backend that serves its model."""
+
+    def __init__(self, backends: list[Backend]):
+        self.upstreams = [Upstream(b) for b in backends]
+
+    @property
+    def models(self) -> list[str]:
+        return list(dict.fromkeys(m for u in self.upstreams for m in u.models))
+
+    def for_model(self, model: str) -> Upstream:
+        for upstream in self.upstreams:
+            if model in upstream.models:
+                return upstream
+        raise GatewayError(404, f"The model '{model}' does not exist here. Available: "
+                           f"{', '.join(self.models)}.", "model_not_found")
+
+
+def upstream_error(response: httpx.Response, body: bytes) -> GatewayError:
+    """Turn a backend's error answer into ours, keeping its message when it is a client error."""
+    try:
+        message = json.loads(body)["error"]["message"]
+    except (ValueError, KeyError, TypeError):
+        message = body.decode(errors="replace")[:500] or response.reason_phrase
+    if 400 <= response.status_code < 500 and response.status_code not in (401, 403):
+        return GatewayError(response.status_code, message, "upstream_rejected")
+    return GatewayError(502, f"The language model backend failed ({response.status_code}): "
+                        f"{message}", "upstream_error")

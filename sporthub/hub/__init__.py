@@ -1,0 +1,1 @@
+"""Hub-side wiring: authenticator, roles, spawner and managed services for JupyterHub."""

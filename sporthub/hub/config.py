@@ -1,0 +1,107 @@
+"""Build the whole JupyterHub configuration from the settings object.
+
+``jupyterhub_config.py`` calls :func:`configure`; a profile changes configuration only, never code.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import sys
+from pathlib import Path
+
+from sporthub.settings import Settings
+
+LLM_SCOPE = "custom:llm:use"
+PROJECT_ROOT = Path(__file__).resolve().parents[2]
+
+
+def configure(c, settings: Settings) -> None:
+    data_dir = settings.data_dir.resolve()
+    data_dir.mkdir(parents=True, exist_ok=True)
+
+    c.JupyterHub.ip = settings.ip
+    c.JupyterHub.port = settings.port
+    c.JupyterHub.base_url = settings.base_url
+    c.JupyterHub.hub_ip = "127.0.0.1"
+    c.JupyterHub.hub_port = settings.hub_port
+    c.JupyterHub.db_url = f"sqlite:///{data_dir / 'jupyterhub.sqlite'}"
+    c.JupyterHub.cookie_secret_file = str(settings.secrets_dir.resolve() / "jupyterhub_cookie_secret")
+    c.JupyterHub.pid_file = str(data_dir / "jupyterhub.pid")
+    c.JupyterHub.cleanup_servers = True
+
+    _proxy(c, settings, data_dir)
+    _accounts(c, settings)
+    _llm_access(c, settings)
+    _spawner(c, settings, data_dir)
+    _services(c, settings)
+
+
+def _proxy(c, settings: Settings, data_dir: Path) -> None:
+    c.ConfigurableHTTPProxy.command = [_proxy_command()]
+    c.ConfigurableHTTPProxy.api_url = f"http://127.0.0.1:{settings.proxy_api_port}"
+    c.ConfigurableHTTPProxy.auth_token = settings.secret("proxy-token")
+    c.ConfigurableHTTPProxy.pid_file = str(data_dir / "jupyterhub-proxy.pid")
+
+
+def _proxy_command() -> str:
+    local = PROJECT_ROOT / "node_modules" / ".bin" / "configurable-http-proxy"
+    return str(local) if local.exists() else (shutil.which("configurable-http-proxy") or str(local))
+
+
+def _accounts(c, settings: Settings) -> None:
+    c.JupyterHub.authenticator_class = "sporthub.hub.auth.SportHubAuthenticator"
+    c.Authenticator.admin_users = {settings.admin_user}
+    c.Authenticator.allow_existing_users = True
+    c.SportHubAuthenticator.admin_password = settings.admin_password_value()
+
+
+def _llm_access(c, settings: Settings) -> None:
+    """Users reach the LLM with their own tokens, through a custom scope."""
+    c.JupyterHub.custom_scopes = {
+        LLM_SCOPE: {"description": "Use the shared language model through the SportHub gateway."},
+    }
+    c.JupyterHub.load_roles = [
+        {"name": "user", "description": "Beta users: their own things and the LLM",
+         "scopes": ["self", LLM_SCOPE]},
+        # the gateway reads groups (priority, budgets); never admin:users, which exposes auth_state
+        {"name": "sporthub-gateway", "scopes": ["read:users:name", "read:users:groups",
+                                                "read:groups"], "services": ["llm"]},
+    ]
+    # JupyterLab's token gets the LLM scope too (the subset the user holds)
+    c.Spawner.server_token_scopes = ["users:activity!user", "access:servers!server", LLM_SCOPE]
+
+
+def _spawner(c, settings: Settings, data_dir: Path) -> None:
+    c.Spawner.default_url = "/lab"
+    c.Spawner.environment = {
+        "OPENAI_API_BASE": f"{settings.gateway_url}{settings.gateway_prefix}/v1",
+        "LLM_GATEWAY_MODEL": settings.backends()[0].models[0],
+    }
+    if settings.profile == "local":
+        c.JupyterHub.spawner_class = "jupyterhub.spawner.SimpleLocalProcessSpawner"
+        c.SimpleLocalProcessSpawner.home_dir_template = str(data_dir / "users" / "{username}")
+        c.Spawner.cmd = [str(Path(sys.prefix) / "bin" / "jupyterhub-singleuser")]
+        c.Spawner.start_timeout = 120
+        if os.geteuid() == 0:
+            # local processes run as the hub's own user; on a root-only machine that is root
+            c.Spawner.args = ["--allow-root"]
+
+
+def _services(c, settings: Settings) -> None:
+    env = settings.as_environment()
+    c.JupyterHub.services = [
+        {
+            "name": "llm",
+            "display": False,
+            "url": settings.gateway_url,
+            "command": [sys.executable, "-m", "sporthub.gateway"],
+            "environment": env,
+        },
+    ]
+    if settings.uses_embedded_llm:
+        # no url: the backend gets no route through the proxy; only the gateway reaches it
+        c.JupyterHub.services.append(
+            {"name": "llm-backend", "command": [sys.executable, "-m", "sporthub.llm"],
+             "environment": env}
+        )

@@ -1,0 +1,188 @@
+"""The one settings object of SportHub.
+
+Values come from environment variables ``SPORTHUB_<NAME>`` and, below them, from an optional TOML
+file (``SPORTHUB_CONFIG``, default ``sporthub.toml`` in the working directory). Everything in SportHub
+reads configuration through :func:`load_settings`; nothing else reads ``SPORTHUB_*`` directly.
+
+Secrets that SportHub can make itself (the admin password, the embedded backend's key) are generated
+once and kept 0600 in ``<data_dir>/secrets/`` so that a restart keeps them.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+from pathlib import Path
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, Field, SecretStr, ValidationError, field_validator
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    TomlConfigSettingsSource,
+)
+
+ENV_PREFIX = "SPORTHUB_"
+Port = Annotated[int, Field(ge=1, le=65535)]
+
+EMBEDDED_BACKEND = "embedded"
+EMBEDDED_MODEL = "smollm2-135m-instruct"
+
+
+class SettingsError(Exception):
+    """A setting is missing or invalid; the message names it the way the admin wrote it."""
+
+
+class Backend(BaseModel):
+    """One OpenAI-compatible upstream (vLLM in production, llama-server in the embedded default)."""
+
+    model_config = {"extra": "forbid"}
+
+    name: str = Field(pattern=r"^[a-z0-9][a-z0-9_-]*$")
+    url: str = Field(description="base URL, without /v1, e.g. http://vllm:8000")
+    api_key: SecretStr | None = None
+    models: list[str] = Field(min_length=1, description="model names this backend serves")
+    max_concurrency: int | None = Field(default=None, ge=1)
+    supports_tools: bool = False
+
+    @field_validator("url")
+    @classmethod
+    def _http_url(cls, url: str) -> str:
+        if not url.startswith(("http://", "https://")):
+            raise ValueError("must start with http:// or https://")
+        return url.rstrip("/").removesuffix("/v1")
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix=ENV_PREFIX, extra="forbid", validate_default=True)
+
+    profile: Literal["local", "docker", "k8s"] = "local"
+    ip: str = "127.0.0.1"
+    port: Port = 8000
+    base_url: str = "/"
+    data_dir: Path = Path("data")
+    admin_user: str = Field(default="admin", pattern=r"^[a-z0-9][a-z0-9._-]*$")
+    admin_password: SecretStr | None = None
+
+    # internal ports: hub API, proxy API, gateway, embedded LLM
+    hub_port: Port = 8081
+    proxy_api_port: Port = 8001
+    gateway_port: Port = 8091
+    embedded_llm_port: Port = 8092
+
+    llm_backends: list[Backend] = Field(default_factory=list)
+    llm_max_concurrency: int = Field(default=4, ge=1)
+    llm_request_timeout_s: float = Field(default=300.0, gt=0)
+    gateway_auth_cache_s: int = Field(default=30, ge=0, le=30)
+    db_url: str | None = None
+
+    @field_validator("base_url")
+    @classmethod
+    def _slashes(cls, base_url: str) -> str:
+        return "/" + base_url.strip("/") + "/" if base_url.strip("/") else "/"
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        toml_file = Path(os.environ.get(f"{ENV_PREFIX}CONFIG", "sporthub.toml"))
+        return init_settings, env_settings, TomlConfigSettingsSource(settings_cls, toml_file)
+
+    # -- derived values --------------------------------------------------------------------
+
+    @property
+    def uses_embedded_llm(self) -> bool:
+        return not self.llm_backends
+
+    @property
+    def secrets_dir(self) -> Path:
+        return self.data_dir / "secrets"
+
+    @property
+    def public_url(self) -> str:
+        return f"http://{self.ip}:{self.port}{self.base_url}"
+
+    @property
+    def gateway_prefix(self) -> str:
+        return f"{self.base_url}services/llm"
+
+    @property
+    def gateway_url(self) -> str:
+        """Where the hub and user servers reach the gateway (its own socket, not via the proxy)."""
+        return f"http://127.0.0.1:{self.gateway_port}"
+
+    @property
+    def ledger_url(self) -> str:
+        return self.db_url or f"sqlite:///{(self.data_dir / 'gateway.sqlite').resolve()}"
+
+    def backends(self) -> list[Backend]:
+        """The configured upstreams, or the embedded llama-server when none are configured."""
+        if self.llm_backends:
+            return self.llm_backends
+        return [
+            Backend(
+                name=EMBEDDED_BACKEND,
+                url=f"http://127.0.0.1:{self.embedded_llm_port}",
+                api_key=SecretStr(self.secret("embedded-llm-key")),
+                models=[EMBEDDED_MODEL],
+                # the embedded model is too small to call tools; the gateway drops them
+                supports_tools=False,
+            )
+        ]
+
+    def secret(self, name: str) -> str:
+        """A secret SportHub owns: generated once, then read back from a 0600 file."""
+        path = self.secrets_dir / name
+        if not path.exists():
+            self.secrets_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            with os.fdopen(fd, "w") as f:
+                f.write(secrets.token_urlsafe(24))
+        return path.read_text().strip()
+
+    def admin_password_value(self) -> str:
+        if self.admin_password is not None:
+            return self.admin_password.get_secret_value()
+        return self.secret("admin-password")
+
+    def as_environment(self) -> dict[str, str]:
+        """The explicitly set settings as ``SPORTHUB_*`` variables, to hand to a child process."""
+        env = {}
+        for name, value in self.model_dump(exclude_unset=True, mode="json").items():
+            raw = getattr(self, name)
+            if isinstance(raw, SecretStr):
+                value = raw.get_secret_value()
+            elif name == "llm_backends":
+                value = [
+                    {**b.model_dump(mode="json"), "api_key": _reveal(b.api_key)} for b in raw
+                ]
+            if name == "data_dir":
+                value = str(Path(value).resolve())
+            env[f"{ENV_PREFIX}{name.upper()}"] = value if isinstance(value, str) else json.dumps(value)
+        env.setdefault(f"{ENV_PREFIX}DATA_DIR", str(self.data_dir.resolve()))
+        return env
+
+
+def _reveal(secret: SecretStr | None) -> str | None:
+    return secret.get_secret_value() if secret else None
+
+
+def load_settings(**overrides) -> Settings:
+    """Read and validate the settings; a bad value raises :class:`SettingsError` naming it."""
+    try:
+        return Settings(**overrides)
+    except ValidationError as e:
+        problems = []
+        for error in e.errors():
+            field = ".".join(str(part) for part in error["loc"])
+            head, _, rest = field.partition(".")
+            name = f"{ENV_PREFIX}{head.upper()}" + (f" ({rest})" if rest else "")
+            problems.append(f"{name}: {error['msg']}")
+        raise SettingsError("invalid setting " + "; ".join(problems)) from None

@@ -1,0 +1,146 @@
+"""Start the SportHub stack the way ``make up`` does (``sporthub up``), on free ports, for tests."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import httpx
+import psutil
+
+REPO = Path(__file__).resolve().parents[1]
+SPORTHUB = Path(sys.prefix) / "bin" / "sporthub"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@dataclass
+class Stack:
+    data_dir: Path
+    env: dict[str, str]
+    log_path: Path
+    proc: subprocess.Popen | None = None
+    admin_user: str = "admin"
+    admin_password: str = "admin-test-password-1"
+    descendants: list[psutil.Process] = field(default_factory=list)
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.env['SPORTHUB_PORT']}"
+
+    @property
+    def llm_url(self) -> str:
+        return f"http://127.0.0.1:{self.env['SPORTHUB_EMBEDDED_LLM_PORT']}"
+
+    @property
+    def gateway(self) -> str:
+        return f"{self.url}/services/llm"
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace")
+
+    def start(self, timeout: float = 240) -> None:
+        self.log_path.parent.mkdir(parents=True, exist_ok=True)
+        self.proc = subprocess.Popen(
+            [str(SPORTHUB), "up"], cwd=self.data_dir.parent, env=self.env,
+            stdout=self.log_path.open("wb"), stderr=subprocess.STDOUT,
+        )
+        deadline = time.monotonic() + timeout
+        while "SportHub is running at" not in self.log():
+            if self.proc.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(f"sporthub up did not start:\n{self.log()[-5000:]}")
+            time.sleep(0.5)
+        # the banner means the hub answers; the model needs a moment more to load
+        while True:
+            try:
+                if httpx.get(f"{self.llm_url}/health", timeout=2).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"the embedded LLM did not start:\n{self.log()[-5000:]}")
+            time.sleep(0.5)
+
+    def processes(self) -> list[psutil.Process]:
+        """The ``sporthub up`` process and everything it started (hub, proxy, services, servers)."""
+        root = psutil.Process(self.proc.pid)
+        return [root, *root.children(recursive=True)]
+
+    def stop(self, timeout: float = 60) -> list[psutil.Process]:
+        """SIGTERM, as an admin's service manager would; returns processes left alive."""
+        self.proc.send_signal(signal.SIGTERM)
+        self.proc.wait(timeout)
+        _, alive = psutil.wait_procs(self.descendants, timeout=10)
+        return alive
+
+
+def make_stack(tmp: Path, **settings: str) -> Stack:
+    data_dir = tmp / "data"
+    data_dir.mkdir(parents=True)
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SPORTHUB_")}
+    env.update({
+        "SPORTHUB_DATA_DIR": str(data_dir),
+        "SPORTHUB_PORT": str(free_port()),
+        "SPORTHUB_HUB_PORT": str(free_port()),
+        "SPORTHUB_PROXY_API_PORT": str(free_port()),
+        "SPORTHUB_GATEWAY_PORT": str(free_port()),
+        "SPORTHUB_EMBEDDED_LLM_PORT": str(free_port()),
+        "SPORTHUB_ADMIN_PASSWORD": Stack.admin_password,
+        **{f"SPORTHUB_{k.upper()}": v for k, v in settings.items()},
+    })
+    return Stack(data_dir=data_dir, env=env, log_path=tmp / "sporthub-up.log")
+
+
+class HubClient:
+    """An HTTP client of the hub, logged in through the login form like a person."""
+
+    def __init__(self, stack: Stack):
+        self.stack = stack
+        self.http = httpx.Client(base_url=stack.url, timeout=30, follow_redirects=True)
+        self.token: str | None = None
+
+    def login(self, username: str, password: str) -> httpx.Response:
+        """Post the login form; not following the redirect, which would spawn a server."""
+        self.http.get("/hub/login")
+        return self.http.post("/hub/login", follow_redirects=False, data={
+            "username": username, "password": password,
+            "_xsrf": self.http.cookies.get("_xsrf", path="/hub/"),
+        })
+
+    def token_from_session(self, user: str) -> str:
+        """An API token made with the session cookie, as the hub's token page does."""
+        response = self.http.post(f"/hub/api/users/{user}/tokens", json={"note": "tests"},
+                                  headers={"X-XSRFToken": self.http.cookies.get("_xsrf", path="/hub/")})
+        response.raise_for_status()
+        self.token = response.json()["token"]
+        return self.token
+
+    def new_token(self, user: str, **body) -> str:
+        response = self.api("POST", f"/users/{user}/tokens", json=body)
+        response.raise_for_status()
+        return response.json()["token"]
+
+    def api(self, method: str, path: str, **kwargs) -> httpx.Response:
+        return httpx.request(method, f"{self.stack.url}/hub/api{path}", timeout=30,
+                             headers={"Authorization": f"token {self.token}"}, **kwargs)
+
+    def start_server(self, user: str, timeout: float = 120) -> None:
+        response = self.api("POST", f"/users/{user}/server")
+        assert response.status_code in (201, 202), response.text
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            server = self.api("GET", f"/users/{user}").json()["servers"].get("", {})
+            if server.get("ready"):
+                return
+            time.sleep(0.5)
+        raise TimeoutError(f"{user}'s server did not become ready")

@@ -1,0 +1,199 @@
+"""End to end: a user chats with the real model from JupyterLab, through the hub and the gateway."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import sqlite3
+import subprocess
+import uuid
+
+import httpx
+import pytest
+import websockets
+
+from tests.stack import SPORTHUB, HubClient, make_stack
+
+JUPYTERNAUT = "jupyter-ai-personas::jupyter_ai_jupyternaut::JupyternautPersona"
+MODEL = "smollm2-135m-instruct"
+
+
+def ledger_rows(stack) -> list[dict]:
+    with sqlite3.connect(stack.data_dir / "gateway.sqlite") as db:
+        db.row_factory = sqlite3.Row
+        return [dict(r) for r in db.execute("SELECT * FROM llm_requests ORDER BY started_at")]
+
+
+@pytest.fixture(scope="module")
+def alice(admin):
+    """A user made through the hub's REST API, with a running JupyterLab."""
+    assert admin.api("POST", "/users/alice").status_code == 201
+    admin.start_server("alice")
+    return admin.new_token("alice", note="alice's notebook")
+
+
+def test_login_form_refuses_a_wrong_password_and_admits_the_admin(stack):
+    wrong = HubClient(stack)
+    assert wrong.login(stack.admin_user, "not-the-password").status_code == 403
+    assert wrong.http.get("/hub/admin").url.path == "/hub/login"
+    right = HubClient(stack)
+    assert right.login(stack.admin_user, stack.admin_password).status_code == 302
+    admin_page = right.http.get("/hub/admin")
+    assert admin_page.status_code == 200 and admin_page.url.path == "/hub/admin"
+
+
+async def chat(stack, user: str, token: str, text: str, timeout: float = 180) -> list[dict]:
+    """Send a message over Jupyter AI's chat websocket; return the persona's message frames."""
+    url = f"ws://127.0.0.1:{stack.env['SPORTHUB_PORT']}/user/{user}/api/chat/ws/coach.chat"
+    replies = []
+    async with websockets.connect(url, additional_headers={"Authorization": f"token {token}"},
+                                  max_size=None) as ws:
+        hello = json.loads(await ws.recv())
+        assert hello["action"] == "connection"
+        await ws.send(json.dumps({
+            "type": "client", "action": "send", "id": str(uuid.uuid4()),
+            "body": text,
+            "metadata": {"to_persona": JUPYTERNAUT},
+        }))
+        async with asyncio.timeout(timeout):
+            while True:
+                frame = json.loads(await ws.recv())
+                if frame["action"] == "message" and frame["message"]["sender"] == JUPYTERNAUT:
+                    replies.append(frame["message"])
+                if frame["action"] == "writing" and not frame["state"] and replies:
+                    return replies
+
+
+def test_chat_in_jupyterlab_gets_a_streamed_answer_from_the_real_model(stack, admin, alice):
+    replies = asyncio.run(chat(stack, "alice", alice, "Give me one tip for a 5 km race."))
+    # Jupyternaut streams: the same message arrives again and again as it grows
+    assert len(replies) >= 2
+    answer = replies[-1]["body"]
+    assert answer.strip(), replies[-1]
+    saved = httpx.get(f"{stack.url}/user/alice/api/contents/coach.chat?content=1",
+                      headers={"Authorization": f"token {alice}"}).json()["content"]
+    saved_replies = [m["body"] for m in json.loads(saved)["messages"] if m["sender"] == JUPYTERNAUT]
+    assert saved_replies == [answer]
+
+    rows = [r for r in ledger_rows(stack) if r["endpoint"] == "chat/completions"]
+    assert rows, "the gateway recorded no chat request"
+    assert {r["user"] for r in rows} == {"alice"}
+    assert all(r["outcome"] == "ok" and r["completion_tokens"] > 0 for r in rows)
+    assert all(r["backend"] == "embedded" and r["model"] == MODEL for r in rows)
+
+
+def test_streaming_request_reports_usage_and_is_recorded_once(stack, alice):
+    request_body = {"model": MODEL, "stream": True, "max_tokens": 24,
+                    "messages": [{"role": "user", "content": "Name a running shoe brand."}]}
+    before = len(ledger_rows(stack))
+    chunks = []
+    with httpx.stream("POST", f"{stack.gateway}/v1/chat/completions", json=request_body,
+                      headers={"Authorization": f"Bearer {alice}"}, timeout=60) as response:
+        assert response.status_code == 200
+        assert response.headers["content-type"].startswith("text/event-stream")
+        for line in response.iter_lines():
+            if line.startswith("data: ") and line != "data: [DONE]":
+                chunks.append(json.loads(line[6:]))
+    text = "".join(c["choices"][0]["delta"].get("content") or "" for c in chunks if c["choices"])
+    assert len(chunks) > 2 and text.strip()
+    # the caller did not ask for usage, so the usage chunk the gateway asked for is not relayed
+    assert not any(c.get("usage") for c in chunks)
+    rows = ledger_rows(stack)
+    assert len(rows) == before + 1
+    row = rows[-1]
+    assert row["user"] == "alice" and row["stream"] and row["outcome"] == "ok"
+    assert 0 < row["completion_tokens"] <= 24 and row["prompt_tokens"] > 0
+    assert row["ttft_ms"] is not None and row["ttft_ms"] <= row["duration_ms"]
+
+
+def test_tools_are_dropped_for_a_backend_without_tool_support(stack, alice):
+    tool = {"type": "function", "function": {"name": "get_weather", "parameters": {
+        "type": "object", "properties": {"city": {"type": "string"}}}}}
+    response = httpx.post(f"{stack.gateway}/v1/chat/completions", timeout=60,
+                          headers={"Authorization": f"Bearer {alice}"}, json={
+                              "model": MODEL, "max_tokens": 16, "tools": [tool],
+                              "tool_choice": "auto",
+                              "messages": [{"role": "user", "content": "Weather in Oslo?"}]})
+    assert response.status_code == 200, response.text
+    body = response.json()
+    assert body["choices"][0]["message"]["content"]
+    assert body["usage"]["completion_tokens"] > 0
+
+
+def test_the_backend_refuses_user_tokens_so_only_the_gateway_reaches_it(stack, alice):
+    direct = httpx.get(f"{stack.llm_url}/v1/models", headers={"Authorization": f"Bearer {alice}"})
+    assert direct.status_code == 401
+    via_gateway = httpx.get(f"{stack.gateway}/v1/models",
+                            headers={"Authorization": f"Bearer {alice}"})
+    assert via_gateway.status_code == 200
+    assert [m["id"] for m in via_gateway.json()["data"]] == [MODEL]
+
+
+@pytest.mark.parametrize("endpoint", ["models", "chat/completions"])
+def test_gateway_refuses_callers_without_a_valid_token(stack, admin, alice, endpoint):
+    url = f"{stack.gateway}/v1/{endpoint}"
+    method = "GET" if endpoint == "models" else "POST"
+    body = {"model": MODEL, "messages": [{"role": "user", "content": "hi"}]}
+    no_scope = admin.new_token("alice", scopes=["read:users:name!user=alice"])
+    cases = {
+        401: [{}, {"Authorization": "Bearer not-a-real-token"}, {"Authorization": "Basic eDp5"}],
+        403: [{"Authorization": f"Bearer {no_scope}"}],
+    }
+    before = len(ledger_rows(stack))
+    for status, headers_list in cases.items():
+        for headers in headers_list:
+            response = httpx.request(method, url, json=body, headers=headers)
+            assert response.status_code == status, (headers, response.text)
+            error = response.json()["error"]
+            assert error["message"] and error["type"] and error["code"]
+    assert len(ledger_rows(stack)) == before, "refused calls must not reach the ledger"
+
+
+@pytest.mark.parametrize("raw, code", [
+    (b"{not json", "invalid_json"),
+    (b"[1, 2]", "invalid_body"),
+    (json.dumps({"messages": [{"role": "user", "content": "hi"}]}).encode(), "missing_model"),
+    (json.dumps({"model": MODEL, "messages": []}).encode(), "invalid_messages"),
+])
+def test_gateway_answers_400_to_malformed_bodies(stack, alice, raw, code):
+    response = httpx.post(f"{stack.gateway}/v1/chat/completions", content=raw,
+                          headers={"Authorization": f"Bearer {alice}",
+                                   "Content-Type": "application/json"})
+    assert response.status_code == 400
+    assert response.json()["error"]["code"] == code
+
+
+def test_unknown_model_and_unknown_paths_give_404(stack, alice):
+    headers = {"Authorization": f"Bearer {alice}"}
+    response = httpx.post(f"{stack.gateway}/v1/chat/completions", headers=headers,
+                          json={"model": "gpt-9", "messages": [{"role": "user", "content": "x"}]})
+    assert response.status_code == 404 and MODEL in response.json()["error"]["message"]
+    for path in ("/invocations", "/v1/embeddings", "/props", "/slots"):
+        response = httpx.post(f"{stack.gateway}{path}", headers=headers, json={})
+        assert response.status_code == 404, path
+        assert response.json()["error"]["code"] == "not_found"
+
+
+def test_a_bad_setting_is_named_in_the_error(tmp_path):
+    result = subprocess.run([str(SPORTHUB), "up"], cwd=tmp_path, check=False, capture_output=True, text=True,
+                            env={"PATH": "/usr/bin:/bin", "SPORTHUB_PORT": "eighty",
+                                 "HOME": str(tmp_path)}, timeout=60)
+    assert result.returncode == 2
+    assert "SPORTHUB_PORT" in result.stderr and "integer" in result.stderr
+
+
+def test_stopping_the_stack_leaves_no_process_behind(tmp_path):
+    stack = make_stack(tmp_path)
+    stack.start()
+    admin = HubClient(stack)
+    admin.login(stack.admin_user, stack.admin_password)
+    admin.token_from_session(stack.admin_user)
+    admin.start_server(stack.admin_user)
+    processes = stack.processes()
+    names = " ".join(" ".join(p.cmdline()) for p in processes)
+    assert "llama-server" in names and "sporthub.gateway" in names
+    assert "configurable-http-proxy" in names and "jupyterhub-singleuser" in names
+    stack.descendants = processes
+    alive = stack.stop()
+    assert stack.proc.returncode == 0
+    assert alive == [], [p.cmdline() for p in alive]
