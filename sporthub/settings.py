@@ -55,6 +55,22 @@ class Backend(BaseModel):
         return url.rstrip("/").removesuffix("/v1")
 
 
+class GroupPolicy(BaseModel):
+    """LLM limits of a group; the hub's group properties of the same names override them."""
+
+    model_config = {"extra": "forbid"}
+
+    llm_tokens_per_day: int | None = Field(default=None, ge=0)
+    llm_priority: int | None = None
+
+
+DEFAULT_GROUP_POLICIES = {
+    "athletes": GroupPolicy(llm_tokens_per_day=50_000, llm_priority=0),
+    "scientists": GroupPolicy(llm_tokens_per_day=200_000, llm_priority=0),
+    "priority": GroupPolicy(llm_priority=10),
+}
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix=ENV_PREFIX, extra="forbid", validate_default=True)
 
@@ -74,6 +90,9 @@ class Settings(BaseSettings):
 
     llm_backends: list[Backend] = Field(default_factory=list)
     llm_max_concurrency: int = Field(default=4, ge=1)
+    # budgets and priority: defaults per group; the most generous of a user's groups wins
+    llm_tokens_per_day: int = Field(default=20_000, ge=0, description="for users in no group")
+    llm_groups: dict[str, GroupPolicy] = Field(default_factory=lambda: dict(DEFAULT_GROUP_POLICIES))
     llm_request_timeout_s: float = Field(default=300.0, gt=0)
     gateway_auth_cache_s: int = Field(default=30, ge=0, le=30)
     db_url: str | None = None

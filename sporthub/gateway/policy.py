@@ -1,0 +1,53 @@
+"""What a user may use: daily token budget and queue priority, from their groups.
+
+Defaults per group come from the settings (``SPORTHUB_LLM_GROUPS``); the hub's group properties
+``llm_tokens_per_day`` and ``llm_priority`` override them, so the admin edits them in the admin
+panel. A user in several groups gets the most generous value of each.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+
+from sporthub.settings import Settings
+
+
+@dataclass(frozen=True)
+class Policy:
+    tokens_per_day: int
+    priority: int
+
+
+def resolve(settings: Settings, group_properties: dict[str, dict]) -> Policy:
+    """The policy for a user in these groups (``{group name: hub group properties}``)."""
+    budgets = [settings.llm_tokens_per_day]
+    priorities = [0]
+    for name, properties in group_properties.items():
+        default = settings.llm_groups.get(name)
+        budget = _int(properties.get("llm_tokens_per_day"))
+        if budget is None and default is not None:
+            budget = default.llm_tokens_per_day
+        priority = _int(properties.get("llm_priority"))
+        if priority is None and default is not None:
+            priority = default.llm_priority
+        if budget is not None:
+            budgets.append(budget)
+        if priority is not None:
+            priorities.append(priority)
+    return Policy(tokens_per_day=max(budgets), priority=max(priorities))
+
+
+def _int(value) -> int | None:
+    """A group property as an integer; the admin panel may store numbers as strings."""
+    try:
+        return None if value is None or value == "" else int(value)
+    except (TypeError, ValueError):
+        return None
+
+
+def budget_window(now: datetime | None = None) -> tuple[datetime, datetime]:
+    """Budgets are per UTC day: the start of today and the moment the budget resets."""
+    now = now or datetime.now(UTC)
+    start = now.replace(hour=0, minute=0, second=0, microsecond=0)
+    return start, start + timedelta(days=1)
