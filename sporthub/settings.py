@@ -94,6 +94,20 @@ class Settings(BaseSettings):
     llm_tokens_per_day: int = Field(default=20_000, ge=0, description="for users in no group")
     llm_groups: dict[str, GroupPolicy] = Field(default_factory=lambda: dict(DEFAULT_GROUP_POLICIES))
     llm_request_timeout_s: float = Field(default=300.0, gt=0)
+    # a stream that sends nothing for this long is cut and its slot freed
+    llm_stall_timeout_s: float = Field(default=60.0, gt=0)
+    llm_queue_timeout_s: float = Field(default=300.0, gt=0)
+    llm_max_running_per_user: int = Field(default=2, ge=1)
+    llm_max_queued_per_user: int = Field(default=4, ge=0)
+    llm_max_tokens: int = Field(default=2048, ge=1, description="cap on max_tokens per request")
+    llm_max_prompt_chars: int = Field(default=48_000, ge=1, description="cap on prompt size")
+    # the ETA before any request has been measured
+    llm_initial_service_s: float = Field(default=10.0, gt=0)
+    llm_health_interval_s: float = Field(default=10.0, gt=0)
+    # X-Forwarded-For is believed only from these peers (the hub's proxy)
+    gateway_trusted_proxies: list[str] = Field(default_factory=lambda: ["127.0.0.1", "::1"])
+    gateway_metrics_token: SecretStr | None = None
+    gateway_audit_prompts: bool = False
     gateway_auth_cache_s: int = Field(default=30, ge=0, le=30)
     db_url: str | None = None
 
@@ -136,6 +150,10 @@ class Settings(BaseSettings):
     def gateway_url(self) -> str:
         """Where the hub and user servers reach the gateway (its own socket, not via the proxy)."""
         return f"http://127.0.0.1:{self.gateway_port}"
+
+    @property
+    def audit_log_path(self) -> Path:
+        return self.data_dir / "gateway-audit.jsonl"
 
     @property
     def ledger_url(self) -> str:

@@ -36,7 +36,7 @@ class HubTokenAuth:
     def __init__(self, api_url: str, api_token: str, cache_max_age: int):
         self.hub_auth = HubAuth(api_url=api_url, api_token=api_token, cache_max_age=cache_max_age)
 
-    async def caller(self, request: Request) -> Caller:
+    async def caller(self, request: Request, scope: str | None = LLM_SCOPE) -> Caller:
         match = _AUTH_HEADER.fullmatch(request.headers.get("authorization", "").strip())
         if not match:
             raise GatewayError(
@@ -54,8 +54,8 @@ class HubTokenAuth:
             raise GatewayError(401, "Invalid API key: this token is unknown to JupyterHub or has "
                                "expired.", "invalid_api_key")
         scopes = frozenset(model.get("scopes", ()))
-        if LLM_SCOPE not in scopes:
-            raise GatewayError(403, f"This token lacks the scope '{LLM_SCOPE}': ask your admin for "
+        if scope is not None and scope not in scopes:
+            raise GatewayError(403, f"This token lacks the scope '{scope}': ask your admin for "
                                "access to the AI assistant.", "missing_scope")
         return Caller(
             name=model["name"],

@@ -19,8 +19,9 @@ _TOOL_FIELDS = ("tools", "tool_choice", "parallel_tool_calls", "functions", "fun
 class Upstream:
     """One backend: its base URL, key, served models and capabilities."""
 
-    def __init__(self, backend: Backend):
+    def __init__(self, backend: Backend, default_capacity: int):
         self.name = backend.name
+        self.capacity = backend.max_concurrency or default_capacity
         self.url = backend.url
         self.models = list(backend.models)
         self.supports_tools = backend.supports_tools
@@ -32,8 +33,9 @@ class Upstream:
         payload = dict(body)
         if payload.get("stream"):
             # usage in the stream is how the ledger counts tokens (vLLM and llama-server both do it)
+            # continuous usage (vLLM) also counts the tokens of a stream that is cut short
             payload["stream_options"] = {**(payload.get("stream_options") or {}),
-                                         "include_usage": True}
+                                         "include_usage": True, "continuous_usage_stats": True}
         if not self.supports_tools and "messages" in payload:
             for field in _TOOL_FIELDS:
                 payload.pop(field, None)
@@ -67,17 +69,20 @@ def _text(content) -> str:
 class Router:
     """Route a request to a backend that serves its model."""
 
-    def __init__(self, backends: list[Backend]):
-        self.upstreams = [Upstream(b) for b in backends]
+    def __init__(self, backends: list[Backend], default_capacity: int):
+        self.upstreams = [Upstream(b, default_capacity) for b in backends]
+        self._by_name = {u.name: u for u in self.upstreams}
 
     @property
     def models(self) -> list[str]:
         return list(dict.fromkeys(m for u in self.upstreams for m in u.models))
 
-    def for_model(self, model: str) -> Upstream:
-        for upstream in self.upstreams:
-            if model in upstream.models:
-                return upstream
+    def get(self, name: str) -> Upstream:
+        return self._by_name[name]
+
+    def check_model(self, model: str) -> None:
+        if any(model in u.models for u in self.upstreams):
+            return
         raise GatewayError(404, f"The model '{model}' does not exist here. Available: "
                            f"{', '.join(self.models)}.", "model_not_found")
 

@@ -1,0 +1,40 @@
+"""The audit log: one JSON line per request. Never a token; prompt text only when enabled."""
+
+from __future__ import annotations
+
+import json
+import logging
+from logging.handlers import WatchedFileHandler
+from pathlib import Path
+
+from sporthub.gateway.ledger import RequestRecord
+
+
+class AuditLog:
+    def __init__(self, path: Path, include_prompts: bool):
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self.include_prompts = include_prompts
+        self.logger = logging.getLogger("sporthub.gateway.audit")
+        self.logger.propagate = False
+        self.logger.setLevel(logging.INFO)
+        # WatchedFileHandler reopens the file after logrotate moves it
+        handler = WatchedFileHandler(path, encoding="utf-8")
+        self.logger.handlers = [handler]
+
+    def write(self, record: RequestRecord, messages: list | None = None) -> None:
+        entry = {
+            "time": record.started_at.isoformat(),
+            "request_id": record.id,
+            "user": record.user,
+            "ip": record.client_ip,
+            "action": record.endpoint,
+            "model": record.model,
+            "backend": record.backend,
+            "prompt_tokens": record.prompt_tokens,
+            "completion_tokens": record.completion_tokens,
+            "status": record.status,
+            "outcome": record.outcome,
+        }
+        if self.include_prompts and messages is not None:
+            entry["messages"] = messages
+        self.logger.info(json.dumps(entry, default=str))
