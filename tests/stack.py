@@ -63,12 +63,12 @@ class Stack:
         # the banner means the hub answers; the model needs a moment more to load
         while True:
             try:
-                if httpx.get(f"{self.llm_url}/health", timeout=2).status_code == 200:
+                if httpx.get(f"{self.gateway}/health", timeout=2).status_code == 200:
                     break
             except httpx.HTTPError:
                 pass
             if time.monotonic() > deadline:
-                raise RuntimeError(f"the embedded LLM did not start:\n{self.log()[-5000:]}")
+                raise RuntimeError(f"no LLM backend came up:\n{self.log()[-5000:]}")
             time.sleep(0.5)
 
     def processes(self) -> list[psutil.Process]:

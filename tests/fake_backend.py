@@ -1,0 +1,121 @@
+"""A controllable OpenAI-compatible backend on a real socket, for tests where timing matters.
+
+It speaks vLLM's protocol (bearer key, SSE chunks, a usage chunk when asked, continuous usage
+stats) but its behaviour is set by the last user message, e.g. ``"tokens=5 delay=0.2"``: five
+one-token chunks, 0.2 s apart. ``"fail"`` answers 500, ``"break"`` cuts the stream mid-way.
+Every request it served is kept in ``served`` (arrival order), for ordering assertions.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import threading
+import time
+
+import uvicorn
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse, StreamingResponse
+from starlette.routing import Route
+
+from tests.stack import free_port
+
+KEY = "fake-backend-key"
+MODEL = "slow"
+TIMED_MODEL = "timed"  # a second model, so one test owns its service-time estimate
+
+
+def _instructions(body: dict) -> dict:
+    text = body["messages"][-1]["content"] if "messages" in body else body.get("prompt", "")
+    words = dict(w.split("=", 1) for w in str(text).split() if "=" in w)
+    return {"tokens": int(words.get("tokens", 3)), "delay": float(words.get("delay", 0.01)),
+            "tag": words.get("tag", ""), "fail": "fail" in str(text),
+            "break": "break" in str(text), "prompt_tokens": len(str(text).split())}
+
+
+class FakeBackend:
+    def __init__(self):
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.served: list[dict] = []
+        self.active = 0
+        self.max_active = 0
+        app = Starlette(routes=[
+            Route("/v1/models", self.models),
+            Route("/v1/chat/completions", self.chat, methods=["POST"]),
+            Route("/invocations", self.forbidden, methods=["POST"]),
+            Route("/pause", self.forbidden, methods=["POST"]),
+        ])
+        self.server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=self.port,
+                                                    log_level="warning"))
+        self.thread = threading.Thread(target=self.server.run, daemon=True)
+
+    def start(self) -> FakeBackend:
+        self.thread.start()
+        while not self.server.started:
+            time.sleep(0.05)
+        return self
+
+    def stop(self) -> None:
+        self.server.should_exit = True
+        self.thread.join(10)
+
+    def _authorized(self, request: Request) -> bool:
+        return request.headers.get("authorization") == f"Bearer {KEY}"
+
+    async def models(self, request: Request):
+        if not self._authorized(request):
+            return JSONResponse({"error": {"message": "bad key"}}, status_code=401)
+        return JSONResponse({"object": "list", "data": [{"id": m, "object": "model"}
+                                                        for m in (MODEL, TIMED_MODEL)]})
+
+    async def forbidden(self, request: Request):
+        self.served.append({"path": request.url.path})
+        return JSONResponse({"ok": "this must never be reached through the gateway"})
+
+    async def chat(self, request: Request):
+        if not self._authorized(request):
+            return JSONResponse({"error": {"message": "bad key"}}, status_code=401)
+        body = await request.json()
+        how = _instructions(body)
+        self.served.append({"tag": how["tag"], "body": body, "at": time.monotonic()})
+        if how["fail"]:
+            return JSONResponse({"error": {"message": "backend exploded"}}, status_code=500)
+        usage = {"prompt_tokens": how["prompt_tokens"], "completion_tokens": how["tokens"],
+                 "total_tokens": how["prompt_tokens"] + how["tokens"]}
+        if not body.get("stream"):
+            self.active += 1
+            self.max_active = max(self.max_active, self.active)
+            try:
+                await asyncio.sleep(how["delay"] * how["tokens"])
+            finally:
+                self.active -= 1
+            return JSONResponse({"id": "x", "object": "chat.completion", "model": MODEL,
+                                 "choices": [{"index": 0, "message": {
+                                     "role": "assistant", "content": "tok " * how["tokens"]},
+                                     "finish_reason": "stop"}], "usage": usage})
+        options = body.get("stream_options") or {}
+        return StreamingResponse(self._stream(how, options), media_type="text/event-stream")
+
+    async def _stream(self, how: dict, options: dict):
+        self.active += 1
+        self.max_active = max(self.max_active, self.active)
+        try:
+            for i in range(how["tokens"]):
+                await asyncio.sleep(how["delay"])
+                if how["break"] and i == how["tokens"] // 2:
+                    raise RuntimeError("stream broken on purpose")
+                chunk = {"id": "x", "object": "chat.completion.chunk", "model": MODEL,
+                         "choices": [{"index": 0, "delta": {"content": "tok "}}]}
+                if options.get("continuous_usage_stats"):
+                    chunk["usage"] = {"prompt_tokens": how["prompt_tokens"],
+                                      "completion_tokens": i + 1}
+                yield f"data: {json.dumps(chunk)}\n\n"
+            if options.get("include_usage"):
+                usage = {"prompt_tokens": how["prompt_tokens"],
+                         "completion_tokens": how["tokens"]}
+                yield f"data: {json.dumps({'id': 'x', 'choices': [], 'usage': usage})}\n\n"
+            yield "data: [DONE]\n\n"
+        finally:
+            self.active -= 1
