@@ -107,7 +107,7 @@ def team_season(seed: int = 0, n_athletes: int = 12, n_days: int = 180) -> TeamS
 
     for athlete in roster.itertuples(index=False):
         capacity = rng.normal(1.0, 0.12)
-        kinds = np.array([_WEEK_PLAN[d.dayofweek] for d in days])
+        kinds = np.array([_WEEK_PLAN[d.day_of_week] for d in days])
         trains = (kinds != "rest") & (rng.random(n_days) > 0.08)  # ~8 % sessions missed
         spike = np.ones(n_days)
         if rng.random() < 0.5:

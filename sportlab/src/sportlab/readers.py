@@ -151,7 +151,7 @@ def _read_gpx(path: Path) -> pd.DataFrame:
                 records.append(row)
     frame = _tidy(records)
     # GPX carries no distance channel: derive it from the positions, like the devices do.
-    if {"latitude_deg", "longitude_deg"} <= set(frame.columns):
+    if not frame.empty and {"latitude_deg", "longitude_deg"} <= set(frame.columns):
         elapsed_s = (frame.index - frame.index[0]).total_seconds().to_numpy()
         frame["distance_m"] = cumulative_distance_m(
             frame["latitude_deg"].to_numpy(), frame["longitude_deg"].to_numpy(), elapsed_s
