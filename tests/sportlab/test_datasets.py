@@ -65,3 +65,20 @@ def test_hrv_falls_when_acute_load_outruns_chronic(season):
     np.testing.assert_allclose(
         np.log(season.wellness["rmssd_ms"]), season.wellness["ln_rmssd"], atol=0.01
     )
+
+
+def test_synthetic_ride_looks_like_a_recording_and_hides_a_known_cp():
+    from sportlab.datasets import synthetic_ride
+    from sportlab.metrics import critical_power, mean_max_power
+
+    ride = synthetic_ride(duration_s=3 * 3600, cp_w=260.0, w_prime_j=20_000.0, p_max_w=1000.0)
+    assert str(ride.index.tz) == "UTC"
+    steps = ride.index.to_series().diff().dt.total_seconds().dropna()
+    assert sorted(steps.unique()) == [1.0, 181.0]  # 1 Hz with one 3-min café stop
+    assert {"power_w", "heart_rate_bpm", "cadence_rpm", "speed_m_s", "distance_m"} <= set(ride)
+    assert ride["distance_m"].is_monotonic_increasing
+    # The maximal efforts follow Morton's curve for CP 260 W / W' 20 kJ / Pmax 1000 W.
+    efforts = mean_max_power(ride["power_w"], durations_s=[10, 60, 180, 300, 720, 1200])
+    fit = critical_power(efforts, model="3p")
+    assert fit.cp_w == pytest.approx(260.0, rel=0.03)
+    assert fit.w_prime_j == pytest.approx(20_000.0, rel=0.10)

@@ -9,6 +9,7 @@ from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
+from scipy.signal import lfilter
 
 from sportlab.metrics.hr import trimp
 from sportlab.metrics.load import pmc
@@ -195,4 +196,85 @@ def _wellness(
             "rmssd_ms": np.round(np.exp(ln_rmssd), 1),
             "ln_rmssd": ln_rmssd.round(3),
         }
+    )
+
+
+def _flat_road_speed_m_s(power_w: np.ndarray, mass_kg: float) -> np.ndarray:
+    # Steady speed on a flat road where power = aero drag + rolling resistance
+    # (Martin JC et al. Validation of a mathematical model for road cycling power. J Appl Biomech
+    # 1998;14:276-291), with CdA 0.32 m^2, air density 1.2 kg/m^3, Crr 0.005.
+    speeds = np.linspace(0.0, 25.0, 2501)
+    needed = 0.5 * 1.2 * 0.32 * speeds**3 + 0.005 * mass_kg * 9.81 * speeds
+    return np.interp(power_w, needed, speeds)
+
+
+def synthetic_ride(
+    duration_s: int = 3 * 3600,
+    cp_w: float = 260.0,
+    w_prime_j: float = 20_000.0,
+    p_max_w: float = 1000.0,
+    seed: int = 0,
+    start: str = "2026-03-01 08:00:00",
+    pause_s: int = 180,
+) -> pd.DataFrame:
+    """A 1-Hz ride shaped like :func:`sportlab.read_activity` output, for examples and benchmarks.
+
+    Endurance riding at ~65 % of CP with short freewheeling spells, plus maximal efforts of
+    10 s, 1, 3, 5, 12 and 20 min (as many as fit; all six need about 2 h 20 min), each at the
+    power Morton's 3-parameter model with ``cp_w``, ``w_prime_j`` and ``p_max_w`` predicts for
+    its duration (Morton 1996), so a critical-power fit on those durations should recover
+    roughly those values. A café stop of ``pause_s`` seconds between efforts is left as a gap in
+    the index, as a paused recording would be.
+    Heart rate follows power with a ~40 s lag; speed follows from flat-road physics.
+    """
+    rng = np.random.default_rng(seed)
+    n = int(duration_s)
+    # Endurance base: AR(1) fluctuations around 65 % of CP.
+    wobble = np.zeros(n)
+    shocks = rng.normal(0, 0.06 * cp_w, n)
+    for i in range(1, n):
+        wobble[i] = 0.9 * wobble[i - 1] + shocks[i]
+    power = np.clip(0.65 * cp_w + wobble, 0, None)
+    coasting = rng.random(n) < 0.004
+    for i in np.flatnonzero(coasting):
+        power[i : i + int(rng.integers(3, 20))] = 0.0
+    # Maximal efforts after a 15-min warm-up, each followed by easy spinning (>= 10 min) so the
+    # next one starts reasonably fresh; efforts that do not fit before a 10-min cool-down are
+    # left out.
+    cursor = 900
+    for length in (10, 60, 180, 300, 720, 1200):
+        recovery = max(600, length)
+        if cursor + length + recovery > n - 600:
+            break
+        target = cp_w + w_prime_j / (length + w_prime_j / (p_max_w - cp_w))
+        effort = target * rng.uniform(0.97, 1.0) + rng.normal(0, 5, length)
+        power[cursor : cursor + length] = effort
+        power[cursor + length : cursor + length + recovery] = 0.45 * cp_w
+        cursor += length + recovery
+    pause_at = cursor  # stop for coffee after the efforts, never in the middle of one
+    power = np.clip(np.round(power), 0, None)
+    hr_rest, hr_max = 50.0, 190.0
+    alpha = 1 - np.exp(-1 / 40.0)
+    drive = lfilter([alpha], [1, -(1 - alpha)], np.clip(power / (1.15 * cp_w), 0, 1))
+    drift = np.linspace(0, 6, n)  # cardiac drift over a long ride
+    heart_rate = np.round(
+        np.clip(hr_rest + 45 + (hr_max - hr_rest - 45) * drive + drift, 0, hr_max)
+    )
+    cadence = np.where(power > 0, np.round(rng.normal(90, 4, n)), 0.0)
+    speed = _flat_road_speed_m_s(power, mass_kg=75.0)
+    speed = lfilter([0.2], [1, -0.8], speed)  # the bike's inertia smooths speed changes
+    seconds = np.arange(n)
+    seconds[pause_at:] += pause_s  # the café stop: no samples, just a gap in time
+    index = pd.DatetimeIndex(
+        pd.Timestamp(start, tz="UTC") + pd.to_timedelta(seconds, unit="s"), name="timestamp"
+    )
+    return pd.DataFrame(
+        {
+            "power_w": power,
+            "heart_rate_bpm": heart_rate,
+            "cadence_rpm": cadence,
+            "speed_m_s": speed.round(3),
+            "distance_m": np.cumsum(speed).round(2),
+        },
+        index=index,
     )
