@@ -38,9 +38,9 @@ def weighted_power(power_w: ArrayLike, window_s: int = 30) -> float:
     """30-s rolling fourth-power mean of power, in watts.
 
     Rolling ``window_s`` mean of 1-Hz power, raised to the 4th power, averaged over the ride, then
-    the 4th root; the first full window starts the average. This is the algorithm Coggan
-    described for "normalized" power (Allen H, Coggan A. Training and Racing with a Power Meter,
-    2nd ed. VeloPress 2010, ch. 7): it weights hard surges by their higher physiological cost.
+    the 4th root; the first full window starts the average. This is Coggan's algorithm (Allen H,
+    Coggan A. Training and Racing with a Power Meter, 2nd ed. VeloPress 2010, ch. 7; the
+    commercial name is avoided here): it weights hard surges by their higher physiological cost.
     Rides shorter than one window return the plain mean.
     """
     power = to_1hz(power_w)
