@@ -104,3 +104,11 @@ def test_season_planning_impulse_response():
     assert all(race[plan] > race["no taper"] for plan in race if plan != "no taper")
     assert summary["best_plan"] != "no taper"
     assert np.isfinite(list(race.values())).all()
+
+
+def test_one_session_explains_a_file_without_power(monkeypatch, activities):
+    from nbclient.exceptions import CellExecutionError
+
+    monkeypatch.setenv("SPORTLAB_EXAMPLE_FIT", str(activities / "4801048867.fit"))
+    with pytest.raises(CellExecutionError, match="has no power channel"):
+        run_notebook("02-one-session-from-a-fit-file.ipynb")
