@@ -156,7 +156,11 @@ def team_season(seed: int = 0, n_athletes: int = 12, n_days: int = 180) -> TeamS
             score = stress_score(duration * 60, weighted, athlete.ftp_w)
             sessions["stress_score"] = np.round(score, 1)
         session_rows.append(sessions)
-        wellness_rows.append(_wellness(rng, athlete, days, sessions))
+        wellness_rows.append(
+            _wellness(
+                rng, athlete.athlete, athlete.ln_rmssd_baseline, athlete.hr_rest_bpm, days, sessions
+            )
+        )
 
     all_sessions = pd.concat(session_rows, ignore_index=True)
     for column in ("avg_power_w", "weighted_power_w", "stress_score"):
@@ -170,7 +174,12 @@ def team_season(seed: int = 0, n_athletes: int = 12, n_days: int = 180) -> TeamS
 
 
 def _wellness(
-    rng: np.random.Generator, athlete: object, days: pd.DatetimeIndex, sessions: pd.DataFrame
+    rng: np.random.Generator,
+    athlete: str,
+    ln_rmssd_baseline: float,
+    hr_rest_bpm: float,
+    days: pd.DatetimeIndex,
+    sessions: pd.DataFrame,
 ) -> pd.DataFrame:
     n = len(days)
     daily = sessions.groupby("date")["load"].sum().reindex(days, fill_value=0.0)
@@ -180,19 +189,17 @@ def _wellness(
     noise = np.zeros(n)
     for i in range(1, n):  # AR(1): day-to-day HRV noise is autocorrelated
         noise[i] = 0.5 * noise[i - 1] + rng.normal(0, 0.07)
-    ln_rmssd = athlete.ln_rmssd_baseline - 0.25 * overload + noise  # type: ignore[attr-defined]
+    ln_rmssd = ln_rmssd_baseline - 0.25 * overload + noise
     fatigue = np.clip(np.round(2.5 + 2.0 * overload + rng.normal(0, 0.6, n)), 1, 5)
     return pd.DataFrame(
         {
             "date": days,
-            "athlete": athlete.athlete,  # type: ignore[attr-defined]
+            "athlete": athlete,
             "sleep_h": np.round(np.clip(rng.normal(7.6, 0.7, n) - 0.6 * overload, 4, 10), 1),
             "fatigue": fatigue,
             "soreness": np.clip(np.round(fatigue + rng.normal(0, 0.7, n)), 1, 5),
             "mood": np.clip(np.round(3.8 - 1.2 * overload + rng.normal(0, 0.6, n)), 1, 5),
-            "resting_hr_bpm": np.round(
-                athlete.hr_rest_bpm + 4 * overload + rng.normal(0, 1.5, n)  # type: ignore[attr-defined]
-            ),
+            "resting_hr_bpm": np.round(hr_rest_bpm + 4 * overload + rng.normal(0, 1.5, n)),
             "rmssd_ms": np.round(np.exp(ln_rmssd), 1),
             "ln_rmssd": ln_rmssd.round(3),
         }
@@ -230,10 +237,7 @@ def synthetic_ride(
     rng = np.random.default_rng(seed)
     n = int(duration_s)
     # Endurance base: AR(1) fluctuations around 65 % of CP.
-    wobble = np.zeros(n)
-    shocks = rng.normal(0, 0.06 * cp_w, n)
-    for i in range(1, n):
-        wobble[i] = 0.9 * wobble[i - 1] + shocks[i]
+    wobble = lfilter([1.0], [1.0, -0.9], rng.normal(0, 0.06 * cp_w, n))
     power = np.clip(0.65 * cp_w + wobble, 0, None)
     coasting = rng.random(n) < 0.004
     for i in np.flatnonzero(coasting):

@@ -75,8 +75,8 @@ class Dashboard(widgets.VBox):
         if metric == "PMC":
             plots.pmc_chart(pmc(daily).loc[window], ax=ax, title=title)
         elif metric.startswith("ACWR"):
-            method = "ewma" if "EWMA" in metric else "rolling"
-            plots.acwr_chart(acwr(daily, method=method).loc[window], ax=ax, title=title)
+            ratio = acwr(daily, method="ewma") if "EWMA" in metric else acwr(daily)
+            plots.acwr_chart(ratio.loc[window], ax=ax, title=title)
         elif metric == "Monotony & strain":
             ax.plot(monotony(daily).loc[window], color="tab:blue", label="monotony")
             ax.set_ylabel("monotony")

@@ -7,7 +7,7 @@ from typing import Literal
 import numpy as np
 import pandas as pd
 
-ArrayLike = pd.Series | np.ndarray | list[float]
+from sportlab._typing import ArrayLike
 
 # Banister's weighting constants (a, b) in TRIMP = D * dHR * a * exp(b * dHR).
 _BANISTER_CONSTANTS = {"male": (0.64, 1.92), "female": (0.86, 1.67)}
@@ -112,7 +112,7 @@ def hr_zones(
     if method in ("hrmax", "karvonen"):
         if hr_max is None or (method == "karvonen" and hr_rest is None):
             raise ValueError(f"method {method!r} needs hr_max (and hr_rest for karvonen)")
-        base = 0.0 if method == "hrmax" else float(hr_rest)  # type: ignore[arg-type]
+        base = float(hr_rest) if method == "karvonen" and hr_rest is not None else 0.0
         bounds = [base + p * (hr_max - base) for p in _PERCENT_BOUNDS]
         names = [f"Z{i}" for i in range(1, 6)]
         lower, upper = bounds[:-1], bounds[1:]

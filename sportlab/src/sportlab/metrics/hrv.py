@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-ArrayLike = pd.Series | np.ndarray | list[float]
+from sportlab._typing import ArrayLike
 
 
 def rmssd(rr_ms: ArrayLike) -> float:
@@ -43,6 +43,9 @@ def hrv_readiness(
     reference). A rolling mean below the band suggests reduced readiness (Plews et al. 2013;
     Buchheit M. Monitoring training status with HR measures: do all roads lead to Rome? Front
     Physiol 2014;5:73, where the SWC is 0.5 x the within-athlete SD).
+
+    Missed mornings are tolerated: the rolling mean needs ``rolling_days - 2`` measurements and
+    the baseline half of ``baseline_days``.
 
     Returns columns ``ln_rmssd``, ``rolling_mean``, ``baseline_mean``, ``swc_low``, ``swc_high``,
     and ``below_swc`` (boolean, False while the baseline is not yet available).

@@ -13,7 +13,7 @@ import numpy as np
 import pandas as pd
 from scipy.signal import lfilter
 
-ArrayLike = pd.Series | np.ndarray | list[float]
+from sportlab._typing import ArrayLike
 
 
 def as_daily(load: ArrayLike) -> pd.Series:

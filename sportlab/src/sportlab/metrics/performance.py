@@ -9,7 +9,8 @@ import pandas as pd
 from scipy.optimize import least_squares
 from scipy.signal import lfilter
 
-from sportlab.metrics.load import ArrayLike, as_daily
+from sportlab._typing import ArrayLike
+from sportlab.metrics.load import as_daily
 
 
 def _response(load: np.ndarray, tau: float) -> np.ndarray:

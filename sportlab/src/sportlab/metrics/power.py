@@ -16,7 +16,7 @@ import pandas as pd
 from scipy.optimize import curve_fit
 from scipy.signal import lfilter
 
-ArrayLike = pd.Series | np.ndarray | list[float]
+from sportlab._typing import ArrayLike
 
 
 def to_1hz(power_w: ArrayLike) -> pd.Series:
@@ -50,14 +50,16 @@ def weighted_power(power_w: ArrayLike, window_s: int = 30) -> float:
     return float(np.mean(rolling**4) ** 0.25)
 
 
-def intensity(weighted_power_w: float, ftp_w: float) -> float:
+def intensity(weighted_power_w: float | np.ndarray, ftp_w: float) -> float | np.ndarray:
     """Intensity factor: weighted power / functional threshold power (Allen & Coggan 2010)."""
     if ftp_w <= 0:
         raise ValueError("ftp_w must be positive")
     return weighted_power_w / ftp_w
 
 
-def stress_score(duration_s: float, weighted_power_w: float, ftp_w: float) -> float:
+def stress_score(
+    duration_s: float | np.ndarray, weighted_power_w: float | np.ndarray, ftp_w: float
+) -> float | np.ndarray:
     """Power-based session stress: 100 x hours x intensity squared (one hour at FTP = 100).
 
     ``100 * duration_s * WP * (WP / FTP) / (FTP * 3600)`` (Allen & Coggan 2010, ch. 7).

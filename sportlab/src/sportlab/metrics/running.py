@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 from scipy.optimize import brentq
 
-ArrayLike = pd.Series | np.ndarray | list[float]
+from sportlab._typing import ArrayLike
 
 # Minetti's polynomial is fitted on treadmill gradients from -45 % to +45 %.
 _MINETTI_GRADE_LIMIT = 0.45
