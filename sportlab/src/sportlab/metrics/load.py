@@ -101,9 +101,13 @@ def acwr(
 
     Caution: the ratio is a descriptive heuristic. Impellizzeri et al. showed that its
     association with injury is largely a statistical artefact (mathematical coupling, ratio
-    scaling, arbitrary windows) and advised against using it to predict injury or prescribe load
-    (Impellizzeri FM et al. Int J Sports Physiol Perform 2020;15:907-913; Impellizzeri FM et al.
-    Br J Sports Med 2021;55:1166-1170). The 0.8-1.3 "sweet spot" is not a validated threshold.
+    scaling, arbitrary windows) and advised against using it to predict injury or prescribe load:
+    Impellizzeri FM, Tenan MS, Kempton T, Novak A, Coutts AJ. Acute:chronic workload ratio:
+    conceptual issues and fundamental pitfalls. Int J Sports Physiol Perform 2020;15:907-913;
+    Impellizzeri FM, Woodcock S, Coutts AJ, Fanchini M, McCall A, Vigotsky AD. What role do
+    chronic workloads play in the acute to chronic workload ratio? Time to dismiss ACWR and its
+    underlying theory. Sports Med 2021;51:581-592. The 0.8-1.3 "sweet spot" is not a validated
+    threshold.
 
     Returns a DataFrame with columns ``acute``, ``chronic``, ``acwr``.
     """
