@@ -1,0 +1,22 @@
+"""sportlab: sports-science analysis for SportHub notebooks.
+
+Readers for FIT/GPX/TCX recordings, training-load, heart-rate, power, running and HRV metrics,
+plots, an ipywidgets dashboard and a synthetic team season. Formulas cite their references.
+"""
+
+from sportlab import datasets, metrics
+from sportlab.readers import ActivityReadError, read_activity
+
+__version__ = "0.1.0"
+
+
+def __getattr__(name: str) -> object:
+    # plots and widgets pull in matplotlib/ipywidgets: import them only when first used.
+    if name in ("plots", "widgets"):
+        import importlib
+
+        return importlib.import_module(f"sportlab.{name}")
+    raise AttributeError(f"module 'sportlab' has no attribute {name!r}")
+
+
+__all__ = ["ActivityReadError", "__version__", "datasets", "metrics", "read_activity"]

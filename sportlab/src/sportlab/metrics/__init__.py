@@ -1,0 +1,58 @@
+"""Sports-science metrics. Each function's docstring gives its formula, units and reference."""
+
+from sportlab.metrics.hr import hr_zones, time_in_zones, trimp, trimp_edwards, trimp_lucia
+from sportlab.metrics.hrv import hrv_readiness, ln_rmssd, rmssd
+from sportlab.metrics.load import acwr, as_daily, monotony, pmc, session_rpe_load, strain
+from sportlab.metrics.performance import BanisterFit, banister_performance, fit_banister
+from sportlab.metrics.power import (
+    CriticalPowerFit,
+    critical_power,
+    intensity,
+    mean_max_power,
+    power_zones,
+    skiba_tau_s,
+    stress_score,
+    to_1hz,
+    w_prime_balance,
+    weighted_power,
+)
+from sportlab.metrics.running import (
+    grade_adjusted_pace,
+    minetti_energy_cost,
+    race_time_s,
+    vdot,
+)
+
+__all__ = [
+    "BanisterFit",
+    "CriticalPowerFit",
+    "acwr",
+    "as_daily",
+    "banister_performance",
+    "critical_power",
+    "fit_banister",
+    "grade_adjusted_pace",
+    "hr_zones",
+    "hrv_readiness",
+    "intensity",
+    "ln_rmssd",
+    "mean_max_power",
+    "minetti_energy_cost",
+    "monotony",
+    "pmc",
+    "power_zones",
+    "race_time_s",
+    "rmssd",
+    "session_rpe_load",
+    "skiba_tau_s",
+    "strain",
+    "stress_score",
+    "time_in_zones",
+    "to_1hz",
+    "trimp",
+    "trimp_edwards",
+    "trimp_lucia",
+    "vdot",
+    "w_prime_balance",
+    "weighted_power",
+]

@@ -1,0 +1,172 @@
+"""Power metrics: weighted power, intensity/stress, mean-max, critical power, W' balance."""
+
+import math
+
+import numpy as np
+import pandas as pd
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from hypothesis.extra.numpy import arrays
+
+from sportlab import read_activity
+from sportlab.metrics import (
+    critical_power,
+    intensity,
+    mean_max_power,
+    power_zones,
+    skiba_tau_s,
+    stress_score,
+    to_1hz,
+    w_prime_balance,
+    weighted_power,
+)
+
+power_arrays = arrays(
+    np.float64,
+    st.integers(min_value=1, max_value=400),
+    elements=st.floats(min_value=0, max_value=1500, allow_nan=False),
+)
+
+
+def _reference_weighted_power(power, window=30):
+    # Coggan's recipe step by step (Allen & Coggan 2010): 30-s rolling average, ^4, mean, 4th root.
+    rolling = [sum(power[i - window + 1 : i + 1]) / window for i in range(window - 1, len(power))]
+    return (sum(r**4 for r in rolling) / len(rolling)) ** 0.25
+
+
+def test_one_hour_at_ftp_scores_100():
+    # Allen & Coggan 2010: by definition one hour at FTP is intensity 1.0 and a stress score of 100.
+    ride = np.full(3600, 250.0)
+    wp = weighted_power(ride)
+    assert wp == pytest.approx(250.0)
+    assert intensity(wp, 250.0) == pytest.approx(1.0)
+    assert stress_score(3600, wp, 250.0) == pytest.approx(100.0)
+    assert stress_score(1800, 275.0, 250.0) == pytest.approx(50 * 1.1**2)
+
+
+def test_weighted_power_matches_stepwise_recipe_for_intervals():
+    # 1-min on/off intervals at 400/0 W: average 200 W, but the surges cost more.
+    power = np.tile(np.concatenate([np.full(60, 400.0), np.zeros(60)]), 10)
+    expected = _reference_weighted_power(power.tolist())
+    assert weighted_power(power) == pytest.approx(expected)
+    assert weighted_power(power) > 1.2 * power.mean()
+
+
+def test_pauses_count_as_zero_power_on_the_1hz_grid():
+    index = pd.to_datetime(["2026-01-01 10:00:00", "2026-01-01 10:00:01", "2026-01-01 10:00:04"])
+    series = to_1hz(pd.Series([100.0, 200.0, 300.0], index=index.tz_localize("UTC")))
+    assert series.tolist() == [100.0, 200.0, 0.0, 0.0, 300.0]
+
+
+def test_mean_max_worked_example():
+    curve = mean_max_power([100.0, 300.0, 200.0, 0.0])
+    assert curve.to_dict() == {1: 300.0, 2: 250.0, 3: 200.0, 4: 150.0}
+    # Raw best means can rise with duration (best 2-s 0.75 W, best 3-s 1.0 W); the curve is the
+    # envelope "best mean over at least d seconds".
+    assert mean_max_power([1.5, 0.0, 1.5]).tolist() == [1.5, 1.0, 1.0]
+
+
+@settings(max_examples=60, deadline=None)
+@given(power=power_arrays)
+def test_mean_max_never_increases_with_duration(power):
+    curve = mean_max_power(power)
+    assert (np.diff(curve.to_numpy()) <= 1e-9).all()
+    assert curve.iloc[0] == pytest.approx(power.max())
+    assert curve.iloc[-1] >= power.mean() - 1e-9
+
+
+def test_mean_max_of_the_real_ride(activities):
+    ride = read_activity(activities / "4078723797.fit")
+    curve = mean_max_power(ride["power_w"])
+    assert curve.loc[1] == ride["power_w"].max()
+    assert curve.index.max() == len(to_1hz(ride["power_w"]))
+    assert (np.diff(curve.to_numpy()) <= 0).all()
+    chosen = mean_max_power(ride["power_w"], durations_s=[1, 300, 1200])
+    assert chosen.index.tolist() == [1, 300, 1200]
+    assert 150 < chosen.loc[1200] < chosen.loc[300] < chosen.loc[1]
+
+
+def test_two_parameter_cp_recovers_a_hyperbola():
+    # Monod & Scherrer: P = CP + W'/t. With CP 250 W and W' 20 kJ the fit must be exact.
+    durations = np.arange(60, 1801, 30)
+    curve = pd.Series(250 + 20_000 / durations, index=durations)
+    fit = critical_power(curve, model="2p")
+    assert fit.cp_w == pytest.approx(250.0)
+    assert fit.w_prime_j == pytest.approx(20_000.0)
+    assert fit.p_max_w is None
+    assert fit.rmse_w == pytest.approx(0.0, abs=1e-6)
+
+
+def test_three_parameter_cp_recovers_mortons_curve():
+    # Morton 1996: t = W'/(P - CP) - W'/(Pmax - CP)  =>  P = CP + W'/(t + W'/(Pmax - CP)).
+    cp, w_prime, p_max = 280.0, 18_000.0, 1100.0
+    durations = np.concatenate([np.arange(1, 120), np.geomspace(120, 1200, 30).round()])
+    curve = pd.Series(cp + w_prime / (durations + w_prime / (p_max - cp)), index=durations)
+    fit = critical_power(curve, model="3p")
+    assert fit.cp_w == pytest.approx(cp, rel=1e-3)
+    assert fit.w_prime_j == pytest.approx(w_prime, rel=1e-3)
+    assert fit.p_max_w == pytest.approx(p_max, rel=1e-3)
+    assert fit.predict(1.0e9) == pytest.approx(cp, rel=1e-3)
+
+
+def test_critical_power_needs_points_in_range():
+    with pytest.raises(ValueError, match="at least 3"):
+        critical_power(pd.Series([500.0, 400.0], index=[5, 10]))
+
+
+def test_skiba_tau():
+    # Skiba et al. 2012: tau = 546 e^(-0.01 D_CP) + 316; recovering just under CP gives 862 s.
+    assert skiba_tau_s([400.0, 300.0 - 1e-9], cp_w=300.0) == pytest.approx(862.0, abs=1e-6)
+    # Recovery at 200 W under CP 250: D_CP 50 -> 546 e^-0.5 + 316 = 647.16 s.
+    assert skiba_tau_s([200.0, 400.0, 200.0], cp_w=250.0) == pytest.approx(
+        546 * math.exp(-0.5) + 316
+    )
+    # No sample below CP: recovery power is taken as 0 W (as sweatpy does), D_CP = CP.
+    assert skiba_tau_s([400.0], cp_w=250.0) == pytest.approx(546 * math.exp(-2.5) + 316)
+
+
+def test_w_prime_balance_integral_matches_skibas_sum():
+    # Skiba 2012: W'bal(t) = W' - sum_{u<=t} max(P(u) - CP, 0) e^{-(t-u)/tau}, written as a
+    # direct double sum. 60 s at CP + 100 W then 120 s at 0 W: D_CP = 250 W.
+    cp, w_prime = 250.0, 20_000.0
+    power = np.concatenate([np.full(60, 350.0), np.zeros(120)])
+    tau = 546 * math.exp(-0.01 * 250) + 316
+    t = np.arange(power.size)
+    kernel = np.exp(-(t[:, None] - t[None, :]) / tau) * (t[:, None] >= t[None, :])
+    expected = w_prime - kernel @ np.clip(power - cp, 0, None)
+    result = w_prime_balance(power, cp, w_prime, method="integral")
+    np.testing.assert_allclose(result.to_numpy(), expected, rtol=1e-10)
+    assert result.min() == pytest.approx(expected[59])
+
+
+def test_w_prime_balance_differential_exact_steps():
+    # Skiba 2015 differential form: above CP W' drains 1:1 (60 s x 100 W = 6 kJ); below CP the
+    # deficit decays as exp(-(CP - P) t / W'): at 0 W for 60 s, 6000 e^(-250*60/20000) remains.
+    cp, w_prime = 250.0, 20_000.0
+    power = np.concatenate([np.full(60, 350.0), np.zeros(60)])
+    result = w_prime_balance(power, cp, w_prime, method="differential")
+    assert result.iloc[59] == pytest.approx(w_prime - 6000.0)
+    assert result.iloc[-1] == pytest.approx(w_prime - 6000.0 * math.exp(-250 * 60 / 20_000))
+
+
+def test_w_prime_balance_rejects_bad_method():
+    with pytest.raises(ValueError, match="method"):
+        w_prime_balance([300.0], 250.0, 20_000.0, method="bogus")
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    power=power_arrays,
+    cp=st.floats(min_value=100, max_value=400),
+    w_prime=st.floats(min_value=5_000, max_value=40_000),
+    method=st.sampled_from(["integral", "differential"]),
+)
+def test_w_prime_balance_never_exceeds_w_prime(power, cp, w_prime, method):
+    balance = w_prime_balance(power, cp, w_prime, method=method)
+    assert (balance.to_numpy() <= w_prime + 1e-9).all()
+
+
+def test_power_zones_coggan_levels():
+    zones = power_zones(300.0)
+    assert zones["lower_w"].tolist() == pytest.approx([0, 165, 228, 273, 318, 363, 453])
