@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import signal
 import socket
+import sqlite3
 import subprocess
 import sys
 import time
@@ -45,6 +46,12 @@ class Stack:
     @property
     def gateway(self) -> str:
         return f"{self.url}/services/llm"
+
+    def ledger_rows(self) -> list[dict]:
+        """The gateway's ledger (SQLite in the data dir), oldest first."""
+        with sqlite3.connect(self.data_dir / "gateway.sqlite") as db:
+            db.row_factory = sqlite3.Row
+            return [dict(r) for r in db.execute("SELECT * FROM llm_requests ORDER BY started_at")]
 
     def log(self) -> str:
         return self.log_path.read_text(errors="replace")

@@ -6,6 +6,7 @@ The whole module runs twice: with the ledger in SQLite and in the real PostgreSQ
 from __future__ import annotations
 
 import asyncio
+import itertools
 import re
 import time
 import uuid
@@ -187,7 +188,7 @@ def test_position_comments_decrease_and_match_the_queue_endpoint(gw, backend):
     assert positions == sorted(positions, reverse=True)
     # at least one comment every 2 s while waiting
     times = [t for t, _ in comments]
-    assert all(b - a <= 2.0 for a, b in zip(times, times[1:], strict=False))
+    assert all(b - a <= 2.0 for a, b in itertools.pairwise(times))
     data = [line for _, line in events if line.startswith("data:")]
     assert data[-1] == "data: [DONE]"
     mine = seen_in_queue[0]["requests"]

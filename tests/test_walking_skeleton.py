@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import sqlite3
 import subprocess
 import uuid
 
@@ -16,12 +15,6 @@ from tests.stack import SPORTHUB, HubClient, make_stack
 
 JUPYTERNAUT = "jupyter-ai-personas::jupyter_ai_jupyternaut::JupyternautPersona"
 MODEL = "smollm2-135m-instruct"
-
-
-def ledger_rows(stack) -> list[dict]:
-    with sqlite3.connect(stack.data_dir / "gateway.sqlite") as db:
-        db.row_factory = sqlite3.Row
-        return [dict(r) for r in db.execute("SELECT * FROM llm_requests ORDER BY started_at")]
 
 
 @pytest.fixture(scope="module")
@@ -75,7 +68,7 @@ def test_chat_in_jupyterlab_gets_a_streamed_answer_from_the_real_model(stack, ad
     saved_replies = [m["body"] for m in json.loads(saved)["messages"] if m["sender"] == JUPYTERNAUT]
     assert saved_replies == [answer]
 
-    rows = [r for r in ledger_rows(stack) if r["endpoint"] == "chat/completions"]
+    rows = [r for r in stack.ledger_rows() if r["endpoint"] == "chat/completions"]
     assert rows, "the gateway recorded no chat request"
     assert {r["user"] for r in rows} == {"alice"}
     assert all(r["outcome"] == "ok" and r["completion_tokens"] > 0 for r in rows)
@@ -85,7 +78,7 @@ def test_chat_in_jupyterlab_gets_a_streamed_answer_from_the_real_model(stack, ad
 def test_streaming_request_reports_usage_and_is_recorded_once(stack, alice):
     request_body = {"model": MODEL, "stream": True, "max_tokens": 24,
                     "messages": [{"role": "user", "content": "Name a running shoe brand."}]}
-    before = len(ledger_rows(stack))
+    before = len(stack.ledger_rows())
     chunks = []
     with httpx.stream("POST", f"{stack.gateway}/v1/chat/completions", json=request_body,
                       headers={"Authorization": f"Bearer {alice}"}, timeout=60) as response:
@@ -98,7 +91,7 @@ def test_streaming_request_reports_usage_and_is_recorded_once(stack, alice):
     assert len(chunks) > 2 and text.strip()
     # the caller did not ask for usage, so the usage chunk the gateway asked for is not relayed
     assert not any(c.get("usage") for c in chunks)
-    rows = ledger_rows(stack)
+    rows = stack.ledger_rows()
     assert len(rows) == before + 1
     row = rows[-1]
     assert row["user"] == "alice" and row["stream"] and row["outcome"] == "ok"
@@ -139,14 +132,14 @@ def test_gateway_refuses_callers_without_a_valid_token(stack, admin, alice, endp
         401: [{}, {"Authorization": "Bearer not-a-real-token"}, {"Authorization": "Basic eDp5"}],
         403: [{"Authorization": f"Bearer {no_scope}"}],
     }
-    before = len(ledger_rows(stack))
+    before = len(stack.ledger_rows())
     for status, headers_list in cases.items():
         for headers in headers_list:
             response = httpx.request(method, url, json=body, headers=headers)
             assert response.status_code == status, (headers, response.text)
             error = response.json()["error"]
             assert error["message"] and error["type"] and error["code"]
-    assert len(ledger_rows(stack)) == before, "refused calls must not reach the ledger"
+    assert len(stack.ledger_rows()) == before, "refused calls must not reach the ledger"
 
 
 @pytest.mark.parametrize("raw, code", [

@@ -24,7 +24,7 @@ def test_fit_recovers_simulated_parameters():
     days = pd.date_range("2026-01-01", periods=200, freq="D")
     load = pd.Series(rng.gamma(3.0, 30.0, size=200), index=days)
     load[days.day_of_week == 0] = 0.0
-    truth = dict(p0=300.0, k1=0.10, k2=0.30, tau1=40.0, tau2=8.0)
+    truth = {"p0": 300.0, "k1": 0.10, "k2": 0.30, "tau1": 40.0, "tau2": 8.0}
     modelled = banister_performance(load, **truth)
     tests = days[10::4]  # a performance test every 4 days
     measured = modelled[tests] + rng.normal(0, 0.5, size=len(tests))
