@@ -1,0 +1,102 @@
+"""The scheduler alone: ordering, limits, timeouts and the ETA simulation (no network)."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+from sporthub.gateway.errors import GatewayError
+from sporthub.gateway.scheduler import Pool, Scheduler
+
+
+def scheduler(capacity: int = 1, **limits) -> Scheduler:
+    options = {"max_running_per_user": 2, "max_queued_per_user": 10, "initial_service_s": 10.0}
+    return Scheduler([Pool("gpu", capacity, frozenset({"m"}))], **{**options, **limits})
+
+
+async def test_order_is_priority_then_turns_then_arrival():
+    s = scheduler()
+    blocker = s.submit("blocker", 0, "m")
+    flood = [s.submit("flooder", 0, "m") for _ in range(3)]
+    other = s.submit("other", 0, "m")
+    vip = s.submit("vip", 10, "m")
+    assert blocker.admitted.done()
+    order = []
+    running = blocker
+    for _ in range(5):
+        s.release(running, succeeded=True)
+        running = next(t for t in [*flood, other, vip] if t.admitted.done() and t not in order)
+        order.append(running)
+    assert [t.user for t in order] == ["vip", "flooder", "other", "flooder", "flooder"]
+    assert order[1] is flood[0] and order[3] is flood[1]  # FIFO within a user
+
+
+async def test_positions_and_eta_follow_the_measured_service_time():
+    s = scheduler()
+    s.service_s["m"] = 4.0
+    running = s.submit("a", 0, "m")
+    waiting = [s.submit(user, 0, "m") for user in ("b", "c", "d")]
+    assert [s.position(t) for t in waiting] == [1, 2, 3]
+    assert s.position(running) == 0
+    etas = [s.eta(t) for t in waiting]
+    assert etas == pytest.approx([4.0, 8.0, 12.0], abs=0.1)
+    s.withdraw(waiting[0])
+    assert [s.position(t) for t in waiting[1:]] == [1, 2]
+    assert s.eta(waiting[1]) == pytest.approx(4.0, abs=0.1)
+
+
+async def test_the_per_user_queue_limit_is_a_429():
+    s = scheduler(max_queued_per_user=2)
+    s.submit("a", 0, "m")
+    s.submit("a", 0, "m")
+    s.submit("a", 0, "m")
+    with pytest.raises(GatewayError) as refused:
+        s.submit("a", 0, "m")
+    assert refused.value.status == 429 and refused.value.code == "too_many_queued"
+
+
+async def test_the_running_limit_lets_others_pass():
+    s = scheduler(capacity=3, max_running_per_user=1)
+    first = s.submit("a", 0, "m")
+    second = s.submit("a", 0, "m")
+    other = s.submit("b", 0, "m")
+    assert first.admitted.done() and other.admitted.done()
+    assert not second.admitted.done()  # a free slot, but "a" already runs one
+
+
+async def test_a_queue_timeout_is_a_503_and_gives_the_place_up():
+    s = scheduler()
+    s.submit("a", 0, "m")
+    late = s.submit("b", 0, "m")
+    with pytest.raises(GatewayError) as timed_out:
+        await s.wait(late, timeout=0.05)
+    assert timed_out.value.status == 503 and timed_out.value.headers["Retry-After"]
+    assert s.position(late) == 0 and s.queued_by_user["b"] == 0
+
+
+async def test_cancelling_a_waiter_gives_the_place_up():
+    s = scheduler()
+    s.submit("a", 0, "m")
+    late = s.submit("b", 0, "m")
+    waiter = asyncio.create_task(s.wait(late, timeout=10))
+    await asyncio.sleep(0.01)
+    waiter.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await waiter
+    assert s.waiting_by_priority() == {}
+
+
+async def test_a_backend_that_is_down_is_skipped_and_reported():
+    s = Scheduler([Pool("a", 1, frozenset({"m"})), Pool("b", 1, frozenset({"m"}))],
+                  max_running_per_user=5, max_queued_per_user=5, initial_service_s=1)
+    s.set_up("a", False)
+    first, second = s.submit("u", 0, "m"), s.submit("v", 0, "m")
+    assert first.backend == "b" and not second.admitted.done()
+    s.set_up("a", True)
+    assert second.backend == "a"
+    s.set_up("a", False)
+    s.set_up("b", False)
+    with pytest.raises(GatewayError) as down:
+        s.submit("w", 0, "m")
+    assert down.value.status == 503
