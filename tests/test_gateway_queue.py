@@ -48,7 +48,7 @@ def gw(request, backend, tmp_path_factory):
                 c.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
     backends = (f'[{{"name": "fake", "url": "{backend.url}", "api_key": "{KEY}", '
                 f'"models": ["{MODEL}", "{TIMED_MODEL}"], "max_concurrency": 1}}]')
-    settings = {"llm_backends": backends, "gateway_auth_cache_s": "1",
+    settings = {"llm_backends": backends, "gateway_auth_cache_s": "1", "llm_stall_timeout_s": "2",
                 "llm_tokens_per_day": str(DAILY_TOKENS), "llm_max_tokens": "500",
                 "llm_groups": '{"priority": {"llm_priority": 10}}'}
     if db_url:
@@ -131,7 +131,7 @@ def test_the_priority_class_goes_first(gw, backend):
     blocker, normal, vip = new_user(gw), new_user(gw), new_user(gw, "priority")
 
     async def scenario():
-        first = asyncio.create_task(post(gw, blocker, body("tokens=10 delay=0.05 tag=block")))
+        first = asyncio.create_task(post(gw, blocker, body("tokens=20 delay=0.05 tag=block")))
         await until_running(backend)
         late = asyncio.create_task(post(gw, normal, body("tokens=1 tag=normal")))
         await asyncio.sleep(0.3)
@@ -149,11 +149,12 @@ def test_a_flooding_user_does_not_starve_another(gw, backend):
     blocker, flooder, other = new_user(gw), new_user(gw), new_user(gw)
 
     async def scenario():
-        tasks = [asyncio.create_task(post(gw, blocker, body("tokens=10 delay=0.05 tag=b")))]
+        tasks = [asyncio.create_task(post(gw, blocker, body("tokens=15 delay=0.1 tag=b")))]
         await until_running(backend)
+        # far enough apart that each reaches the queue in the order it was sent
         for i in range(4):
             tasks.append(asyncio.create_task(post(gw, flooder, body(f"tokens=2 tag=f{i}"))))
-            await asyncio.sleep(0.05)
+            await asyncio.sleep(0.2)
         tasks.append(asyncio.create_task(post(gw, other, body("tokens=2 tag=other"))))
         return await asyncio.gather(*tasks)
 
@@ -382,6 +383,19 @@ def test_audit_log_has_a_line_per_request_and_no_secrets(gw):
     text = (gw.data_dir / "gateway-audit.jsonl").read_text()
     assert text.count("\n") == len(ledger(gw))
     assert KEY not in text and gw.admin.token not in text and "tokens=" not in text
+
+
+def test_a_stalled_stream_frees_its_slot(gw, backend):
+    token = new_user(gw)
+    events: list = []
+    asyncio.run(stream(gw, token, body("tokens=2 delay=3 tag=stall"), events))
+    assert '"code": "stalled"' in events[-2][1] and events[-1][1] == "data: [DONE]"
+    rows = ledger(gw, user_of(gw, token))
+    assert [(r["outcome"], r["status"]) for r in rows] == [("stalled", 502)]
+    # the slot is free again: the next request is served, not queued behind the stalled one
+    answer = asyncio.run(post(gw, token, body("tokens=1 tag=after-stall")))
+    assert answer.status_code == 200
+    assert ledger(gw, user_of(gw, token))[-1]["queued_ms"] < 1000
 
 
 def test_budgets_survive_a_gateway_restart(gw, backend):

@@ -67,6 +67,7 @@ class Gateway:
             timeout=httpx.Timeout(settings.llm_stall_timeout_s, connect=5.0),
             limits=httpx.Limits(max_connections=None, max_keepalive_connections=64),
         )
+        self.unary_timeout = httpx.Timeout(settings.llm_request_timeout_s, connect=5.0)
         self._pending_writes: set[asyncio.Task] = set()
 
     # -- routes ---------------------------------------------------------------------------
@@ -292,8 +293,10 @@ class Gateway:
     async def _unary(self, upstream: Upstream, body: dict, endpoint: str,
                      record: RequestRecord) -> Response:
         try:
-            response = await self.client.post(f"{upstream.url}/v1/{endpoint}",
-                                              json=upstream.prepare(body), headers=upstream.headers)
+            # a whole answer may take long to write: the stall limit is for streams only
+            response = await self.client.post(
+                f"{upstream.url}/v1/{endpoint}", json=upstream.prepare(body),
+                headers=upstream.headers, timeout=self.unary_timeout)
         except httpx.HTTPError as e:
             raise _backend_error(e, upstream) from None
         if response.status_code >= 400:
