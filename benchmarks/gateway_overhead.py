@@ -392,8 +392,22 @@ async def one_stream(client, url: str, headers: dict, body: bytes) -> tuple[floa
     return (ttft - start) * 1000, (total - start) * 1000, (end - start) * 1000
 
 
+def cpu_seconds(procs: list) -> float:
+    """User + system CPU of these processes and their children, in seconds."""
+    total = 0.0
+    for proc in procs:
+        with contextlib.suppress(Exception):
+            for p in [proc, *proc.children(recursive=True)]:
+                times = p.cpu_times()
+                total += times.user + times.system
+    return total
+
+
 async def overhead_rounds(targets: dict[str, tuple[str, dict]], requests: int, warmup: int,
+                          servers: dict[str, list] | None = None,
                           seed: int = 1) -> dict[str, dict[str, list[float]]]:
+    """The interleaved rounds; ``servers`` (name -> processes) get their CPU per request measured
+    over the measured rounds, in ``results["cpu_s"]``."""
     import httpx
 
     body = json.dumps(PROMPT).encode()
@@ -402,9 +416,13 @@ async def overhead_rounds(targets: dict[str, tuple[str, dict]], requests: int, w
     results = {name: {"ttft": [], "total": [], "end": [], "errors": []} for name in targets}
     rng = random.Random(seed)
     names = list(targets)
+    servers = servers or {}
+    cpu_before: dict[str, float] = {}
     try:
         started = time.monotonic()
         for i in range(warmup + requests):
+            if i == warmup:
+                cpu_before = {name: cpu_seconds(procs) for name, procs in servers.items()}
             rng.shuffle(names)
             for name in names:
                 url, headers = targets[name]
@@ -427,6 +445,8 @@ async def overhead_rounds(targets: dict[str, tuple[str, dict]], requests: int, w
             elif i >= warmup and (i - warmup + 1) % max(1, requests // 4) == 0:
                 print(f"  {i - warmup + 1}/{requests} rounds "
                       f"({time.monotonic() - started:.0f} s)", flush=True)
+        results["cpu_s"] = {name: cpu_seconds(procs) - cpu_before.get(name, 0.0)
+                            for name, procs in servers.items()}
     finally:
         for client in clients.values():
             await client.aclose()
@@ -575,7 +595,8 @@ def report_waiting(w: dict, count: int) -> dict:
     if a:
         print(f"  admission latency (sent -> first ': queue position='): p50 "
               f"{pct(a, 0.5):.2f} ms, p99 {pct(a, 0.99):.2f} ms, max {max(a):.2f} ms; "
-              f"last 100 (queue {max(0, len(a) - 100)}+ deep) p50 {pct(a[-100:], 0.5):.2f} ms")
+              f"last 100 (queue {max(0, len(a) - 100)}+ deep) p50 {pct(a[-100:], 0.5):.2f} ms; "
+              f"{sum(1 for x in a if x > 50)} took over 50 ms")
     print(f"  drain after release: {w['done']}/{count} answered in {w['drain_s']:.1f} s")
     return out
 
@@ -661,10 +682,22 @@ def main() -> None:
             print(f"  note: {litellm_note}")
         print(f"measuring {', '.join(LABELS[t] for t in targets)}: sequential, shuffled rounds",
               flush=True)
-        results = asyncio.run(overhead_rounds(targets, args.requests, args.warmup))
+        import psutil
+
+        servers = {"gateway": [gateway_process(stack)]}
+        if "litellm" in targets:
+            servers["litellm"] = [psutil.Process(litellm[0].pid)]
+        results = asyncio.run(overhead_rounds(targets, args.requests, args.warmup, servers))
+        cpu_s = results.pop("cpu_s")
         cleanup.run_one("litellm")
         cleanup.run_one("stack")
         added = report_overhead(results)
+        served = {"gateway": sum(len(results[t]["total"]) for t in ("gateway", "via_proxy")
+                                 if t in results),
+                  "litellm": len(results.get("litellm", {}).get("total", []))}
+        cpu_ms = {name: 1000 * cpu_s[name] / served[name] for name in cpu_s if served[name]}
+        print("server CPU per request (user+system, incl. its own health checks): "
+              + ", ".join(f"{LABELS[n][3:]} {ms:.2f} ms" for n, ms in cpu_ms.items()))
 
         gw = added["gateway"]["total_p50"]
         summary["gateway_added_p50_ms"] = round(gw, 3)
@@ -679,6 +712,8 @@ def main() -> None:
             summary["ratio_gateway_to_litellm"] = round(gw / lt, 3) if lt > 0 else None
         if "via_proxy" in added:
             summary["via_hub_proxy_added_p50_ms"] = round(added["via_proxy"]["total_p50"], 3)
+        summary["gateway_cpu_ms_per_request"] = round(cpu_ms.get("gateway", 0), 3) or None
+        summary["litellm_cpu_ms_per_request"] = round(cpu_ms.get("litellm", 0), 3) or None
         summary["requests_per_path"] = args.requests
         summary["litellm_version"] = litellm_version if "litellm" in added else None
         print()

@@ -119,7 +119,7 @@ class Gateway:
         caller = await self.auth.caller(request)
         endpoint = request.url.path.rsplit("/v1/", 1)[1]
         body = await _json_body(request, chat=endpoint == "chat/completions")
-        self._check_limits(body, chat=endpoint == "chat/completions")
+        self._apply_limits(body, chat=endpoint == "chat/completions")
         self.router.check_model(body["model"])
         record = RequestRecord(
             id=str(uuid.uuid4()), user=caller.name, endpoint=endpoint,
@@ -127,7 +127,6 @@ class Gateway:
             stream=bool(body.get("stream")),
         )
         started = time.monotonic()
-        ticket = None
         try:
             policy = await self._policy(caller)
             await self._check_budget(caller, policy)
@@ -169,9 +168,10 @@ class Gateway:
 
     # -- checks -----------------------------------------------------------------------------
 
-    def _check_limits(self, body: dict, chat: bool) -> None:
+    def _apply_limits(self, body: dict, chat: bool) -> None:
+        """Refuse what no one may ask for; bound the answer's length when the caller did not."""
         s = self.settings
-        if int(body.get("n") or 1) != 1:
+        if body.get("n", 1) not in (1, None):
             raise GatewayError(400, "Only n=1 is supported: ask for one answer at a time.",
                                "n_not_supported")
         for field in ("max_tokens", "max_completion_tokens"):
@@ -181,6 +181,8 @@ class Gateway:
             if value is not None and value > s.llm_max_tokens:
                 raise GatewayError(400, f"'{field}' is {value}; the limit here is "
                                    f"{s.llm_max_tokens} tokens per answer.", "max_tokens_too_large")
+        if body.get("max_tokens") is None and body.get("max_completion_tokens") is None:
+            body["max_tokens"] = s.llm_max_tokens
         prompt = body.get("messages") if chat else body.get("prompt")
         size = len(json.dumps(prompt, ensure_ascii=False))
         if size > s.llm_max_prompt_chars:
