@@ -6,8 +6,10 @@ import asyncio
 import json
 import subprocess
 import uuid
+from urllib.parse import urlsplit
 
 import httpx
+import psutil
 import pytest
 import websockets
 
@@ -191,3 +193,14 @@ def test_stopping_the_stack_leaves_no_process_behind(tmp_path):
     alive = stack.stop()
     assert stack.proc.returncode == 0
     assert alive == [], [p.cmdline() for p in alive]
+
+
+def test_jupyter_ai_mcp_server_does_not_listen_on_a_shared_port(stack, admin, alice):
+    process = next(p for p in psutil.process_iter(["cmdline"])
+                   if "jupyterhub-singleuser" in " ".join(p.info["cmdline"] or [])
+                   and p.environ().get("JUPYTERHUB_USER") == "alice")
+    own_port = urlsplit(process.environ()["JUPYTERHUB_SERVICE_URL"]).port
+    listening = {c.laddr.port for c in process.net_connections("inet")
+                 if c.status == psutil.CONN_LISTEN}
+    # only JupyterLab's own port: no MCP server (by default unauthenticated on 3001)
+    assert listening == {own_port}

@@ -10,6 +10,8 @@ from sporthub.settings import load_settings
 
 def main() -> None:
     logging.basicConfig(level=logging.INFO, format="[%(levelname)1.1s %(asctime)s %(name)s] %(message)s")
+    # one line per health check would drown the request log
+    logging.getLogger("httpx").setLevel(logging.WARNING)
     settings = load_settings()
     uvicorn.run(
         create_app(settings),

@@ -420,7 +420,8 @@ class Gateway:
                 except httpx.HTTPError:
                     up = False
                 if up != self.scheduler.pools[upstream.name].up:
-                    log.warning("backend %s is %s", upstream.name, "up" if up else "DOWN")
+                    log.log(logging.INFO if up else logging.WARNING, "backend %s is %s",
+                            upstream.name, "up" if up else "DOWN")
                 self.scheduler.set_up(upstream.name, up)
             all_up = all(p.up for p in self.scheduler.pools.values())
             # a backend that is down (or still loading its model) is asked again soon
