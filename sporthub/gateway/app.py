@@ -122,8 +122,8 @@ class Gateway:
         self._apply_limits(body, chat=endpoint == "chat/completions")
         self.router.check_model(body["model"])
         record = RequestRecord(
-            id=str(uuid.uuid4()), user=caller.name, endpoint=endpoint,
-            client_ip=self._client_ip(request), model=body["model"],
+            id=str(uuid.uuid4()), user=caller.name, endpoint=endpoint, model=body["model"],
+            client_ip=client_ip(request, self.settings.gateway_trusted_proxies),
             stream=bool(body.get("stream")),
         )
         started = time.monotonic()
@@ -220,18 +220,6 @@ class Gateway:
         if not caller.admin:
             raise GatewayError(403, "Metrics are for the hub's admins and the metrics token.",
                                "admin_only")
-
-    def _client_ip(self, request: Request) -> str | None:
-        peer = request.client.host if request.client else None
-        forwarded = request.headers.get("x-forwarded-for")
-        if peer in self.settings.gateway_trusted_proxies and forwarded:
-            hops = [h.strip() for h in forwarded.split(",") if h.strip()]
-            # the right-most hop not added by a proxy we trust is the real client
-            for hop in reversed(hops):
-                if hop not in self.settings.gateway_trusted_proxies:
-                    return hop
-            return hops[0] if hops else peer
-        return peer
 
     # -- waiting ------------------------------------------------------------------------------
 
@@ -433,6 +421,20 @@ class Gateway:
         await self.client.aclose()
         await self.directory.close()
         self.ledger.close()
+
+
+def client_ip(request: Request, trusted_proxies: list[str]) -> str | None:
+    """The caller's address; X-Forwarded-For is believed only from a proxy we trust."""
+    peer = request.client.host if request.client else None
+    forwarded = request.headers.get("x-forwarded-for")
+    if peer not in trusted_proxies or not forwarded:
+        return peer
+    hops = [hop.strip() for hop in forwarded.split(",") if hop.strip()]
+    # each trusted proxy appends the address it saw: the right-most untrusted hop is the client
+    for hop in reversed(hops):
+        if hop not in trusted_proxies:
+            return hop
+    return hops[0] if hops else peer
 
 
 class ClientGone(Exception):
