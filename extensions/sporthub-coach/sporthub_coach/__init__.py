@@ -1,0 +1,1 @@
+"""SportHub's AI coach persona for Jupyter AI (installed into every user server)."""
