@@ -97,6 +97,16 @@ class Settings(BaseSettings):
     gateway_auth_cache_s: int = Field(default=30, ge=0, le=30)
     db_url: str | None = None
 
+    # accounts: invite-only passwords (the embedded default)
+    max_accounts: int = Field(default=100, ge=1, description="hub accounts, the admin included")
+    invite_ttl_hours: float = Field(default=72.0, gt=0, le=24 * 30)
+    login_max_failures: int = Field(default=5, ge=1)
+    login_lockout_minutes: float = Field(default=15.0, gt=0)
+    # capacity: user servers running at once, and when an idle one is stopped
+    active_server_limit: int = Field(default=5, ge=0, description="0 means no limit")
+    idle_timeout_s: int = Field(default=3600, ge=60)
+    usage_port: Port = 8093
+
     @field_validator("base_url")
     @classmethod
     def _slashes(cls, base_url: str) -> str:
@@ -136,6 +146,10 @@ class Settings(BaseSettings):
     def gateway_url(self) -> str:
         """Where the hub and user servers reach the gateway (its own socket, not via the proxy)."""
         return f"http://127.0.0.1:{self.gateway_port}"
+
+    @property
+    def accounts_url(self) -> str:
+        return f"sqlite:///{(self.data_dir / 'accounts.sqlite').resolve()}"
 
     @property
     def ledger_url(self) -> str:

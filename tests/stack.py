@@ -144,3 +144,30 @@ class HubClient:
                 return
             time.sleep(0.5)
         raise TimeoutError(f"{user}'s server did not become ready")
+
+
+def create_account(admin: HubClient, name: str, group: str | None = None) -> str:
+    """An account made like the admin panel does (REST API), in a group; returns its invite URL."""
+    response = admin.api("POST", f"/users/{name}")
+    assert response.status_code == 201, response.text
+    if group:
+        response = admin.api("POST", f"/groups/{group}/users", json={"users": [name]})
+        assert response.status_code == 200, response.text
+    return new_invite(admin, name)
+
+
+def new_invite(admin: HubClient, name: str) -> str:
+    response = admin.api("POST", f"/sporthub/invites/{name}")
+    assert response.status_code == 201, response.text
+    return response.json()["url"]
+
+
+def set_password(url: str, password: str, again: str | None = None) -> httpx.Response:
+    """Open an invite link and submit its form, as the invited person's browser does."""
+    with httpx.Client(timeout=30) as browser:
+        page = browser.get(url)
+        if page.status_code != 200:
+            return page
+        return browser.post(url, follow_redirects=False, data={
+            "password": password, "password2": password if again is None else again,
+            "_xsrf": browser.cookies.get("_xsrf", path="/hub/")})

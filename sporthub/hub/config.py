@@ -14,6 +14,9 @@ from sporthub.settings import Settings
 
 LLM_SCOPE = "custom:llm:use"
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
+TEMPLATES = Path(__file__).with_name("templates")
+# roles are groups: membership decides who uses the assistant and with which budget and priority
+ROLE_GROUPS = ("athletes", "scientists", "priority")
 
 
 def configure(c, settings: Settings) -> None:
@@ -34,6 +37,7 @@ def configure(c, settings: Settings) -> None:
     _accounts(c, settings)
     _llm_access(c, settings)
     _spawner(c, settings, data_dir)
+    _capacity(c, settings)
     _services(c, settings)
 
 
@@ -51,19 +55,40 @@ def _proxy_command() -> str:
 
 def _accounts(c, settings: Settings) -> None:
     c.JupyterHub.authenticator_class = "sporthub.hub.auth.SportHubAuthenticator"
+    c.JupyterHub.template_paths = [str(TEMPLATES)]
     c.Authenticator.admin_users = {settings.admin_user}
     c.Authenticator.allow_existing_users = True
     c.SportHubAuthenticator.admin_password = settings.admin_password_value()
+    c.SportHubAuthenticator.accounts_url = settings.accounts_url
+    c.SportHubAuthenticator.invite_ttl_hours = settings.invite_ttl_hours
+    c.SportHubAuthenticator.max_failures = settings.login_max_failures
+    c.SportHubAuthenticator.lockout_minutes = settings.login_lockout_minutes
+    c.SportHubAuthenticator.max_accounts = settings.max_accounts
+    c.SportHubAuthenticator.default_groups = group_defaults(settings)
+    # no "properties" key: load_groups would replace the admin's edits on every start; the
+    # authenticator fills in defaults only for a group without any
+    c.JupyterHub.load_groups = {name: {} for name in ROLE_GROUPS}
+
+
+def group_defaults(settings: Settings) -> dict[str, dict]:
+    defaults = {}
+    for name in ROLE_GROUPS:
+        policy = settings.llm_groups.get(name)
+        defaults[name] = policy.model_dump(exclude_none=True) if policy else {}
+    return defaults
 
 
 def _llm_access(c, settings: Settings) -> None:
-    """Users reach the LLM with their own tokens, through a custom scope."""
+    """The beta groups and the admins reach the LLM with their own tokens, via a custom scope."""
     c.JupyterHub.custom_scopes = {
         LLM_SCOPE: {"description": "Use the shared language model through the SportHub gateway."},
     }
     c.JupyterHub.load_roles = [
-        {"name": "user", "description": "Beta users: their own things and the LLM",
-         "scopes": ["self", LLM_SCOPE]},
+        # membership of a beta group is what grants the assistant; a plain account gets nothing.
+        # JupyterHub refuses to extend the built-in admin role, so the admin from the settings is
+        # named here; an admin promoted in the admin panel joins a group like everyone else.
+        {"name": "llm-users", "description": "Use the shared language model",
+         "scopes": [LLM_SCOPE], "groups": list(ROLE_GROUPS), "users": [settings.admin_user]},
         # the gateway reads groups (priority, budgets); never admin:users, which exposes auth_state
         {"name": "sporthub-gateway", "scopes": ["read:users:name", "read:users:groups",
                                                 "read:groups"], "services": ["llm"]},
@@ -86,6 +111,11 @@ def _spawner(c, settings: Settings, data_dir: Path) -> None:
         if os.geteuid() == 0:
             # local processes run as the hub's own user; on a root-only machine that is root
             c.Spawner.args = ["--allow-root"]
+
+
+def _capacity(c, settings: Settings) -> None:
+    # one GPU server: 3-5 people at once; the next one is asked to come back shortly
+    c.JupyterHub.active_server_limit = settings.active_server_limit
 
 
 def _services(c, settings: Settings) -> None:
