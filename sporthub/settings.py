@@ -104,7 +104,7 @@ class Settings(BaseSettings):
     login_lockout_minutes: float = Field(default=15.0, gt=0)
     # capacity: user servers running at once, and when an idle one is stopped
     active_server_limit: int = Field(default=5, ge=0, description="0 means no limit")
-    idle_timeout_s: int = Field(default=3600, ge=60)
+    idle_timeout_s: int = Field(default=3600, ge=10)
     usage_port: Port = 8093
 
     @field_validator("base_url")

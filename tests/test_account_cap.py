@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+
 import httpx
 import pytest
 from jupyterhub import orm
@@ -14,8 +16,9 @@ PASSWORD = "gold-medal-sprint-8"
 
 @pytest.fixture(scope="module")
 def small(tmp_path_factory):
-    """A stack that allows 3 accounts: the admin and two more."""
-    stack = make_stack(tmp_path_factory.mktemp("cap"), max_accounts="3")
+    """Small limits: 3 accounts (the admin and two more), 1 running server, 20 s idle time."""
+    stack = make_stack(tmp_path_factory.mktemp("cap"), max_accounts="3",
+                       active_server_limit="1", idle_timeout_s="20")
     stack.start()
     yield stack
     if stack.proc.poll() is None:
@@ -45,6 +48,23 @@ def test_the_account_over_the_cap_is_refused_and_existing_ones_work(small):
     # deleting an account makes room again
     assert admin.api("DELETE", "/users/u2").status_code == 204
     assert admin.api("POST", "/users/u3").status_code == 201
+
+
+def test_a_full_hub_says_so_and_the_idle_culler_frees_the_place(small):
+    admin = admin_of(small)
+    admin.start_server("admin")
+    u1 = HubClient(small)
+    assert u1.login("u1", PASSWORD).status_code == 302
+    full = u1.http.get("/hub/spawn")
+    assert full.status_code == 429
+    assert "SportHub is full right now: 1" in full.text and "after 20 seconds without" in full.text
+    # nobody touches the admin's server: the culler stops it (timeout 20 s, checks every 10 s)
+    deadline = time.monotonic() + 90
+    while admin.api("GET", "/users/admin").json()["servers"]:
+        assert time.monotonic() < deadline, "the idle culler did not stop the idle server"
+        time.sleep(2)
+    u1.token_from_session("u1")
+    u1.start_server("u1")
 
 
 def test_a_lower_cap_after_a_restart_keeps_existing_accounts_and_admin_edits(small):

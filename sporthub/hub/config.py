@@ -114,8 +114,36 @@ def _spawner(c, settings: Settings, data_dir: Path) -> None:
 
 
 def _capacity(c, settings: Settings) -> None:
-    # one GPU server: 3-5 people at once; the next one is asked to come back shortly
+    # one GPU server: 3-5 people at once; the next one is asked to come back shortly (the
+    # template error.html turns the hub's terse 429 into an explanation)
     c.JupyterHub.active_server_limit = settings.active_server_limit
+    c.JupyterHub.template_vars = {
+        "sporthub_active_server_limit": settings.active_server_limit,
+        "sporthub_idle_time": _duration(settings.idle_timeout_s),
+    }
+
+
+def _duration(seconds: int) -> str:
+    if seconds % 3600 == 0:
+        value, unit = seconds // 3600, "hour"
+    elif seconds % 60 == 0:
+        value, unit = seconds // 60, "minute"
+    else:
+        value, unit = seconds, "second"
+    return f"{value} {unit}{'' if value == 1 else 's'}"
+
+
+def _idle_culler(settings: Settings) -> tuple[dict, dict]:
+    """Stops servers idle for ``idle_timeout_s``, which frees places under the server limit."""
+    service = {
+        "name": "idle-culler",
+        "command": [sys.executable, "-m", "jupyterhub_idle_culler",
+                    f"--timeout={settings.idle_timeout_s}"],
+    }
+    # exactly what culling servers needs; not admin:users (no culling of accounts here)
+    role = {"name": "idle-culler", "services": ["idle-culler"],
+            "scopes": ["list:users", "read:users:activity", "read:servers", "delete:servers"]}
+    return service, role
 
 
 def _services(c, settings: Settings) -> None:
@@ -129,6 +157,9 @@ def _services(c, settings: Settings) -> None:
             "environment": env,
         },
     ]
+    culler, culler_role = _idle_culler(settings)
+    c.JupyterHub.services.append(culler)
+    c.JupyterHub.load_roles.append(culler_role)
     if settings.uses_embedded_llm:
         # no url: the backend gets no route through the proxy; only the gateway reaches it
         c.JupyterHub.services.append(
