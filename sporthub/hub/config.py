@@ -157,6 +157,19 @@ def _services(c, settings: Settings) -> None:
             "environment": env,
         },
     ]
+    c.JupyterHub.services.append({
+        "name": "usage",
+        "display": True,
+        "oauth_no_confirm": True,
+        "url": f"http://127.0.0.1:{settings.usage_port}",
+        "command": [sys.executable, "-m", "sporthub.usage"],
+        "environment": env,
+    })
+    # names, groups and group properties (budgets); the page itself checks that the viewer is an
+    # admin. Never admin:users, which exposes auth_state.
+    c.JupyterHub.load_roles.append({
+        "name": "sporthub-usage", "services": ["usage"],
+        "scopes": ["list:users", "read:users", "list:groups", "read:groups"]})
     culler, culler_role = _idle_culler(settings)
     c.JupyterHub.services.append(culler)
     c.JupyterHub.load_roles.append(culler_role)
