@@ -5,10 +5,13 @@ from __future__ import annotations
 import os
 import signal
 import socket
+import sqlite3
 import subprocess
 import sys
 import time
+import uuid
 from dataclasses import dataclass, field
+from datetime import UTC
 from pathlib import Path
 
 import httpx
@@ -172,3 +175,17 @@ def set_password(url: str, password: str, again: str | None = None) -> httpx.Res
         return browser.post(url, follow_redirects=False, data={
             "password": password, "password2": password if again is None else again,
             "_xsrf": browser.cookies.get("_xsrf", path="/hub/")})
+
+
+def add_rows(stack, rows: list[dict]) -> None:
+    """Ledger rows as the gateway writes them (naive UTC timestamps, as SQLAlchemy stores them)."""
+    with sqlite3.connect(stack.data_dir / "gateway.sqlite") as db:
+        for row in rows:
+            row = {"id": str(uuid.uuid4()), "client_ip": "127.0.0.1", "endpoint": "chat/completions",
+                   "model": "smollm2-135m-instruct", "backend": "embedded", "stream": 1,
+                   "ttft_ms": None, "duration_ms": 100.0, "status": 200, "outcome": "ok",
+                   "queued_ms": None, **row}
+            row["started_at"] = row["started_at"].astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S.%f")
+            names = ", ".join(f'"{k}"' for k in row)
+            db.execute(f"INSERT INTO llm_requests ({names}) VALUES "
+                       f"({', '.join('?' for _ in row)})", list(row.values()))

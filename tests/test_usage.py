@@ -5,29 +5,13 @@ from __future__ import annotations
 import csv
 import io
 import re
-import sqlite3
-import uuid
 from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from tests.stack import HubClient, create_account, set_password
+from tests.stack import HubClient, add_rows, create_account, set_password
 
 PASSWORD = "steady-cadence-180"
-
-
-def add_rows(stack, rows: list[dict]) -> None:
-    """Ledger rows as the gateway writes them (naive UTC timestamps, as SQLAlchemy stores them)."""
-    with sqlite3.connect(stack.data_dir / "gateway.sqlite") as db:
-        for row in rows:
-            row = {"id": str(uuid.uuid4()), "client_ip": "127.0.0.1", "endpoint": "chat/completions",
-                   "model": "smollm2-135m-instruct", "backend": "embedded", "stream": 1,
-                   "ttft_ms": None, "duration_ms": 100.0, "status": 200, "outcome": "ok",
-                   "queued_ms": None, **row}
-            row["started_at"] = row["started_at"].astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S.%f")
-            names = ", ".join(f'"{k}"' for k in row)
-            db.execute(f"INSERT INTO llm_requests ({names}) VALUES "
-                       f"({', '.join('?' for _ in row)})", list(row.values()))
 
 
 @pytest.fixture(scope="module")

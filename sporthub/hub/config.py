@@ -10,6 +10,7 @@ import shutil
 import sys
 from pathlib import Path
 
+from sporthub.admin import CLI_SCOPES, CLI_SERVICE
 from sporthub.settings import Settings
 
 LLM_SCOPE = "custom:llm:use"
@@ -170,6 +171,10 @@ def _services(c, settings: Settings) -> None:
     c.JupyterHub.load_roles.append({
         "name": "sporthub-usage", "services": ["usage"],
         "scopes": ["list:users", "read:users", "list:groups", "read:groups"]})
+    # the sporthub CLI: a token-only service; its token never leaves <data>/secrets/ (0600)
+    c.JupyterHub.services.append({"name": CLI_SERVICE, "api_token": settings.secret("cli-api-token")})
+    c.JupyterHub.load_roles.append({"name": CLI_SERVICE, "services": [CLI_SERVICE],
+                                    "scopes": CLI_SCOPES})
     culler, culler_role = _idle_culler(settings)
     c.JupyterHub.services.append(culler)
     c.JupyterHub.load_roles.append(culler_role)

@@ -164,3 +164,36 @@ def bar_chart(days: list[tuple[date, int]], width: int = 700, height: int = 200)
                      f'text-anchor="middle">{day.strftime("%d.%m")}</text>')
     parts.append("</svg>")
     return "".join(parts)
+
+
+@dataclass(frozen=True)
+class Summary:
+    user: str
+    requests: int
+    prompt_tokens: int
+    completion_tokens: int
+    tokens: int
+    errors: int
+    mean_queue_ms: float | None
+    p95_queue_ms: float | None
+
+
+def summary_since(engine: Engine, since: datetime) -> list[Summary]:
+    """Per-user totals of the requests that started at or after ``since`` (for the CLI)."""
+    columns = (RequestRow.user, RequestRow.prompt_tokens, RequestRow.completion_tokens,
+               RequestRow.queued_ms, RequestRow.outcome)
+    with engine.connect() as conn:
+        rows = conn.execute(select(*columns).where(RequestRow.started_at >= since)).all()
+    per_user: dict[str, list] = {}
+    for user, prompt, completion, queued_ms, outcome in rows:
+        per_user.setdefault(user, []).append((prompt or 0, completion or 0, queued_ms, outcome))
+    result = []
+    for user, items in sorted(per_user.items()):
+        waits = [q for _, _, q, _ in items if q is not None]
+        prompt = sum(p for p, _, _, _ in items)
+        completion = sum(c for _, c, _, _ in items)
+        result.append(Summary(
+            user=user, requests=len(items), prompt_tokens=prompt, completion_tokens=completion,
+            tokens=prompt + completion, errors=sum(1 for *_, o in items if o != "ok"),
+            mean_queue_ms=sum(waits) / len(waits) if waits else None, p95_queue_ms=p95(waits)))
+    return result
