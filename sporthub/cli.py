@@ -68,6 +68,9 @@ def up(settings: Settings) -> int:
     if wait_until_ready(settings, hub):
         say("")
         say(f"SportHub is running at {settings.public_url}")
+        if settings.auth == "oidc":
+            say("  sign in with the club's account (OpenID Connect); Ctrl-C stops everything")
+            return hub.wait()
         say(f"  log in as: {settings.admin_user}")
         say(f"  password:  {settings.admin_password_value()}")
         say("  (stored in %s; Ctrl-C stops everything)" % (settings.secrets_dir / "admin-password")

@@ -12,8 +12,10 @@ from datetime import timedelta
 
 from jupyterhub import orm
 from jupyterhub.auth import Authenticator
+from jupyterhub.utils import maybe_future
+from oauthenticator.generic import GenericOAuthenticator
 from tornado import web
-from traitlets import Dict, Float, Integer, Unicode
+from traitlets import Dict, Float, Integer, Unicode, default
 
 from sporthub.hub.accounts import AccountStore, Locked
 from sporthub.hub.handlers import handlers as sporthub_handlers
@@ -44,15 +46,32 @@ class CappedAccountsMixin(Authenticator):
     # add_user is also called for every existing user while the hub loads its database; those
     # accounts exist already and must never be refused, so the cap applies once the hub is up.
     _hub_ready = False
+    _hub_db = None
 
     def add_user(self, user):
+        """Accounts made through the REST API (admin panel, CLI): the hub deletes it if we raise."""
         if self._hub_ready and user.name not in self.admin_users:
             accounts = user.db.query(orm.User).count()  # the new user is already in it
             if accounts > self.max_accounts:
-                self.log.warning("Refused account %r: %d accounts, limit %d", user.name,
-                                 accounts - 1, self.max_accounts)
-                raise AccountLimitReached(self.max_accounts)
+                self._refuse(user.name, accounts - 1)
         return super().add_user(user)
+
+    async def check_allowed(self, username, authentication=None):
+        """A first sign-in (OIDC): refused before the hub creates the user, which on this path it
+        would not delete again if add_user raised."""
+        allowed = await maybe_future(super().check_allowed(username, authentication))
+        db = self._hub_db
+        new = db is not None and orm.User.find(db, username) is None
+        if allowed and new and username not in self.admin_users:
+            accounts = db.query(orm.User).count()
+            if accounts >= self.max_accounts:
+                self._refuse(username, accounts)
+        return allowed
+
+    def _refuse(self, username: str, accounts: int):
+        self.log.warning("Refused account %r: %d accounts exist, limit %d", username, accounts,
+                         self.max_accounts)
+        raise AccountLimitReached(self.max_accounts)
 
     def fill_default_group_properties(self, db) -> None:
         """Give SportHub's groups their default properties, only where a group has none at all.
@@ -70,6 +89,7 @@ class CappedAccountsMixin(Authenticator):
     def get_handlers(self, app):
         # called once at startup after users, groups and roles are loaded: SportHub's start hook
         self.fill_default_group_properties(app.db)
+        self._hub_db = app.db
         self._hub_ready = True
         return [*super().get_handlers(app), *self.extra_handlers()]
 
@@ -124,3 +144,24 @@ class SportHubAuthenticator(CappedAccountsMixin, Authenticator):
 
     def extra_handlers(self) -> list:
         return sporthub_handlers()
+
+
+class SportHubOIDCAuthenticator(CappedAccountsMixin, GenericOAuthenticator):
+    """Sign-in with the club's OpenID Connect provider; its groups become SportHub's groups.
+
+    Only provider groups named in ``group_map`` reach the hub (a directory has many groups that
+    mean nothing here); ``allowed_groups`` and ``admin_groups`` are hub group names, after the map.
+    """
+
+    group_map = Dict(config=True, help="provider group -> hub group")
+    groups_claim = Unicode("groups", config=True)
+
+    @default("auth_state_groups_key")
+    def _map_groups(self):
+        def hub_groups(auth_state: dict) -> list[str]:
+            claimed = (auth_state.get(self.user_auth_state_key) or {}).get(self.groups_claim) or []
+            if isinstance(claimed, str):
+                claimed = [claimed]
+            return sorted({self.group_map[g] for g in claimed if g in self.group_map})
+
+        return hub_groups

@@ -55,20 +55,45 @@ def _proxy_command() -> str:
 
 
 def _accounts(c, settings: Settings) -> None:
-    c.JupyterHub.authenticator_class = "sporthub.hub.auth.SportHubAuthenticator"
     c.JupyterHub.template_paths = [str(TEMPLATES)]
-    c.Authenticator.admin_users = {settings.admin_user}
     c.Authenticator.allow_existing_users = True
+    c.CappedAccountsMixin.max_accounts = settings.max_accounts
+    c.CappedAccountsMixin.default_groups = group_defaults(settings)
+    if settings.auth == "oidc":
+        _oidc(c, settings)
+        return
+    c.JupyterHub.authenticator_class = "sporthub.hub.auth.SportHubAuthenticator"
+    c.Authenticator.admin_users = {settings.admin_user}
     c.SportHubAuthenticator.admin_password = settings.admin_password_value()
     c.SportHubAuthenticator.accounts_url = settings.accounts_url
     c.SportHubAuthenticator.invite_ttl_hours = settings.invite_ttl_hours
     c.SportHubAuthenticator.max_failures = settings.login_max_failures
     c.SportHubAuthenticator.lockout_minutes = settings.login_lockout_minutes
-    c.SportHubAuthenticator.max_accounts = settings.max_accounts
-    c.SportHubAuthenticator.default_groups = group_defaults(settings)
     # no "properties" key: load_groups would replace the admin's edits on every start; the
     # authenticator fills in defaults only for a group without any
     c.JupyterHub.load_groups = {name: {} for name in ROLE_GROUPS}
+
+
+def _oidc(c, settings: Settings) -> None:
+    """The club's provider signs people in; membership of its groups decides access and role."""
+    c.JupyterHub.authenticator_class = "sporthub.hub.auth.SportHubOIDCAuthenticator"
+    oidc = c.SportHubOIDCAuthenticator
+    oidc.login_service = "the club's account"
+    oidc.client_id = settings.oidc_client_id
+    oidc.client_secret = settings.oidc_client_secret.get_secret_value()
+    oidc.authorize_url = settings.oidc_authorize_url
+    oidc.token_url = settings.oidc_token_url
+    oidc.userdata_url = settings.oidc_userdata_url
+    oidc.oauth_callback_url = f"{settings.public_url}hub/oauth_callback"
+    oidc.scope = list(settings.oidc_scopes)
+    oidc.username_claim = settings.oidc_username_claim
+    # groups follow the provider at every sign-in; the roles of load_roles create the hub's
+    # groups at start (load_groups cannot be combined with manage_groups)
+    oidc.manage_groups = True
+    oidc.groups_claim = settings.oidc_groups_claim
+    oidc.group_map = dict(settings.oidc_group_map)
+    oidc.allowed_groups = set(settings.oidc_allowed_groups)
+    oidc.admin_groups = set(settings.oidc_admin_groups)
 
 
 def group_defaults(settings: Settings) -> dict[str, dict]:
@@ -84,12 +109,18 @@ def _llm_access(c, settings: Settings) -> None:
     c.JupyterHub.custom_scopes = {
         LLM_SCOPE: {"description": "Use the shared language model through the SportHub gateway."},
     }
+    # membership of a beta group is what grants the assistant; a plain account gets nothing.
+    # JupyterHub refuses to extend the built-in admin role, so the admins are named here: the
+    # admin from the settings (passwords), or the provider's admin groups (OIDC). An admin
+    # promoted in the admin panel joins a group like everyone else.
+    llm_users = {"name": "llm-users", "description": "Use the shared language model",
+                 "scopes": [LLM_SCOPE], "groups": list(ROLE_GROUPS)}
+    if settings.auth == "oidc":
+        llm_users["groups"] += [g for g in settings.oidc_admin_groups if g not in ROLE_GROUPS]
+    else:
+        llm_users["users"] = [settings.admin_user]
     c.JupyterHub.load_roles = [
-        # membership of a beta group is what grants the assistant; a plain account gets nothing.
-        # JupyterHub refuses to extend the built-in admin role, so the admin from the settings is
-        # named here; an admin promoted in the admin panel joins a group like everyone else.
-        {"name": "llm-users", "description": "Use the shared language model",
-         "scopes": [LLM_SCOPE], "groups": list(ROLE_GROUPS), "users": [settings.admin_user]},
+        llm_users,
         # the gateway reads groups (priority, budgets); never admin:users, which exposes auth_state
         {"name": "sporthub-gateway", "scopes": ["read:users:name", "read:users:groups",
                                                 "read:groups"], "services": ["llm"]},
