@@ -178,10 +178,13 @@ def set_password(url: str, password: str, again: str | None = None) -> httpx.Res
 
 
 def add_rows(stack, rows: list[dict]) -> None:
-    """Ledger rows as the gateway writes them (naive UTC timestamps, as SQLAlchemy stores them)."""
+    """Ledger rows as the gateway writes them (naive UTC timestamps, as SQLAlchemy stores them).
+
+    Endpoint ``completions`` by default: the skeleton's chat test owns the ``chat/completions``
+    rows of the shared session stack."""
     with sqlite3.connect(stack.data_dir / "gateway.sqlite") as db:
         for row in rows:
-            row = {"id": str(uuid.uuid4()), "client_ip": "127.0.0.1", "endpoint": "chat/completions",
+            row = {"id": str(uuid.uuid4()), "client_ip": "127.0.0.1", "endpoint": "completions",
                    "model": "smollm2-135m-instruct", "backend": "embedded", "stream": 1,
                    "ttft_ms": None, "duration_ms": 100.0, "status": 200, "outcome": "ok",
                    "queued_ms": None, **row}
