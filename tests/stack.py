@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import signal
 import socket
 import sqlite3
@@ -172,9 +173,9 @@ def set_password(url: str, password: str, again: str | None = None) -> httpx.Res
         page = browser.get(url)
         if page.status_code != 200:
             return page
-        return browser.post(url, follow_redirects=False, data={
-            "password": password, "password2": password if again is None else again,
-            "_xsrf": browser.cookies.get("_xsrf", path="/hub/")})
+        form = dict(re.findall(r'<input type="hidden" name="(\w+)" value="([^"]*)"', page.text))
+        return browser.post(url.split("?")[0], follow_redirects=False, data={
+            **form, "password": password, "password2": password if again is None else again})
 
 
 def add_rows(stack, rows: list[dict]) -> None:

@@ -17,7 +17,7 @@ def sporthub(stack, *args: str) -> subprocess.CompletedProcess:
 
 
 def links(output: str) -> dict[str, str]:
-    return dict(line.split(": ", 1) for line in output.splitlines() if "/hub/invite/" in line)
+    return dict(line.split(": ", 1) for line in output.splitlines() if "/hub/invite?token=" in line)
 
 
 def groups_of(admin, name: str) -> list[str]:
@@ -28,7 +28,7 @@ def test_users_add_prints_a_working_invite_link(stack, admin):
     result = sporthub(stack, "users", "add", "lena", "--group", "athletes")
     assert result.returncode == 0, result.stderr
     link = links(result.stdout)["lena"]
-    assert link.startswith(f"{stack.url}/hub/invite/")
+    assert link.startswith(f"{stack.url}/hub/invite?token=")
     assert groups_of(admin, "lena") == ["athletes"]
     assert set_password(link, PASSWORD).status_code == 302
     assert HubClient(stack).login("lena", PASSWORD).status_code == 302

@@ -1,6 +1,6 @@
 """Hub pages and API of invite-only accounts, mounted under ``/hub/`` by the authenticator.
 
-- ``/hub/invite/<token>``: the person sets their password (one-time, expiring link).
+- ``/hub/invite?token=...``: the person sets their password (one-time, expiring link).
 - ``/hub/invites``: the admin's list of accounts, with a "new link" button per account.
 - ``/hub/api/sporthub/invites[/<name>]``: the same for the ``sporthub`` CLI, with a hub token.
 
@@ -18,12 +18,15 @@ from jupyterhub.handlers.base import BaseHandler
 from jupyterhub.scopes import needs_scope
 from jupyterhub.utils import url_path_join
 from tornado import web
+from tornado.httputil import url_concat
 
 from sporthub.hub.accounts import InvalidInvite, WeakPassword
 
 
 def _invite_url(handler: BaseHandler, token: str) -> str:
-    path = url_path_join(handler.hub.base_url, "invite", token)
+    # a query parameter named "token", not a path segment: the hub's request log scrubs exactly
+    # such parameters, and it logs paths as they are
+    path = url_concat(url_path_join(handler.hub.base_url, "invite"), {"token": token})
     return f"{handler.request.protocol}://{handler.request.host}{path}"
 
 
@@ -63,40 +66,54 @@ def _new_invite(handler: BaseHandler, name: str) -> dict:
 
 
 class InviteHandler(BaseHandler):
-    """The page an invite link opens: choose a password, then sign in."""
+    """The page an invite link opens: choose a password, then sign in.
 
-    def _username(self, token: str) -> str:
+    The token arrives as ``?token=`` (GET) or a form field (POST). Refusals are rendered here
+    rather than raised: tornado's warning for a raised HTTPError prints the unscrubbed URI.
+    """
+
+    def _username(self) -> str | None:
+        token = self.get_argument("token", default="")
         try:
             name = self.authenticator.store.invite_user(token)
-        except InvalidInvite as e:
-            raise web.HTTPError(410, str(e)) from None
-        if self.find_user(name) is None:
-            raise web.HTTPError(410, str(InvalidInvite()))
-        return name
+        except InvalidInvite:
+            return None
+        return name if self.find_user(name) is not None else None
 
-    async def _page(self, token: str, username: str, error: str | None = None) -> str:
+    async def _refuse(self) -> None:
+        self.log.warning("Invite link refused: unknown, used or expired")
+        self.set_status(410)
+        self.finish(await self.render_template(
+            "error.html", status_code=410, status_message="Link no longer valid",
+            message=str(InvalidInvite()), message_html="", extra_error_html=""))
+
+    async def _page(self, username: str, error: str | None = None) -> str:
         return await self.render_template(
             "sporthub-invite.html", username=username, error=error,
-            action=url_path_join(self.hub.base_url, "invite", token),
+            token=self.get_argument("token"), action=url_path_join(self.hub.base_url, "invite"),
             xsrf=self.xsrf_token.decode("ascii"))
 
-    async def get(self, token: str):
-        username = self._username(token)
-        self.finish(await self._page(token, username))
+    async def get(self):
+        username = self._username()
+        if username is None:
+            return await self._refuse()
+        self.finish(await self._page(username))
 
-    async def post(self, token: str):
-        username = self._username(token)
+    async def post(self):
+        username = self._username()
+        if username is None:
+            return await self._refuse()
         password = self.get_argument("password", default="", strip=False)
         if password != self.get_argument("password2", default="", strip=False):
             self.set_status(400)
-            return self.finish(await self._page(token, username, "The two passwords differ."))
+            return self.finish(await self._page(username, "The two passwords differ."))
         try:
-            self.authenticator.store.redeem(token, password)
+            self.authenticator.store.redeem(self.get_argument("token"), password)
         except WeakPassword as e:
             self.set_status(400)
-            return self.finish(await self._page(token, username, str(e)))
-        except InvalidInvite as e:
-            raise web.HTTPError(410, str(e)) from None
+            return self.finish(await self._page(username, str(e)))
+        except InvalidInvite:
+            return await self._refuse()
         self.log.info("Password set for %r through an invite link", username)
         self.redirect(self.settings["login_url"])
 
@@ -134,7 +151,7 @@ class InvitesAPIHandler(APIHandler):
 
 def handlers() -> list[tuple]:
     return [
-        (r"/invite/([^/]+)", InviteHandler),
+        (r"/invite", InviteHandler),
         (r"/invites", InvitesPageHandler),
         (r"/api/sporthub/invites", InvitesAPIHandler),
         (r"/api/sporthub/invites/([^/]+)", InvitesAPIHandler),
