@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import subprocess
 import time
 
 import httpx
@@ -9,7 +10,7 @@ import pytest
 from jupyterhub import orm
 
 from sporthub.hub.auth import AccountLimitReached, SportHubAuthenticator
-from tests.stack import HubClient, create_account, make_stack, set_password
+from tests.stack import SPORTHUB, HubClient, create_account, make_stack, set_password
 
 PASSWORD = "gold-medal-sprint-8"
 
@@ -44,6 +45,11 @@ def test_the_account_over_the_cap_is_refused_and_existing_ones_work(small):
     assert admin.api("GET", "/users/u3").status_code == 404
     assert admin.api("POST", "/users/u3").status_code == 400
     assert admin.api("POST", "/sporthub/invites/u3").status_code == 404
+    cli = subprocess.run([str(SPORTHUB), "users", "add", "u3", "--group", "athletes"],
+                         cwd=small.data_dir.parent, env=small.env, capture_output=True, text=True,
+                         timeout=60, check=False)
+    assert cli.returncode == 1 and "limited to 3 accounts" in cli.stderr
+    assert "/hub/invite" not in cli.stdout
     assert HubClient(small).login("u1", PASSWORD).status_code == 302
     # deleting an account makes room again
     assert admin.api("DELETE", "/users/u2").status_code == 204

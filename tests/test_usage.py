@@ -102,3 +102,22 @@ def test_usage_service_is_in_the_services_menu_with_least_scopes(stack, admin):
     assert service["roles"] == ["sporthub-usage"]
     home = admin.http.get("/hub/home").text
     assert "/services/usage/" in home
+
+
+async def test_the_service_itself_refuses_a_signed_in_non_admin():
+    """Second line of defence: the hub already refuses non-admins (no access:services), but the
+    service must not rely on how roles happen to be configured."""
+    from tornado import web
+
+    from sporthub.usage.app import UsageHandler
+
+    class FakeAPI:
+        async def get_all(self, path):
+            assert path == "users"
+            return [{"name": "kim", "admin": False, "groups": ["athletes"]},
+                    {"name": "boss", "admin": True, "groups": []}]
+
+    handler = type("Fake", (), {"api": FakeAPI(), "current_user": {"name": "kim"}})()
+    with pytest.raises(web.HTTPError) as refused:
+        await UsageHandler._admin_report(handler)
+    assert refused.value.status_code == 403

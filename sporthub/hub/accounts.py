@@ -113,6 +113,7 @@ class AccountStore:
         self.engine = create_engine(url, connect_args={"timeout": 30})
         Base.metadata.create_all(self.engine)
         self.hasher = PasswordHasher()
+        self._dummy_hash = self.hasher.hash(secrets.token_urlsafe(16))
         self.invite_ttl = invite_ttl
         self.max_failures = max_failures
         self.lockout = lockout
@@ -154,18 +155,15 @@ class AccountStore:
         """Check a sign-in; counts failures and raises :class:`Locked` while locked out."""
         with Session(self.engine) as db, db.begin():
             row = db.get(AccountRow, username)
-            if row is None:
-                # no invited account of that name: nothing to lock, and no row for every guess
+            if row is None or not row.password_hash:
+                # as slow as a real check, so timing does not tell which accounts exist; no row
+                # is made for every guessed name (there is nothing to lock)
+                self._verify(self._dummy_hash, password)
                 return False
             locked_until = _aware(row.locked_until)
             if locked_until and locked_until > _now():
                 raise Locked(locked_until)
-            ok = False
-            if row.password_hash:
-                try:
-                    ok = self.hasher.verify(row.password_hash, password)
-                except (VerificationError, InvalidHashError):
-                    ok = False
+            ok = self._verify(row.password_hash, password)
             if ok:
                 row.failures = 0
                 row.locked_until = None
@@ -177,6 +175,12 @@ class AccountStore:
         if newly_locked:
             raise Locked(newly_locked)
         return False
+
+    def _verify(self, password_hash: str, password: str) -> bool:
+        try:
+            return self.hasher.verify(password_hash, password)
+        except (VerificationError, InvalidHashError):
+            return False
 
     def _count_failure(self, row: AccountRow) -> datetime | None:
         row.failures = (row.failures or 0) + 1

@@ -10,6 +10,7 @@ only adds a password to them. Tokens and passwords never reach a log line.
 
 from __future__ import annotations
 
+import asyncio
 import json
 
 from jupyterhub import orm
@@ -108,7 +109,8 @@ class InviteHandler(BaseHandler):
             self.set_status(400)
             return self.finish(await self._page(username, "The two passwords differ."))
         try:
-            self.authenticator.store.redeem(self.get_argument("token"), password)
+            await asyncio.to_thread(self.authenticator.store.redeem, self.get_argument("token"),
+                                    password)
         except WeakPassword as e:
             self.set_status(400)
             return self.finish(await self._page(username, str(e)))
@@ -138,11 +140,13 @@ class InvitesPageHandler(BaseHandler):
             xsrf=self.xsrf_token.decode("ascii"))
 
 
-class InvitesAPIHandler(APIHandler):
+class AccountsAPIHandler(APIHandler):
     @needs_scope("admin:users")
     def get(self):
         self.write(json.dumps(_accounts(self)))
 
+
+class InviteAPIHandler(APIHandler):
     @needs_scope("admin:users")
     def post(self, user_name: str):
         self.set_status(201)
@@ -153,6 +157,6 @@ def handlers() -> list[tuple]:
     return [
         (r"/invite", InviteHandler),
         (r"/invites", InvitesPageHandler),
-        (r"/api/sporthub/invites", InvitesAPIHandler),
-        (r"/api/sporthub/invites/([^/]+)", InvitesAPIHandler),
+        (r"/api/sporthub/invites", AccountsAPIHandler),
+        (r"/api/sporthub/invites/([^/]+)", InviteAPIHandler),
     ]
