@@ -120,6 +120,8 @@ def test_invites_page_and_api_are_for_admins_only(stack, admin):
     ivan = HubClient(stack)
     assert ivan.login("ivan", GOOD_PASSWORD).status_code == 302
     assert ivan.http.get("/hub/invites").status_code == 403
+    assert 'id="sporthub-invites-link"' not in ivan.http.get("/hub/token").text
+    assert 'id="sporthub-invites-link"' in admin.http.get("/hub/token").text
     ivan.token_from_session("ivan")
     assert ivan.api("POST", "/sporthub/invites/ivan").status_code == 403
     assert ivan.api("GET", "/sporthub/invites").status_code == 403

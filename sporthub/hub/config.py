@@ -152,6 +152,7 @@ def _capacity(c, settings: Settings) -> None:
     c.JupyterHub.template_vars = {
         "sporthub_active_server_limit": settings.active_server_limit,
         "sporthub_idle_time": _duration(settings.idle_timeout_s),
+        "sporthub_invites": settings.auth == "password",
     }
 
 
