@@ -3,13 +3,16 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.sporthub-installed
+# the tests' OpenID provider lives in a venv of its own: its dependencies are not SportHub's
+OIDC_VENV := .venv-oidc
+OIDC_STAMP := $(OIDC_VENV)/.installed
 
 .PHONY: up test install lint clean
 
 up: install
 	$(BIN)/sporthub up
 
-test: install
+test: install $(OIDC_STAMP)
 	$(BIN)/sporthub prepare
 	$(BIN)/pytest $(PYTEST_ARGS)
 
@@ -26,8 +29,13 @@ $(STAMP): pyproject.toml sportlab/pyproject.toml extensions/sporthub-coach/pypro
 	npm ci --no-audit --no-fund
 	touch $(STAMP)
 
+$(OIDC_STAMP): tests/oidc-mock-requirements.txt
+	test -d $(OIDC_VENV) || $(PYTHON) -m venv $(OIDC_VENV)
+	$(OIDC_VENV)/bin/pip install --quiet -r tests/oidc-mock-requirements.txt
+	touch $(OIDC_STAMP)
+
 lint: install
 	$(BIN)/ruff check sporthub tests
 
 clean:
-	rm -rf $(VENV) node_modules
+	rm -rf $(VENV) $(OIDC_VENV) node_modules

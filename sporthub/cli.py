@@ -13,6 +13,7 @@ from pathlib import Path
 
 import httpx
 
+from sporthub import admin
 from sporthub.llm import build
 from sporthub.settings import Settings, SettingsError, load_settings
 
@@ -67,6 +68,9 @@ def up(settings: Settings) -> int:
     if wait_until_ready(settings, hub):
         say("")
         say(f"SportHub is running at {settings.public_url}")
+        if settings.auth == "oidc":
+            say("  sign in with the club's account (OpenID Connect); Ctrl-C stops everything")
+            return hub.wait()
         say(f"  log in as: {settings.admin_user}")
         say(f"  password:  {settings.admin_password_value()}")
         say("  (stored in %s; Ctrl-C stops everything)" % (settings.secrets_dir / "admin-password")
@@ -92,16 +96,41 @@ def main(argv: list[str] | None = None) -> int:
     commands = parser.add_subparsers(dest="command", required=True)
     commands.add_parser("up", help="prepare and run the hub (Ctrl-C stops it)")
     commands.add_parser("prepare", help="build and install what the hub needs, then exit")
+    users = commands.add_parser("users", help="accounts of the running hub (invite links)")
+    users_commands = users.add_subparsers(dest="users_command", required=True)
+    add = users_commands.add_parser("add", help="create an account and print its invite link")
+    add.add_argument("name")
+    add.add_argument("--group", help="athletes, scientists, priority or another hub group")
+    again = users_commands.add_parser("invite", help="a new link for an account (resets it)")
+    again.add_argument("name")
+    imp = users_commands.add_parser("import", help="create accounts from a CSV username,group")
+    imp.add_argument("file", type=Path)
+    users_commands.add_parser("list", help="accounts, their groups and whether they set a password")
+    usage = commands.add_parser("usage", help="language model usage per user, from the ledger")
+    usage.add_argument("--since", default="7d", help="how far back: 7d, 12h, 30m (default 7d)")
     args = parser.parse_args(argv)
     try:
         settings = load_settings()
         if args.command == "prepare":
             prepare(settings)
             return 0
+        if args.command == "users":
+            if args.users_command == "add":
+                return admin.add(settings, args.name, args.group)
+            if args.users_command == "invite":
+                return admin.invite(settings, args.name)
+            if args.users_command == "import":
+                return admin.import_csv(settings, args.file)
+            return admin.list_users(settings)
+        if args.command == "usage":
+            return admin.usage(settings, args.since)
         return up(settings)
     except (SettingsError, build.BuildError) as e:
         print(f"sporthub: {e}", file=sys.stderr)
         return 2
+    except admin.AdminError as e:
+        print(f"sporthub: {e}", file=sys.stderr)
+        return 1
 
 
 if __name__ == "__main__":

@@ -16,7 +16,14 @@ import secrets
 from pathlib import Path
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, Field, SecretStr, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    Field,
+    SecretStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -111,6 +118,53 @@ class Settings(BaseSettings):
     gateway_auth_cache_s: int = Field(default=30, ge=0, le=30)
     db_url: str | None = None
 
+    # sign-in: invite-only passwords (the embedded default) or the club's OpenID Connect provider
+    auth: Literal["password", "oidc"] = "password"
+    oidc_authorize_url: str | None = None
+    oidc_token_url: str | None = None
+    oidc_userdata_url: str | None = None
+    oidc_client_id: str | None = None
+    oidc_client_secret: SecretStr | None = None
+    oidc_username_claim: str = "preferred_username"
+    oidc_scopes: list[str] = Field(default_factory=lambda: ["openid", "profile", "email"])
+    oidc_groups_claim: str = "groups"
+    # provider group -> hub group; provider groups not named here are ignored
+    oidc_group_map: dict[str, str] = Field(
+        default_factory=lambda: {g: g for g in ("athletes", "scientists", "priority")})
+    oidc_allowed_groups: list[str] = Field(
+        default_factory=lambda: ["athletes", "scientists", "priority"],
+        description="hub groups (after the map) whose members may sign in")
+    oidc_admin_groups: list[str] = Field(default_factory=list,
+                                         description="hub groups (after the map) of admins")
+
+    # accounts: invite-only passwords (the embedded default)
+    max_accounts: int = Field(default=100, ge=1, description="hub accounts, the admin included")
+    invite_ttl_hours: float = Field(default=72.0, gt=0, le=24 * 30)
+    login_max_failures: int = Field(default=5, ge=1)
+    login_lockout_minutes: float = Field(default=15.0, gt=0)
+    # capacity: user servers running at once, and when an idle one is stopped
+    active_server_limit: int = Field(default=5, ge=0, description="0 means no limit")
+    idle_timeout_s: int = Field(default=3600, ge=10)
+    usage_port: Port = 8093
+
+    @field_validator("oidc_authorize_url", "oidc_token_url", "oidc_userdata_url")
+    @classmethod
+    def _oidc_url(cls, url: str | None) -> str | None:
+        if url is not None and not url.startswith(("http://", "https://")):
+            raise ValueError("must start with https:// (or http:// for a local test provider)")
+        return url
+
+    @model_validator(mode="after")
+    def _oidc_complete(self) -> Settings:
+        if self.auth == "oidc":
+            missing = [n for n in ("oidc_authorize_url", "oidc_token_url", "oidc_userdata_url",
+                                   "oidc_client_id", "oidc_client_secret")
+                       if getattr(self, n) is None]
+            if missing:
+                raise ValueError("SPORTHUB_AUTH=oidc also needs " + ", ".join(
+                    f"{ENV_PREFIX}{n.upper()}" for n in missing))
+        return self
+
     @field_validator("base_url")
     @classmethod
     def _slashes(cls, base_url: str) -> str:
@@ -154,6 +208,10 @@ class Settings(BaseSettings):
     @property
     def audit_log_path(self) -> Path:
         return self.data_dir / "gateway-audit.jsonl"
+
+    @property
+    def accounts_url(self) -> str:
+        return f"sqlite:///{(self.data_dir / 'accounts.sqlite').resolve()}"
 
     @property
     def ledger_url(self) -> str:
@@ -221,5 +279,7 @@ def load_settings(**overrides) -> Settings:
             field = ".".join(str(part) for part in error["loc"])
             head, _, rest = field.partition(".")
             name = f"{ENV_PREFIX}{head.upper()}" + (f" ({rest})" if rest else "")
-            problems.append(f"{name}: {error['msg']}")
+            # a check across settings has no single field; its message names them itself
+            message = error["msg"].removeprefix("Value error, ")
+            problems.append(f"{name}: {message}" if head else message)
         raise SettingsError("invalid setting " + "; ".join(problems)) from None

@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import os
+import re
 import signal
 import socket
 import sqlite3
 import subprocess
 import sys
 import time
+import uuid
 from dataclasses import dataclass, field
+from datetime import UTC
 from pathlib import Path
 
 import httpx
@@ -102,6 +105,7 @@ def make_stack(tmp: Path, **settings: str) -> Stack:
         "SPORTHUB_PROXY_API_PORT": str(free_port()),
         "SPORTHUB_GATEWAY_PORT": str(free_port()),
         "SPORTHUB_EMBEDDED_LLM_PORT": str(free_port()),
+        "SPORTHUB_USAGE_PORT": str(free_port()),
         "SPORTHUB_ADMIN_PASSWORD": Stack.admin_password,
         **{f"SPORTHUB_{k.upper()}": v for k, v in settings.items()},
     })
@@ -151,3 +155,47 @@ class HubClient:
                 return
             time.sleep(0.5)
         raise TimeoutError(f"{user}'s server did not become ready")
+
+
+def create_account(admin: HubClient, name: str, group: str | None = None) -> str:
+    """An account made like the admin panel does (REST API), in a group; returns its invite URL."""
+    response = admin.api("POST", f"/users/{name}")
+    assert response.status_code == 201, response.text
+    if group:
+        response = admin.api("POST", f"/groups/{group}/users", json={"users": [name]})
+        assert response.status_code == 200, response.text
+    return new_invite(admin, name)
+
+
+def new_invite(admin: HubClient, name: str) -> str:
+    response = admin.api("POST", f"/sporthub/invites/{name}")
+    assert response.status_code == 201, response.text
+    return response.json()["url"]
+
+
+def set_password(url: str, password: str, again: str | None = None) -> httpx.Response:
+    """Open an invite link and submit its form, as the invited person's browser does."""
+    with httpx.Client(timeout=30) as browser:
+        page = browser.get(url)
+        if page.status_code != 200:
+            return page
+        form = dict(re.findall(r'<input type="hidden" name="(\w+)" value="([^"]*)"', page.text))
+        return browser.post(url.split("?")[0], follow_redirects=False, data={
+            **form, "password": password, "password2": password if again is None else again})
+
+
+def add_rows(stack, rows: list[dict]) -> None:
+    """Ledger rows as the gateway writes them (naive UTC timestamps, as SQLAlchemy stores them).
+
+    Endpoint ``completions`` by default: the skeleton's chat test owns the ``chat/completions``
+    rows of the shared session stack."""
+    with sqlite3.connect(stack.data_dir / "gateway.sqlite") as db:
+        for row in rows:
+            row = {"id": str(uuid.uuid4()), "client_ip": "127.0.0.1", "endpoint": "completions",
+                   "model": "smollm2-135m-instruct", "backend": "embedded", "stream": 1,
+                   "ttft_ms": None, "duration_ms": 100.0, "status": 200, "outcome": "ok",
+                   "queued_ms": None, **row}
+            row["started_at"] = row["started_at"].astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S.%f")
+            names = ", ".join(f'"{k}"' for k in row)
+            db.execute(f"INSERT INTO llm_requests ({names}) VALUES "
+                       f"({', '.join('?' for _ in row)})", list(row.values()))

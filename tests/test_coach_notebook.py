@@ -14,6 +14,8 @@ MODEL = "smollm2-135m-instruct"
 
 def test_the_coach_notebook_asks_the_shared_model_with_the_users_token(stack, admin, monkeypatch):
     assert admin.api("POST", "/users/coachee").status_code == 201
+    assert admin.api("POST", "/groups/athletes/users",
+                     json={"users": ["coachee"]}).status_code == 200
     token = admin.new_token("coachee", note="notebook kernel")
     # what the hub's spawner gives every user server (and so every kernel)
     monkeypatch.setenv("OPENAI_API_BASE", f"{stack.gateway}/v1")

@@ -29,6 +29,7 @@ def two(tmp_path_factory):
     admin.login(stack.admin_user, stack.admin_password)
     admin.token_from_session(stack.admin_user)
     assert admin.api("POST", "/users/runner").status_code == 201
+    assert admin.api("POST", "/groups/athletes/users", json={"users": ["runner"]}).status_code == 200
     stack.user_token = admin.new_token("runner")
     yield stack, first, second
     stack.descendants = stack.processes()

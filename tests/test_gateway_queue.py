@@ -68,10 +68,10 @@ def gw(request, backend, tmp_path_factory):
 
 
 def new_user(gw, *groups: str) -> str:
-    """A fresh user (so tests do not share budgets) and a token with the LLM scope."""
+    """A fresh athlete (so tests do not share budgets) and a token with the LLM scope."""
     name = f"u{uuid.uuid4().hex[:8]}"
     assert gw.admin.api("POST", f"/users/{name}").status_code == 201
-    for group in groups:
+    for group in ("athletes", *groups):
         gw.admin.api("POST", f"/groups/{group}")  # 201, or 409 when it exists
         assert gw.admin.api("POST", f"/groups/{group}/users",
                             json={"users": [name]}).status_code == 200

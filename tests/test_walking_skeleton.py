@@ -22,8 +22,11 @@ MODEL = "smollm2-135m-instruct"
 
 @pytest.fixture(scope="module")
 def alice(admin):
-    """A user made through the hub's REST API, with a running JupyterLab."""
+    """A user made through the hub's REST API, in group athletes (which grants the LLM), with a
+    running JupyterLab."""
     assert admin.api("POST", "/users/alice").status_code == 201
+    response = admin.api("POST", "/groups/athletes/users", json={"users": ["alice"]})
+    assert response.status_code == 200, response.text
     admin.start_server("alice")
     return admin.new_token("alice", note="alice's notebook")
 

@@ -1,24 +1,174 @@
-"""Sign-in for the embedded default: the admin's password from the settings."""
+"""Sign-in for the embedded default: invite-only password accounts, plus the admin from settings.
+
+Why our own: nativeauthenticator 1.3.0 crashes on every login under JupyterHub 6, and
+firstuseauthenticator lets whoever comes first claim any account name. Here the admin creates an
+account and hands out a one-time, expiring link; the person sets their own password with it.
+"""
 
 from __future__ import annotations
 
+import asyncio
 import hmac
+from datetime import timedelta
 
+from jupyterhub import orm
 from jupyterhub.auth import Authenticator
-from traitlets import Unicode
+from jupyterhub.utils import maybe_future
+from oauthenticator.generic import GenericOAuthenticator
+from tornado import web
+from traitlets import Dict, Float, Integer, Unicode, default
+
+from sporthub.hub.accounts import AccountStore, Locked
+from sporthub.hub.handlers import handlers as sporthub_handlers
 
 
-class SportHubAuthenticator(Authenticator):
-    """Password sign-in for the admin account that ``sporthub up`` prints."""
+class AccountLimitReached(web.HTTPError):
+    """Refuses account number ``max_accounts + 1``.
+
+    An HTTPError so the login page shows it as is; ``str()`` is the bare message because the hub's
+    user API embeds ``str(exception)`` in its own 400 answer, which the admin panel displays.
+    """
+
+    def __init__(self, limit: int):
+        self.text = (f"SportHub is limited to {limit} accounts (SPORTHUB_MAX_ACCOUNTS) and has "
+                     "reached that limit; delete an unused account first.")
+        super().__init__(403, self.text)
+
+    def __str__(self) -> str:
+        return self.text
+
+
+class CappedAccountsMixin(Authenticator):
+    """The account cap and SportHub's groups, shared by every authenticator SportHub configures."""
+
+    max_accounts = Integer(100, config=True, help="Hub accounts allowed, admins included.")
+    default_groups = Dict(config=True, help="Group name -> properties given to a group that has none.")
+
+    # add_user is also called for every existing user while the hub loads its database; those
+    # accounts exist already and must never be refused, so the cap applies once the hub is up.
+    _hub_ready = False
+    _hub_db = None
+
+    def add_user(self, user):
+        """Accounts made through the REST API (admin panel, CLI): the hub deletes it if we raise."""
+        if self._hub_ready and user.name not in self.admin_users:
+            accounts = user.db.query(orm.User).count()  # the new user is already in it
+            if accounts > self.max_accounts:
+                self._refuse(user.name, accounts - 1)
+        return super().add_user(user)
+
+    async def check_allowed(self, username, authentication=None):
+        """A first sign-in (OIDC): refused before the hub creates the user, which on this path it
+        would not delete again if add_user raised."""
+        allowed = await maybe_future(super().check_allowed(username, authentication))
+        db = self._hub_db
+        new = db is not None and orm.User.find(db, username) is None
+        if allowed and new and username not in self.admin_users:
+            accounts = db.query(orm.User).count()
+            if accounts >= self.max_accounts:
+                self._refuse(username, accounts)
+        return allowed
+
+    def _refuse(self, username: str, accounts: int):
+        self.log.warning("Refused account %r: %d accounts exist, limit %d", username, accounts,
+                         self.max_accounts)
+        raise AccountLimitReached(self.max_accounts)
+
+    def fill_default_group_properties(self, db) -> None:
+        """Give SportHub's groups their default properties, only where a group has none at all.
+
+        ``load_groups`` creates the groups without properties (with properties it would replace
+        the admin's edits on every start). A group with no properties behaves exactly as with the
+        defaults, so filling them in changes nothing but makes them visible and editable.
+        """
+        for name, properties in self.default_groups.items():
+            group = orm.Group.find(db, name)
+            if group is not None and not group.properties:
+                group.properties = dict(properties)
+        db.commit()
+
+    def get_handlers(self, app):
+        # called once at startup after users, groups and roles are loaded: SportHub's start hook
+        self.fill_default_group_properties(app.db)
+        self._hub_db = app.db
+        self._hub_ready = True
+        return [*super().get_handlers(app), *self.extra_handlers()]
+
+    def extra_handlers(self) -> list:
+        return []
+
+
+class SportHubAuthenticator(CappedAccountsMixin, Authenticator):
+    """Invite-only password accounts; the admin from the settings signs in with its own password."""
 
     admin_password = Unicode(config=True, help="The admin's password (never logged).")
+    accounts_url = Unicode(config=True, help="SQLAlchemy URL of the password/invite table.")
+    invite_ttl_hours = Float(72.0, config=True)
+    max_failures = Integer(5, config=True, help="Failed sign-ins in a row before a lockout.")
+    lockout_minutes = Float(15.0, config=True)
+
+    _store: AccountStore | None = None
+
+    @property
+    def store(self) -> AccountStore:
+        if self._store is None:
+            self._store = AccountStore(
+                self.accounts_url, invite_ttl=timedelta(hours=self.invite_ttl_hours),
+                max_failures=self.max_failures, lockout=timedelta(minutes=self.lockout_minutes))
+        return self._store
 
     async def authenticate(self, handler, data):
         username = self.normalize_username(data.get("username", ""))
         password = data.get("password", "")
-        if username in self.admin_users and self.admin_password and hmac.compare_digest(
-            password.encode(), self.admin_password.encode()
-        ):
-            return {"name": username, "admin": True}
+        if not username or not password:
+            return None
+        try:
+            # argon2 takes tens of milliseconds on purpose: not on the hub's event loop
+            if await asyncio.to_thread(self._check, username, password):
+                return {"name": username, "admin": True} if username in self.admin_users \
+                    else {"name": username}
+        except Locked as e:
+            self.log.warning("Sign-in refused for %r: locked out", username)
+            raise web.HTTPError(429, str(e)) from None
         self.log.warning("Failed login for %r", username)
         return None
+
+    def _check(self, username: str, password: str) -> bool:
+        self.store.check_not_locked(username)
+        if username in self.admin_users and self.admin_password:
+            if hmac.compare_digest(password.encode(), self.admin_password.encode()):
+                self.store.reset_failures(username)
+                return True
+            self.store.record_failure(username)
+            self.store.check_not_locked(username)
+            return False
+        return self.store.verify(username, password)
+
+    def delete_user(self, user):
+        # a deleted account's password must not bring it back if the name is reused
+        self.store.forget(user.name)
+        return super().delete_user(user)
+
+    def extra_handlers(self) -> list:
+        return sporthub_handlers()
+
+
+class SportHubOIDCAuthenticator(CappedAccountsMixin, GenericOAuthenticator):
+    """Sign-in with the club's OpenID Connect provider; its groups become SportHub's groups.
+
+    Only provider groups named in ``group_map`` reach the hub (a directory has many groups that
+    mean nothing here); ``allowed_groups`` and ``admin_groups`` are hub group names, after the map.
+    """
+
+    group_map = Dict(config=True, help="provider group -> hub group")
+    groups_claim = Unicode("groups", config=True)
+
+    @default("auth_state_groups_key")
+    def _map_groups(self):
+        def hub_groups(auth_state: dict) -> list[str]:
+            claimed = (auth_state.get(self.user_auth_state_key) or {}).get(self.groups_claim) or []
+            if isinstance(claimed, str):
+                claimed = [claimed]
+            return sorted({self.group_map[g] for g in claimed if g in self.group_map})
+
+        return hub_groups

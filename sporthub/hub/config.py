@@ -10,10 +10,14 @@ import shutil
 import sys
 from pathlib import Path
 
+from sporthub.admin import CLI_SCOPES, CLI_SERVICE
 from sporthub.settings import Settings
 
 LLM_SCOPE = "custom:llm:use"
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
+TEMPLATES = Path(__file__).with_name("templates")
+# roles are groups: membership decides who uses the assistant and with which budget and priority
+ROLE_GROUPS = ("athletes", "scientists", "priority")
 
 
 def configure(c, settings: Settings) -> None:
@@ -34,6 +38,7 @@ def configure(c, settings: Settings) -> None:
     _accounts(c, settings)
     _llm_access(c, settings)
     _spawner(c, settings, data_dir)
+    _capacity(c, settings)
     _services(c, settings)
 
 
@@ -50,20 +55,72 @@ def _proxy_command() -> str:
 
 
 def _accounts(c, settings: Settings) -> None:
+    c.JupyterHub.template_paths = [str(TEMPLATES)]
+    c.Authenticator.allow_existing_users = True
+    c.CappedAccountsMixin.max_accounts = settings.max_accounts
+    c.CappedAccountsMixin.default_groups = group_defaults(settings)
+    if settings.auth == "oidc":
+        _oidc(c, settings)
+        return
     c.JupyterHub.authenticator_class = "sporthub.hub.auth.SportHubAuthenticator"
     c.Authenticator.admin_users = {settings.admin_user}
-    c.Authenticator.allow_existing_users = True
     c.SportHubAuthenticator.admin_password = settings.admin_password_value()
+    c.SportHubAuthenticator.accounts_url = settings.accounts_url
+    c.SportHubAuthenticator.invite_ttl_hours = settings.invite_ttl_hours
+    c.SportHubAuthenticator.max_failures = settings.login_max_failures
+    c.SportHubAuthenticator.lockout_minutes = settings.login_lockout_minutes
+    # no "properties" key: load_groups would replace the admin's edits on every start; the
+    # authenticator fills in defaults only for a group without any
+    c.JupyterHub.load_groups = {name: {} for name in ROLE_GROUPS}
+
+
+def _oidc(c, settings: Settings) -> None:
+    """The club's provider signs people in; membership of its groups decides access and role."""
+    c.JupyterHub.authenticator_class = "sporthub.hub.auth.SportHubOIDCAuthenticator"
+    oidc = c.SportHubOIDCAuthenticator
+    oidc.login_service = "the club's account"
+    oidc.client_id = settings.oidc_client_id
+    oidc.client_secret = settings.oidc_client_secret.get_secret_value()
+    oidc.authorize_url = settings.oidc_authorize_url
+    oidc.token_url = settings.oidc_token_url
+    oidc.userdata_url = settings.oidc_userdata_url
+    oidc.oauth_callback_url = f"{settings.public_url}hub/oauth_callback"
+    oidc.scope = list(settings.oidc_scopes)
+    oidc.username_claim = settings.oidc_username_claim
+    # groups follow the provider at every sign-in; the roles of load_roles create the hub's
+    # groups at start (load_groups cannot be combined with manage_groups)
+    oidc.manage_groups = True
+    oidc.groups_claim = settings.oidc_groups_claim
+    oidc.group_map = dict(settings.oidc_group_map)
+    oidc.allowed_groups = set(settings.oidc_allowed_groups)
+    oidc.admin_groups = set(settings.oidc_admin_groups)
+
+
+def group_defaults(settings: Settings) -> dict[str, dict]:
+    defaults = {}
+    for name in ROLE_GROUPS:
+        policy = settings.llm_groups.get(name)
+        defaults[name] = policy.model_dump(exclude_none=True) if policy else {}
+    return defaults
 
 
 def _llm_access(c, settings: Settings) -> None:
-    """Users reach the LLM with their own tokens, through a custom scope."""
+    """The beta groups and the admins reach the LLM with their own tokens, via a custom scope."""
     c.JupyterHub.custom_scopes = {
         LLM_SCOPE: {"description": "Use the shared language model through the SportHub gateway."},
     }
+    # membership of a beta group is what grants the assistant; a plain account gets nothing.
+    # JupyterHub refuses to extend the built-in admin role, so the admins are named here: the
+    # admin from the settings (passwords), or the provider's admin groups (OIDC). An admin
+    # promoted in the admin panel joins a group like everyone else.
+    llm_users = {"name": "llm-users", "description": "Use the shared language model",
+                 "scopes": [LLM_SCOPE], "groups": list(ROLE_GROUPS)}
+    if settings.auth == "oidc":
+        llm_users["groups"] += [g for g in settings.oidc_admin_groups if g not in ROLE_GROUPS]
+    else:
+        llm_users["users"] = [settings.admin_user]
     c.JupyterHub.load_roles = [
-        {"name": "user", "description": "Beta users: their own things and the LLM",
-         "scopes": ["self", LLM_SCOPE]},
+        llm_users,
         # the gateway reads groups (priority, budgets); never admin:users, which exposes auth_state
         {"name": "sporthub-gateway", "scopes": ["read:users:name", "read:users:groups",
                                                 "read:groups"], "services": ["llm"]},
@@ -88,6 +145,40 @@ def _spawner(c, settings: Settings, data_dir: Path) -> None:
             c.Spawner.args = ["--allow-root"]
 
 
+def _capacity(c, settings: Settings) -> None:
+    # one GPU server: 3-5 people at once; the next one is asked to come back shortly (the
+    # template error.html turns the hub's terse 429 into an explanation)
+    c.JupyterHub.active_server_limit = settings.active_server_limit
+    c.JupyterHub.template_vars = {
+        "sporthub_active_server_limit": settings.active_server_limit,
+        "sporthub_idle_time": _duration(settings.idle_timeout_s),
+        "sporthub_invites": settings.auth == "password",
+    }
+
+
+def _duration(seconds: int) -> str:
+    if seconds % 3600 == 0:
+        value, unit = seconds // 3600, "hour"
+    elif seconds % 60 == 0:
+        value, unit = seconds // 60, "minute"
+    else:
+        value, unit = seconds, "second"
+    return f"{value} {unit}{'' if value == 1 else 's'}"
+
+
+def _idle_culler(settings: Settings) -> tuple[dict, dict]:
+    """Stops servers idle for ``idle_timeout_s``, which frees places under the server limit."""
+    service = {
+        "name": "idle-culler",
+        "command": [sys.executable, "-m", "jupyterhub_idle_culler",
+                    f"--timeout={settings.idle_timeout_s}"],
+    }
+    # exactly what culling servers needs; not admin:users (no culling of accounts here)
+    role = {"name": "idle-culler", "services": ["idle-culler"],
+            "scopes": ["list:users", "read:users:activity", "read:servers", "delete:servers"]}
+    return service, role
+
+
 def _services(c, settings: Settings) -> None:
     env = settings.as_environment()
     c.JupyterHub.services = [
@@ -99,6 +190,26 @@ def _services(c, settings: Settings) -> None:
             "environment": env,
         },
     ]
+    c.JupyterHub.services.append({
+        "name": "usage",
+        "display": True,
+        "oauth_no_confirm": True,
+        "url": f"http://127.0.0.1:{settings.usage_port}",
+        "command": [sys.executable, "-m", "sporthub.usage"],
+        "environment": env,
+    })
+    # names, groups and group properties (budgets); the page itself checks that the viewer is an
+    # admin. Never admin:users, which exposes auth_state.
+    c.JupyterHub.load_roles.append({
+        "name": "sporthub-usage", "services": ["usage"],
+        "scopes": ["list:users", "read:users", "list:groups", "read:groups"]})
+    # the sporthub CLI: a token-only service; its token never leaves <data>/secrets/ (0600)
+    c.JupyterHub.services.append({"name": CLI_SERVICE, "api_token": settings.secret("cli-api-token")})
+    c.JupyterHub.load_roles.append({"name": CLI_SERVICE, "services": [CLI_SERVICE],
+                                    "scopes": CLI_SCOPES})
+    culler, culler_role = _idle_culler(settings)
+    c.JupyterHub.services.append(culler)
+    c.JupyterHub.load_roles.append(culler_role)
     if settings.uses_embedded_llm:
         # no url: the backend gets no route through the proxy; only the gateway reaches it
         c.JupyterHub.services.append(

@@ -1,0 +1,162 @@
+"""Hub pages and API of invite-only accounts, mounted under ``/hub/`` by the authenticator.
+
+- ``/hub/invite?token=...``: the person sets their password (one-time, expiring link).
+- ``/hub/invites``: the admin's list of accounts, with a "new link" button per account.
+- ``/hub/api/sporthub/invites[/<name>]``: the same for the ``sporthub`` CLI, with a hub token.
+
+Accounts themselves are hub users (created in the admin panel, with the REST API or the CLI); this
+only adds a password to them. Tokens and passwords never reach a log line.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+
+from jupyterhub import orm
+from jupyterhub.apihandlers.base import APIHandler
+from jupyterhub.handlers.base import BaseHandler
+from jupyterhub.scopes import needs_scope
+from jupyterhub.utils import url_path_join
+from tornado import web
+from tornado.httputil import url_concat
+
+from sporthub.hub.accounts import InvalidInvite, WeakPassword
+
+
+def _invite_url(handler: BaseHandler, token: str) -> str:
+    # a query parameter named "token", not a path segment: the hub's request log scrubs exactly
+    # such parameters, and it logs paths as they are
+    path = url_concat(url_path_join(handler.hub.base_url, "invite"), {"token": token})
+    return f"{handler.request.protocol}://{handler.request.host}{path}"
+
+
+def _accounts(handler: BaseHandler) -> list[dict]:
+    store = handler.authenticator.store
+    users = handler.db.query(orm.User).order_by(orm.User.name).all()
+    statuses = store.status([u.name for u in users])
+    settings_admins = handler.authenticator.admin_users if handler.authenticator.admin_password \
+        else set()
+    rows = []
+    for user in users:
+        status = statuses[user.name]
+        if user.name in settings_admins:
+            state = "admin password from settings"
+        elif status.has_password:
+            state = "active"
+        elif status.invite_expires:
+            state = "invited"
+        else:
+            state = "no link yet"
+        rows.append({
+            "name": user.name, "admin": user.admin, "groups": [g.name for g in user.groups],
+            "state": state,
+            "invite_expires": status.invite_expires.isoformat() if status.invite_expires else None,
+        })
+    return rows
+
+
+def _new_invite(handler: BaseHandler, name: str) -> dict:
+    if handler.find_user(name) is None:
+        raise web.HTTPError(404, f"No account named {name!r}: create it first.")
+    token = handler.authenticator.store.new_invite(name)
+    handler.log.info("New invite link for %r issued by %s", name, handler.current_user.name)
+    status = handler.authenticator.store.status([name])[name]
+    return {"name": name, "url": _invite_url(handler, token),
+            "expires": status.invite_expires.isoformat()}
+
+
+class InviteHandler(BaseHandler):
+    """The page an invite link opens: choose a password, then sign in.
+
+    The token arrives as ``?token=`` (GET) or a form field (POST). Refusals are rendered here
+    rather than raised: tornado's warning for a raised HTTPError prints the unscrubbed URI.
+    """
+
+    def _username(self) -> str | None:
+        token = self.get_argument("token", default="")
+        try:
+            name = self.authenticator.store.invite_user(token)
+        except InvalidInvite:
+            return None
+        return name if self.find_user(name) is not None else None
+
+    async def _refuse(self) -> None:
+        self.log.warning("Invite link refused: unknown, used or expired")
+        self.set_status(410)
+        self.finish(await self.render_template(
+            "error.html", status_code=410, status_message="Link no longer valid",
+            message=str(InvalidInvite()), message_html="", extra_error_html=""))
+
+    async def _page(self, username: str, error: str | None = None) -> str:
+        return await self.render_template(
+            "sporthub-invite.html", username=username, error=error,
+            token=self.get_argument("token"), action=url_path_join(self.hub.base_url, "invite"),
+            xsrf=self.xsrf_token.decode("ascii"))
+
+    async def get(self):
+        username = self._username()
+        if username is None:
+            return await self._refuse()
+        self.finish(await self._page(username))
+
+    async def post(self):
+        username = self._username()
+        if username is None:
+            return await self._refuse()
+        password = self.get_argument("password", default="", strip=False)
+        if password != self.get_argument("password2", default="", strip=False):
+            self.set_status(400)
+            return self.finish(await self._page(username, "The two passwords differ."))
+        try:
+            await asyncio.to_thread(self.authenticator.store.redeem, self.get_argument("token"),
+                                    password)
+        except WeakPassword as e:
+            self.set_status(400)
+            return self.finish(await self._page(username, str(e)))
+        except InvalidInvite:
+            return await self._refuse()
+        self.log.info("Password set for %r through an invite link", username)
+        self.redirect(self.settings["login_url"])
+
+
+class InvitesPageHandler(BaseHandler):
+    """The admin's page: accounts made in the admin panel get their link here."""
+
+    @web.authenticated
+    @needs_scope("admin:users")
+    async def get(self):
+        self.finish(await self._page())
+
+    @web.authenticated
+    @needs_scope("admin:users")
+    async def post(self):
+        invite = _new_invite(self, self.get_argument("username"))
+        self.finish(await self._page(invite))
+
+    async def _page(self, invite: dict | None = None) -> str:
+        return await self.render_template(
+            "sporthub-invites.html", accounts=_accounts(self), invite=invite,
+            xsrf=self.xsrf_token.decode("ascii"))
+
+
+class AccountsAPIHandler(APIHandler):
+    @needs_scope("admin:users")
+    def get(self):
+        self.write(json.dumps(_accounts(self)))
+
+
+class InviteAPIHandler(APIHandler):
+    @needs_scope("admin:users")
+    def post(self, user_name: str):
+        self.set_status(201)
+        self.write(json.dumps(_new_invite(self, user_name)))
+
+
+def handlers() -> list[tuple]:
+    return [
+        (r"/invite", InviteHandler),
+        (r"/invites", InvitesPageHandler),
+        (r"/api/sporthub/invites", AccountsAPIHandler),
+        (r"/api/sporthub/invites/([^/]+)", InviteAPIHandler),
+    ]

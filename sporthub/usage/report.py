@@ -1,0 +1,199 @@
+"""Usage figures from the gateway's ledger: per user, per day, and the recent errors.
+
+Read-only: the gateway is the ledger's only writer. Figures are computed in Python from the rows
+of the last 14 days, which keeps SQLite and PostgreSQL alike (no dialect date functions); at 100
+accounts that is a few thousand rows.
+
+Definitions (also on the page): *today* is the current UTC day, as the budgets are; *week* is the
+last 7 UTC days including today, against 7 times the daily budget; queue wait is ``queued_ms`` of
+the requests that waited at all (NULL = not measured, left out); p95 is the nearest-rank 95th
+percentile.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import math
+from dataclasses import asdict, dataclass
+from datetime import UTC, date, datetime, timedelta
+
+from sqlalchemy import Engine, create_engine, select
+
+from sporthub.gateway.ledger import RequestRow
+from sporthub.gateway.policy import budget_window, resolve
+from sporthub.settings import Settings
+
+CHART_DAYS = 14
+WEEK_DAYS = 7
+
+
+@dataclass(frozen=True)
+class UserUsage:
+    user: str
+    groups: str
+    budget_per_day: int
+    tokens_today: int
+    tokens_week: int
+    budget_week: int
+    requests_week: int
+    mean_queue_ms: float | None
+    p95_queue_ms: float | None
+    errors_week: int
+
+
+@dataclass(frozen=True)
+class ErrorRow:
+    started_at: datetime
+    user: str
+    endpoint: str
+    model: str | None
+    status: int
+    outcome: str
+
+
+@dataclass(frozen=True)
+class Report:
+    generated_at: datetime
+    users: list[UserUsage]
+    days: list[tuple[date, int]]
+    errors: list[ErrorRow]
+
+
+def read_only_engine(url: str) -> Engine:
+    if url.startswith("sqlite:///"):
+        # SQLite's own read-only mode: this service can never write to the gateway's ledger
+        path = url.removeprefix("sqlite:///")
+        return create_engine(f"sqlite:///file:{path}?mode=ro&uri=true",
+                             connect_args={"timeout": 30})
+    return create_engine(url, pool_pre_ping=True,
+                         execution_options={"postgresql_readonly": True})
+
+
+def _utc(moment: datetime) -> datetime:
+    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
+
+
+def p95(values: list[float]) -> float | None:
+    if not values:
+        return None
+    ordered = sorted(values)
+    return ordered[max(0, math.ceil(0.95 * len(ordered)) - 1)]
+
+
+def build_report(engine: Engine, settings: Settings, users: dict[str, list[str]],
+                 group_properties: dict[str, dict], now: datetime | None = None) -> Report:
+    """``users``: hub user name -> group names; ``group_properties``: hub group properties."""
+    now = now or datetime.now(UTC)
+    today, _ = budget_window(now)
+    week_start = today - timedelta(days=WEEK_DAYS - 1)
+    chart_start = today - timedelta(days=CHART_DAYS - 1)
+    columns = (RequestRow.started_at, RequestRow.user, RequestRow.prompt_tokens,
+               RequestRow.completion_tokens, RequestRow.queued_ms, RequestRow.outcome)
+    with engine.connect() as conn:
+        rows = conn.execute(select(*columns).where(RequestRow.started_at >= chart_start)).all()
+        error_rows = conn.execute(
+            select(RequestRow.started_at, RequestRow.user, RequestRow.endpoint, RequestRow.model,
+                   RequestRow.status, RequestRow.outcome)
+            .where(RequestRow.outcome != "ok")
+            .order_by(RequestRow.started_at.desc()).limit(20)).all()
+
+    per_day = {(chart_start + timedelta(days=i)).date(): 0 for i in range(CHART_DAYS)}
+    stats: dict[str, dict] = {}
+    for started_at, user, prompt, completion, queued_ms, outcome in rows:
+        started_at = _utc(started_at)
+        tokens = (prompt or 0) + (completion or 0)
+        if started_at.date() in per_day:
+            per_day[started_at.date()] += tokens
+        s = stats.setdefault(user, {"today": 0, "week": 0, "requests": 0, "waits": [],
+                                    "errors": 0})
+        if started_at >= today:
+            s["today"] += tokens
+        if started_at >= week_start:
+            s["week"] += tokens
+            s["requests"] += 1
+            if queued_ms is not None:
+                s["waits"].append(queued_ms)
+            if outcome != "ok":
+                s["errors"] += 1
+
+    report_users = []
+    for name in sorted(set(users) | set(stats)):
+        groups = users.get(name, [])
+        policy = resolve(settings, {g: group_properties.get(g, {}) for g in groups})
+        s = stats.get(name, {"today": 0, "week": 0, "requests": 0, "waits": [], "errors": 0})
+        waits = s["waits"]
+        report_users.append(UserUsage(
+            user=name, groups=" ".join(sorted(groups)), budget_per_day=policy.tokens_per_day,
+            tokens_today=s["today"], tokens_week=s["week"],
+            budget_week=policy.tokens_per_day * WEEK_DAYS, requests_week=s["requests"],
+            mean_queue_ms=round(sum(waits) / len(waits), 1) if waits else None,
+            p95_queue_ms=round(p95(waits), 1) if waits else None,
+            errors_week=s["errors"],
+        ))
+    errors = [ErrorRow(_utc(r[0]), *r[1:]) for r in error_rows]
+    return Report(generated_at=now, users=report_users, days=sorted(per_day.items()),
+                  errors=errors)
+
+
+def to_csv(report: Report) -> str:
+    out = io.StringIO()
+    fields = list(UserUsage.__dataclass_fields__)
+    writer = csv.DictWriter(out, fieldnames=fields, lineterminator="\n")
+    writer.writeheader()
+    for row in report.users:
+        writer.writerow({k: "" if v is None else v for k, v in asdict(row).items()})
+    return out.getvalue()
+
+
+def bar_chart(days: list[tuple[date, int]], width: int = 700, height: int = 200) -> str:
+    """Tokens per day as an inline SVG: no script, nothing loaded from elsewhere."""
+    top = max((tokens for _, tokens in days), default=0) or 1
+    slot = width / max(len(days), 1)
+    plot = height - 30
+    parts = [(f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" '
+             f'role="img" aria-label="tokens per day, last {len(days)} days" id="usage-chart">')]
+    for i, (day, tokens) in enumerate(days):
+        bar = plot * tokens / top
+        x = i * slot + slot * 0.15
+        parts.append(
+            f'<rect x="{x:.1f}" y="{plot - bar + 10:.1f}" width="{slot * 0.7:.1f}" '
+            f'height="{bar:.1f}" fill="#f37726" data-day="{day.isoformat()}" '
+            f'data-tokens="{tokens}"><title>{day.isoformat()}: {tokens} tokens</title></rect>')
+        parts.append(f'<text x="{i * slot + slot / 2:.1f}" y="{height - 5}" font-size="10" '
+                     f'text-anchor="middle">{day.strftime("%d.%m")}</text>')
+    parts.append("</svg>")
+    return "".join(parts)
+
+
+@dataclass(frozen=True)
+class Summary:
+    user: str
+    requests: int
+    prompt_tokens: int
+    completion_tokens: int
+    tokens: int
+    errors: int
+    mean_queue_ms: float | None
+    p95_queue_ms: float | None
+
+
+def summary_since(engine: Engine, since: datetime) -> list[Summary]:
+    """Per-user totals of the requests that started at or after ``since`` (for the CLI)."""
+    columns = (RequestRow.user, RequestRow.prompt_tokens, RequestRow.completion_tokens,
+               RequestRow.queued_ms, RequestRow.outcome)
+    with engine.connect() as conn:
+        rows = conn.execute(select(*columns).where(RequestRow.started_at >= since)).all()
+    per_user: dict[str, list] = {}
+    for user, prompt, completion, queued_ms, outcome in rows:
+        per_user.setdefault(user, []).append((prompt or 0, completion or 0, queued_ms, outcome))
+    result = []
+    for user, items in sorted(per_user.items()):
+        waits = [q for _, _, q, _ in items if q is not None]
+        prompt = sum(p for p, _, _, _ in items)
+        completion = sum(c for _, c, _, _ in items)
+        result.append(Summary(
+            user=user, requests=len(items), prompt_tokens=prompt, completion_tokens=completion,
+            tokens=prompt + completion, errors=sum(1 for *_, o in items if o != "ok"),
+            mean_queue_ms=sum(waits) / len(waits) if waits else None, p95_queue_ms=p95(waits)))
+    return result
