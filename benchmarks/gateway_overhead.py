@@ -226,7 +226,8 @@ def start_backend(cleanup: Cleanup, name: str) -> str:
 
 
 def start_stack(cleanup: Cleanup, name: str, tmp: Path, backend_url: str, **settings: str):
-    """The real SportHub stack in front of the fast backend, and a normal user's token."""
+    """The real SportHub stack in front of the fast backend, and a normal user's token (an
+    athlete's: the per-user budget setting passed here is higher than the group's, and wins)."""
     from tests.stack import HubClient, make_stack
 
     backends = json.dumps([{"name": "fast", "url": backend_url, "api_key": BACKEND_KEY,
@@ -250,6 +251,10 @@ def start_stack(cleanup: Cleanup, name: str, tmp: Path, backend_url: str, **sett
     admin.token_from_session(stack.admin_user)
     response = admin.api("POST", "/users/bench")
     assert response.status_code == 201, response.text
+    # membership of a role group is what grants the LLM scope (as in tests/test_gateway_queue.py)
+    admin.api("POST", "/groups/athletes")  # 201, or 409 when it exists
+    response = admin.api("POST", "/groups/athletes/users", json={"users": ["bench"]})
+    assert response.status_code == 200, response.text
     token = admin.new_token("bench", note="gateway benchmark")
     return stack, token
 
