@@ -16,6 +16,7 @@ import hmac
 import json
 import logging
 import os
+import re
 import time
 import uuid
 from contextlib import asynccontextmanager
@@ -256,7 +257,10 @@ class Gateway:
                     eta = _seconds(self.scheduler.eta(ticket))
                     yield f": queue position={position} eta_s={eta}\n\n".encode()
                     last_position, last_sent = position, now
-                await asyncio.wait({waiter}, timeout=0.25)
+                # wake on any change of the queue, or in time for the periodic comment
+                next_comment = max(QUEUE_COMMENT_EVERY_S - (time.monotonic() - last_sent), 0.05)
+                await asyncio.wait({waiter, self.scheduler.changed()}, timeout=next_comment,
+                                   return_when=asyncio.FIRST_COMPLETED)
             waiter.result()
             self.metrics.queue_wait.observe(time.monotonic() - ticket.enqueued_at)
             upstream = self.router.get(ticket.backend)
@@ -315,21 +319,17 @@ class Gateway:
         wants_usage = bool((body.get("stream_options") or {}).get("include_usage"))
         delivered = 0  # chunks with text: about one token each
         try:
+            # bytes in, bytes out: the few numbers we need are read without parsing the JSON
             async for event in _sse_events(response):
-                chunk = _json_of(event)
-                if chunk is not None:
-                    if chunk.get("usage"):
-                        record.prompt_tokens = int(chunk["usage"].get("prompt_tokens") or 0)
-                        record.completion_tokens = int(chunk["usage"].get("completion_tokens") or 0)
-                    if chunk.get("choices"):
-                        delivered += _has_text(chunk)
+                if event.startswith(b"data:"):
+                    if b'"usage"' in event:
+                        _read_usage(event, record)
+                        if not wants_usage and _NO_CHOICES.search(event):
+                            continue  # the usage-only chunk we asked for on the caller's behalf
+                    if _HAS_TEXT.search(event):
+                        delivered += 1
                         if record.ttft_ms is None:
                             record.ttft_ms = (time.monotonic() - started) * 1000
-                        if chunk.get("usage") and not wants_usage:
-                            chunk.pop("usage")  # continuous usage we asked for, not the caller
-                            event = b"data: " + json.dumps(chunk).encode()
-                    elif chunk.get("usage") and not wants_usage:
-                        continue  # the usage-only chunk we asked for on the caller's behalf
                 yield event + b"\n\n"
         except (asyncio.CancelledError, GeneratorExit):
             record.status, record.outcome = 499, "cancelled"
@@ -491,19 +491,19 @@ async def _sse_events(response: httpx.Response):
         yield buffer
 
 
-def _json_of(event: bytes) -> dict | None:
-    if not event.startswith(b"data:") or event[5:].strip() == b"[DONE]":
-        return None
-    try:
-        chunk = json.loads(event[5:])
-    except ValueError:
-        return None
-    return chunk if isinstance(chunk, dict) else None
+_PROMPT_TOKENS = re.compile(rb'"prompt_tokens":\s*(\d+)')
+_COMPLETION_TOKENS = re.compile(rb'"completion_tokens":\s*(\d+)')
+_NO_CHOICES = re.compile(rb'"choices":\s*\[\s*\]')
+_HAS_TEXT = re.compile(rb'"(?:content|text)":\s*"(?!")')
 
 
-def _has_text(chunk: dict) -> bool:
-    choice = chunk["choices"][0] if chunk["choices"] else {}
-    return bool((choice.get("delta") or {}).get("content") or choice.get("text"))
+def _read_usage(event: bytes, record: RequestRecord) -> None:
+    """Take the token counts of a chunk's usage (the final one, or vLLM's continuous ones)."""
+    prompt, completion = _PROMPT_TOKENS.search(event), _COMPLETION_TOKENS.search(event)
+    if prompt:
+        record.prompt_tokens = int(prompt.group(1))
+    if completion:
+        record.completion_tokens = int(completion.group(1))
 
 
 def _sse_error(error: GatewayError) -> bytes:

@@ -86,8 +86,10 @@ def migrate(url: str) -> None:
 
 class Ledger:
     def __init__(self, url: str):
-        connect_args = {"timeout": 30} if url.startswith("sqlite") else {}
-        self.engine = create_engine(url, connect_args=connect_args, pool_pre_ping=True)
+        sqlite = url.startswith("sqlite")
+        # a server database may drop idle connections; a file cannot
+        self.engine = create_engine(url, connect_args={"timeout": 30} if sqlite else {},
+                                    pool_pre_ping=not sqlite)
 
     async def record(self, rec: RequestRecord) -> None:
         row = {k: v for k, v in rec.__dict__.items()}

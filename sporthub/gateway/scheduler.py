@@ -78,6 +78,18 @@ class Scheduler:
         self._seq = itertools.count()
         self._eta_computed_at = 0.0
         self._eta_dirty = True
+        self._changed: asyncio.Future | None = None
+
+    def changed(self) -> asyncio.Future:
+        """A future resolved at the next change of the queues (waiters then re-read their place)."""
+        if self._changed is None or self._changed.done():
+            self._changed = asyncio.get_running_loop().create_future()
+        return self._changed
+
+    def _notify(self) -> None:
+        self._eta_dirty = True
+        if self._changed is not None and not self._changed.done():
+            self._changed.set_result(None)
 
     # -- admission ------------------------------------------------------------------------
 
@@ -121,7 +133,7 @@ class Scheduler:
         if queue is not None and ticket in queue:
             queue.remove(ticket)
             self.queued_by_user[ticket.user] -= 1
-            self._eta_dirty = True
+            self._notify()
         if not ticket.admitted.done():
             ticket.admitted.cancel()
 
@@ -142,7 +154,7 @@ class Scheduler:
 
     def _dispatch(self) -> None:
         """Give free slots to the best waiting tickets, least-loaded backend first."""
-        self._eta_dirty = True
+        self._notify()
         while True:
             heads = sorted((q[0] for q in self.queues.values() if q), key=lambda t: t.key)
             for ticket in heads:
