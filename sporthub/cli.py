@@ -21,6 +21,9 @@ PROJECT_ROOT = Path(__file__).resolve().parents[1]
 SINGLEUSER_FILES = {
     "jupyter_server_config.py": Path("etc/jupyter/jupyter_server_config.py"),
     "ipython_config.py": Path("etc/ipython/ipython_config.py"),
+    # no "would you like news?" pop-up: the hub's users are not the place to ask, and a
+    # closed server often cannot reach the news feed anyway
+    "overrides.json": Path("share/jupyter/lab/settings/overrides.json"),
 }
 
 

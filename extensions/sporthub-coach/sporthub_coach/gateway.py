@@ -45,8 +45,8 @@ def ordinal(n: int) -> str:
 
 async def stream_chat(messages: list[dict], on_queue: Callable[[Place], None],
                       base_url: str | None = None, api_key: str | None = None,
-                      model: str | None = None, max_tokens: int | None = None
-                      ) -> AsyncIterator[str]:
+                      model: str | None = None, max_tokens: int | None = None,
+                      frequency_penalty: float | None = None) -> AsyncIterator[str]:
     """Yield the answer's text as it arrives; report queue places to ``on_queue`` meanwhile.
 
     Without ``max_tokens`` the gateway's own cap bounds the answer.
@@ -57,6 +57,8 @@ async def stream_chat(messages: list[dict], on_queue: Callable[[Place], None],
     payload = {"model": model, "messages": messages, "stream": True}
     if max_tokens is not None:
         payload["max_tokens"] = max_tokens
+    if frequency_penalty is not None:
+        payload["frequency_penalty"] = frequency_penalty
     async with httpx.AsyncClient(timeout=httpx.Timeout(600, connect=10)) as client, \
             client.stream("POST", f"{base_url.rstrip('/')}/chat/completions", json=payload,
                           headers={"Authorization": f"Bearer {api_key}"}) as response:

@@ -10,6 +10,9 @@ from jupyterlab_chat.models import Message
 from sporthub_coach.gateway import GatewayRefused, Place, stream_chat
 
 HISTORY_MESSAGES = 8
+# coaching answers are short; small models also loop on a sentence without a repetition penalty
+ANSWER_TOKENS = 300
+FREQUENCY_PENALTY = 0.8
 
 SYSTEM_PROMPT = """You are Coach, the AI assistant of a sports club. You help athletes understand \
 their training: load, recovery, pacing, sleep, nutrition basics and planning. Be encouraging, \
@@ -34,7 +37,9 @@ class CoachPersona(BasePersona):
             self.set_status(f"is waiting: {place.describe()}")
 
         try:
-            await self.stream_message(stream_chat(self._conversation(message), show_place))
+            await self.stream_message(stream_chat(
+                self._conversation(message), show_place, max_tokens=ANSWER_TOKENS,
+                frequency_penalty=FREQUENCY_PENALTY))
         except GatewayRefused as refused:
             self.send_message(str(refused))
 
