@@ -21,9 +21,7 @@ log = logging.getLogger("sporthub.gateway")
 @dataclass(frozen=True)
 class Caller:
     name: str
-    groups: tuple[str, ...]
     admin: bool
-    scopes: frozenset[str]
 
 
 class HubTokenAuth:
@@ -53,13 +51,8 @@ class HubTokenAuth:
         if not model or model.get("kind", "user") != "user":
             raise GatewayError(401, "Invalid API key: this token is unknown to JupyterHub or has "
                                "expired.", "invalid_api_key")
-        scopes = frozenset(model.get("scopes", ()))
-        if scope is not None and scope not in scopes:
+        if scope is not None and scope not in model.get("scopes", ()):
             raise GatewayError(403, f"This token lacks the scope '{scope}': ask your admin for "
                                "access to the AI assistant.", "missing_scope")
-        return Caller(
-            name=model["name"],
-            groups=tuple(model.get("groups") or ()),
-            admin=bool(model.get("admin")),
-            scopes=scopes,
-        )
+        # groups are read with the gateway's own token (directory.py): a server token cannot
+        return Caller(name=model["name"], admin=bool(model.get("admin")))

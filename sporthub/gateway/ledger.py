@@ -99,16 +99,6 @@ class Ledger:
         with self.engine.begin() as conn:
             conn.execute(insert(RequestRow), row)
 
-    async def rows(self, user: str | None = None) -> list[RequestRow]:
-        return await asyncio.to_thread(self._rows, user)
-
-    def _rows(self, user: str | None):
-        query = select(RequestRow).order_by(RequestRow.started_at)
-        if user is not None:
-            query = query.where(RequestRow.user == user)
-        with self.engine.connect() as conn:
-            return list(conn.execute(query))
-
     async def tokens_since(self, user: str, since: datetime) -> int:
         return await asyncio.to_thread(self._tokens_since, user, since)
 
