@@ -246,9 +246,7 @@ def start_stack(cleanup: Cleanup, name: str, tmp: Path, backend_url: str, **sett
 
     cleanup.push(name, stop)
     stack.start()
-    admin = HubClient(stack)
-    admin.login(stack.admin_user, stack.admin_password)
-    admin.token_from_session(stack.admin_user)
+    admin = HubClient.admin(stack)
     response = admin.api("POST", "/users/bench")
     assert response.status_code == 201, response.text
     # membership of a role group is what grants the LLM scope (as in tests/test_gateway_queue.py)

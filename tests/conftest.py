@@ -20,7 +20,4 @@ def stack(tmp_path_factory) -> Stack:
 @pytest.fixture(scope="session")
 def admin(stack) -> HubClient:
     """The admin, logged in through the login form, with an API token."""
-    client = HubClient(stack)
-    assert client.login(stack.admin_user, stack.admin_password).status_code == 302
-    client.token_from_session(stack.admin_user)
-    return client
+    return HubClient.admin(stack)

@@ -128,6 +128,14 @@ class HubClient:
             "_xsrf": self.http.cookies.get("_xsrf", path="/hub/"),
         })
 
+    @classmethod
+    def admin(cls, stack: Stack) -> HubClient:
+        """The stack's admin, logged in through the login form, with an API token."""
+        client = cls(stack)
+        assert client.login(stack.admin_user, stack.admin_password).status_code == 302
+        client.token_from_session(stack.admin_user)
+        return client
+
     def token_from_session(self, user: str) -> str:
         """An API token made with the session cookie, as the hub's token page does."""
         response = self.http.post(f"/hub/api/users/{user}/tokens", json={"note": "tests"},

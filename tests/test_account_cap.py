@@ -27,15 +27,8 @@ def small(tmp_path_factory):
         stack.stop()
 
 
-def admin_of(stack) -> HubClient:
-    client = HubClient(stack)
-    assert client.login(stack.admin_user, stack.admin_password).status_code == 302
-    client.token_from_session(stack.admin_user)
-    return client
-
-
 def test_the_account_over_the_cap_is_refused_and_existing_ones_work(small):
-    admin = admin_of(small)
+    admin = HubClient.admin(small)
     for name in ("u1", "u2"):
         assert set_password(create_account(admin, name, "athletes"), PASSWORD).status_code == 302
     # the admin panel's "Add users" posts this; it shows the hub's message
@@ -57,7 +50,7 @@ def test_the_account_over_the_cap_is_refused_and_existing_ones_work(small):
 
 
 def test_a_full_hub_says_so_and_the_idle_culler_frees_the_place(small):
-    admin = admin_of(small)
+    admin = HubClient.admin(small)
     admin.start_server("admin")
     u1 = HubClient(small)
     assert u1.login("u1", PASSWORD).status_code == 302
@@ -74,7 +67,7 @@ def test_a_full_hub_says_so_and_the_idle_culler_frees_the_place(small):
 
 
 def test_a_lower_cap_after_a_restart_keeps_existing_accounts_and_admin_edits(small):
-    admin = admin_of(small)
+    admin = HubClient.admin(small)
     edited = {"llm_tokens_per_day": 1234, "note": "edited by the admin"}
     assert admin.api("PUT", "/groups/athletes/properties", json=edited).status_code == 200
     assert admin.api("PUT", "/groups/scientists/properties", json={}).status_code == 200
@@ -84,7 +77,7 @@ def test_a_lower_cap_after_a_restart_keeps_existing_accounts_and_admin_edits(sma
     small.env["SPORTHUB_MAX_ACCOUNTS"] = "2"  # below the 3 accounts that exist
     small.start()
 
-    admin = admin_of(small)
+    admin = HubClient.admin(small)
     names = {u["name"] for u in admin.api("GET", "/users").json()}
     assert names == {"admin", "u1", "u3"}
     assert HubClient(small).login("u1", PASSWORD).status_code == 302

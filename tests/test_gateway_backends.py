@@ -25,9 +25,7 @@ def two(tmp_path_factory):
     stack = make_stack(tmp_path_factory.mktemp("two-backends"), llm_backends=backends,
                        llm_health_interval_s="1")
     stack.start()
-    admin = HubClient(stack)
-    admin.login(stack.admin_user, stack.admin_password)
-    admin.token_from_session(stack.admin_user)
+    admin = HubClient.admin(stack)
     assert admin.api("POST", "/users/runner").status_code == 201
     assert admin.api("POST", "/groups/athletes/users", json={"users": ["runner"]}).status_code == 200
     stack.user_token = admin.new_token("runner")

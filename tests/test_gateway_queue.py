@@ -55,10 +55,7 @@ def gw(request, backend, tmp_path_factory):
         settings["db_url"] = db_url
     stack = make_stack(tmp_path_factory.mktemp(f"gw-{request.param}"), **settings)
     stack.start()
-    admin = HubClient(stack)
-    admin.login(stack.admin_user, stack.admin_password)
-    admin.token_from_session(stack.admin_user)
-    stack.admin = admin
+    stack.admin = HubClient.admin(stack)
     stack.db_url = db_url or f"sqlite:///{stack.data_dir / 'gateway.sqlite'}"
     yield stack
     stack.descendants = stack.processes()

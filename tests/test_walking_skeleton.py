@@ -199,9 +199,7 @@ def test_a_bad_setting_is_named_in_the_error(tmp_path):
 def test_stopping_the_stack_leaves_no_process_behind(tmp_path):
     stack = make_stack(tmp_path)
     stack.start()
-    admin = HubClient(stack)
-    admin.login(stack.admin_user, stack.admin_password)
-    admin.token_from_session(stack.admin_user)
+    admin = HubClient.admin(stack)
     admin.start_server(stack.admin_user)
     processes = stack.processes()
     names = " ".join(" ".join(p.cmdline()) for p in processes)
