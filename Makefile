@@ -7,7 +7,7 @@ STAMP := $(VENV)/.sporthub-installed
 OIDC_VENV := .venv-oidc
 OIDC_STAMP := $(OIDC_VENV)/.installed
 
-.PHONY: up test install lint clean
+.PHONY: up test test-vllm install lint clean
 
 up: install
 	$(BIN)/sporthub up
@@ -15,6 +15,13 @@ up: install
 test: install $(OIDC_STAMP)
 	$(BIN)/sporthub prepare
 	$(BIN)/pytest $(PYTEST_ARGS)
+
+# the backend contract against real llama-server and vLLM (CPU): ~3 GB of disk and ~4 GB of memory;
+# the first run prepares vLLM (a few minutes, once per machine)
+test-vllm: install $(OIDC_STAMP)
+	$(BIN)/sporthub prepare
+	SPORTHUB_EMBEDDED_BACKEND=vllm $(BIN)/sporthub prepare
+	$(BIN)/pytest -m vllm tests/test_backend_contract.py $(PYTEST_ARGS)
 
 install: $(STAMP)
 

@@ -38,7 +38,7 @@ from sporthub.gateway.ledger import Ledger, RequestRecord, migrate
 from sporthub.gateway.metrics import GatewayMetrics
 from sporthub.gateway.policy import Policy, budget_window, resolve
 from sporthub.gateway.scheduler import Pool, Scheduler, Ticket
-from sporthub.gateway.upstream import Router, Upstream, upstream_error
+from sporthub.gateway.upstream import Router, Upstream, upstream_error, without_usage
 from sporthub.settings import Settings
 
 log = logging.getLogger("sporthub.gateway")
@@ -316,7 +316,9 @@ class Gateway:
     async def _relay(self, response: httpx.Response, ticket: Ticket, body: dict,
                      record: RequestRecord, started: float):
         """Relay the backend's events, counting usage; the slot is freed however it ends."""
-        wants_usage = bool((body.get("stream_options") or {}).get("include_usage"))
+        options = body.get("stream_options") or {}
+        wants_usage = bool(options.get("include_usage"))
+        wants_every_usage = bool(options.get("continuous_usage_stats"))
         delivered = 0  # chunks with text: about one token each
         try:
             # bytes in, bytes out: the few numbers we need are read without parsing the JSON
@@ -324,8 +326,11 @@ class Gateway:
                 if event.startswith(b"data:"):
                     if b'"usage"' in event:
                         _read_usage(event, record)
-                        if not wants_usage and _NO_CHOICES.search(event):
-                            continue  # the usage-only chunk we asked for on the caller's behalf
+                        if _NO_CHOICES.search(event):
+                            if not wants_usage:
+                                continue  # the usage-only chunk we asked for on the caller's behalf
+                        elif not wants_every_usage:
+                            event = without_usage(event)
                     if _HAS_TEXT.search(event):
                         delivered += 1
                         if record.ttft_ms is None:

@@ -107,7 +107,7 @@ def _pip(args: list[str], progress) -> None:
     tail: list[str] = []
     for line in proc.stdout:
         tail = (tail + [line])[-40:]
-        if line.startswith(("Collecting ", "Installing collected", "Successfully ")):
+        if line.strip().startswith(("Collecting ", "Installing collected", "Successfully ")):
             progress("    " + line.strip()[:120])
     if proc.wait() != 0:
         raise BuildError(f"pip {args[0]} for vLLM failed:\n" + "".join(tail))
