@@ -36,6 +36,7 @@ from sportlab._typing import ArrayLike
 PAUSE_GAP_S = 10.0
 # A sensor dropout this short is bridged by interpolation, like a smart-recording gap.
 MAX_DROPOUT_S = 10.0
+_TICKS_PER_S = {"s": 1.0, "ms": 1e3, "us": 1e6, "ns": 1e9}
 
 
 def sample_times_s(values: ArrayLike | pd.DataFrame, sample_s: float | None = None) -> np.ndarray:
@@ -55,11 +56,19 @@ def sample_times_s(values: ArrayLike | pd.DataFrame, sample_s: float | None = No
         index = values.index
         if len(index) == 0:
             return np.zeros(0)
-        return (index - index[0]).to_numpy(dtype="timedelta64[ns]").astype(np.int64) / 1e9
+        ticks = index.asi8  # integers in the index's own unit (pandas 3 keeps s, ms, us or ns)
+        return (ticks - ticks[0]) / _TICKS_PER_S[index.unit]
     step = 1.0 if sample_s is None else float(sample_s)
     if not step > 0 or not np.isfinite(step):
         raise ValueError(f"sample_s must be a positive number of seconds, got {sample_s!r}")
     return np.arange(len(values)) * step
+
+
+def is_1hz_with_pauses(index: pd.DatetimeIndex | pd.TimedeltaIndex) -> bool:
+    """Whether every step between timestamps is exactly 1 s or a pause (> ``PAUSE_GAP_S``)."""
+    per_s = int(_TICKS_PER_S[index.unit])
+    steps = np.diff(index.asi8)
+    return bool(np.all((steps == per_s) | (steps > PAUSE_GAP_S * per_s)))
 
 
 def moving_time_s(
@@ -93,26 +102,57 @@ def resample_1hz(
     in error messages and as the result's name. A timestamped input keeps a 1-s DatetimeIndex
     (or TimedeltaIndex); a plain input gets a RangeIndex of elapsed seconds.
     """
+    grid, start = grid_1hz(
+        values,
+        sample_s,
+        pause_gap_s=pause_gap_s,
+        max_dropout_s=max_dropout_s,
+        long_dropouts=long_dropouts,
+        name=name,
+    )
+    return wrap_1hz(grid, start, name)
+
+
+def grid_1hz(
+    values: ArrayLike,
+    sample_s: float | None = None,
+    *,
+    pause_gap_s: float = PAUSE_GAP_S,
+    max_dropout_s: float = MAX_DROPOUT_S,
+    long_dropouts: Literal["raise", "nan"] = "raise",
+    name: str = "values",
+) -> tuple[np.ndarray, pd.Timestamp | pd.Timedelta | None]:
+    """:func:`resample_1hz` as a NumPy array and the first sample's time (None without times)."""
     if pause_gap_s <= 0:
         raise ValueError(f"pause_gap_s must be positive, got {pause_gap_s}")
     if max_dropout_s < 0:
         raise ValueError(f"max_dropout_s must be zero or positive, got {max_dropout_s}")
+    if long_dropouts not in ("raise", "nan"):
+        raise ValueError(f"long_dropouts must be 'raise' or 'nan', got {long_dropouts!r}")
     times = sample_times_s(values, sample_s)
     data = np.asarray(values, dtype="float64")
     start = None
     if isinstance(values, pd.Series) and _has_times(values) and len(data):
         start = values.index[0]
     if data.size == 0:
-        return _wrap(data, start, name)
-    if np.any(np.diff(times) < 0):
+        return data, start
+    steps = np.diff(times)
+    if np.any(steps < 0):
         order = np.argsort(times, kind="stable")
         times, data = times[order], data[order]
-    if _is_clean_1hz(times, data):
-        return _wrap(data, start, name)
+        steps = np.diff(times)
+    known = ~np.isnan(data)
+    # The common case (a 1-Hz recording without gaps or dropouts) needs no work at all.
+    if times[0] == 0.0 and known.all() and np.all(steps == 1.0):
+        return data, start
 
     second = np.floor(times + 1e-9).astype(np.int64)
     n = int(second[-1]) + 1
-    known = ~np.isnan(data)
+    if known.all() and np.all((steps == 1.0) | (steps > pause_gap_s)) and times[0] == 0.0:
+        # 1 Hz with pauses only (the second most common case): place the samples, no averaging.
+        grid = np.full(n, np.nan)
+        grid[second] = data
+        return grid, start
     counts = np.bincount(second[known], minlength=n)
     sums = np.bincount(second[known], weights=data[known], minlength=n)
     grid = np.full(n, np.nan)
@@ -120,18 +160,17 @@ def resample_1hz(
     grid[has_value] = sums[has_value] / counts[has_value]
 
     # Seconds strictly inside a gap between samples longer than pause_gap_s: the timer stopped.
-    sampled = np.unique(second)
-    gaps = np.diff(sampled)
-    pause = gaps > pause_gap_s
+    sampled = second[np.concatenate([[True], second[1:] != second[:-1]])]
+    pause = np.diff(sampled) > pause_gap_s
     edges = np.zeros(n + 1, dtype=np.int64)
-    np.add.at(edges, sampled[:-1][pause] + 1, 1)
-    np.add.at(edges, sampled[1:][pause], -1)
+    edges[sampled[:-1][pause] + 1] += 1
+    edges[sampled[1:][pause]] -= 1
     running = np.cumsum(edges[:-1]) == 0
-    # Number the stretches of riding between pauses: a dropout is only bridged within one.
-    stretch = np.cumsum(running & ~np.concatenate([[False], running[:-1]]))
 
     missing = running & ~has_value
     if missing.any():
+        # Number the stretches of riding between pauses: a dropout is only bridged within one.
+        stretch = np.cumsum(running & ~np.concatenate([[False], running[:-1]]))
         seconds = np.arange(n)
         before = np.maximum.accumulate(np.where(has_value, seconds, -1))
         after = np.minimum.accumulate(np.where(has_value, seconds, n)[::-1])[::-1]
@@ -152,11 +191,9 @@ def resample_1hz(
                 f"dropout longer than max_dropout_s={max_dropout_s:g} s): pass a larger "
                 "max_dropout_s to interpolate across it, or cut the ride there"
             )
-        if long_dropouts not in ("raise", "nan"):
-            raise ValueError(f"long_dropouts must be 'raise' or 'nan', got {long_dropouts!r}")
         fill = inner & ~too_long
         grid[fill] = np.interp(seconds[fill], seconds[has_value], grid[has_value])
-    return _wrap(grid, start, name)
+    return grid, start
 
 
 def _has_times(values: ArrayLike) -> bool:
@@ -165,17 +202,8 @@ def _has_times(values: ArrayLike) -> bool:
     )
 
 
-def _is_clean_1hz(times: np.ndarray, data: np.ndarray) -> bool:
-    # The common case (a 1-Hz recording without gaps or dropouts) needs no work at all.
-    return bool(
-        times[0] == 0.0
-        and times[-1] == data.size - 1
-        and np.all(np.diff(times) == 1.0)
-        and not np.isnan(data).any()
-    )
-
-
-def _wrap(grid: np.ndarray, start: pd.Timestamp | pd.Timedelta | None, name: str) -> pd.Series:
+def wrap_1hz(grid: np.ndarray, start: pd.Timestamp | pd.Timedelta | None, name: str) -> pd.Series:
+    """A 1-s grid from :func:`grid_1hz` as a Series on its time index."""
     if start is None:
         index: pd.Index = pd.RangeIndex(grid.size, name="elapsed_s")
     elif isinstance(start, pd.Timedelta):
@@ -188,7 +216,10 @@ def _wrap(grid: np.ndarray, start: pd.Timestamp | pd.Timedelta | None, name: str
 __all__ = [
     "MAX_DROPOUT_S",
     "PAUSE_GAP_S",
+    "grid_1hz",
+    "is_1hz_with_pauses",
     "moving_time_s",
     "resample_1hz",
     "sample_times_s",
+    "wrap_1hz",
 ]

@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 
 from sportlab._typing import ArrayLike
-from sportlab.resample import resample_1hz
+from sportlab.resample import grid_1hz, is_1hz_with_pauses
 
 # Banister's weighting constants (a, b) in TRIMP = D * dHR * a * exp(b * dHR).
 _BANISTER_CONSTANTS = {"male": (0.64, 1.92), "female": (0.86, 1.67)}
@@ -65,8 +65,12 @@ def per_second(values: ArrayLike, sample_s: float | None = None) -> tuple[np.nda
     if isinstance(values, pd.Series) and isinstance(
         values.index, pd.DatetimeIndex | pd.TimedeltaIndex
     ):
-        grid = resample_1hz(values, sample_s, long_dropouts="nan", name=str(values.name))
-        return grid.to_numpy(), 1.0
+        data = values.to_numpy(dtype=float)
+        if sample_s is None and is_1hz_with_pauses(values.index) and not np.isnan(data).any():
+            # Each sample is one second; pauses have no seconds to count.
+            return data, 1.0
+        grid, _ = grid_1hz(values, sample_s, long_dropouts="nan", name=str(values.name))
+        return grid, 1.0
     step = 1.0 if sample_s is None else float(sample_s)
     if not step > 0:
         raise ValueError(f"sample_s must be a positive number of seconds, got {sample_s!r}")

@@ -28,7 +28,7 @@ from scipy.optimize import curve_fit
 from scipy.signal import lfilter
 
 from sportlab._typing import ArrayLike, PowerInput
-from sportlab.resample import MAX_DROPOUT_S, PAUSE_GAP_S, resample_1hz
+from sportlab.resample import MAX_DROPOUT_S, PAUSE_GAP_S, grid_1hz, wrap_1hz
 
 
 def power_series(power_w: PowerInput, needed_by: str = "this function") -> ArrayLike:
@@ -72,18 +72,20 @@ def to_1hz(
     """
     if pauses not in ("zero", "drop", "nan"):
         raise ValueError(f"pauses must be 'zero', 'drop' or 'nan', got {pauses!r}")
-    grid = resample_1hz(
+    grid, start = grid_1hz(
         power_series(power_w, "to_1hz"),
         sample_s,
         pause_gap_s=pause_gap_s,
         max_dropout_s=max_dropout_s,
         name="power_w",
     )
+    series = wrap_1hz(grid, start, "power_w")
+    not_recorded = np.isnan(grid)
+    if not not_recorded.any() or pauses == "nan":
+        return series
     if pauses == "zero":
-        return grid.fillna(0.0)
-    if pauses == "drop":
-        return grid.dropna()
-    return grid
+        return series.mask(not_recorded, 0.0)
+    return series[~not_recorded]
 
 
 def weighted_power(power_w: PowerInput, window_s: int = 30, sample_s: float | None = None) -> float:
