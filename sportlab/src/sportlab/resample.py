@@ -24,7 +24,7 @@ their session summary over timer time (FIT SDK, Profile.xlsx: ``session.total_ti
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Any, Literal
 
 import numpy as np
 import pandas as pd
@@ -87,29 +87,17 @@ def moving_time_s(
 
 
 def resample_1hz(
-    values: ArrayLike,
-    sample_s: float | None = None,
-    *,
-    pause_gap_s: float = PAUSE_GAP_S,
-    max_dropout_s: float = MAX_DROPOUT_S,
-    long_dropouts: Literal["raise", "nan"] = "raise",
-    name: str = "values",
+    values: ArrayLike, sample_s: float | None = None, *, name: str = "values", **options: Any
 ) -> pd.Series:
     """One value per second from the first to the last sample; NaN where nothing was recorded.
 
     Samples within one second are averaged; short gaps and short dropouts are interpolated;
     pauses and edge dropouts are NaN (see the module docstring for the rules). ``name`` is used
-    in error messages and as the result's name. A timestamped input keeps a 1-s DatetimeIndex
-    (or TimedeltaIndex); a plain input gets a RangeIndex of elapsed seconds.
+    in error messages and as the result's name; ``options`` are :func:`grid_1hz`'s
+    (``pause_gap_s``, ``max_dropout_s``, ``long_dropouts``). A timestamped input keeps a 1-s
+    DatetimeIndex (or TimedeltaIndex); a plain input gets a RangeIndex of elapsed seconds.
     """
-    grid, start = grid_1hz(
-        values,
-        sample_s,
-        pause_gap_s=pause_gap_s,
-        max_dropout_s=max_dropout_s,
-        long_dropouts=long_dropouts,
-        name=name,
-    )
+    grid, start = grid_1hz(values, sample_s, name=name, **options)
     return wrap_1hz(grid, start, name)
 
 
@@ -122,7 +110,13 @@ def grid_1hz(
     long_dropouts: Literal["raise", "nan"] = "raise",
     name: str = "values",
 ) -> tuple[np.ndarray, pd.Timestamp | pd.Timedelta | None]:
-    """:func:`resample_1hz` as a NumPy array and the first sample's time (None without times)."""
+    """:func:`resample_1hz` as a NumPy array and the first sample's time (None without times).
+
+    ``pause_gap_s``: a step between samples longer than this is a pause. ``max_dropout_s``: the
+    longest run of seconds without a value that is interpolated between two valid values.
+    ``long_dropouts``: what a longer run does, ``"raise"`` (ValueError) or ``"nan"`` (left not
+    recorded).
+    """
     if pause_gap_s <= 0:
         raise ValueError(f"pause_gap_s must be positive, got {pause_gap_s}")
     if max_dropout_s < 0:
