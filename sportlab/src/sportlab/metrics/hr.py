@@ -48,7 +48,7 @@ def trimp(
 
 
 def _check_reserve(hr_max: np.ndarray, hr_rest: np.ndarray) -> None:
-    if np.any(~(hr_max > hr_rest)):
+    if not np.all(hr_max > hr_rest):
         raise ValueError(
             f"hr_max must be above hr_rest (heart-rate reserve), got hr_max={hr_max.tolist()} "
             f"and hr_rest={hr_rest.tolist()}"

@@ -265,9 +265,13 @@ def critical_power(
     """
     if model not in ("2p", "3p"):
         raise ValueError(f"model must be '2p' or '3p', got {model!r}")
-    curve = mean_max.dropna().sort_index()
-    known_t = curve.index.to_numpy(dtype=float)
-    known_p = curve.to_numpy(dtype=float)
+    known_t = mean_max.index.to_numpy(dtype=float)
+    known_p = mean_max.to_numpy(dtype=float)
+    valid = ~np.isnan(known_p)
+    known_t, known_p = known_t[valid], known_p[valid]
+    if np.any(np.diff(known_t) < 0):
+        order = np.argsort(known_t)
+        known_t, known_p = known_t[order], known_p[order]
     if durations_s is None and min_s is None and max_s is None:
         durations_s = DEFAULT_CP_DURATIONS_S[model]
     if durations_s is not None:
