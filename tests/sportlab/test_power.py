@@ -107,6 +107,10 @@ def test_short_dropouts_are_interpolated_long_ones_refused():
     with pytest.raises(ValueError, match=r"power_w has no value for 30 s .*max_dropout_s"):
         weighted_power(values)
     assert to_1hz(values, max_dropout_s=60).tolist() == pytest.approx([200.0] * 120)
+    with pytest.raises(ValueError, match="power_w has no valid value at all"):
+        weighted_power(np.full(100, np.nan))
+    with pytest.raises(ValueError, match="power_w is empty"):
+        weighted_power([])
 
 
 def test_power_functions_name_the_missing_power_channel():

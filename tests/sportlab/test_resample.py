@@ -76,6 +76,7 @@ def test_sub_second_samples_are_averaged_and_long_dropouts_can_be_kept_as_gaps()
         resample_1hz(heart_rate, name="heart_rate_bpm")
     kept = resample_1hz(heart_rate, long_dropouts="nan")
     assert kept.isna().sum() == 30
+    assert resample_1hz(np.full(5, np.nan)).isna().all()  # a strap never connected: nothing
     for bad in (0.0, -1.0, float("nan")):
         with pytest.raises(ValueError, match="sample_s must be a positive"):
             resample_1hz([1.0, 2.0], sample_s=bad)

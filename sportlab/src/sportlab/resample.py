@@ -187,7 +187,8 @@ def grid_1hz(
                 "max_dropout_s to interpolate across it, or cut the ride there"
             )
         fill = inner & ~too_long
-        grid[fill] = np.interp(seconds[fill], seconds[has_value], grid[has_value])
+        if fill.any():
+            grid[fill] = np.interp(seconds[fill], seconds[has_value], grid[has_value])
     return grid, start
 
 

@@ -81,6 +81,8 @@ def to_1hz(
     )
     series = wrap_1hz(grid, start, "power_w")
     not_recorded = np.isnan(grid)
+    if grid.size and not_recorded.all():
+        raise ValueError("power_w has no valid value at all (every sample is NaN)")
     if not not_recorded.any() or pauses == "nan":
         return series
     if pauses == "zero":
@@ -103,8 +105,10 @@ def weighted_power(power_w: PowerInput, window_s: int = 30, sample_s: float | No
     if window_s < 1:
         raise ValueError(f"window_s must be at least 1 s, got {window_s}")
     power = to_1hz(power_series(power_w, "weighted_power"), sample_s, pauses="drop").to_numpy()
+    if power.size == 0:
+        raise ValueError("power_w is empty: weighted power needs at least one sample")
     if power.size < window_s:
-        return float(power.mean()) if power.size else float("nan")
+        return float(power.mean())
     cumulative = np.concatenate([[0.0], np.cumsum(power)])
     rolling = (cumulative[window_s:] - cumulative[:-window_s]) / window_s
     return float(np.mean(rolling**4) ** 0.25)
