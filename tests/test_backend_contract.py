@@ -163,8 +163,11 @@ def test_a_stream_the_client_cuts_short_is_counted_and_frees_its_slot(backend):
     assert len(events) >= 3
     [row] = backend.ledger_after(before)
     assert row["outcome"] == "cancelled" and row["status"] == 499
-    # vLLM's continuous usage (or, for llama-server, the chunks relayed) counts the partial answer
-    assert 3 <= row["completion_tokens"] < CAP and row["prompt_tokens"] > 0
+    assert 3 <= row["completion_tokens"] < CAP
+    # vLLM's continuous usage counts the prompt too; llama-server sends usage only at the end, so
+    # the gateway counts the chunks it relayed and the prompt is not known
+    if backend.kind == "vllm":
+        assert row["prompt_tokens"] > 0
     deadline = time.monotonic() + 30
     while backend.running() and time.monotonic() < deadline:
         time.sleep(0.2)
@@ -186,9 +189,11 @@ def test_a_prompt_longer_than_the_context_is_refused_as_openai_does(backend):
     assert backend.running() == 0
 
 
-def test_parameters_the_backend_rejects_come_back_as_400(backend):
-    # both engines validate sampling parameters; the gateway passes their message on
-    response = backend.post(_ask("hi", max_tokens=8, top_logprobs=50, logprobs=True))
+@pytest.mark.parametrize("bad", [{"temperature": "hot"},
+                                 {"response_format": {"type": "nonsense"}}])
+def test_parameters_the_backend_rejects_come_back_as_400(backend, bad):
+    # both engines validate these; the gateway passes their 400 and message on
+    response = backend.post(_ask("hi", max_tokens=8, **bad))
     assert response.status_code == 400, response.text
     error = response.json()["error"]
     assert error["type"] == "invalid_request_error" and error["message"]
@@ -297,16 +302,19 @@ def test_a_backend_killed_mid_stream_ends_the_stream_with_an_error(backend):
     assert backend.running() == 0
 
 
-def _start_server(admin: HubClient, user: str) -> None:
-    """Start the user's JupyterLab; once more if the hub gave up on it. With vLLM's engine busy on
-    both cores, importing Jupyter AI can outlast the hub's 30 s wait for a new server; the second
-    start finds the imports cached."""
-    try:
-        admin.start_server(user, timeout=90)
-    except TimeoutError:
-        admin.api("DELETE", f"/users/{user}/server")
-        time.sleep(5)
-        admin.start_server(user, timeout=180)
+def _start_server(admin: HubClient, user: str, attempts: int = 3) -> None:
+    """Start the user's JupyterLab, again if the hub gave up on it: on a machine this loaded,
+    importing Jupyter AI can outlast the hub's 30 s wait for a new server (Spawner.http_timeout);
+    a later start finds the imports cached. The test is about the chat, not the spawn."""
+    for attempt in range(attempts):
+        try:
+            admin.start_server(user, timeout=90)
+            return
+        except TimeoutError:
+            if attempt == attempts - 1:
+                raise
+            admin.api("DELETE", f"/users/{user}/server")
+            time.sleep(5)
 
 
 def _engine_process(backend) -> psutil.Process:
