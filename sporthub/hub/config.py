@@ -10,10 +10,13 @@ import shutil
 import sys
 from pathlib import Path
 
-from sporthub.admin import CLI_SCOPES, CLI_SERVICE
 from sporthub.settings import Settings
 
 LLM_SCOPE = "custom:llm:use"
+# the sporthub CLI's hub service: the hub grants exactly what its commands need (accounts, groups,
+# invite links); sporthub.admin reads the name from here
+CLI_SERVICE = "sporthub-cli"
+CLI_SCOPES = ["admin:users", "groups"]
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 TEMPLATES = Path(__file__).with_name("templates")
 # roles are groups: membership decides who uses the assistant and with which budget and priority
