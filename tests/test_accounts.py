@@ -92,6 +92,9 @@ def test_a_stranger_cannot_lock_the_owner_out(stack, admin):
     # the stranger must now wait, even with the right password
     refused = stranger.login("gina", GOOD_PASSWORD)
     assert refused.status_code == 429 and "Too many failed sign-ins" in refused.text
+    # the admin sees the failures (a refused try is not one)
+    listed = {a["name"]: a for a in admin.api("GET", "/sporthub/invites").json()}
+    assert listed["gina"]["failed_sign_ins"] == 5
     # gina herself, from her own address, is not held up
     assert HubClient(stack, address="127.0.0.78").login("gina", GOOD_PASSWORD).status_code == 302
     # nor is the admin, whatever strangers try at the admin's name

@@ -153,7 +153,8 @@ def csv_cell(value) -> str | int | float:
 def to_csv(report: Report) -> str:
     out = io.StringIO()
     fields = list(UserUsage.__dataclass_fields__)
-    writer = csv.DictWriter(out, fieldnames=fields, lineterminator="\n")
+    # CRLF as RFC 4180 says; it also makes the writer quote a cell holding a lone \r
+    writer = csv.DictWriter(out, fieldnames=fields, lineterminator="\r\n")
     writer.writeheader()
     for row in report.users:
         writer.writerow({k: csv_cell(v) for k, v in asdict(row).items()})
