@@ -10,6 +10,7 @@ import shutil
 import sys
 from pathlib import Path
 
+from sporthub.hub.logs import scrub_hub_log
 from sporthub.settings import Settings
 
 LLM_SCOPE = "custom:llm:use"
@@ -59,6 +60,8 @@ def _proxy_command() -> str:
 
 def _accounts(c, settings: Settings) -> None:
     c.JupyterHub.template_paths = [str(TEMPLATES)]
+    # this file runs inside the hub's process: the filter goes on the hub's own logger
+    scrub_hub_log()
     c.CappedAccountsMixin.max_accounts = settings.max_accounts
     c.CappedAccountsMixin.default_groups = group_defaults(settings)
     if settings.auth == "oidc":
