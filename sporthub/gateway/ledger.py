@@ -7,6 +7,7 @@ Budgets are computed from these rows, so they survive a gateway restart.
 from __future__ import annotations
 
 import asyncio
+import os
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -78,10 +79,22 @@ class RequestRecord:
 
 def migrate(url: str) -> None:
     """Bring the ledger's schema to the newest Alembic revision."""
+    _private_sqlite_file(url)
     config = Config()
     config.set_main_option("script_location", str(Path(__file__).with_name("migrations")))
     config.set_main_option("sqlalchemy.url", url.replace("%", "%%"))
     command.upgrade(config, "head")
+
+
+def _private_sqlite_file(url: str) -> None:
+    """A SQLite ledger says who used what: create it 0600 before SQLite creates it 0644."""
+    prefix = "sqlite:///"
+    if not url.startswith(prefix) or url == prefix + ":memory:":
+        return
+    path = Path(url.removeprefix(prefix).split("?")[0])
+    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    os.close(os.open(path, os.O_WRONLY | os.O_CREAT, 0o600))
+    os.chmod(path, 0o600)
 
 
 class Ledger:
