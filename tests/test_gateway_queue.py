@@ -31,6 +31,9 @@ from tests.gateway_client import (
 from tests.stack import HubClient, make_stack
 
 DAILY_TOKENS = 200
+# a request reserves its prompt and max_tokens of the budget while it waits and runs: the
+# queueing tests ask for short answers so that one person can have several in line
+SHORT = {"max_tokens": 10}
 
 
 @pytest.fixture(scope="module")
@@ -97,7 +100,7 @@ def test_a_flooding_user_does_not_starve_another(gw, backend):
         await until_running(backend)
         # far enough apart that each reaches the queue in the order it was sent
         for i in range(4):
-            tasks.append(asyncio.create_task(post(gw, flooder, body(f"tokens=2 tag=f{i}"))))
+            tasks.append(asyncio.create_task(post(gw, flooder, body(f"tokens=2 tag=f{i}", **SHORT))))
             await asyncio.sleep(0.2)
         tasks.append(asyncio.create_task(post(gw, other, body("tokens=2 tag=other"))))
         return await asyncio.gather(*tasks)
@@ -170,7 +173,7 @@ def test_leaving_the_queue_frees_the_place_at_once(gw, backend):
     events: list = []
 
     async def scenario():
-        first = asyncio.create_task(post(gw, blocker, body("tokens=20 delay=0.1")))
+        first = asyncio.create_task(post(gw, blocker, body("tokens=40 delay=0.1")))
         await until_running(backend)
         # a streaming caller hangs up after its first position comment
         await stream(gw, leaver, body("tokens=1 tag=leaver"), events, stop_after_comments=1)
@@ -201,9 +204,10 @@ def test_too_many_queued_requests_get_429(gw, backend):
     async def scenario():
         first = asyncio.create_task(post(gw, blocker, body("tokens=10 delay=0.1")))
         await until_running(backend)
-        waiting = [asyncio.create_task(post(gw, flooder, body("tokens=1"))) for _ in range(4)]
+        waiting = [asyncio.create_task(post(gw, flooder, body("tokens=1", **SHORT)))
+                   for _ in range(4)]
         await asyncio.sleep(0.3)
-        refused = await post(gw, flooder, body("tokens=1"))
+        refused = await post(gw, flooder, body("tokens=1", **SHORT))
         return refused, await asyncio.gather(first, *waiting)
 
     refused, served = asyncio.run(scenario())
