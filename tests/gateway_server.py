@@ -20,13 +20,13 @@ class InProcessGateway:
     """Looks like a :class:`Stack` to ``tests.gateway_client`` (``url``, ``gateway``, ``db_url``)."""
 
     def __init__(self, stack: Stack, admin_token: str, backend: FakeBackend, data_dir: Path,
-                 **settings):
+                 hub_api_url: str | None = None, **settings):
         backends = [{"name": "fake", "url": backend.url, "api_key": KEY, "models": [MODEL],
                      "max_concurrency": 1}]
         self.settings = load_settings(
             data_dir=data_dir, llm_backends=backends, gateway_port=free_port(),
             llm_health_interval_s=1, **{"gateway_auth_cache_s": 5, **settings})
-        hub_api = f"http://127.0.0.1:{stack.env['SPORTHUB_HUB_PORT']}/hub/api"
+        hub_api = hub_api_url or f"http://127.0.0.1:{stack.env['SPORTHUB_HUB_PORT']}/hub/api"
         # the admin's token reads users and groups, as the gateway's own service token does
         self.app = create_app(self.settings, hub_api, admin_token)
         self.core = self.app.state.gateway

@@ -202,7 +202,8 @@ def test_too_many_queued_requests_get_429(gw, backend):
     blocker, flooder = new_user(gw), new_user(gw)
 
     async def scenario():
-        first = asyncio.create_task(post(gw, blocker, body("tokens=10 delay=0.1")))
+        # long enough that the four are still waiting when the fifth arrives, even when slow
+        first = asyncio.create_task(post(gw, blocker, body("tokens=40 delay=0.1")))
         await until_running(backend)
         waiting = [asyncio.create_task(post(gw, flooder, body("tokens=1", **SHORT)))
                    for _ in range(4)]

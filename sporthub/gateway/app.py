@@ -39,6 +39,7 @@ from sporthub.gateway.upstream import Router
 from sporthub.settings import Settings
 
 log = logging.getLogger("sporthub.gateway")
+ROW_WAIT_S = 5.0
 
 
 class Gateway:
@@ -154,14 +155,21 @@ class Gateway:
         self._count(record)
         self.audit.write(record, text)
         task = self.spawn(self.ledger.record(record))
-        await asyncio.shield(task)
+        # normally written before the answer ends; while the database restarts the write
+        # goes on retrying in the background rather than holding the caller
+        await asyncio.wait({task}, timeout=ROW_WAIT_S)
 
     def spawn(self, coroutine) -> asyncio.Task:
         """Work that must finish even when the request that started it is cancelled."""
         task = asyncio.get_running_loop().create_task(coroutine)
         self._pending_writes.add(task)
-        task.add_done_callback(self._pending_writes.discard)
+        task.add_done_callback(self._done)
         return task
+
+    def _done(self, task: asyncio.Task) -> None:
+        self._pending_writes.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            log.error("background work failed", exc_info=task.exception())
 
     def _count(self, record: RequestRecord) -> None:
         m = self.metrics

@@ -13,6 +13,9 @@ from __future__ import annotations
 from collections import Counter
 from datetime import UTC, datetime
 
+from sqlalchemy.exc import SQLAlchemyError
+
+from sporthub.gateway.errors import GatewayError
 from sporthub.gateway.ledger import Ledger
 from sporthub.gateway.policy import budget_window
 
@@ -28,7 +31,11 @@ class TokenCounter:
         day, _ = budget_window()
         key = (user, day)
         if key not in self._used:
-            used = await self.ledger.tokens_since(user, day)
+            try:
+                used = await self.ledger.tokens_since(user, day)
+            except SQLAlchemyError as e:
+                raise GatewayError(503, "The usage ledger is not reachable; retry shortly.",
+                                   "ledger_unavailable", {"Retry-After": "10"}) from e
             self._used = {k: v for k, v in self._used.items() if k[1] == day}  # drop old days
             self._used.setdefault(key, used)
         return self._used[key]
