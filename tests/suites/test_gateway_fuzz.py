@@ -38,8 +38,8 @@ messages = st.lists(st.fixed_dictionaries(
         {"function": st.fixed_dictionaries({"name": st.text(max_size=8)},
                                            optional={"arguments": json_values})})),
               "name": json_values, "tool_call_id": json_values}), max_size=4)
-# near-valid bodies: every known field, with values right or wrong
-bodies = st.fixed_dictionaries({}, optional={
+# near-valid bodies: every known field, with values right or wrong, and unknown fields
+known_fields = st.fixed_dictionaries({}, optional={
     "model": st.sampled_from([MODEL, "nope"]) | json_values,
     "messages": messages | json_values,
     "prompt": texts | st.lists(texts, max_size=3) | json_values,
@@ -52,8 +52,10 @@ bodies = st.fixed_dictionaries({}, optional={
     "stop": st.lists(st.text(max_size=4), max_size=6) | json_values,
     "tools": st.lists(json_values, max_size=3) | json_values,
     "n_predict": st.integers(-1, 10**6), "ignore_eos": st.booleans(),
-    st.text(string.ascii_lowercase, min_size=1, max_size=10): json_values,
 })
+bodies = st.builds(lambda extra, known: {**extra, **known},
+                   st.dictionaries(st.text(string.ascii_lowercase, min_size=1, max_size=10),
+                                   json_values, max_size=3), known_fields)
 payloads = bodies | json_values
 
 
