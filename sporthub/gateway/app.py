@@ -16,6 +16,7 @@ import hmac
 import logging
 import os
 import time
+from collections.abc import Awaitable
 from contextlib import asynccontextmanager
 
 import httpx
@@ -40,6 +41,7 @@ from sporthub.settings import Settings
 
 log = logging.getLogger("sporthub.gateway")
 ROW_WAIT_S = 5.0
+SETTLE_AT_SHUTDOWN_S = 5.0
 
 
 class Gateway:
@@ -67,6 +69,7 @@ class Gateway:
             limits=httpx.Limits(max_connections=None, max_keepalive_connections=64),
         )
         self._pending_writes: set[asyncio.Task] = set()
+        self.in_flight = 0  # requests between admission and their settlement
 
     # -- routes ---------------------------------------------------------------------------
 
@@ -146,18 +149,18 @@ class Gateway:
 
     # -- bookkeeping ----------------------------------------------------------------------------
 
-    async def write_row(self, record: RequestRecord, text) -> None:
+    def write_row(self, record: RequestRecord, text) -> Awaitable:
         """The one ledger row, audit line and metrics update of a request.
 
-        The write runs in its own task, shielded, so a request cancelled by its client still
-        gets its row; the client just does not wait for it.
+        Started at once, in a task of its own, so a request cancelled by its client still gets
+        its row; what is returned is the wait for it, which a cancelled caller may skip.
         """
         self._count(record)
         self.audit.write(record, text)
         task = self.spawn(self.ledger.record(record))
         # normally written before the answer ends; while the database restarts the write
         # goes on retrying in the background rather than holding the caller
-        await asyncio.wait({task}, timeout=ROW_WAIT_S)
+        return asyncio.wait({task}, timeout=ROW_WAIT_S)
 
     def spawn(self, coroutine) -> asyncio.Task:
         """Work that must finish even when the request that started it is cancelled."""
@@ -220,6 +223,10 @@ class Gateway:
             await asyncio.sleep(self.settings.llm_health_interval_s if all_up else 1.0)
 
     async def close(self) -> None:
+        # at shutdown uvicorn cancels the open requests: let them settle and write their rows
+        deadline = time.monotonic() + SETTLE_AT_SHUTDOWN_S
+        while self.in_flight and time.monotonic() < deadline:
+            await asyncio.sleep(0.05)
         if self._pending_writes:
             await asyncio.gather(*self._pending_writes, return_exceptions=True)
         await self.client.aclose()

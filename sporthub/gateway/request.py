@@ -71,6 +71,7 @@ class ModelRequest:
 
     async def _life(self):
         r = self.record
+        self.g.in_flight += 1
         try:
             await self._admit()
             if self.payload.stream and not self.ticket.admitted.done():
@@ -317,7 +318,9 @@ class ModelRequest:
         g.tokens.settle(r.user, self.reserved, r.prompt_tokens + r.completion_tokens,
                         r.started_at)
         self.reserved = 0
-        await g.write_row(r, self.payload.text if self.payload else None)
+        row = g.write_row(r, self.payload.text if self.payload else None)
+        g.in_flight -= 1
+        await row
 
 
 class _SSEResponse(StreamingResponse):
