@@ -16,13 +16,14 @@ from locust.exception import StopUser
 TOKENS = json.loads(Path(os.environ["LOAD_TOKENS_FILE"]).read_text())
 MODEL = os.environ["LOAD_MODEL"]
 BURST_AT_S = float(os.environ.get("LOAD_BURST_AT_S", "8"))
+CHATTERS = 5
 STARTED = time.monotonic()
-_taken = []
+# the first CHATTERS tokens are the chatters', the rest the burst's (the test reads them so)
+_free = {"Chatter": list(TOKENS[:CHATTERS]), "Burst": list(TOKENS[CHATTERS:])}
 
 
-def next_token() -> str:
-    _taken.append(None)
-    return TOKENS[len(_taken) - 1]
+def next_token(user) -> str:
+    return _free[type(user).__name__].pop(0)
 
 
 def ask(user, text: str) -> None:
@@ -38,11 +39,11 @@ def ask(user, text: str) -> None:
 
 
 class Chatter(HttpUser):
-    fixed_count = 5
+    fixed_count = CHATTERS
     wait_time = between(0.2, 0.6)
 
     def on_start(self):
-        self.token = next_token()
+        self.token = next_token(self)
 
     @task
     def chat(self):
@@ -50,11 +51,11 @@ class Chatter(HttpUser):
 
 
 class Burst(HttpUser):
-    fixed_count = 50
+    fixed_count = len(TOKENS) - CHATTERS
     wait_time = constant(0)
 
     def on_start(self):
-        self.token = next_token()
+        self.token = next_token(self)
         time.sleep(max(0.0, BURST_AT_S - (time.monotonic() - STARTED)))  # gevent-patched
 
     @task
