@@ -12,12 +12,12 @@ LOCUST_STAMP := $(LOCUST_VENV)/.installed
 # the slow gateway suites (faults, load, fuzz): not in `make test`
 SUITES := tests/suites
 
-.PHONY: up test test-suites install lint clean
+.PHONY: up test test-suites install lint clean recordings
 
 up: install
 	$(BIN)/sporthub up
 
-test: install $(OIDC_STAMP)
+test: install $(OIDC_STAMP) recordings
 	$(BIN)/sporthub prepare
 	$(BIN)/pytest $(PYTEST_ARGS)
 
@@ -47,6 +47,11 @@ $(LOCUST_STAMP): tests/locust-requirements.txt
 	test -d $(LOCUST_VENV) || $(PYTHON) -m venv $(LOCUST_VENV)
 	$(LOCUST_VENV)/bin/pip install --quiet -r tests/locust-requirements.txt
 	touch $(LOCUST_STAMP)
+
+# the sportlab tests' real recordings: sweat 0.25.0's example data (MIT), fetched once into
+# ~/.cache/sporthub (never installed: only the data and its licence are extracted)
+recordings: install
+	$(BIN)/python tests/sportlab/recordings.py
 
 lint: install
 	$(BIN)/ruff check sporthub tests
