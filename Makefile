@@ -6,8 +6,13 @@ STAMP := $(VENV)/.sporthub-installed
 # the tests' OpenID provider lives in a venv of its own: its dependencies are not SportHub's
 OIDC_VENV := .venv-oidc
 OIDC_STAMP := $(OIDC_VENV)/.installed
+# the load suite's Locust lives in a venv of its own too (gevent is not SportHub's)
+LOCUST_VENV := .venv-locust
+LOCUST_STAMP := $(LOCUST_VENV)/.installed
+# the slow gateway suites (faults, load, fuzz): not in `make test`
+SUITES := tests/suites
 
-.PHONY: up test test-vllm install lint clean recordings
+.PHONY: up test test-suites test-vllm install lint clean recordings
 
 up: install
 	$(BIN)/sporthub up
@@ -41,6 +46,15 @@ $(OIDC_STAMP): tests/oidc-mock-requirements.txt
 	$(OIDC_VENV)/bin/pip install --quiet -r tests/oidc-mock-requirements.txt
 	touch $(OIDC_STAMP)
 
+# faults (backend killed, PostgreSQL and hub restarted, ...), load (Locust) and fuzz (Hypothesis)
+test-suites: install $(LOCUST_STAMP)
+	$(BIN)/pytest $(SUITES) $(PYTEST_ARGS)
+
+$(LOCUST_STAMP): tests/locust-requirements.txt
+	test -d $(LOCUST_VENV) || $(PYTHON) -m venv $(LOCUST_VENV)
+	$(LOCUST_VENV)/bin/pip install --quiet -r tests/locust-requirements.txt
+	touch $(LOCUST_STAMP)
+
 # the sportlab tests' real recordings: sweat 0.25.0's example data (MIT), fetched once into
 # ~/.cache/sporthub (never installed: only the data and its licence are extracted)
 recordings: install
@@ -50,4 +64,4 @@ lint: install
 	$(BIN)/ruff check sporthub tests
 
 clean:
-	rm -rf $(VENV) $(OIDC_VENV) node_modules
+	rm -rf $(VENV) $(OIDC_VENV) $(LOCUST_VENV) node_modules

@@ -88,17 +88,27 @@ def up(settings: Settings) -> int:
     return hub.wait()
 
 
-def wait_until_ready(settings: Settings, hub: subprocess.Popen, timeout: float = 120) -> bool:
-    url = f"{settings.public_url}hub/health"
+def wait_until_ready(settings: Settings, hub: subprocess.Popen, timeout: float = 600) -> bool:
+    """The hub answers, and so does a language model: the first chat after the banner works.
+
+    The gateway's health is 200 only once a backend answers (llama-server loads its model in
+    a second, vLLM in a minute); until then chats would only wait in line.
+    """
     deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline and hub.poll() is None:
-        try:
-            if httpx.get(url, timeout=2).status_code == 200:
-                return True
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.5)
-    return False
+    for url in (f"{settings.public_url}hub/health",
+                f"{settings.gateway_url}{settings.gateway_prefix}/health"):
+        while not _answers(url):
+            if time.monotonic() > deadline or hub.poll() is not None:
+                return False
+            time.sleep(0.5)
+    return True
+
+
+def _answers(url: str) -> bool:
+    try:
+        return httpx.get(url, timeout=2).status_code == 200
+    except httpx.HTTPError:
+        return False
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -105,21 +105,27 @@ class Settings(BaseSettings):
     # budgets and priority: defaults per group; the most generous of a user's groups wins
     llm_tokens_per_day: int = Field(default=20_000, ge=0, description="for users in no group")
     llm_groups: dict[str, GroupPolicy] = Field(default_factory=lambda: dict(DEFAULT_GROUP_POLICIES))
-    llm_request_timeout_s: float = Field(default=300.0, gt=0)
+    # the longest a request may hold a slot, streamed or not: then it is cut and the slot freed
+    llm_request_timeout_s: float = Field(default=300.0, gt=0, le=3600)
     # a stream that sends nothing for this long is cut and its slot freed
-    llm_stall_timeout_s: float = Field(default=60.0, gt=0)
-    llm_queue_timeout_s: float = Field(default=300.0, gt=0)
+    llm_stall_timeout_s: float = Field(default=60.0, gt=0, le=3600)
+    # a caller that reads nothing of its answer for this long is cut off and its slot freed
+    llm_client_write_timeout_s: float = Field(default=30.0, gt=0, le=3600)
+    llm_queue_timeout_s: float = Field(default=300.0, gt=0, le=3600)
     llm_max_running_per_user: int = Field(default=2, ge=1)
     llm_max_queued_per_user: int = Field(default=4, ge=0)
     llm_max_tokens: int = Field(default=2048, ge=1, description="cap on max_tokens per request")
     llm_max_prompt_chars: int = Field(default=48_000, ge=1, description="cap on prompt size")
     # the ETA before any request has been measured
     llm_initial_service_s: float = Field(default=10.0, gt=0)
-    llm_health_interval_s: float = Field(default=10.0, gt=0)
-    # X-Forwarded-For is believed only from these peers (the hub's proxy)
+    llm_health_interval_s: float = Field(default=10.0, gt=0, le=3600)
+    # X-Forwarded-For is believed only from these peers (the hub's proxy), and only the hops
+    # our own proxies appended: 1 = the hub's proxy alone, 2 = a TLS proxy in front of it
     gateway_trusted_proxies: list[str] = Field(default_factory=lambda: ["127.0.0.1", "::1"])
+    gateway_forwarded_hops: int = Field(default=1, ge=1, le=5)
     gateway_metrics_token: SecretStr | None = None
     gateway_audit_prompts: bool = False
+    # how long a checked token is believed (the revocation lag); 0 asks the hub every time
     gateway_auth_cache_s: int = Field(default=30, ge=0, le=30)
     db_url: str | None = None
 
@@ -226,8 +232,19 @@ class Settings(BaseSettings):
 
     @property
     def gateway_url(self) -> str:
-        """Where the hub and user servers reach the gateway (its own socket, not via the proxy)."""
+        """Where the hub's proxy reaches the gateway (its own socket)."""
         return f"http://127.0.0.1:{self.gateway_port}"
+
+    @property
+    def gateway_api_base(self) -> str:
+        """Where user servers reach the gateway: through the hub's proxy, like browsers.
+
+        So every caller arrives with the proxy's X-Forwarded-For, and a user server cannot pass
+        a made-up address of its own for the audit log (the proxy appends the real one).
+        """
+        host = "127.0.0.1" if self.ip in ("", "0.0.0.0", "::") else self.ip
+        host = f"[{host}]" if ":" in host else host
+        return f"http://{host}:{self.port}{self.gateway_prefix}/v1"
 
     @property
     def audit_log_path(self) -> Path:

@@ -144,7 +144,7 @@ def _llm_access(c, settings: Settings) -> None:
 def _spawner(c, settings: Settings, data_dir: Path) -> None:
     c.Spawner.default_url = "/lab"
     c.Spawner.environment = {
-        "OPENAI_API_BASE": f"{settings.gateway_url}{settings.gateway_prefix}/v1",
+        "OPENAI_API_BASE": settings.gateway_api_base,
         "LLM_GATEWAY_MODEL": settings.backends()[0].models[0],
     }
     if settings.profile == "local":
