@@ -189,12 +189,10 @@ def test_a_prompt_longer_than_the_context_is_refused_as_openai_does(backend):
     assert backend.running() == 0
 
 
-@pytest.mark.parametrize("bad", [{"response_format": {"type": "nonsense"}},
-                                 {"response_format": {"type": "json_schema"}}])
-def test_parameters_the_backend_rejects_come_back_as_400(backend, bad):
-    # the gateway forwards response_format as it is; both engines refuse these, and the gateway
-    # passes their 400 and message on
-    response = backend.post(_ask("hi", max_tokens=8, **bad))
+def test_parameters_the_backend_rejects_come_back_as_400(backend):
+    # the gateway forwards response_format as it is; both engines refuse an unknown type, and the
+    # gateway passes their 400 and message on
+    response = backend.post(_ask("hi", max_tokens=8, response_format={"type": "nonsense"}))
     assert response.status_code == 400, response.text
     error = response.json()["error"]
     assert error["type"] == "invalid_request_error" and error["message"]
