@@ -10,6 +10,8 @@ import shutil
 import sys
 from pathlib import Path
 
+from prometheus_client import REGISTRY, Gauge
+
 from sporthub.admin import CLI_SCOPES, CLI_SERVICE
 from sporthub.settings import Settings
 
@@ -149,6 +151,10 @@ def _capacity(c, settings: Settings) -> None:
     # one GPU server: 3-5 people at once; the next one is asked to come back shortly (the
     # template error.html turns the hub's terse 429 into an explanation)
     c.JupyterHub.active_server_limit = settings.active_server_limit
+    # on /hub/metrics beside jupyterhub_running_servers, so a dashboard draws the line it meets
+    limit = Gauge("sporthub_active_server_limit", "User servers allowed to run at once (0: no "
+                  "limit)", registry=REGISTRY)
+    limit.set(settings.active_server_limit)
     c.JupyterHub.template_vars = {
         "sporthub_active_server_limit": settings.active_server_limit,
         "sporthub_idle_time": _duration(settings.idle_timeout_s),
@@ -207,6 +213,12 @@ def _services(c, settings: Settings) -> None:
     c.JupyterHub.services.append({"name": CLI_SERVICE, "api_token": settings.secret("cli-api-token")})
     c.JupyterHub.load_roles.append({"name": CLI_SERVICE, "services": [CLI_SERVICE],
                                     "scopes": CLI_SCOPES})
+    if settings.hub_metrics_token is not None:
+        # Prometheus: a token-only service that may read /hub/metrics and nothing else
+        c.JupyterHub.services.append({"name": "prometheus",
+                                      "api_token": settings.hub_metrics_token.get_secret_value()})
+        c.JupyterHub.load_roles.append({"name": "prometheus", "services": ["prometheus"],
+                                        "scopes": ["read:metrics"]})
     culler, culler_role = _idle_culler(settings)
     c.JupyterHub.services.append(culler)
     c.JupyterHub.load_roles.append(culler_role)
