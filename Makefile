@@ -7,7 +7,13 @@ STAMP := $(VENV)/.sporthub-installed
 OIDC_VENV := .venv-oidc
 OIDC_STAMP := $(OIDC_VENV)/.installed
 
-.PHONY: up test install lint clean
+# deploy/ is checked by real tools: Debian's caddy, promtool and node exporter, podman-compose
+# and kubernetes-validate in a venv of their own
+DEPLOY_VENV := .venv-deploy
+DEPLOY_STAMP := $(DEPLOY_VENV)/.installed
+DEPLOY_APT := caddy prometheus prometheus-node-exporter
+
+.PHONY: up test test-deploy install lint clean
 
 up: install
 	$(BIN)/sporthub up
@@ -15,6 +21,11 @@ up: install
 test: install $(OIDC_STAMP)
 	$(BIN)/sporthub prepare
 	$(BIN)/pytest $(PYTEST_ARGS)
+
+# the deploy tier (pytest marker `deploy`): Compose, Caddy, Prometheus, Grafana, Kubernetes files
+test-deploy: install $(DEPLOY_STAMP)
+	$(BIN)/sporthub prepare
+	$(BIN)/pytest -m deploy $(PYTEST_ARGS)
 
 install: $(STAMP)
 
@@ -34,8 +45,16 @@ $(OIDC_STAMP): tests/oidc-mock-requirements.txt
 	$(OIDC_VENV)/bin/pip install --quiet -r tests/oidc-mock-requirements.txt
 	touch $(OIDC_STAMP)
 
+$(DEPLOY_STAMP): deploy/test-requirements.txt
+	command -v caddy && command -v promtool && command -v prometheus-node-exporter \
+		|| (apt-get update -qq && DEBIAN_FRONTEND=noninteractive \
+			apt-get install -y -q --no-install-recommends $(DEPLOY_APT))
+	test -d $(DEPLOY_VENV) || $(PYTHON) -m venv $(DEPLOY_VENV)
+	$(DEPLOY_VENV)/bin/pip install --quiet -r deploy/test-requirements.txt
+	touch $(DEPLOY_STAMP)
+
 lint: install
 	$(BIN)/ruff check sporthub tests
 
 clean:
-	rm -rf $(VENV) $(OIDC_VENV) node_modules
+	rm -rf $(VENV) $(OIDC_VENV) $(DEPLOY_VENV) node_modules
