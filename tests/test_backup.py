@@ -19,10 +19,10 @@ from sporthub import backup
 from sporthub.gateway.ledger import Ledger, RequestRecord, migrate
 from sporthub.settings import load_settings
 from tests.stack import SPORTHUB, HubClient, Stack, create_account, make_stack, set_password
-from tests.test_walking_skeleton import COACH, chat
+from tests.test_walking_skeleton import COACH
 
-PEOPLE = {"lena": ("athletes", "lena-rides-gravel-77"), "tom": ("scientists", "tom-counts-laps-31")}
-ATHLETES = {"llm_tokens_per_day": 12345, "llm_priority": 3}
+PEOPLE = {"lena": ("athletes", "gravel-rides-at-dawn-77"), "tom": ("scientists", "counting-laps-quietly-31")}
+ATHLETES = {"llm_tokens_per_day": 123456, "llm_priority": 3}  # above the no-group 20000
 NOTEBOOK = {"cells": [{"cell_type": "markdown", "metadata": {}, "source": "# Threshold test"}],
             "metadata": {}, "nbformat": 4, "nbformat_minor": 5}
 PASSPHRASE = "correct horse battery staple"
@@ -41,7 +41,14 @@ def person(stack: Stack, name: str) -> HubClient:
     response = client.login(name, PEOPLE[name][1])
     assert response.status_code == 302, f"{name} cannot log in: {response.status_code}"
     client.token_from_session(name)
-    client.start_server(name)
+    try:
+        client.start_server(name)
+    except (TimeoutError, AssertionError):
+        # on this shared, loaded machine a first JupyterLab start can miss the hub's 30 s
+        # http_timeout (importing Jupyter AI alone takes seconds); the hub has given up on it,
+        # a second start finds the imports warm. Spawning is not what this file tests.
+        time.sleep(2)
+        client.start_server(name)
     return client
 
 
@@ -57,22 +64,37 @@ def budget(client: HubClient) -> dict:
     return response.json()["budget"]
 
 
-def saved_chat(client: HubClient, name: str, timeout: float = 60) -> dict:
-    """The .chat file once the server has saved the Coach's answer into it."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        response = contents(client, name, "coach.chat")
-        if response.status_code == 200:
-            messages = json.loads(response.json()["content"]).get("messages", [])
-            if any(m.get("sender") == COACH for m in messages):
-                return response.json()
-        time.sleep(1)
-    raise AssertionError(f"{name}'s chat file has no answer from the Coach")
+def ask(client: HubClient, question: str) -> None:
+    """A short request through the gateway with the person's own token: a ledger row."""
+    response = httpx.post(f"{client.stack.gateway}/v1/chat/completions", timeout=300,
+                          headers={"Authorization": f"Bearer {client.token}"},
+                          json={"model": "smollm2-135m-instruct", "max_tokens": 4,
+                                "messages": [{"role": "user", "content": question}]})
+    assert response.status_code == 200, response.text
+
+
+def chat_file(name: str) -> str:
+    """A Jupyter chat as jupyterlab-chat saves it: the person's question and the Coach's answer."""
+    now = time.time()
+    return json.dumps({
+        "messages": [
+            {"type": "msg", "id": str(uuid.uuid4()), "time": now, "sender": name,
+             "body": "@Coach one tip for a recovery day?", "raw_time": False},
+            {"type": "msg", "id": str(uuid.uuid4()), "time": now + 2, "sender": COACH,
+             "body": "Keep it easy: 30 minutes in zone 1, then stretch.", "raw_time": False}],
+        "users": {name: {"username": name}}, "metadata": {"id": str(uuid.uuid4())},
+        "attachments": {}}, indent=1)
+
+
+def save(client: HubClient, name: str, path: str, model: dict) -> None:
+    response = httpx.put(f"{client.stack.url}/user/{name}/api/contents/{path}", json=model,
+                         headers={"Authorization": f"token {client.token}"}, timeout=30)
+    assert response.status_code in (200, 201), response.text
 
 
 @pytest.fixture(scope="module")
 def source(tmp_path_factory):
-    """A running SportHub with two people who chatted with the Coach and saved a notebook."""
+    """A running SportHub with two people who used the assistant, with a chat and a notebook."""
     stack = make_stack(tmp_path_factory.mktemp("source"))
     stack.start()
     admin = HubClient.admin(stack)
@@ -82,12 +104,14 @@ def source(tmp_path_factory):
     for name, (group, password) in PEOPLE.items():
         assert set_password(create_account(admin, name, group), password).status_code == 302
         client = person(stack, name)
-        asyncio.run(chat(stack, name, client.token, "One tip for a recovery day?", persona=COACH))
-        put = httpx.put(f"{stack.url}/user/{name}/api/contents/training.ipynb", timeout=30,
-                        headers={"Authorization": f"token {client.token}"},
-                        json={"type": "notebook", "format": "json", "content": NOTEBOOK})
-        assert put.status_code in (200, 201), put.text
-        state["people"][name] = {"chat": saved_chat(client, name)["content"],
+        # budget used today: real requests through the gateway, so real ledger rows
+        ask(client, "One tip for a recovery day?")
+        ask(client, "And for the day after?")
+        save(client, name, "coach.chat", {"type": "file", "format": "text",
+                                          "content": chat_file(name)})
+        save(client, name, "training.ipynb", {"type": "notebook", "format": "json",
+                                              "content": NOTEBOOK})
+        state["people"][name] = {"chat": contents(client, name, "coach.chat").json()["content"],
                                  "budget": budget(client)}
         assert state["people"][name]["budget"]["used_tokens"] > 0, "no ledger rows for " + name
     yield state
@@ -117,7 +141,7 @@ def test_backup_holds_every_part_and_only_its_owner_may_read_it(archive):
     with tarfile.open(archive) as tar:
         names = set(tar.getnames())
     assert {"homes/lena/training.ipynb", "homes/tom/coach.chat", "secrets.tar"} <= names
-    assert not any(n.endswith(".partial") for n in archive.parent.iterdir())
+    assert [p.name for p in archive.parent.iterdir()] == [archive.name]  # no leftovers
 
 
 def test_restored_installation_has_the_same_people_files_groups_and_budgets(source, archive,
@@ -140,9 +164,10 @@ def test_restored_installation_has_the_same_people_files_groups_and_budgets(sour
                 "source"] == "# Threshold test"
             assert contents(client, name, "coach.chat").json()["content"] == \
                 source["people"][name]["chat"]
-            before = source["people"][name]["budget"]
-            assert budget(client) == before  # used today and the group's limit
-        assert budget(person(target, "lena"))["limit_tokens"] == ATHLETES["llm_tokens_per_day"]
+            # used today, and the limit from the group's edited property
+            assert budget(client) == source["people"][name]["budget"]
+            if name == "lena":
+                assert budget(client)["limit_tokens"] == ATHLETES["llm_tokens_per_day"]
         wrong = HubClient(target).login("lena", "not-her-password-at-all")
         assert wrong.status_code == 403
     finally:

@@ -142,6 +142,9 @@ def _spawner(c, settings: Settings, data_dir: Path) -> None:
         c.SimpleLocalProcessSpawner.home_dir_template = str(data_dir / "users" / "{username}")
         c.Spawner.cmd = [str(Path(sys.prefix) / "bin" / "jupyterhub-singleuser")]
         c.Spawner.start_timeout = 120
+        # a first JupyterLab start imports Jupyter AI (12-20 s on a busy 2-core server); the
+        # default 30 s for it to answer made the hub give up on servers that were nearly up
+        c.Spawner.http_timeout = 120
         if os.geteuid() == 0:
             # local processes run as the hub's own user; on a root-only machine that is root
             c.Spawner.args = ["--allow-root"]
