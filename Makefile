@@ -13,12 +13,12 @@ DEPLOY_VENV := .venv-deploy
 DEPLOY_STAMP := $(DEPLOY_VENV)/.installed
 DEPLOY_APT := caddy prometheus prometheus-node-exporter
 
-.PHONY: up test test-deploy install lint clean
+.PHONY: up test test-deploy install lint clean recordings
 
 up: install
 	$(BIN)/sporthub up
 
-test: install $(OIDC_STAMP)
+test: install $(OIDC_STAMP) recordings
 	$(BIN)/sporthub prepare
 	$(BIN)/pytest $(PYTEST_ARGS)
 
@@ -52,6 +52,11 @@ $(DEPLOY_STAMP): deploy/test-requirements.txt
 	test -d $(DEPLOY_VENV) || $(PYTHON) -m venv $(DEPLOY_VENV)
 	$(DEPLOY_VENV)/bin/pip install --quiet -r deploy/test-requirements.txt
 	touch $(DEPLOY_STAMP)
+
+# the sportlab tests' real recordings: sweat 0.25.0's example data (MIT), fetched once into
+# ~/.cache/sporthub (never installed: only the data and its licence are extracted)
+recordings: install
+	$(BIN)/python tests/sportlab/recordings.py
 
 lint: install
 	$(BIN)/ruff check sporthub tests
