@@ -90,6 +90,8 @@ def test_vllm_and_postgres_are_off_the_people_network(config):
     [users] = [k for k, n in config["networks"].items() if (n or {}).get("name") == user_net_name]
     assert config["networks"][users]["internal"] is True
     assert members(config, users) == {"hub"}  # and the people's containers, started by the hub
+    # the people's containers find the hub by its service name on their network
+    assert environment(hub)["SPORTHUB_DOCKER_HUB_HOST"] == "hub"
     for backend in ("vllm", "postgres"):
         assert users not in networks_of(config["services"][backend])
     assert members(config, "llm") == {"hub", "vllm"}
