@@ -69,8 +69,9 @@ class Database:
 
 
 def hub_db_url(settings: Settings) -> str:
-    # SPORTHUB_HUB_DB_URL comes with the isolation work; without it the hub uses its SQLite file
-    return (getattr(settings, "hub_db_url", None)
+    # SPORTHUB_HUB_DB_URL (settings.hub_database_url) arrives with the isolation work; until it
+    # is merged the hub always uses its SQLite file
+    return (getattr(settings, "hub_database_url", None)
             or f"sqlite:///{(settings.data_dir / 'jupyterhub.sqlite').resolve()}")
 
 
