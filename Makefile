@@ -12,7 +12,13 @@ LOCUST_STAMP := $(LOCUST_VENV)/.installed
 # the slow gateway suites (faults, load, fuzz): not in `make test`
 SUITES := tests/suites
 
-.PHONY: up test test-suites test-vllm install lint clean recordings
+# deploy/ is checked by real tools: Debian's caddy, promtool and node exporter, podman-compose
+# and kubernetes-validate in a venv of their own
+DEPLOY_VENV := .venv-deploy
+DEPLOY_STAMP := $(DEPLOY_VENV)/.installed
+DEPLOY_APT := caddy prometheus prometheus-node-exporter
+
+.PHONY: up test test-suites test-deploy test-vllm install lint clean recordings
 
 up: install
 	$(BIN)/sporthub up
@@ -27,6 +33,11 @@ test-vllm: install $(OIDC_STAMP)
 	$(BIN)/sporthub prepare
 	SPORTHUB_EMBEDDED_BACKEND=vllm $(BIN)/sporthub prepare
 	$(BIN)/pytest -m vllm tests/test_backend_contract.py $(PYTEST_ARGS)
+
+# the deploy tier (pytest marker `deploy`): Compose, Caddy, Prometheus, Grafana, Kubernetes files
+test-deploy: install $(DEPLOY_STAMP)
+	$(BIN)/sporthub prepare
+	$(BIN)/pytest -m deploy $(PYTEST_ARGS)
 
 install: $(STAMP)
 
@@ -55,6 +66,14 @@ $(LOCUST_STAMP): tests/locust-requirements.txt
 	$(LOCUST_VENV)/bin/pip install --quiet -r tests/locust-requirements.txt
 	touch $(LOCUST_STAMP)
 
+$(DEPLOY_STAMP): deploy/test-requirements.txt
+	command -v caddy && command -v promtool && command -v prometheus-node-exporter \
+		|| (apt-get update -qq && DEBIAN_FRONTEND=noninteractive \
+			apt-get install -y -q --no-install-recommends $(DEPLOY_APT))
+	test -d $(DEPLOY_VENV) || $(PYTHON) -m venv $(DEPLOY_VENV)
+	$(DEPLOY_VENV)/bin/pip install --quiet -r deploy/test-requirements.txt
+	touch $(DEPLOY_STAMP)
+
 # the sportlab tests' real recordings: sweat 0.25.0's example data (MIT), fetched once into
 # ~/.cache/sporthub (never installed: only the data and its licence are extracted)
 recordings: install
@@ -64,4 +83,4 @@ lint: install
 	$(BIN)/ruff check sporthub tests
 
 clean:
-	rm -rf $(VENV) $(OIDC_VENV) $(LOCUST_VENV) node_modules
+	rm -rf $(VENV) $(OIDC_VENV) $(LOCUST_VENV) $(DEPLOY_VENV) node_modules
