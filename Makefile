@@ -18,7 +18,7 @@ DEPLOY_VENV := .venv-deploy
 DEPLOY_STAMP := $(DEPLOY_VENV)/.installed
 DEPLOY_APT := caddy prometheus prometheus-node-exporter
 
-.PHONY: up test test-suites test-deploy install lint clean recordings
+.PHONY: up test test-suites test-deploy test-vllm install lint clean recordings
 
 up: install
 	$(BIN)/sporthub up
@@ -26,6 +26,13 @@ up: install
 test: install $(OIDC_STAMP) recordings
 	$(BIN)/sporthub prepare
 	$(BIN)/pytest $(PYTEST_ARGS)
+
+# the backend contract against real llama-server and vLLM (CPU): ~3 GB of disk and ~4 GB of memory;
+# the first run prepares vLLM (a few minutes, once per machine)
+test-vllm: install $(OIDC_STAMP)
+	$(BIN)/sporthub prepare
+	SPORTHUB_EMBEDDED_BACKEND=vllm $(BIN)/sporthub prepare
+	$(BIN)/pytest -m vllm tests/test_backend_contract.py $(PYTEST_ARGS)
 
 # the deploy tier (pytest marker `deploy`): Compose, Caddy, Prometheus, Grafana, Kubernetes files
 test-deploy: install $(DEPLOY_STAMP)

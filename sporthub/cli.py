@@ -17,7 +17,7 @@ from pathlib import Path
 import httpx
 
 from sporthub import admin, backup
-from sporthub.llm import build
+from sporthub.llm import build, vllm_cpu
 from sporthub.settings import Settings, SettingsError, load_settings
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
@@ -39,8 +39,11 @@ def prepare(settings: Settings) -> None:
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     settings.admin_password_value()  # generated and stored now, so the banner can print it
     if settings.uses_embedded_llm:
-        build.ensure_server(progress=say)
         build.model_file()
+        if settings.embedded_backend == "vllm":
+            vllm_cpu.ensure_vllm(progress=say)
+        else:
+            build.ensure_server(progress=say)
     if settings.profile == "local":
         install_singleuser_config()
 

@@ -137,6 +137,9 @@ class Settings(BaseSettings):
     proxy_api_port: Port = 8001
     gateway_port: Port = 8091
     embedded_llm_port: Port = 8092
+    # which engine serves the embedded model: llama-server (small, starts in seconds) or vLLM on the
+    # CPU (what production runs on its GPU; ~3.5 GB of memory, about a minute to start)
+    embedded_backend: Literal["llama-server", "vllm"] = "llama-server"
 
     llm_backends: list[Backend] = Field(default_factory=list)
     llm_max_concurrency: int = Field(default=4, ge=1)
@@ -219,6 +222,13 @@ class Settings(BaseSettings):
         return self
 
     @model_validator(mode="after")
+    def _embedded_backend_used(self) -> Settings:
+        if self.llm_backends and "embedded_backend" in self.model_fields_set:
+            raise ValueError(f"{ENV_PREFIX}EMBEDDED_BACKEND has no effect when "
+                             f"{ENV_PREFIX}LLM_BACKENDS is set: unset one of them")
+        return self
+
+    @model_validator(mode="after")
     def _admin_password_strong(self) -> Settings:
         # the same rules as a password chosen through an invite link
         if self.auth == "password" and self.admin_password is not None:
@@ -293,7 +303,7 @@ class Settings(BaseSettings):
         return self.db_url or f"sqlite:///{(self.data_dir / 'gateway.sqlite').resolve()}"
 
     def backends(self) -> list[Backend]:
-        """The configured upstreams, or the embedded llama-server when none are configured."""
+        """The configured upstreams, or the embedded backend when none are configured."""
         if self.llm_backends:
             return self.llm_backends
         return [
@@ -302,8 +312,9 @@ class Settings(BaseSettings):
                 url=f"http://127.0.0.1:{self.embedded_llm_port}",
                 api_key=SecretStr(self.secret("embedded-llm-key")),
                 models=[EMBEDDED_MODEL],
-                # the embedded model is too small to call tools; the gateway drops them
-                supports_tools=False,
+                # vLLM parses tool calls (hermes); llama-server's model is too small, so the
+                # gateway drops tools for it
+                supports_tools=self.embedded_backend == "vllm",
             )
         ]
 

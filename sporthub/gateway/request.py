@@ -30,7 +30,7 @@ from sporthub.gateway.ledger import RequestRecord
 from sporthub.gateway.payload import CHARS_PER_TOKEN, Payload, check, read_json
 from sporthub.gateway.policy import budget_window
 from sporthub.gateway.scheduler import STARTING, Ticket
-from sporthub.gateway.upstream import Upstream, upstream_error
+from sporthub.gateway.upstream import Upstream, upstream_error, without_usage
 
 if TYPE_CHECKING:
     from sporthub.gateway.app import Gateway
@@ -266,8 +266,13 @@ class ModelRequest:
             if event.startswith(b"data:"):
                 if b'"usage"' in event:
                     _read_usage(event, r)
-                    if not self.payload.wants_usage and _NO_CHOICES.search(event):
-                        continue  # the usage-only chunk we asked for on the caller's behalf
+                    if _NO_CHOICES.search(event):
+                        if not self.payload.wants_usage:
+                            continue  # the usage-only chunk we asked for on the caller's behalf
+                    else:
+                        # vLLM's per-chunk usage, asked for the ledger: OpenAI clients expect
+                        # usage in the last chunk only
+                        event = without_usage(event)
                 if _HAS_TEXT.search(event):
                     self.delivered += 1
                     if r.ttft_ms is None:

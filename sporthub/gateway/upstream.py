@@ -42,6 +42,14 @@ class Upstream:
         return payload
 
 
+def without_usage(event: bytes) -> bytes:
+    """A stream's ``data:`` chunk without the per-chunk usage (vLLM's continuous usage) that the
+    gateway asked for on the caller's behalf: OpenAI clients expect it in the last chunk only."""
+    chunk = json.loads(event.removeprefix(b"data:"))
+    chunk.pop("usage", None)
+    return b"data: " + json.dumps(chunk, ensure_ascii=False, separators=(",", ":")).encode()
+
+
 def _without_tool_calls(message: dict) -> dict:
     """Rewrite tool traffic as plain text so a model without tool support still answers."""
     if not isinstance(message, dict):
