@@ -18,10 +18,13 @@ DEPLOY_VENV := .venv-deploy
 DEPLOY_STAMP := $(DEPLOY_VENV)/.installed
 DEPLOY_APT := caddy prometheus prometheus-node-exporter
 
-.PHONY: up test test-suites test-deploy test-vllm install lint clean recordings
+.PHONY: up test test-all test-suites test-deploy test-vllm install lint clean recordings
 
 up: install
 	$(BIN)/sporthub up
+
+# everything, what CI (.ci/run) runs: the fast suite first, then each slow tier
+test-all: test test-suites test-vllm test-deploy
 
 test: install $(OIDC_STAMP) recordings
 	$(BIN)/sporthub prepare
