@@ -140,6 +140,9 @@ def _spawner(c, settings: Settings, data_dir: Path) -> None:
         c.SimpleLocalProcessSpawner.home_dir_template = str(data_dir / "users" / "{username}")
         c.Spawner.cmd = [str(Path(sys.prefix) / "bin" / "jupyterhub-singleuser")]
         c.Spawner.start_timeout = 120
+        # Jupyter AI imports litellm at start: on a busy 2-core machine that alone passes the
+        # default 30 s, and the hub would give up on a server that is about to answer
+        c.Spawner.http_timeout = 120
         if os.geteuid() == 0:
             # local processes run as the hub's own user; on a root-only machine that is root
             c.Spawner.args = ["--allow-root"]
