@@ -12,6 +12,7 @@ import asyncio
 import base64
 import json
 import re
+import time
 from datetime import UTC, datetime
 
 import httpx
@@ -136,6 +137,27 @@ def test_data_command_shows_the_summary_without_asking_the_model(hub, backend):
     assert "Your training data" in body
     assert "weighted power" in body and "broken.fit" in body
     assert len(backend.served) == served, "/data must not reach the model"
+
+
+def test_a_chat_is_still_there_after_the_server_stops_and_starts(hub, backend):
+    token = hub.admin.new_token("erik", note="tests")
+    saved = json.loads(contents(hub, "erik", token, "load.chat").json()["content"])
+    asked = [m["body"] for m in saved["messages"] if m["sender"] != COACH]
+    assert asked == ["Was my last week too hard? tokens=5"]
+    assert hub.admin.api("DELETE", "/users/erik/server").status_code in (202, 204)
+    deadline = time.monotonic() + 60
+    while hub.admin.api("GET", "/users/erik").json()["servers"]:
+        assert time.monotonic() < deadline, "erik's server did not stop"
+        time.sleep(0.5)
+    hub.admin.start_server("erik")
+    again = json.loads(contents(hub, "erik", token, "load.chat").json()["content"])
+    assert again["messages"] == saved["messages"]
+    # and Jupyter AI reads it back: the Coach's next request carries the earlier exchange
+    asyncio.run(chat(hub, "erik", token, "And this week? tokens=2", persona=COACH,
+                     chat_file="load.chat"))
+    turns = [m["content"] for m in backend.served[-1]["body"]["messages"][1:]]
+    assert turns[0] == "Was my last week too hard? tokens=5"
+    assert turns[1].startswith("tok") and turns[-1] == "And this week? tokens=2"
 
 
 def test_over_budget_is_said_in_plain_words_with_the_reset_time(hub, backend):
