@@ -12,10 +12,9 @@ from sporthub_coach import athlete_data
 from sporthub_coach.athlete_data import read_log, summarise
 from sporthub_coach.messages import language_of, refusal
 from sportlab.metrics import acwr, hrv_readiness, session_rpe_load
-from tests.sportlab.conftest import activities  # noqa: F401  (the real recordings, shared)
 
 
-def test_a_corrupt_file_is_named_and_the_rest_is_summarised(tmp_path, activities):  # noqa: F811
+def test_a_corrupt_file_is_named_and_the_rest_is_summarised(tmp_path, activities):
     shutil.copy(activities / "2020-06-01-16-52-40.fit", tmp_path)
     (tmp_path / "ride.gpx").write_text("<gpx><broken")
     summary = summarise(tmp_path, today=date(2020, 6, 3))
@@ -25,14 +24,14 @@ def test_a_corrupt_file_is_named_and_the_rest_is_summarised(tmp_path, activities
     assert "Last 7 days (2020-05-28 to 2020-06-03): sessions 1" in summary.text
 
 
-def test_old_data_is_summarised_over_its_own_most_recent_weeks(tmp_path, activities):  # noqa: F811
+def test_old_data_is_summarised_over_its_own_most_recent_weeks(tmp_path, activities):
     shutil.copy(activities / "4801048867.fit", tmp_path)
     summary = summarise(tmp_path, today=date(2026, 11, 27))
     assert "Windows end 2020-04-18 (the most recent day on record)" in summary.text
     assert "Last 28 days (2020-03-22 to 2020-04-18): sessions 1, 86 min" in summary.text
 
 
-def test_files_are_read_once_per_content(tmp_path, activities, monkeypatch):  # noqa: F811
+def test_files_are_read_once_per_content(tmp_path, activities, monkeypatch):
     shutil.copy(activities / "2020-06-01-16-52-40.fit", tmp_path / "a.fit")
     summarise(tmp_path)
     reads = []
@@ -86,3 +85,13 @@ def test_refusals_are_plain_sentences_in_the_language_asked():
     assert refusal("ru", "upstream_unavailable", 503, 30).startswith("Модель ИИ сейчас недоступна")
     assert "429" not in refusal("en", None, 429, None)
     assert language_of("Как дела?") == "ru" and language_of("How are you?") == "en"
+
+
+def test_the_same_ride_in_two_files_is_counted_once(tmp_path, activities):
+    for name in ("2020-06-01-16-52-40.fit", "activity_5039744860.gpx"):
+        shutil.copy(activities / name, tmp_path)
+    summary = summarise(tmp_path, today=date(2020, 6, 3))
+    assert summary.files_used == ["2020-06-01-16-52-40.fit"]  # the one with power
+    assert "sessions 1," in summary.text
+    assert ("counted once: activity_5039744860.gpx (= 2020-06-01-16-52-40.fit)"
+            in summary.text)

@@ -51,10 +51,10 @@ class Session:
     start: pd.Timestamp
     duration_s: float
     distance_km: float | None
-    hr: np.ndarray | None  # heart-rate samples (bpm), as recorded
-    hr_sample_s: float
+    hr: pd.Series | None  # heart rate (bpm) by timestamp: sportlab times it, pauses and all
     weighted_power_w: float | None
     best_efforts_w: dict[int, float]
+    problem: str | None = None  # a metric sportlab refused for this file (e.g. a power dropout)
 
 
 @dataclass
@@ -69,7 +69,8 @@ _cache: dict[str, Session] = {}
 
 
 def read_session(path: Path, content_hash: str) -> Session:
-    """One recording through sportlab (cached by content). Raises ActivityReadError."""
+    """One recording through sportlab (cached by content). Raises ActivityReadError (and
+    ValueError for a recording sportlab reads but cannot analyse at all)."""
     cached = _cache.get(content_hash)
     if cached is not None:
         return replace(cached, file=path.name)
@@ -77,31 +78,28 @@ def read_session(path: Path, content_hash: str) -> Session:
     index = frame.index
     duration = float((index[-1] - index[0]).total_seconds())
     hr = frame["heart_rate_bpm"].dropna() if "heart_rate_bpm" in frame else None
-    hr_values = hr.to_numpy(dtype=float) if hr is not None and len(hr) else None
     power = frame["power_w"].dropna() if "power_w" in frame else None
-    has_power = power is not None and len(power) and float(power.max()) > 0
     distance = frame["distance_m"].dropna() if "distance_m" in frame else None
+    wp, best, problem = None, {}, None
+    if power is not None and len(power) and float(power.max()) > 0:
+        try:
+            wp = weighted_power(frame["power_w"])
+            best = {int(d): float(w) for d, w in
+                    mean_max_power(frame["power_w"], list(BEST_EFFORTS_S)).items()}
+        except ValueError as e:  # e.g. a long mid-ride power dropout: named, not guessed
+            wp, best, problem = None, {}, f"power left out: {e}"
     session = Session(
         file=path.name,
         start=index[0],
         duration_s=duration,
         distance_km=float(distance.max()) / 1000 if distance is not None and len(distance) else None,
-        hr=hr_values,
-        hr_sample_s=sample_interval_s(hr) if hr_values is not None else 1.0,
-        weighted_power_w=weighted_power(frame["power_w"]) if has_power else None,
-        best_efforts_w=({int(d): float(w) for d, w in
-                         mean_max_power(frame["power_w"], list(BEST_EFFORTS_S)).items()}
-                        if has_power else {}),
+        hr=hr if hr is not None and len(hr) else None,
+        weighted_power_w=wp,
+        best_efforts_w=best,
+        problem=problem,
     )
     _cache[content_hash] = session
     return session
-
-
-def sample_interval_s(series: pd.Series) -> float:
-    """The recording's usual sample interval (median gap; pauses do not shift a median)."""
-    if len(series) < 2:
-        return 1.0
-    return float(series.index.to_series().diff().median().total_seconds())
 
 
 def hr_max_on_record(sessions: list[Session]) -> float | None:
@@ -110,12 +108,12 @@ def hr_max_on_record(sessions: list[Session]) -> float | None:
 
 
 def zone_seconds(session: Session, hr_max: float) -> pd.Series:
-    return time_in_zones(session.hr, hr_zones("hrmax", hr_max=hr_max), sample_s=session.hr_sample_s)
+    return time_in_zones(session.hr, hr_zones("hrmax", hr_max=hr_max))
 
 
 def hr_load(session: Session, hr_max: float) -> float:
     """Edwards' TRIMP: the heart-rate load, comparable between sessions of one athlete."""
-    return trimp_edwards(session.hr, hr_max, sample_s=session.hr_sample_s)
+    return trimp_edwards(session.hr, hr_max)
 
 
 @dataclass(frozen=True)
@@ -163,13 +161,13 @@ def summarise(folder: Path, today: date | None = None) -> Summary:
     for path in files:
         try:
             sessions.append(read_session(path, hashlib.sha256(path.read_bytes()).hexdigest()))
-        except (sportlab.ActivityReadError, OSError) as e:
-            unreadable.append(f"{path.name} ({getattr(e, 'problem', type(e).__name__)})")
+        except (ValueError, OSError) as e:  # sportlab.ActivityReadError is a ValueError
+            unreadable.append(f"{path.name} ({getattr(e, 'problem', None) or e})")
     log_days, log_problems = [], []
     log_path = folder / LOG_NAME
     if log_path.is_file():
         log_days, log_problems = read_log(log_path.read_text(errors="replace"))
-    sessions.sort(key=lambda s: (s.start, s.file))
+    sessions, duplicates = _one_file_per_ride(sessions)
     last_days = [s.start.date() for s in sessions] + [d.day for d in log_days]
     if not last_days:
         text = (f"No training data in ~/activities yet ({len(unreadable)} unreadable files)."
@@ -198,8 +196,25 @@ def summarise(folder: Path, today: date | None = None) -> Summary:
     if recent:
         lines.append(f"Most recent sessions ({len(recent)} of {len(sessions)} on record):")
         lines += [_session_line(s, hr_max) for s in reversed(recent)]
+    if duplicates:
+        lines.append("Same ride in several files, counted once: " + "; ".join(duplicates) + ".")
     used = [s.file for s in recent] + ([LOG_NAME] if log_days else [])
     return Summary(_with_problems("\n".join(lines), unreadable, log_problems), used, unreadable)
+
+
+def _one_file_per_ride(sessions: list[Session]) -> tuple[list[Session], list[str]]:
+    """A ride exported twice (FIT and GPX, say) starts at the same second: count it once,
+    keeping the richest file (power, then heart rate, then FIT)."""
+    rides: dict[pd.Timestamp, list[Session]] = {}
+    for s in sessions:
+        rides.setdefault(s.start, []).append(s)
+    kept, duplicates = [], []
+    for start in sorted(rides):
+        ranked = sorted(rides[start], key=lambda s: (s.weighted_power_w is None, s.hr is None,
+                                                      not s.file.lower().endswith(".fit"), s.file))
+        kept.append(ranked[0])
+        duplicates += [f"{d.file} (= {ranked[0].file})" for d in ranked[1:]]
+    return kept, duplicates
 
 
 def _daily(sessions: list[Session], hr_max: float | None) -> pd.Series:
@@ -284,11 +299,13 @@ def _session_line(s: Session, hr_max: float | None) -> str:
     if s.distance_km is not None:
         parts.append(f"{s.distance_km:.1f} km")
     if s.hr is not None and hr_max:
-        parts.append(f"mean HR {np.mean(s.hr):.0f} bpm, HR load {hr_load(s, hr_max):.0f}")
+        parts.append(f"mean HR {s.hr.mean():.0f} bpm, HR load {hr_load(s, hr_max):.0f}")
     if s.weighted_power_w is not None:
         parts.append(f"weighted power {s.weighted_power_w:.0f} W")
         parts.append("best " + ", ".join(f"{_duration(d)} {w:.0f} W"
                                          for d, w in s.best_efforts_w.items()))
+    if s.problem:
+        parts.append(s.problem)
     return ", ".join(parts)
 
 
