@@ -13,7 +13,7 @@ import base64
 import json
 import re
 import time
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import httpx
 import pytest
@@ -38,7 +38,7 @@ def backend():
 @pytest.fixture(scope="module")
 def hub(backend, tmp_path_factory):
     backends = (f'[{{"name": "fake", "url": "{backend.url}", "api_key": "{KEY}", '
-                f'"models": ["{MODEL}"], "max_concurrency": 2}}]')
+                f'"models": ["{MODEL}"], "max_concurrency": 1}}]')
     stack = make_stack(tmp_path_factory.mktemp("coach-data"), llm_backends=backends,
                        llm_tokens_per_day=str(BUDGET),
                        llm_groups=json.dumps({"athletes": {"llm_tokens_per_day": BUDGET}}))
@@ -157,6 +157,58 @@ def test_a_chat_is_still_there_after_the_server_stops_and_starts(hub, backend):
     assert turns[1].startswith("tok") and turns[-1] == "And this week? tokens=2"
 
 
+def status(hub, user: str, token: str) -> dict:
+    """What JupyterLab's status bar asks the person's own server."""
+    response = httpx.get(f"{hub.url}/user/{user}/sporthub/status", timeout=30,
+                         headers={"Authorization": f"token {token}"})
+    assert response.status_code == 200, response.text
+    return response.json()
+
+
+def test_the_status_says_idle_then_waiting_in_line_then_answering(hub, backend):
+    token = athlete(hub, "hana")
+    idle = status(hub, "hana", token)
+    tomorrow = datetime.now(UTC).date() + timedelta(days=1)
+    assert idle["state"] == "idle" and idle["position"] is None
+    assert idle["budget"] == {"used": 0, "limit": BUDGET, "resets_at": f"{tomorrow}T00:00:00Z"}
+    # someone else holds the only slot; hana's question waits behind it
+    assert hub.admin.api("POST", "/users/ivan").status_code == 201
+    assert hub.admin.api("POST", "/groups/athletes/users", json={"users": ["ivan"]}
+                         ).status_code == 200
+    other = hub.admin.new_token("ivan")
+
+    async def ask(who: str, text: str) -> httpx.Response:
+        async with httpx.AsyncClient(timeout=120) as client:
+            return await client.post(
+                f"{hub.gateway}/v1/chat/completions", headers={"Authorization": f"Bearer {who}"},
+                json={"model": MODEL, "messages": [{"role": "user", "content": text}]})
+
+    async def until(state: str) -> dict:
+        async with asyncio.timeout(60):
+            while (seen := await asyncio.to_thread(status, hub, "hana", token))["state"] != state:
+                await asyncio.sleep(0.2)
+        return seen
+
+    async def scenario():
+        first = asyncio.create_task(ask(other, "tokens=60 delay=0.1"))
+        while backend.active < 1:
+            await asyncio.sleep(0.05)
+        mine = asyncio.create_task(ask(token, "tokens=30 delay=0.1"))
+        waiting = await until("waiting")
+        answering = await until("answering")
+        await asyncio.gather(first, mine)
+        return waiting, answering
+
+    waiting, answering = asyncio.run(scenario())
+    assert waiting["position"] == 1 and waiting["eta_s"] is not None
+    assert answering["position"] is None
+    after = status(hub, "hana", token)
+    assert after["state"] == "idle"
+    spent = sum(r["prompt_tokens"] + r["completion_tokens"] for r in hub.ledger_rows()
+                if r["user"] == "hana")
+    assert after["budget"]["used"] == spent > 0
+
+
 def test_over_budget_is_said_in_plain_words_with_the_reset_time(hub, backend):
     token = athlete(hub, "fred")
     # fred spent the day's budget earlier today (a ledger row as the gateway writes it)
@@ -169,6 +221,7 @@ def test_over_budget_is_said_in_plain_words_with_the_reset_time(hub, backend):
     said = replies[-1]["body"]
     assert said.startswith("You have used today's AI budget. It resets at 00:00 UTC"), said
     assert_plain(said)
+    assert status(hub, "fred", token)["state"] == "over_budget"
 
 
 def test_backend_down_is_said_in_plain_words_in_the_language_asked(hub, backend):
@@ -184,6 +237,10 @@ def test_backend_down_is_said_in_plain_words_in_the_language_asked(hub, backend)
     said = replies[-1]["body"]
     assert said.startswith("The AI model is not available right now. Please try again"), said
     assert_plain(said)
+    deadline = time.monotonic() + 60
+    while status(hub, "galina", token)["state"] != "unavailable":
+        assert time.monotonic() < deadline, "the status never said the model is down"
+        time.sleep(1)
 
 
 def assert_plain(text: str) -> None:

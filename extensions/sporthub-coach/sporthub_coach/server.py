@@ -1,4 +1,5 @@
-"""Server extension: on the server's first start, make ``~/activities`` with a short README.
+"""Server extension: ``GET sporthub/status`` (status.py), and on the server's first start
+``~/activities`` with a short README.
 
 This is the only place SportHub writes into a person's home, and only when the folder does not
 exist yet: the Coach itself only reads it.
@@ -8,7 +9,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from jupyter_server.utils import url_path_join
+
 from sporthub_coach.folder import ACTIVITIES
+from sporthub_coach.status import StatusHandler
 
 README = """# Your training data / Ваши тренировочные данные
 
@@ -39,3 +43,6 @@ def make_activities_folder(root: Path) -> None:
 
 def _load_jupyter_server_extension(serverapp) -> None:
     make_activities_folder(Path(serverapp.root_dir).expanduser())
+    base_url = serverapp.web_app.settings["base_url"]
+    serverapp.web_app.add_handlers(".*$", [(url_path_join(base_url, "sporthub/status"),
+                                            StatusHandler)])
