@@ -6,8 +6,19 @@ STAMP := $(VENV)/.sporthub-installed
 # the tests' OpenID provider lives in a venv of its own: its dependencies are not SportHub's
 OIDC_VENV := .venv-oidc
 OIDC_STAMP := $(OIDC_VENV)/.installed
+# the load suite's Locust lives in a venv of its own too (gevent is not SportHub's)
+LOCUST_VENV := .venv-locust
+LOCUST_STAMP := $(LOCUST_VENV)/.installed
+# the slow gateway suites (faults, load, fuzz): not in `make test`
+SUITES := tests/suites
 
-.PHONY: up test install lint clean recordings
+# deploy/ is checked by real tools: Debian's caddy, promtool and node exporter, podman-compose
+# and kubernetes-validate in a venv of their own
+DEPLOY_VENV := .venv-deploy
+DEPLOY_STAMP := $(DEPLOY_VENV)/.installed
+DEPLOY_APT := caddy prometheus prometheus-node-exporter
+
+.PHONY: up test test-suites test-deploy install lint clean recordings
 
 up: install
 	$(BIN)/sporthub up
@@ -15,6 +26,11 @@ up: install
 test: install $(OIDC_STAMP) recordings
 	$(BIN)/sporthub prepare
 	$(BIN)/pytest $(PYTEST_ARGS)
+
+# the deploy tier (pytest marker `deploy`): Compose, Caddy, Prometheus, Grafana, Kubernetes files
+test-deploy: install $(DEPLOY_STAMP)
+	$(BIN)/sporthub prepare
+	$(BIN)/pytest -m deploy $(PYTEST_ARGS)
 
 install: $(STAMP)
 
@@ -34,6 +50,23 @@ $(OIDC_STAMP): tests/oidc-mock-requirements.txt
 	$(OIDC_VENV)/bin/pip install --quiet -r tests/oidc-mock-requirements.txt
 	touch $(OIDC_STAMP)
 
+# faults (backend killed, PostgreSQL and hub restarted, ...), load (Locust) and fuzz (Hypothesis)
+test-suites: install $(LOCUST_STAMP)
+	$(BIN)/pytest $(SUITES) $(PYTEST_ARGS)
+
+$(LOCUST_STAMP): tests/locust-requirements.txt
+	test -d $(LOCUST_VENV) || $(PYTHON) -m venv $(LOCUST_VENV)
+	$(LOCUST_VENV)/bin/pip install --quiet -r tests/locust-requirements.txt
+	touch $(LOCUST_STAMP)
+
+$(DEPLOY_STAMP): deploy/test-requirements.txt
+	command -v caddy && command -v promtool && command -v prometheus-node-exporter \
+		|| (apt-get update -qq && DEBIAN_FRONTEND=noninteractive \
+			apt-get install -y -q --no-install-recommends $(DEPLOY_APT))
+	test -d $(DEPLOY_VENV) || $(PYTHON) -m venv $(DEPLOY_VENV)
+	$(DEPLOY_VENV)/bin/pip install --quiet -r deploy/test-requirements.txt
+	touch $(DEPLOY_STAMP)
+
 # the sportlab tests' real recordings: sweat 0.25.0's example data (MIT), fetched once into
 # ~/.cache/sporthub (never installed: only the data and its licence are extracted)
 recordings: install
@@ -43,4 +76,4 @@ lint: install
 	$(BIN)/ruff check sporthub tests
 
 clean:
-	rm -rf $(VENV) $(OIDC_VENV) node_modules
+	rm -rf $(VENV) $(OIDC_VENV) $(LOCUST_VENV) $(DEPLOY_VENV) node_modules

@@ -28,9 +28,8 @@ class Upstream:
         key = backend.api_key.get_secret_value() if backend.api_key else None
         self.headers = {"Authorization": f"Bearer {key}"} if key else {}
 
-    def prepare(self, body: dict) -> dict:
-        """The request as this backend should see it (a copy; the caller's body is untouched)."""
-        payload = dict(body)
+    def prepare(self, payload: dict) -> dict:
+        """The allow-listed body (payload.py) as this backend should see it; changed in place."""
         if payload.get("stream"):
             # usage in the stream is how the ledger counts tokens (vLLM and llama-server both do it)
             # continuous usage (vLLM) also counts the tokens of a stream that is cut short
