@@ -12,6 +12,7 @@ from pathlib import Path
 
 from prometheus_client import REGISTRY, Gauge
 
+from sporthub import i18n
 from sporthub.hub.logs import scrub_hub_log
 from sporthub.settings import Settings
 
@@ -174,6 +175,11 @@ def _capacity(c, settings: Settings) -> None:
         "sporthub_active_server_limit": settings.active_server_limit,
         "sporthub_idle_time": _duration(settings.idle_timeout_s),
         "sporthub_invites": settings.auth == "password",
+        # English or Russian pages (sporthub/i18n.py); a callable here is called with the user,
+        # so each is wrapped to hand the template the function itself
+        "_": lambda user: i18n.jinja_gettext,
+        "sporthub_language": lambda user: i18n.jinja_language,
+        "sporthub_error_titles": i18n.ERROR_TITLES,
     }
 
 
