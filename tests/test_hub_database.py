@@ -3,11 +3,13 @@ servers live there and survive a restart; nothing is written to SQLite."""
 
 from __future__ import annotations
 
+import json
 import uuid
 
 import psycopg
 import pytest
 
+from tests.fake_backend import KEY, MODEL, FakeBackend
 from tests.stack import HubClient, make_stack
 
 ADMIN_DSN = "host=127.0.0.1 dbname=test user=postgres"
@@ -23,9 +25,16 @@ def hub_database():
         c.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
-def test_the_hub_keeps_its_state_in_postgresql(tmp_path, hub_database):
-    stack = make_stack(tmp_path, hub_db_url=f"postgresql+psycopg://postgres@127.0.0.1:5432/"
-                                            f"{hub_database}")
+@pytest.fixture
+def backend():
+    fake = FakeBackend().start()
+    yield json.dumps([{"name": "fake", "url": fake.url, "api_key": KEY, "models": [MODEL]}])
+    fake.stop()
+
+
+def test_the_hub_keeps_its_state_in_postgresql(tmp_path, hub_database, backend):
+    stack = make_stack(tmp_path, llm_backends=backend,
+                       hub_db_url=f"postgresql+psycopg://postgres@127.0.0.1:5432/{hub_database}")
     stack.start()
     try:
         admin = HubClient.admin(stack)

@@ -144,12 +144,13 @@ def _local_spawner(c, settings: Settings, data_dir: Path) -> None:
     """Local processes: under a system user per person (hub as root), else the hub's own."""
     localusers.check_start(settings)  # also when the hub is started without `sporthub up`
     c.Spawner.start_timeout = 120
+    # JupyterLab with Jupyter AI takes a while to import on a busy two-core machine
+    c.Spawner.http_timeout = 90
     if os.geteuid() == 0:
         c.JupyterHub.spawner_class = "sporthub.hub.localusers.SystemUserSpawner"
         c.SystemUserSpawner.user_prefix = settings.local_user_prefix
         # the environment `sporthub prepare` made for them under /opt
-        python = localusers.user_environment() / "bin" / "python"
-        c.Spawner.cmd = [str(python), "-m", "jupyterhub.singleuser"]
+        c.Spawner.cmd = [str(localusers.user_environment() / "bin" / "jupyterhub-singleuser")]
     else:
         c.Spawner.cmd = [str(Path(sys.prefix) / "bin" / "jupyterhub-singleuser")]
         # a single-person trial (check_start keeps it on loopback): homes in the data dir

@@ -166,6 +166,11 @@ def prepare_user_environment() -> Path:
     (site / "sporthub-hub-env.pth").write_text(f"import site; site.addsitedir({str(hub_site)!r})\n")
     for shared in ("etc", "share"):  # Jupyter's config (ours included) and data (lab extensions)
         (staged / shared).symlink_to(Path(sys.prefix) / shared)
+    # the command people's servers run, under its usual name (ps, logs)
+    script = staged / "bin" / "jupyterhub-singleuser"
+    script.write_text(f"#!{env / 'bin' / 'python'}\n"
+                      "from jupyterhub.singleuser import main\n\nmain()\n")
+    script.chmod(0o755)
     (staged / "sporthub-runtime").write_text(str(runtime))
     shutil.rmtree(env, ignore_errors=True)
     staged.rename(env)
@@ -195,8 +200,9 @@ def _ensure_runtime() -> Path:
     for lib in (base / "lib").glob("libpython*"):
         copy(lib, staged / "lib" / lib.name)
     shutil.copytree(base / "lib" / VERSION, staged / "lib" / VERSION, copy_function=copy,
-                    symlinks=True, ignore=shutil.ignore_patterns("site-packages", "__pycache__",
-                                                                 "test"))
+                    # with the compiled modules: users cannot write them, and without them every
+                    # server would compile the standard library again at each start
+                    symlinks=True, ignore=shutil.ignore_patterns("site-packages", "test"))
     (staged / "lib" / VERSION / "site-packages").mkdir()
     try:
         staged.rename(runtime)
