@@ -8,8 +8,11 @@ import asyncio
 import json
 import os
 import pwd
+import shutil
 import stat
 import subprocess
+import tempfile
+import time
 from pathlib import Path
 
 import httpx
@@ -26,7 +29,8 @@ from sporthub.hub.localusers import (
     user_environment_variables,
 )
 from sporthub.settings import load_settings
-from tests.stack import SPORTHUB, HubClient, create_account, set_password
+from tests.fake_backend import KEY, MODEL, FakeBackend
+from tests.stack import SPORTHUB, HubClient, create_account, free_port, set_password
 
 as_root = pytest.mark.skipif(os.geteuid() != 0, reason="system users need a hub run as root")
 NOBODY = pwd.getpwnam("nobody")
@@ -214,20 +218,31 @@ def test_a_system_account_is_never_used_for_a_person():
         ensure_system_user("nobody" if NOBODY.pw_uid < 1000 else "root", "nobody")
 
 
-def run_up(tmp_path, as_nobody: bool = False, **settings: str) -> subprocess.CompletedProcess:
-    env = {"PATH": "/usr/bin:/bin", "HOME": str(tmp_path),
-           "SPORTHUB_DATA_DIR": str(tmp_path / "data"),
+def up_command(home: Path, as_nobody: bool, **settings: str) -> tuple[list[str], dict, dict]:
+    """``sporthub up`` with only these settings; as nobody, the hub of a single-person trial."""
+    env = {"PATH": "/usr/bin:/bin", "HOME": str(home), "SPORTHUB_DATA_DIR": str(home / "data"),
            **{f"SPORTHUB_{k.upper()}": v for k, v in settings.items()}}
-    command, ids = [str(SPORTHUB), "up"], {}
-    if as_nobody:
-        # the hub's own interpreter may be one nobody cannot run (pyenv's, in /root): use the
-        # environment prepared for people's servers, which sees the same packages
-        python = prepare_user_environment() / "bin" / "python"
-        command = [str(python), "-m", "sporthub.cli", "up"]
-        env |= user_environment_variables()
-        ids = {"user": NOBODY.pw_uid, "group": NOBODY.pw_gid, "extra_groups": []}
-    return subprocess.run(command, cwd=tmp_path, env=env, capture_output=True, text=True,
+    if not as_nobody:
+        return [str(SPORTHUB), "up"], env, {}
+    # the hub's own interpreter may be one nobody cannot run (pyenv's, in /root): use the
+    # environment prepared for people's servers, which sees the same packages
+    python = prepare_user_environment() / "bin" / "python"
+    env |= user_environment_variables()
+    ids = {"user": NOBODY.pw_uid, "group": NOBODY.pw_gid, "extra_groups": []}
+    return [str(python), "-m", "sporthub.cli", "up"], env, ids
+
+
+def run_up(home: Path, as_nobody: bool = False, **settings: str) -> subprocess.CompletedProcess:
+    command, env, ids = up_command(home, as_nobody, **settings)
+    return subprocess.run(command, cwd=home, env=env, capture_output=True, text=True,
                           timeout=120, check=False, **ids)
+
+
+def start_up(home: Path, log: Path, **settings: str) -> subprocess.Popen:
+    command, env, ids = up_command(home, True, **settings)
+    with log.open("wb") as out:
+        return subprocess.Popen(command, cwd=home, env=env, stdout=out, stderr=subprocess.STDOUT,
+                                **ids)
 
 
 @as_root
@@ -237,6 +252,32 @@ def test_a_hub_not_run_as_root_refuses_to_listen_beyond_this_machine(tmp_path):
     assert result.returncode == 2, result.stderr
     assert "SPORTHUB_IP=0.0.0.0" in result.stderr and "SPORTHUB_PROFILE=docker" in result.stderr
     assert not (tmp_path / "data").exists(), "refused before anything was written"
+
+
+@as_root
+def test_a_hub_not_run_as_root_says_it_is_a_single_person_trial():
+    fake = FakeBackend().start()
+    home = Path(tempfile.mkdtemp(prefix="sporthub-trial-"))
+    os.chown(home, NOBODY.pw_uid, NOBODY.pw_gid)
+    backends = json.dumps([{"name": "fake", "url": fake.url, "api_key": KEY, "models": [MODEL]}])
+    settings = {"port": str(free_port()), "hub_port": str(free_port()),
+                "proxy_api_port": str(free_port()), "gateway_port": str(free_port()),
+                "usage_port": str(free_port()), "llm_backends": backends}
+    log = home / "up.log"
+    hub = start_up(home, log, **settings)
+    try:
+        deadline = time.monotonic() + 240
+        while "SportHub is running at" not in log.read_text():
+            assert hub.poll() is None and time.monotonic() < deadline, log.read_text()[-3000:]
+            time.sleep(0.5)
+        assert "single-person trial" in log.read_text()
+        assert {p.uids().real for p in psutil.Process(hub.pid).children(recursive=True)} == \
+            {NOBODY.pw_uid}
+    finally:
+        hub.terminate()
+        hub.wait(60)
+        fake.stop()
+        shutil.rmtree(home)
 
 
 def test_the_k8s_profile_is_refused_until_it_is_delivered(tmp_path):
