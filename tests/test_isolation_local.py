@@ -89,8 +89,12 @@ class Person:
 
 @pytest.fixture(scope="module")
 def people(stack, admin):
-    return {"athlete": Person(stack, admin, "ath", "athletes"),
-            "scientist": Person(stack, admin, "sci", "scientists")}
+    everyone = {"athlete": Person(stack, admin, "ath", "athletes"),
+                "scientist": Person(stack, admin, "sci", "scientists")}
+    yield everyone
+    # the shared stack admits five servers at once: give the places back
+    for person in everyone.values():
+        admin.api("DELETE", f"/users/{person.name}/server")
 
 
 def server_process(name: str) -> psutil.Process:
