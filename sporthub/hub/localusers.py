@@ -128,7 +128,7 @@ def is_loopback(ip: str) -> bool:
 
 
 # people's Python environments live here: root writes, everyone reads
-USER_ENVS = Path("/opt/sporthub")
+USER_ENVS = Path("/opt/sporthub-local")
 VERSION = f"python{sys.version_info.major}.{sys.version_info.minor}"
 
 
@@ -255,7 +255,7 @@ def check_user_environment(env: Path) -> None:
     raise SettingsError(
         f"people's servers run as system users of their own, and such a user cannot use "
         f"SportHub's Python environment ({problem}). Put SportHub in a folder "
-        f"others may traverse (for example /opt/sporthub or /srv/sporthub){fix}")
+        f"others may traverse (for example /srv/sporthub){fix}")
 
 
 def _nobody() -> pwd.struct_passwd:
