@@ -270,13 +270,17 @@ class Settings(BaseSettings):
 
         Secrets are left out unless named in ``secrets`` (names from :data:`SECRET_SETTINGS`), so
         that each process holds only the ones it uses; without ``backend_keys`` the backends are
-        listed without their keys."""
+        listed without their keys, without ``oidc_client_secret`` sign-in settings are left out."""
         unknown = set(secrets) - SECRET_SETTINGS
         if unknown:
             raise ValueError(f"not secret settings: {sorted(unknown)}")
         env = {}
         for name, value in self.model_dump(exclude_unset=True, mode="json").items():
             if name in SECRET_SETTINGS and name not in secrets:
+                continue
+            # sign-in is the hub's alone: without its secret, a process gets none of it (the
+            # OIDC settings are only valid together)
+            if (name == "auth" or name.startswith("oidc_")) and "oidc_client_secret" not in secrets:
                 continue
             raw = getattr(self, name)
             if isinstance(raw, SecretStr):

@@ -203,6 +203,10 @@ def test_service_environments_carry_each_secret_only_where_it_is_needed(tmp_path
                        ledger: {"llm", "usage"}, hub_db: set()}
     gateway = json.loads(services["llm"])
     assert json.loads(gateway["SPORTHUB_LLM_BACKENDS"])[0]["api_key"] == key
+    # and each service can read its settings back (OIDC ones are only valid together)
+    for name in ("llm", "usage"):
+        monkeypatch.setattr(os, "environ", json.loads(services[name]))
+        assert load_settings().data_dir == tmp_path, name
 
 
 def test_system_user_names_are_valid_and_distinct():

@@ -287,4 +287,4 @@ def harden_data_dir(data_dir: Path) -> None:
         for name in files:
             path = Path(folder) / name
             if not path.is_symlink():
-                path.chmod(path.stat().st_mode & 0o700)
+                path.chmod(stat.S_IMODE(path.stat().st_mode) & 0o700)
