@@ -17,8 +17,9 @@ from pathlib import Path
 import httpx
 
 from sporthub import admin, backup
+from sporthub.hub import localusers
 from sporthub.llm import build, vllm_cpu
-from sporthub.settings import Settings, SettingsError, load_settings
+from sporthub.settings import SECRET_SETTINGS, Settings, SettingsError, load_settings
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 SINGLEUSER_FILES = {
@@ -36,7 +37,8 @@ def say(message: str) -> None:
 
 def prepare(settings: Settings) -> None:
     """Everything the hub needs before it starts; each step is quick when already done."""
-    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    # secrets, databases and the audit log: the hub's account only
+    localusers.harden_data_dir(settings.data_dir)
     settings.admin_password_value()  # generated and stored now, so the banner can print it
     if settings.uses_embedded_llm:
         build.model_file()
@@ -46,6 +48,9 @@ def prepare(settings: Settings) -> None:
             build.ensure_server(progress=say)
     if settings.profile == "local":
         install_singleuser_config()
+        if os.geteuid() == 0:
+            # people's servers run as system users: they need a Python they may read
+            localusers.check_user_environment(localusers.prepare_user_environment())
 
 
 def install_singleuser_config() -> None:
@@ -59,11 +64,17 @@ def install_singleuser_config() -> None:
 
 
 def up(settings: Settings) -> int:
+    notice = localusers.check_start(settings)
+    if notice:
+        say(notice)
     prepare(settings)
     hub = subprocess.Popen(
         [sys.executable, "-m", "jupyterhub", "-f", str(PROJECT_ROOT / "jupyterhub_config.py")],
         cwd=settings.data_dir,
-        env={**os.environ, **settings.as_environment()},
+        # the hub reads every setting; it hands each service only what that service needs
+        env={**os.environ, **settings.as_environment(SECRET_SETTINGS)},
+        # what the hub and its services write (databases, logs) is theirs alone
+        umask=0o077,
         # its own process group: a Ctrl-C reaches it once, from us, not twice
         start_new_session=True,
     )

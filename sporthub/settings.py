@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import os
 import secrets
+from collections.abc import Collection
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -171,6 +172,10 @@ class Settings(BaseSettings):
     # how long a checked token is believed (the revocation lag); 0 asks the hub every time
     gateway_auth_cache_s: int = Field(default=30, ge=0, le=30)
     db_url: str | None = None
+    # the hub's own database (accounts' servers, tokens, groups); None: SQLite in the data dir
+    hub_db_url: str | None = None
+    # local profile, hub running as root: person <name>'s server runs as system user <prefix><name>
+    local_user_prefix: str = Field(default="jupyter-", pattern=r"^[a-z][a-z0-9_-]{0,15}$")
 
     # sign-in: invite-only passwords (the embedded default) or the club's OpenID Connect provider
     auth: Literal["password", "oidc"] = "password"
@@ -220,6 +225,15 @@ class Settings(BaseSettings):
                 raise ValueError("SPORTHUB_AUTH=oidc also needs " + ", ".join(
                     f"{ENV_PREFIX}{n.upper()}" for n in missing))
         return self
+
+    @field_validator("profile")
+    @classmethod
+    def _profile_delivered(cls, profile: str) -> str:
+        # accepted by the type so that the message can say what is missing, not just "invalid"
+        if profile == "k8s":
+            raise ValueError("the k8s profile is not delivered yet (a later release brings "
+                             "KubeSpawner); use local or docker")
+        return profile
 
     @model_validator(mode="after")
     def _embedded_backend_used(self) -> Settings:
@@ -302,6 +316,10 @@ class Settings(BaseSettings):
     def ledger_url(self) -> str:
         return self.db_url or f"sqlite:///{(self.data_dir / 'gateway.sqlite').resolve()}"
 
+    @property
+    def hub_database_url(self) -> str:
+        return self.hub_db_url or f"sqlite:///{(self.data_dir / 'jupyterhub.sqlite').resolve()}"
+
     def backends(self) -> list[Backend]:
         """The configured upstreams, or the embedded backend when none are configured."""
         if self.llm_backends:
@@ -333,22 +351,41 @@ class Settings(BaseSettings):
             return self.admin_password.get_secret_value()
         return self.secret("admin-password")
 
-    def as_environment(self) -> dict[str, str]:
-        """The explicitly set settings as ``SPORTHUB_*`` variables, to hand to a child process."""
+    def as_environment(self, secrets: Collection[str] = ()) -> dict[str, str]:
+        """The explicitly set settings as ``SPORTHUB_*`` variables, to hand to a child process.
+
+        Secrets are left out unless named in ``secrets`` (names from :data:`SECRET_SETTINGS`), so
+        that each process holds only the ones it uses; without ``backend_keys`` the backends are
+        listed without their keys, without ``oidc_client_secret`` sign-in settings are left out."""
+        unknown = set(secrets) - SECRET_SETTINGS
+        if unknown:
+            raise ValueError(f"not secret settings: {sorted(unknown)}")
         env = {}
         for name, value in self.model_dump(exclude_unset=True, mode="json").items():
+            if name in SECRET_SETTINGS and name not in secrets:
+                continue
+            # sign-in is the hub's alone: without its secret, a process gets none of it (the
+            # OIDC settings are only valid together)
+            if (name == "auth" or name.startswith("oidc_")) and "oidc_client_secret" not in secrets:
+                continue
             raw = getattr(self, name)
             if isinstance(raw, SecretStr):
                 value = raw.get_secret_value()
             elif name == "llm_backends":
-                value = [
-                    {**b.model_dump(mode="json"), "api_key": _reveal(b.api_key)} for b in raw
-                ]
+                keys = "backend_keys" in secrets
+                value = [{**b.model_dump(mode="json"), "api_key": _reveal(b.api_key) if keys else None}
+                         for b in raw]
             if name == "data_dir":
                 value = str(Path(value).resolve())
             env[f"{ENV_PREFIX}{name.upper()}"] = value if isinstance(value, str) else json.dumps(value)
         env.setdefault(f"{ENV_PREFIX}DATA_DIR", str(self.data_dir.resolve()))
         return env
+
+
+# settings a child process gets only when it asks for them by name (database URLs may carry a
+# password); "backend_keys" stands for the api_key of each of SPORTHUB_LLM_BACKENDS
+SECRET_SETTINGS = frozenset({"admin_password", "oidc_client_secret", "gateway_metrics_token",
+                             "db_url", "hub_db_url", "backend_keys"})
 
 
 def _reveal(secret: SecretStr | None) -> str | None:

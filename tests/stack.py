@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import atexit
+import contextlib
 import os
+import pwd
 import re
+import secrets
 import signal
 import socket
 import sqlite3
@@ -58,6 +62,10 @@ class Stack:
             db.row_factory = sqlite3.Row
             return [dict(r) for r in db.execute("SELECT * FROM llm_requests ORDER BY started_at")]
 
+    def system_user(self, name: str) -> pwd.struct_passwd:
+        """The system user a person's server runs as (local profile, hub as root)."""
+        return pwd.getpwnam(self.env["SPORTHUB_LOCAL_USER_PREFIX"] + name)
+
     def log(self) -> str:
         return self.log_path.read_text(errors="replace")
 
@@ -111,7 +119,25 @@ def make_stack(tmp: Path, **settings: str) -> Stack:
         "SPORTHUB_ADMIN_PASSWORD": Stack.admin_password,
         **{f"SPORTHUB_{k.upper()}": v for k, v in settings.items()},
     })
+    if os.geteuid() == 0 and env.get("SPORTHUB_PROFILE", "local") == "local":
+        # people's servers run as system users <prefix><name>: a prefix of this stack's own, so
+        # that parallel test runs never share, or delete, each other's users
+        prefix = env.setdefault("SPORTHUB_LOCAL_USER_PREFIX", f"t{secrets.token_hex(3)}-")
+        atexit.register(remove_system_users, prefix)
     return Stack(data_dir=data_dir, env=env, log_path=tmp / "sporthub-up.log")
+
+
+def remove_system_users(prefix: str) -> None:
+    """Delete the system users (and homes) a stack made, after stopping what still runs as them."""
+    users = [u for u in pwd.getpwall() if u.pw_name.startswith(prefix)]
+    for user in users:
+        leftovers = [p for p in psutil.process_iter(["uids"]) if p.info["uids"]
+                     and p.info["uids"].real == user.pw_uid]
+        for process in leftovers:
+            with contextlib.suppress(psutil.NoSuchProcess):
+                process.kill()
+        psutil.wait_procs(leftovers, timeout=10)
+        subprocess.run(["userdel", "--remove", user.pw_name], capture_output=True, check=False)
 
 
 @contextmanager

@@ -13,6 +13,7 @@ from pathlib import Path
 from prometheus_client import REGISTRY, Gauge
 
 from sporthub import i18n
+from sporthub.hub import localusers
 from sporthub.hub.logs import scrub_hub_log
 from sporthub.settings import Settings
 
@@ -36,7 +37,7 @@ def configure(c, settings: Settings) -> None:
     c.JupyterHub.base_url = settings.base_url
     c.JupyterHub.hub_ip = "127.0.0.1"
     c.JupyterHub.hub_port = settings.hub_port
-    c.JupyterHub.db_url = f"sqlite:///{data_dir / 'jupyterhub.sqlite'}"
+    c.JupyterHub.db_url = settings.hub_database_url
     c.JupyterHub.cookie_secret_file = str(settings.secrets_dir.resolve() / "jupyterhub_cookie_secret")
     c.JupyterHub.pid_file = str(data_dir / "jupyterhub.pid")
     c.JupyterHub.cleanup_servers = True
@@ -151,16 +152,26 @@ def _spawner(c, settings: Settings, data_dir: Path) -> None:
         "LLM_GATEWAY_MODEL": settings.backends()[0].models[0],
     }
     if settings.profile == "local":
+        _local_spawner(c, settings, data_dir)
+
+
+def _local_spawner(c, settings: Settings, data_dir: Path) -> None:
+    """Local processes: under a system user per person (hub as root), else the hub's own."""
+    localusers.check_start(settings)  # also when the hub is started without `sporthub up`
+    c.Spawner.start_timeout = 120
+    # a first JupyterLab start imports Jupyter AI (12-20 s on a busy 2-core server); the
+    # default 30 s for it to answer made the hub give up on servers that were nearly up
+    c.Spawner.http_timeout = 120
+    if os.geteuid() == 0:
+        c.JupyterHub.spawner_class = "sporthub.hub.localusers.SystemUserSpawner"
+        c.SystemUserSpawner.user_prefix = settings.local_user_prefix
+        # the environment `sporthub prepare` made for them under /opt
+        c.Spawner.cmd = [str(localusers.user_environment() / "bin" / "jupyterhub-singleuser")]
+    else:
+        c.Spawner.cmd = [str(Path(sys.prefix) / "bin" / "jupyterhub-singleuser")]
+        # a single-person trial (check_start keeps it on loopback): homes in the data dir
         c.JupyterHub.spawner_class = "jupyterhub.spawner.SimpleLocalProcessSpawner"
         c.SimpleLocalProcessSpawner.home_dir_template = str(data_dir / "users" / "{username}")
-        c.Spawner.cmd = [str(Path(sys.prefix) / "bin" / "jupyterhub-singleuser")]
-        c.Spawner.start_timeout = 120
-        # a first JupyterLab start imports Jupyter AI (12-20 s on a busy 2-core server); the
-        # default 30 s for it to answer made the hub give up on servers that were nearly up
-        c.Spawner.http_timeout = 120
-        if os.geteuid() == 0:
-            # local processes run as the hub's own user; on a root-only machine that is root
-            c.Spawner.args = ["--allow-root"]
 
 
 def _capacity(c, settings: Settings) -> None:
@@ -206,15 +217,27 @@ def _idle_culler(settings: Settings) -> tuple[dict, dict]:
     return service, role
 
 
+def _service_environments(settings: Settings) -> dict[str, dict[str, str]]:
+    """Each service's settings, with only the secrets it uses: the backends' keys and the metrics
+    token to the gateway, the ledger's URL to the gateway and the usage page. The admin password
+    and the OIDC secret stay in the hub (the authenticator); the idle culler needs no setting."""
+    return {
+        "llm": settings.as_environment({"backend_keys", "gateway_metrics_token", "db_url"}),
+        "usage": settings.as_environment({"db_url"}),
+        # the embedded llama-server reads its key from <data>/secrets itself
+        "llm-backend": settings.as_environment(),
+    }
+
+
 def _services(c, settings: Settings) -> None:
-    env = settings.as_environment()
+    env = _service_environments(settings)
     c.JupyterHub.services = [
         {
             "name": "llm",
             "display": False,
             "url": settings.gateway_url,
             "command": [sys.executable, "-m", "sporthub.gateway"],
-            "environment": env,
+            "environment": env["llm"],
         },
     ]
     c.JupyterHub.services.append({
@@ -223,7 +246,7 @@ def _services(c, settings: Settings) -> None:
         "oauth_no_confirm": True,
         "url": f"http://127.0.0.1:{settings.usage_port}",
         "command": [sys.executable, "-m", "sporthub.usage"],
-        "environment": env,
+        "environment": env["usage"],
     })
     # names, groups and group properties (budgets); the page itself checks that the viewer is an
     # admin. Never admin:users, which exposes auth_state.
@@ -247,5 +270,5 @@ def _services(c, settings: Settings) -> None:
         # no url: the backend gets no route through the proxy; only the gateway reaches it
         c.JupyterHub.services.append(
             {"name": "llm-backend", "command": [sys.executable, "-m", "sporthub.llm"],
-             "environment": env}
+             "environment": env["llm-backend"]}
         )
