@@ -12,7 +12,9 @@ Layout, in this order (so a restore checks everything it can before it writes an
     secrets.tar | secrets.tar.enc  <data>/secrets/ (encrypted with a passphrase if asked)
     databases/<name>.sqlite|.pgdump  hub, ledger, accounts
     files/gateway-audit.jsonl
-    homes/<user>/...               local homes (<data>/users/<user>)
+    homes/<user>/...               each person's home: <data>/users/<user>, or, when the hub
+                                   runs as root, their system user's home (restored into the
+                                   system user of the target's SPORTHUB_LOCAL_USER_PREFIX)
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ import base64
 import io
 import json
 import os
+import pwd
 import shutil
 import sqlite3
 import subprocess
@@ -33,9 +36,10 @@ from pathlib import Path
 
 from cryptography.fernet import Fernet, InvalidToken
 from cryptography.hazmat.primitives.kdf.scrypt import Scrypt
-from sqlalchemy import MetaData, create_engine, inspect
+from sqlalchemy import MetaData, create_engine, inspect, text
 from sqlalchemy.engine import make_url
 
+from sporthub.hub import localusers
 from sporthub.settings import Settings
 
 FORMAT = 1
@@ -69,10 +73,7 @@ class Database:
 
 
 def hub_db_url(settings: Settings) -> str:
-    # SPORTHUB_HUB_DB_URL (settings.hub_database_url) arrives with the isolation work; until it
-    # is merged the hub always uses its SQLite file
-    return (getattr(settings, "hub_database_url", None)
-            or f"sqlite:///{(settings.data_dir / 'jupyterhub.sqlite').resolve()}")
+    return settings.hub_database_url
 
 
 def databases(settings: Settings) -> list[Database]:
@@ -85,6 +86,38 @@ def databases(settings: Settings) -> list[Database]:
 
 def homes_dir(settings: Settings) -> Path:
     return settings.data_dir / "users"
+
+
+def system_users_own_homes() -> bool:
+    """A hub run as root gives each person a system user whose home is theirs (localusers)."""
+    return os.geteuid() == 0
+
+
+def local_homes(settings: Settings) -> dict[str, Path]:
+    """Each person's home that exists, by hub name."""
+    if not system_users_own_homes():
+        root = homes_dir(settings)
+        return {p.name: p for p in sorted(root.iterdir()) if p.is_dir()} if root.is_dir() else {}
+    hub_db = Database("hub", hub_db_url(settings), "SPORTHUB_HUB_DB_URL")
+    if hub_db.kind == "sqlite" and not hub_db.path.exists():
+        return {}  # the hub never ran here (and connecting would create the file)
+    engine = create_engine(hub_db.url)
+    try:
+        if not inspect(engine).has_table("users"):
+            return {}  # the hub never ran here: nobody has a home yet
+        with engine.connect() as db:
+            names = sorted(db.execute(text("SELECT name FROM users")).scalars())
+    finally:
+        engine.dispose()
+    homes = {}
+    for name in names:
+        try:
+            user = pwd.getpwnam(localusers.system_username(name, settings.local_user_prefix))
+        except KeyError:
+            continue  # never started a server: no system user, no home
+        if Path(user.pw_dir).is_dir():
+            homes[name] = Path(user.pw_dir)
+    return homes
 
 
 # -- backup ---------------------------------------------------------------------------------
@@ -117,8 +150,7 @@ def backup(settings: Settings, archive: Path, passphrase: str | None = None) -> 
             secrets = Fernet(_key(passphrase, salt, SCRYPT)).encrypt(secrets)
             encryption = {"kdf": "scrypt", **SCRYPT,
                           "salt": base64.b64encode(salt).decode(), "cipher": "fernet"}
-        homes = sorted(p.name for p in homes_dir(settings).iterdir()
-                       if p.is_dir()) if homes_dir(settings).is_dir() else []
+        homes = local_homes(settings)
         audit = settings.audit_log_path
         manifest = {
             "format": FORMAT,
@@ -128,7 +160,7 @@ def backup(settings: Settings, archive: Path, passphrase: str | None = None) -> 
             "secrets": {"member": "secrets.tar.enc" if encryption else "secrets.tar",
                         "encryption": encryption},
             "files": ["files/gateway-audit.jsonl"] if audit.exists() else [],
-            "homes": homes,
+            "homes": sorted(homes),
         }
         fd = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
         try:
@@ -139,8 +171,8 @@ def backup(settings: Settings, archive: Path, passphrase: str | None = None) -> 
                     tar.add(d["file"], arcname=d["member"])
                 if audit.exists():
                     tar.add(audit, arcname="files/gateway-audit.jsonl")
-                for name in homes:
-                    tar.add(homes_dir(settings) / name, arcname=f"homes/{name}")
+                for name, home in homes.items():
+                    tar.add(home, arcname=f"homes/{name}")
             partial.rename(archive)
         finally:
             partial.unlink(missing_ok=True)
@@ -227,14 +259,33 @@ def restore(settings: Settings, archive: Path, passphrase: str | None = None) ->
                     elif member.name.startswith("files/"):
                         _write(tar, member, data_dir / Path(member.name).name)
                     elif member.name.startswith("homes/"):
-                        member.name = "users/" + member.name.removeprefix("homes/")
-                        tar.extract(member, data_dir, filter="tar")
+                        _restore_home_member(tar, member, settings)
             if "hub" in manifest["databases"]:
                 _no_servers_running(targets["hub"].url)
         except BaseException:
             _undo(data_dir, [db for db in restored if db.kind == "postgresql"])
             raise
     return manifest
+
+
+def _restore_home_member(tar: tarfile.TarFile, member: tarfile.TarInfo,
+                         settings: Settings) -> None:
+    """A file of a person's home, into <data>/users/, or their system user's home, theirs."""
+    if not system_users_own_homes():
+        member.name = "users/" + member.name.removeprefix("homes/")
+        tar.extract(member, settings.data_dir.resolve(), filter="tar")
+        return
+    name, _, rest = member.name.removeprefix("homes/").partition("/")
+    user = localusers.ensure_system_user(
+        localusers.system_username(name, settings.local_user_prefix), name)
+    if not rest:
+        return  # the home itself: ensure_system_user made it, 0700 and theirs
+    member.name = rest
+    home = Path(user.pw_dir)
+    tar.extract(member, home, filter="tar")
+    target = home / rest
+    # the archive's owner may be another machine's uid: the person's system user owns it here
+    os.lchown(target, user.pw_uid, user.pw_gid)
 
 
 def manifest_of(archive: Path) -> dict:
