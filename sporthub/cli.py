@@ -40,6 +40,10 @@ def prepare(settings: Settings) -> None:
         build.model_file()
     if settings.profile == "local":
         install_singleuser_config()
+    elif settings.profile == "docker":
+        from sporthub.hub import spawners  # the docker SDK only for this profile
+
+        spawners.check(settings)
 
 
 def install_singleuser_config() -> None:

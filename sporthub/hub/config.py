@@ -143,6 +143,11 @@ def _spawner(c, settings: Settings, data_dir: Path) -> None:
         if os.geteuid() == 0:
             # local processes run as the hub's own user; on a root-only machine that is root
             c.Spawner.args = ["--allow-root"]
+    elif settings.profile == "docker":
+        # imported here: the docker SDK and an engine are needed by this profile only
+        from sporthub.hub import spawners
+
+        spawners.configure(c, settings)
 
 
 def _capacity(c, settings: Settings) -> None:
