@@ -7,7 +7,7 @@ STAMP := $(VENV)/.sporthub-installed
 OIDC_VENV := .venv-oidc
 OIDC_STAMP := $(OIDC_VENV)/.installed
 
-.PHONY: up test install lint clean
+.PHONY: up test test-containers images install lint clean
 
 up: install
 	$(BIN)/sporthub up
@@ -15,6 +15,16 @@ up: install
 test: install $(OIDC_STAMP)
 	$(BIN)/sporthub prepare
 	$(BIN)/pytest $(PYTEST_ARGS)
+
+# the container tier (tests/containers): a real engine (podman is set up if no Docker Engine runs),
+# the user image built from Debian packages; slow, so not part of `make test`
+test-containers: install
+	$(BIN)/pytest --containers tests/containers $(PYTEST_ARGS)
+
+# the images SPORTHUB_PROFILE needs (docker: singleuser and hub), rebuilt only when their inputs
+# changed; BASE=debian makes the base from Debian packages (no container registry needed)
+images: install
+	$(BIN)/python -m sporthub.containers images --base $(or $(BASE),default) $(IMAGES)
 
 install: $(STAMP)
 

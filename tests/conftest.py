@@ -21,3 +21,16 @@ def stack(tmp_path_factory) -> Stack:
 def admin(stack) -> HubClient:
     """The admin, logged in through the login form, with an API token."""
     return HubClient.admin(stack)
+
+
+def pytest_addoption(parser):
+    parser.addoption("--containers", action="store_true",
+                     help="also run tests/containers: a real container engine, images built "
+                          "(make test-containers)")
+
+
+def pytest_ignore_collect(collection_path, config):
+    # the container tier is slow (images, an engine): not part of the fast `make test`
+    if collection_path.name == "containers" and collection_path.parent.name == "tests":
+        return not config.getoption("--containers")
+    return None
