@@ -27,7 +27,7 @@ DEBIAN_BASE = "localhost/sporthub-debian:bookworm"
 # the base must bring Python 3.11+ with venv; the rest is installed by the Dockerfiles
 DEBIAN_BASE_PACKAGES = ("python3", "python3-venv", "ca-certificates")
 # what goes into the build context: the packages, their metadata, the notebooks, the proxy's pin
-CONTEXT = ("pyproject.toml", "README.md", "jupyterhub_config.py", "package.json",
+CONTEXT = ("pyproject.toml", "jupyterhub_config.py", "package.json",
            "package-lock.json", "sporthub", "sportlab", "extensions", "notebooks", "images")
 SKIP = re.compile(r"(__pycache__|\.egg-info|\.ipynb_checkpoints|\.pytest_cache|/build/|\.pyc$)")
 # pip and npm inside the build trust what this machine trusts (a build secret: not in any layer)

@@ -22,7 +22,9 @@ async def run(base_url: str, user: str, token: str, code: str, timeout: float = 
         kernel = response.json()["id"]
         try:
             ws_url = f"{api.replace('http', 'ws', 1)}/{kernel}/channels"
-            async with websockets.connect(ws_url, additional_headers=headers, max_size=None) as ws:
+            # the handshake waits for the kernel to start, slow on a busy machine
+            async with websockets.connect(ws_url, additional_headers=headers, max_size=None,
+                                          open_timeout=120) as ws:
                 return await _execute(ws, user, code, timeout)
         finally:
             await http.delete(f"{api}/{kernel}")
