@@ -28,7 +28,7 @@ DEBIAN_BASE = "localhost/sporthub-debian:bookworm"
 DEBIAN_BASE_PACKAGES = ("python3", "python3-venv", "ca-certificates")
 # what goes into the build context: the packages, their metadata, the notebooks, the proxy's pin
 CONTEXT = ("pyproject.toml", "jupyterhub_config.py", "package.json",
-           "package-lock.json", "sporthub", "sportlab", "extensions", "notebooks", "images")
+           "package-lock.json", "sporthub", "sportlab", "extensions", "notebooks")
 SKIP = re.compile(r"(__pycache__|\.egg-info|\.ipynb_checkpoints|\.pytest_cache|/build/|\.pyc$)")
 # pip and npm inside the build trust what this machine trusts (a build secret: not in any layer)
 HOST_CA_BUNDLE = Path("/etc/ssl/certs/ca-certificates.crt")
@@ -40,7 +40,7 @@ def tag_for(name: str) -> str:
 
 def inputs_digest(name: str, base: str) -> str:
     digest = hashlib.sha256(f"{name}\0{base}\0".encode())
-    for top in CONTEXT:
+    for top in (*CONTEXT, f"images/{name}"):
         path = PROJECT_ROOT / top
         files = [path] if path.is_file() else sorted(p for p in path.rglob("*") if p.is_file())
         for file in files:
