@@ -7,12 +7,12 @@ STAMP := $(VENV)/.sporthub-installed
 OIDC_VENV := .venv-oidc
 OIDC_STAMP := $(OIDC_VENV)/.installed
 
-.PHONY: up test test-containers images install lint clean
+.PHONY: up test test-containers images install lint clean recordings
 
 up: install
 	$(BIN)/sporthub up
 
-test: install $(OIDC_STAMP)
+test: install $(OIDC_STAMP) recordings
 	$(BIN)/sporthub prepare
 	$(BIN)/pytest $(PYTEST_ARGS)
 
@@ -43,6 +43,11 @@ $(OIDC_STAMP): tests/oidc-mock-requirements.txt
 	test -d $(OIDC_VENV) || $(PYTHON) -m venv $(OIDC_VENV)
 	$(OIDC_VENV)/bin/pip install --quiet -r tests/oidc-mock-requirements.txt
 	touch $(OIDC_STAMP)
+
+# the sportlab tests' real recordings: sweat 0.25.0's example data (MIT), fetched once into
+# ~/.cache/sporthub (never installed: only the data and its licence are extracted)
+recordings: install
+	$(BIN)/python tests/sportlab/recordings.py
 
 lint: install
 	$(BIN)/ruff check sporthub tests

@@ -56,6 +56,7 @@ def main() -> None:
 
     ride = synthetic_ride(duration_s=5 * 3600, cp_w=CP_W, w_prime_j=W_PRIME_J, seed=0)
     power = to_1hz(ride["power_w"])
+    smart = ride["power_w"].iloc[::3]  # a sample every 3 s: gaps to interpolate
     heart_rate = ride["heart_rate_bpm"]
     curve = mean_max_power(power)
     efforts = mean_max_power(power, durations_s=[10, 60, 180, 300, 720, 1200])
@@ -68,6 +69,7 @@ def main() -> None:
 
     cases: list[tuple[str, Callable[[], object]]] = [
         ("ride: put power on 1-Hz grid", lambda: to_1hz(ride["power_w"])),
+        ("ride: 1-Hz grid from smart recording", lambda: to_1hz(smart)),
         ("ride: 30-s weighted power", lambda: weighted_power(power)),
         ("ride: mean-max curve (default grid)", lambda: mean_max_power(power)),
         ("ride: mean-max, every second to 1 h", lambda: mean_max_power(power, np.arange(1, 3601))),

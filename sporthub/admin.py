@@ -15,10 +15,9 @@ from pathlib import Path
 
 import httpx
 
+from sporthub.hub.config import CLI_SERVICE
 from sporthub.settings import Settings
 
-CLI_SERVICE = "sporthub-cli"
-CLI_SCOPES = ["admin:users", "groups"]
 USERNAME = re.compile(r"^[a-z0-9][a-z0-9._-]{0,63}$")
 
 

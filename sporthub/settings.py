@@ -31,6 +31,8 @@ from pydantic_settings import (
     TomlConfigSettingsSource,
 )
 
+from sporthub.passwords import WeakPassword, check_password_strength
+
 ENV_PREFIX = "SPORTHUB_"
 Port = Annotated[int, Field(ge=1, le=65535)]
 
@@ -140,8 +142,10 @@ class Settings(BaseSettings):
     # accounts: invite-only passwords (the embedded default)
     max_accounts: int = Field(default=100, ge=1, description="hub accounts, the admin included")
     invite_ttl_hours: float = Field(default=72.0, gt=0, le=24 * 30)
+    # failed sign-ins at one account from one address before that address must wait (1 s, 2 s,
+    # 4 s ... up to login_lockout_minutes); an address as a whole gets 4 times as many
     login_max_failures: int = Field(default=5, ge=1)
-    login_lockout_minutes: float = Field(default=15.0, gt=0)
+    login_lockout_minutes: float = Field(default=15.0, gt=0, description="the longest wait")
     # capacity: user servers running at once, and when an idle one is stopped
     active_server_limit: int = Field(default=5, ge=0, description="0 means no limit")
     idle_timeout_s: int = Field(default=3600, ge=10)
@@ -172,6 +176,16 @@ class Settings(BaseSettings):
             if missing:
                 raise ValueError("SPORTHUB_AUTH=oidc also needs " + ", ".join(
                     f"{ENV_PREFIX}{n.upper()}" for n in missing))
+        return self
+
+    @model_validator(mode="after")
+    def _admin_password_strong(self) -> Settings:
+        # the same rules as a password chosen through an invite link
+        if self.auth == "password" and self.admin_password is not None:
+            try:
+                check_password_strength(self.admin_user, self.admin_password.get_secret_value())
+            except WeakPassword as e:
+                raise ValueError(f"{ENV_PREFIX}ADMIN_PASSWORD is refused: {e}") from None
         return self
 
     @field_validator("base_url")

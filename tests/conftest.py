@@ -4,17 +4,13 @@ from __future__ import annotations
 
 import pytest
 
-from tests.stack import HubClient, Stack, make_stack
+from tests.stack import HubClient, Stack, make_stack, started
 
 
 @pytest.fixture(scope="session")
 def stack(tmp_path_factory) -> Stack:
-    stack = make_stack(tmp_path_factory.mktemp("stack"))
-    stack.start()
-    yield stack
-    if stack.proc.poll() is None:
-        stack.descendants = stack.processes()
-        stack.stop()
+    with started(make_stack(tmp_path_factory.mktemp("stack"))) as stack:
+        yield stack
 
 
 @pytest.fixture(scope="session")

@@ -11,6 +11,8 @@ import subprocess
 import sys
 import time
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC
 from pathlib import Path
@@ -35,7 +37,7 @@ class Stack:
     log_path: Path
     proc: subprocess.Popen | None = None
     admin_user: str = "admin"
-    admin_password: str = "admin-test-password-1"
+    admin_password: str = "tempo-test-harbour-61"
     descendants: list[psutil.Process] = field(default_factory=list)
 
     @property
@@ -112,12 +114,27 @@ def make_stack(tmp: Path, **settings: str) -> Stack:
     return Stack(data_dir=data_dir, env=env, log_path=tmp / "sporthub-up.log")
 
 
+@contextmanager
+def started(stack: Stack) -> Iterator[Stack]:
+    """The stack, running; stopped afterwards (unless a test stopped it already)."""
+    stack.start()
+    try:
+        yield stack
+    finally:
+        if stack.proc.poll() is None:
+            stack.descendants = stack.processes()
+            stack.stop()
+
+
 class HubClient:
     """An HTTP client of the hub, logged in through the login form like a person."""
 
-    def __init__(self, stack: Stack):
+    def __init__(self, stack: Stack, address: str | None = None):
+        """``address``: a loopback source address (127.0.0.x) to appear as another client."""
         self.stack = stack
-        self.http = httpx.Client(base_url=stack.url, timeout=30, follow_redirects=True)
+        transport = httpx.HTTPTransport(local_address=address) if address else None
+        self.http = httpx.Client(base_url=stack.url, timeout=30, follow_redirects=True,
+                                 transport=transport)
         self.token: str | None = None
 
     def login(self, username: str, password: str) -> httpx.Response:

@@ -1,45 +1,99 @@
-"""The password/invite store on its own: hashing, expiry, lockout timing, password rules."""
+"""The password/invite store on its own: hashing, expiry, failure counting, password rules."""
 
 from __future__ import annotations
 
+import sqlite3
 import time
+from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
 
 import pytest
 
 from sporthub.hub.accounts import (
+    ADDRESS_FACTOR,
     AccountStore,
     InvalidInvite,
-    Locked,
+    Throttled,
     WeakPassword,
     check_password_strength,
+    throttle_delay,
 )
 
 PASSWORD = "quiet-harbour-lights-3"
+STRANGER, OWNER = "203.0.113.9", "198.51.100.4"
 
 
 @pytest.fixture
 def store(tmp_path):
     store = AccountStore(f"sqlite:///{tmp_path / 'accounts.sqlite'}",
                          invite_ttl=timedelta(hours=1), max_failures=3,
-                         lockout=timedelta(seconds=1))
+                         longest_delay=timedelta(seconds=1))
     yield store
     store.close()
 
 
-def test_a_lockout_ends_by_itself(store):
+def attempt(store: AccountStore, name: str, address: str, password: str = "nope") -> bool:
+    return store.sign_in(name, address, lambda: store.check_password(name, password))
+
+
+def test_delays_grow_and_stop_at_the_longest():
+    longest = timedelta(minutes=15)
+    waits = [throttle_delay(n, 3, longest).total_seconds() for n in range(16)]
+    assert waits[:3] == [0, 0, 0]
+    assert waits[3:8] == [1, 2, 4, 8, 16]
+    assert waits[-1] == 900 and max(waits) == 900
+
+
+def test_a_stranger_slows_down_himself_not_the_owner(store):
     store.redeem(store.new_invite("ola"), PASSWORD)
-    assert store.verify("ola", "nope") is False
-    assert store.verify("ola", "nope") is False
-    with pytest.raises(Locked, match="locked for 1 more minute\\."):
-        store.verify("ola", "nope")
-    with pytest.raises(Locked):
-        store.verify("ola", PASSWORD)
+    for _ in range(3):
+        assert attempt(store, "ola", STRANGER) is False
+    # the stranger must wait, even with the right password, and the refusal costs no hashing
+    with pytest.raises(Throttled, match="wait 1 second"):
+        attempt(store, "ola", STRANGER, PASSWORD)
+    # the owner, from elsewhere, is not slowed down at all
+    assert attempt(store, "ola", OWNER, PASSWORD) is True
+    # the stranger's wait ends by itself
     time.sleep(1.1)
-    assert store.verify("ola", PASSWORD) is True
-    # a success starts the count again
-    assert store.verify("ola", "nope") is False
-    assert store.verify("ola", PASSWORD) is True
+    assert attempt(store, "ola", STRANGER) is False
+    with pytest.raises(Throttled):
+        attempt(store, "ola", STRANGER)
+
+
+def test_an_address_that_tries_many_accounts_is_slowed_down(store):
+    store.redeem(store.new_invite("ola"), PASSWORD)
+    for i in range(3 * ADDRESS_FACTOR):
+        assert attempt(store, f"guess{i}", STRANGER) is False
+    # a success of its own does not buy the address more guesses
+    with pytest.raises(Throttled):
+        attempt(store, "ola", STRANGER, PASSWORD)
+    assert attempt(store, "ola", OWNER, PASSWORD) is True
+
+
+def test_failures_arriving_at_once_are_all_counted(tmp_path):
+    url = f"sqlite:///{tmp_path / 'accounts.sqlite'}"
+    store = AccountStore(url, invite_ttl=timedelta(hours=1), max_failures=1000,
+                         longest_delay=timedelta(seconds=1))
+    store.redeem(store.new_invite("ola"), PASSWORD)
+    with ThreadPoolExecutor(8) as pool:
+        results = list(pool.map(lambda _: attempt(store, "ola", STRANGER), range(24)))
+    assert results == [False] * 24
+    assert store.status(["ola"])["ola"].failures == 24
+    with sqlite3.connect(tmp_path / "accounts.sqlite") as db:
+        counts = dict(db.execute("SELECT username, failures FROM sporthub_signin_failures"))
+    assert counts == {"": 24, "ola": 24}
+    store.close()
+
+
+def test_a_new_password_clears_the_guesses_at_the_old_one(store):
+    store.redeem(store.new_invite("ola"), PASSWORD)
+    for _ in range(3):
+        attempt(store, "ola", STRANGER)
+    with pytest.raises(Throttled):
+        attempt(store, "ola", STRANGER)
+    store.redeem(store.new_invite("ola"), "fresh-meadow-lanes-8")
+    assert store.status(["ola"])["ola"].failures == 0
+    assert attempt(store, "ola", STRANGER, "fresh-meadow-lanes-8") is True
 
 
 def test_a_new_link_replaces_the_old_one(store):
@@ -52,8 +106,8 @@ def test_a_new_link_replaces_the_old_one(store):
 
 def test_unknown_names_and_unactivated_accounts_never_sign_in(store):
     store.new_invite("rut")
-    assert store.verify("rut", "") is False
-    assert store.verify("nobody", PASSWORD) is False
+    assert store.check_password("rut", "") is False
+    assert store.check_password("nobody", PASSWORD) is False
     assert store.status(["rut", "nobody"])["nobody"].has_password is False
 
 

@@ -81,22 +81,57 @@ def test_weak_or_mismatched_passwords_are_refused_with_a_reason(stack, admin):
     assert GOOD_PASSWORD not in stack.log()
 
 
-def test_repeated_failures_lock_the_account_until_a_new_link(stack, admin):
+def test_a_stranger_cannot_lock_the_owner_out(stack, admin):
+    """Failures slow down the address they come from (127.0.0.x here); the owner signs in."""
     url = create_account(admin, "gina", group="athletes")
     assert set_password(url, GOOD_PASSWORD).status_code == 302
-    for _ in range(4):
-        response = HubClient(stack).login("gina", "wrong-password-x")
+    stranger = HubClient(stack, address="127.0.0.77")
+    for _ in range(5):
+        response = stranger.login("gina", "wrong-password-x")
         assert response.status_code == 403 and "Invalid username or password" in response.text
-    fifth = HubClient(stack).login("gina", "wrong-password-x")
-    assert fifth.status_code == 429 and "locked for 15 more minutes" in fifth.text
-    # locked: even the right password is refused, with the reason
-    right = HubClient(stack).login("gina", GOOD_PASSWORD)
-    assert right.status_code == 429 and "Too many failed sign-ins" in right.text
-    # other accounts are not affected
+    # the stranger must now wait, even with the right password
+    refused = stranger.login("gina", GOOD_PASSWORD)
+    assert refused.status_code == 429 and "Too many failed sign-ins" in refused.text
+    # the admin sees the failures (a refused try is not one)
+    listed = {a["name"]: a for a in admin.api("GET", "/sporthub/invites").json()}
+    assert listed["gina"]["failed_sign_ins"] == 5
+    # gina herself, from her own address, is not held up
+    assert HubClient(stack, address="127.0.0.78").login("gina", GOOD_PASSWORD).status_code == 302
+    # nor is the admin, whatever strangers try at the admin's name
+    for _ in range(6):
+        stranger.login(stack.admin_user, "wrong-password-x")
     assert HubClient(stack).login(stack.admin_user, stack.admin_password).status_code == 302
-    # the admin's reset: a new link, a new password, and the lock is gone
-    assert set_password(new_invite(admin, "gina"), "new-river-stride-77").status_code == 302
-    assert HubClient(stack).login("gina", "new-river-stride-77").status_code == 302
+    # the hub logged where the failures came from, and never the passwords tried
+    assert "from 127.0.0.77" in stack.log() and "wrong-password-x" not in stack.log()
+
+
+def test_a_forged_forwarded_for_does_not_change_the_address(stack, admin):
+    """Only CHP's own X-Forwarded-For entry counts; what a client claims is ignored."""
+    url = create_account(admin, "gus", group="athletes")
+    assert set_password(url, GOOD_PASSWORD).status_code == 302
+    stranger = HubClient(stack, address="127.0.0.79")
+    for i in range(6):
+        stranger.http.headers.update({"X-Forwarded-For": f"10.9.9.{i}", "X-Real-Ip": f"10.8.8.{i}"})
+        stranger.login("gus", "wrong-password-x")
+    assert stranger.login("gus", GOOD_PASSWORD).status_code == 429
+
+
+def test_a_reset_by_invite_signs_the_person_out_everywhere(stack, admin):
+    url = create_account(admin, "kai", group="athletes")
+    assert set_password(url, GOOD_PASSWORD).status_code == 302
+    kai = HubClient(stack)
+    assert kai.login("kai", GOOD_PASSWORD).status_code == 302
+    kai.token_from_session("kai")
+    assert kai.http.get("/hub/home", follow_redirects=False).status_code == 200
+    assert kai.api("GET", "/user").status_code == 200
+    # the admin's reset, used by the rightful owner
+    assert set_password(new_invite(admin, "kai"), "new-river-stride-77").status_code == 302
+    # the old browser session and the token are gone
+    assert kai.http.get("/hub/home", follow_redirects=False).status_code == 302
+    assert kai.api("GET", "/user").status_code == 403
+    assert admin.api("GET", "/users/kai/tokens").json()["api_tokens"] == []
+    assert HubClient(stack).login("kai", GOOD_PASSWORD).status_code == 403
+    assert HubClient(stack).login("kai", "new-river-stride-77").status_code == 302
 
 
 def test_admin_invites_page_lists_accounts_and_issues_links(stack, admin):

@@ -6,7 +6,7 @@ import stat
 import subprocess
 from datetime import UTC, datetime, timedelta
 
-from tests.stack import SPORTHUB, HubClient, add_rows, set_password
+from tests.stack import SPORTHUB, HubClient, add_rows, make_stack, set_password
 
 PASSWORD = "long-run-sunday-21k"
 
@@ -108,3 +108,18 @@ def test_usage_since_sums_the_ledger_per_user(stack):
     assert row[1:5] == ["1", "30", "12", "42"]
     bad = sporthub(stack, "usage", "--since", "a week")
     assert bad.returncode == 1 and "7d, 12h or 30m" in bad.stderr
+
+
+def test_a_weak_admin_password_stops_the_start_and_names_the_setting(tmp_path):
+    """The invite rules apply to SPORTHUB_ADMIN_PASSWORD too; nothing starts with a weak one."""
+    stack = make_stack(tmp_path)
+    for weak, reason in [("short-1", "at least 10 characters"),
+                         ("password123", "too common"),
+                         ("Admin-2026-strong", "must not contain your user name")]:
+        result = subprocess.run([str(SPORTHUB), "up"], cwd=stack.data_dir.parent, timeout=60,
+                                env={**stack.env, "SPORTHUB_ADMIN_PASSWORD": weak},
+                                capture_output=True, text=True, check=False)
+        assert result.returncode == 2, result.stdout
+        assert "SPORTHUB_ADMIN_PASSWORD" in result.stderr and reason in result.stderr
+        assert weak not in result.stdout + result.stderr
+    assert not (stack.data_dir / "jupyterhub.sqlite").exists()

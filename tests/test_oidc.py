@@ -10,7 +10,7 @@ from urllib.parse import quote
 import httpx
 import pytest
 
-from tests.stack import REPO, HubClient, free_port, make_stack
+from tests.stack import REPO, HubClient, free_port, make_stack, started
 
 MOCK_PYTHON = REPO / ".venv-oidc" / "bin" / "python"
 
@@ -46,11 +46,8 @@ def oidc_stack(tmp_path_factory, provider):
         oidc_group_map=json.dumps({"athletes": "athletes", "scientists": "scientists",
                                    "club-admins": "hub-admins"}),
         oidc_admin_groups='["hub-admins"]')
-    stack.start()
-    yield stack
-    if stack.proc.poll() is None:
-        stack.descendants = stack.processes()
-        stack.stop()
+    with started(stack):
+        yield stack
 
 
 def sign_in(stack, provider: str, sub: str, **claims) -> tuple[HubClient, httpx.Response]:
@@ -106,3 +103,19 @@ def test_first_sign_in_over_the_cap_is_refused(oidc_stack, provider):
     assert retry.status_code == 403
     _, again = sign_in(oidc_stack, provider, "olga", groups=["athletes"])
     assert again.status_code == 302, again.text
+
+
+def test_people_removed_at_the_provider_no_longer_sign_in(oidc_stack, provider):
+    """Known accounts get no pass: the provider's groups decide at every sign-in."""
+    _, before = sign_in(oidc_stack, provider, "olga", groups=["athletes"])
+    assert before.status_code == 302, before.text
+    _, left = sign_in(oidc_stack, provider, "olga", groups=["club-board"])
+    assert left.status_code == 403
+    _, no_groups = sign_in(oidc_stack, provider, "olga")
+    assert no_groups.status_code == 403
+    # back in an allowed group, back in
+    _, back = sign_in(oidc_stack, provider, "olga", groups=["athletes"])
+    assert back.status_code == 302, back.text
+    # an admin who left the admin group (and every allowed one) is out as well
+    _, ex_admin = sign_in(oidc_stack, provider, "boss", groups=["club-board"])
+    assert ex_admin.status_code == 403

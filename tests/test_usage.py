@@ -121,3 +121,17 @@ async def test_the_service_itself_refuses_a_signed_in_non_admin():
     with pytest.raises(web.HTTPError) as refused:
         await UsageHandler._admin_report(handler)
     assert refused.value.status_code == 403
+
+
+def test_csv_cells_that_a_spreadsheet_would_run_are_escaped(stack, admin, known_usage):
+    """Names come from the hub and the ledger; a cell like =HYPERLINK(...) must stay text."""
+    names = ["=1+2", "+SUM(A1)", "-2+3", "@cmd", "\tusage-tab", "\rusage-cr"]
+    add_rows(stack, [{"user": name, "started_at": datetime.now(UTC), "prompt_tokens": 5,
+                      "completion_tokens": 5} for name in names])
+    response = admin.http.get("/services/usage/usage.csv")
+    assert response.status_code == 200
+    users = [r["user"] for r in csv.DictReader(io.StringIO(response.text, newline=""))]
+    for name in names:
+        assert "'" + name in users and name not in users, name
+    # numbers stay numbers: nothing else in the file was touched
+    assert all(r["tokens_week"].isdigit() for r in csv.DictReader(io.StringIO(response.text)))

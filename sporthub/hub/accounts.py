@@ -3,57 +3,35 @@
 Kept in SportHub's own small SQLite file (``<data>/accounts.sqlite``), not in the hub's database,
 so a hub upgrade never touches them. Only a SHA-256 of an invite token is stored: a leaked
 database does not leak working links. Passwords are hashed with argon2.
+
+Failed sign-ins slow down the address they come from, never the account as such: a stranger who
+guesses at the admin's password delays only himself, and the admin still signs in from elsewhere.
+Each failure is counted by one atomic statement, so failures arriving at once are all counted.
 """
 
 from __future__ import annotations
 
 import hashlib
-import re
 import secrets
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
-from sqlalchemy import DateTime, Integer, String, create_engine, select
+from sqlalchemy import DateTime, Integer, String, create_engine, delete, select, update
+from sqlalchemy.dialects.sqlite import insert
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column
 
-MIN_PASSWORD_LENGTH = 10
+from sporthub.passwords import WeakPassword, check_password_strength
 
-# The most common passwords of at least 10 characters in public breach lists, plus the obvious
-# sports-club ones; a short list on purpose: it catches what people actually type first.
-_COMMON_PASSWORDS = """
-1234567890 0123456789 0987654321 1qaz2wsx3edc 1q2w3e4r5t 1q2w3e4r5t6y qwertyuiop qwertyuiop1
-1234qwer!@ qwerty1234 qwerty12345 asdfghjkl1 zxcvbnm123 password12 password123 password1234
-passw0rd123 p@ssw0rd12 password!1 iloveyou12 iloveyou123 football12 football123 football1234
-basketball baseball12 baseball123 soccer1234 trustno1234 sunshine12 princess12 welcome123
-welcome1234 letmein123 letmein1234 abcdefghij abc1234567 abcd123456 monkey1234 dragon1234
-master1234 superman12 batman1234 starwars12 computer12 michael123 1111111111 2222222222
-5555555555 6666666666 7777777777 8888888888 9999999999 0000000000 aaaaaaaaaa 1212121212
-1122334455 123123123123 123456789a 123456789q a123456789 q123456789 changeme12 changeme123
-administrator admin12345 admin123456 sporthub123 sporthub1234 marathon12 marathon123
-running123 running1234 training123 athlete123 athletics1 cycling123 triathlon1 triathlon12
-"""
-COMMON_PASSWORDS = frozenset(_COMMON_PASSWORDS.split())
+__all__ = ["AccountStore", "InvalidInvite", "Throttled", "WeakPassword", "check_password_strength"]
 
-
-class WeakPassword(ValueError):
-    """A password the hub refuses; the message says why, in words the person can act on."""
-
-
-def check_password_strength(username: str, password: str) -> None:
-    if len(password) < MIN_PASSWORD_LENGTH:
-        raise WeakPassword(f"Choose a password of at least {MIN_PASSWORD_LENGTH} characters.")
-    lowered = password.lower()
-    if lowered in COMMON_PASSWORDS or len(set(lowered)) <= 2:
-        raise WeakPassword("This password is too common; choose something less guessable.")
-    # "alice2024!!" or "ecila123456": the user name plus decoration is the first thing tried
-    letters = re.sub(r"[^a-z]", "", lowered)
-    name = re.sub(r"[^a-z]", "", username.lower())
-    if name and len(name) >= 3 and (name in letters or name[::-1] in letters):
-        raise WeakPassword("The password must not contain your user name.")
-    if letters in {"password", "passw", "qwerty", "qwertyuiop", "admin", "letmein", "welcome"}:
-        raise WeakPassword("This password is too common; choose something less guessable.")
+# an address may be shared (a club's network, a household): it gets more tries than one account
+# from it before it is slowed down
+ADDRESS_FACTOR = 4
+# failures older than this are forgotten, and their rows deleted
+FORGET_AFTER = timedelta(days=1)
 
 
 class Base(DeclarativeBase):
@@ -67,16 +45,29 @@ class AccountRow(Base):
     password_hash: Mapped[str | None] = mapped_column(String(255))
     invite_sha256: Mapped[str | None] = mapped_column(String(64), unique=True)
     invite_expires: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    # failed sign-ins since the last success, from anywhere: shown to the admin, never a lock
     failures: Mapped[int] = mapped_column(Integer, default=0)
-    locked_until: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
 
 
-class Locked(Exception):
-    def __init__(self, until: datetime):
-        self.until = until
-        minutes = max(1, round((until - _now()).total_seconds() / 60))
-        super().__init__(f"Too many failed sign-ins: this account is locked for {minutes} more "
-                         f"minute{'s' if minutes != 1 else ''}. Try again later or ask your admin.")
+class FailureRow(Base):
+    """Recent failed sign-ins from one address: at one account, or at any (``username == ""``)."""
+
+    __tablename__ = "sporthub_signin_failures"
+
+    username: Mapped[str] = mapped_column(String(255), primary_key=True)
+    address: Mapped[str] = mapped_column(String(64), primary_key=True)
+    failures: Mapped[int] = mapped_column(Integer)
+    last_failure: Mapped[datetime] = mapped_column(DateTime(timezone=True), index=True)
+
+
+class Throttled(Exception):
+    def __init__(self, wait: timedelta):
+        self.wait = wait
+        seconds = max(1, round(wait.total_seconds()))
+        amount = f"{seconds} second{'s' if seconds != 1 else ''}" if seconds < 120 \
+            else f"{round(seconds / 60)} minutes"
+        super().__init__(f"Too many failed sign-ins from your address: wait {amount} before "
+                         "trying again.")
 
 
 class InvalidInvite(Exception):
@@ -90,6 +81,7 @@ class AccountStatus:
     username: str
     has_password: bool
     invite_expires: datetime | None
+    failures: int
 
 
 def _now() -> datetime:
@@ -107,16 +99,23 @@ def _digest(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
 
 
+def throttle_delay(failures: int, free: int, longest: timedelta) -> timedelta:
+    """No wait for the first ``free`` failures, then 1 s, 2 s, 4 s ... up to ``longest``."""
+    if failures < free:
+        return timedelta(0)
+    return min(timedelta(seconds=2 ** min(failures - free, 30)), longest)
+
+
 class AccountStore:
     def __init__(self, url: str, *, invite_ttl: timedelta, max_failures: int,
-                 lockout: timedelta):
+                 longest_delay: timedelta):
         self.engine = create_engine(url, connect_args={"timeout": 30})
         Base.metadata.create_all(self.engine)
         self.hasher = PasswordHasher()
         self._dummy_hash = self.hasher.hash(secrets.token_urlsafe(16))
         self.invite_ttl = invite_ttl
         self.max_failures = max_failures
-        self.lockout = lockout
+        self.longest_delay = longest_delay
 
     def new_invite(self, username: str) -> str:
         """A fresh one-time link token; it replaces any earlier one (a reset, for the admin)."""
@@ -146,35 +145,38 @@ class AccountStore:
             row.password_hash = self.hasher.hash(password)
             row.invite_sha256 = None
             row.invite_expires = None
-            # a reset link is the admin's way to unlock an account
+            # a new password makes the guesses at the old one irrelevant
             row.failures = 0
-            row.locked_until = None
+            db.execute(delete(FailureRow).where(FailureRow.username == row.username))
             return row.username
 
-    def verify(self, username: str, password: str) -> bool:
-        """Check a sign-in; counts failures and raises :class:`Locked` while locked out."""
+    def sign_in(self, username: str, address: str, check: Callable[[], bool]) -> bool:
+        """Run ``check`` (the password test) unless ``address`` must wait; count the outcome.
+
+        Raises :class:`Throttled` without running ``check`` while the address waits: a refused
+        attempt costs no password hashing and teaches nothing.
+        """
+        wait = self.wait(username, address)
+        if wait > timedelta(0):
+            raise Throttled(wait)
+        if check():
+            self._succeeded(username, address)
+            return True
+        self._failed(username, address)
+        return False
+
+    def check_password(self, username: str, password: str) -> bool:
         with Session(self.engine) as db, db.begin():
             row = db.get(AccountRow, username)
             if row is None or not row.password_hash:
-                # as slow as a real check, so timing does not tell which accounts exist; no row
-                # is made for every guessed name (there is nothing to lock)
+                # as slow as a real check, so timing does not tell which accounts exist
                 self._verify(self._dummy_hash, password)
                 return False
-            locked_until = _aware(row.locked_until)
-            if locked_until and locked_until > _now():
-                raise Locked(locked_until)
-            ok = self._verify(row.password_hash, password)
-            if ok:
-                row.failures = 0
-                row.locked_until = None
-                if self.hasher.check_needs_rehash(row.password_hash):
-                    row.password_hash = self.hasher.hash(password)
-                return True
-            newly_locked = self._count_failure(row)
-        # raised after the commit: raising inside the transaction would roll the lock back
-        if newly_locked:
-            raise Locked(newly_locked)
-        return False
+            if not self._verify(row.password_hash, password):
+                return False
+            if self.hasher.check_needs_rehash(row.password_hash):
+                row.password_hash = self.hasher.hash(password)
+            return True
 
     def _verify(self, password_hash: str, password: str) -> bool:
         try:
@@ -182,34 +184,42 @@ class AccountStore:
         except (VerificationError, InvalidHashError):
             return False
 
-    def _count_failure(self, row: AccountRow) -> datetime | None:
-        row.failures = (row.failures or 0) + 1
-        if row.failures >= self.max_failures:
-            row.failures = 0
-            row.locked_until = _now() + self.lockout
-            return row.locked_until
-        return None
-
-    def record_failure(self, username: str) -> None:
-        """Count a failed sign-in checked elsewhere (the admin's password from the settings)."""
-        with Session(self.engine) as db, db.begin():
-            row = db.get(AccountRow, username) or AccountRow(username=username, failures=0)
-            db.add(row)
-            self._count_failure(row)
-
-    def check_not_locked(self, username: str) -> None:
+    def wait(self, username: str, address: str) -> timedelta:
+        """How long ``address`` must wait before it may try ``username`` again."""
+        now = _now()
         with Session(self.engine) as db:
-            row = db.get(AccountRow, username)
-            locked_until = _aware(row.locked_until) if row else None
-            if locked_until and locked_until > _now():
-                raise Locked(locked_until)
+            rows = db.scalars(select(FailureRow).where(
+                FailureRow.address == address, FailureRow.username.in_(["", username]),
+                FailureRow.last_failure >= now - FORGET_AFTER)).all()
+        wait = timedelta(0)
+        for row in rows:
+            free = self.max_failures * (ADDRESS_FACTOR if row.username == "" else 1)
+            until = _aware(row.last_failure) + throttle_delay(row.failures, free,
+                                                               self.longest_delay)
+            wait = max(wait, until - now)
+        return wait
 
-    def reset_failures(self, username: str) -> None:
-        with Session(self.engine) as db, db.begin():
-            row = db.get(AccountRow, username)
-            if row is not None:
-                row.failures = 0
-                row.locked_until = None
+    def _failed(self, username: str, address: str) -> None:
+        now = _now()
+        with self.engine.begin() as conn:
+            conn.execute(delete(FailureRow).where(FailureRow.last_failure < now - FORGET_AFTER))
+            for name in ("", username):
+                # one statement each: failures that arrive at once are all counted
+                conn.execute(insert(FailureRow).values(
+                    username=name, address=address, failures=1, last_failure=now,
+                ).on_conflict_do_update(
+                    index_elements=[FailureRow.username, FailureRow.address],
+                    set_={"failures": FailureRow.failures + 1, "last_failure": now}))
+            conn.execute(update(AccountRow).where(AccountRow.username == username)
+                         .values(failures=AccountRow.failures + 1))
+
+    def _succeeded(self, username: str, address: str) -> None:
+        # the address's own count stays: one good account must not buy guesses at the others
+        with self.engine.begin() as conn:
+            conn.execute(delete(FailureRow).where(FailureRow.username == username,
+                                                  FailureRow.address == address))
+            conn.execute(update(AccountRow).where(AccountRow.username == username)
+                         .values(failures=0))
 
     def status(self, usernames: list[str]) -> dict[str, AccountStatus]:
         with Session(self.engine) as db:
@@ -224,6 +234,7 @@ class AccountStore:
                 username=name,
                 has_password=bool(row and row.password_hash),
                 invite_expires=expires if expires and expires > now else None,
+                failures=(row.failures or 0) if row else 0,
             )
         return result
 
@@ -232,6 +243,7 @@ class AccountStore:
             row = db.get(AccountRow, username)
             if row is not None:
                 db.delete(row)
+            db.execute(delete(FailureRow).where(FailureRow.username == username))
 
     def close(self) -> None:
         self.engine.dispose()

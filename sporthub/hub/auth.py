@@ -10,15 +10,16 @@ from __future__ import annotations
 import asyncio
 import hmac
 from datetime import timedelta
+from ipaddress import ip_address
 
 from jupyterhub import orm
 from jupyterhub.auth import Authenticator
 from jupyterhub.utils import maybe_future
 from oauthenticator.generic import GenericOAuthenticator
 from tornado import web
-from traitlets import Dict, Float, Integer, Unicode, default
+from traitlets import Dict, Float, Integer, List, Unicode, default
 
-from sporthub.hub.accounts import AccountStore, Locked
+from sporthub.hub.accounts import AccountStore, Throttled
 from sporthub.hub.handlers import handlers as sporthub_handlers
 
 
@@ -98,14 +99,35 @@ class CappedAccountsMixin(Authenticator):
         return []
 
 
+def client_address(request, trusted_proxies: set[str]) -> str:
+    """The address a request came from, believing ``X-Forwarded-For`` only from our own proxy.
+
+    The hub's server runs with tornado's ``xheaders``, which take ``X-Real-Ip`` and
+    ``X-Forwarded-For`` from any peer: ``request.remote_ip`` is what the client claims. The socket's
+    own peer is not. CHP appends the address it saw as the last entry of ``X-Forwarded-For``.
+    """
+    peer = request.connection.context.address[0]
+    if peer not in trusted_proxies:
+        return peer
+    forwarded = request.headers.get("X-Forwarded-For", "").split(",")[-1].strip()
+    try:
+        return str(ip_address(forwarded))
+    except ValueError:
+        return peer
+
+
 class SportHubAuthenticator(CappedAccountsMixin, Authenticator):
     """Invite-only password accounts; the admin from the settings signs in with its own password."""
 
     admin_password = Unicode(config=True, help="The admin's password (never logged).")
     accounts_url = Unicode(config=True, help="SQLAlchemy URL of the password/invite table.")
     invite_ttl_hours = Float(72.0, config=True)
-    max_failures = Integer(5, config=True, help="Failed sign-ins in a row before a lockout.")
-    lockout_minutes = Float(15.0, config=True)
+    max_failures = Integer(5, config=True,
+                           help="Failed sign-ins at one account from one address before delays.")
+    longest_delay_minutes = Float(15.0, config=True,
+                                  help="The longest wait a failing address is given.")
+    trusted_proxies = List(Unicode(), ["127.0.0.1", "::1"], config=True,
+                           help="Peers whose X-Forwarded-For names the client (the hub's proxy).")
 
     _store: AccountStore | None = None
 
@@ -114,7 +136,8 @@ class SportHubAuthenticator(CappedAccountsMixin, Authenticator):
         if self._store is None:
             self._store = AccountStore(
                 self.accounts_url, invite_ttl=timedelta(hours=self.invite_ttl_hours),
-                max_failures=self.max_failures, lockout=timedelta(minutes=self.lockout_minutes))
+                max_failures=self.max_failures,
+                longest_delay=timedelta(minutes=self.longest_delay_minutes))
         return self._store
 
     async def authenticate(self, handler, data):
@@ -122,27 +145,23 @@ class SportHubAuthenticator(CappedAccountsMixin, Authenticator):
         password = data.get("password", "")
         if not username or not password:
             return None
+        address = client_address(handler.request, set(self.trusted_proxies))
         try:
             # argon2 takes tens of milliseconds on purpose: not on the hub's event loop
-            if await asyncio.to_thread(self._check, username, password):
+            if await asyncio.to_thread(self.store.sign_in, username, address,
+                                       lambda: self._password_ok(username, password)):
                 return {"name": username, "admin": True} if username in self.admin_users \
                     else {"name": username}
-        except Locked as e:
-            self.log.warning("Sign-in refused for %r: locked out", username)
+        except Throttled as e:
+            self.log.warning("Sign-in at %r from %s refused: too many failures", username, address)
             raise web.HTTPError(429, str(e)) from None
-        self.log.warning("Failed login for %r", username)
+        self.log.warning("Failed login for %r from %s", username, address)
         return None
 
-    def _check(self, username: str, password: str) -> bool:
-        self.store.check_not_locked(username)
+    def _password_ok(self, username: str, password: str) -> bool:
         if username in self.admin_users and self.admin_password:
-            if hmac.compare_digest(password.encode(), self.admin_password.encode()):
-                self.store.reset_failures(username)
-                return True
-            self.store.record_failure(username)
-            self.store.check_not_locked(username)
-            return False
-        return self.store.verify(username, password)
+            return hmac.compare_digest(password.encode(), self.admin_password.encode())
+        return self.store.check_password(username, password)
 
     def delete_user(self, user):
         # a deleted account's password must not bring it back if the name is reused

@@ -10,10 +10,14 @@ import shutil
 import sys
 from pathlib import Path
 
-from sporthub.admin import CLI_SCOPES, CLI_SERVICE
+from sporthub.hub.logs import scrub_hub_log
 from sporthub.settings import Settings
 
 LLM_SCOPE = "custom:llm:use"
+# the sporthub CLI's hub service: the hub grants exactly what its commands need (accounts, groups,
+# invite links); sporthub.admin reads the name from here
+CLI_SERVICE = "sporthub-cli"
+CLI_SCOPES = ["admin:users", "groups"]
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 TEMPLATES = Path(__file__).with_name("templates")
 # roles are groups: membership decides who uses the assistant and with which budget and priority
@@ -56,19 +60,24 @@ def _proxy_command() -> str:
 
 def _accounts(c, settings: Settings) -> None:
     c.JupyterHub.template_paths = [str(TEMPLATES)]
-    c.Authenticator.allow_existing_users = True
+    # this file runs inside the hub's process: the filter goes on the hub's own logger
+    scrub_hub_log()
     c.CappedAccountsMixin.max_accounts = settings.max_accounts
     c.CappedAccountsMixin.default_groups = group_defaults(settings)
     if settings.auth == "oidc":
         _oidc(c, settings)
         return
+    # an account the admin made (admin panel, CLI) may sign in once it has a password
+    c.Authenticator.allow_existing_users = True
     c.JupyterHub.authenticator_class = "sporthub.hub.auth.SportHubAuthenticator"
     c.Authenticator.admin_users = {settings.admin_user}
     c.SportHubAuthenticator.admin_password = settings.admin_password_value()
     c.SportHubAuthenticator.accounts_url = settings.accounts_url
     c.SportHubAuthenticator.invite_ttl_hours = settings.invite_ttl_hours
     c.SportHubAuthenticator.max_failures = settings.login_max_failures
-    c.SportHubAuthenticator.lockout_minutes = settings.login_lockout_minutes
+    c.SportHubAuthenticator.longest_delay_minutes = settings.login_lockout_minutes
+    # the same proxy the gateway trusts: only its X-Forwarded-For names the client
+    c.SportHubAuthenticator.trusted_proxies = list(settings.gateway_trusted_proxies)
     # no "properties" key: load_groups would replace the admin's edits on every start; the
     # authenticator fills in defaults only for a group without any
     c.JupyterHub.load_groups = {name: {} for name in ROLE_GROUPS}
@@ -94,6 +103,9 @@ def _oidc(c, settings: Settings) -> None:
     oidc.group_map = dict(settings.oidc_group_map)
     oidc.allowed_groups = set(settings.oidc_allowed_groups)
     oidc.admin_groups = set(settings.oidc_admin_groups)
+    # the provider's groups decide at every sign-in: with existing users allowed, anybody who had
+    # signed in once would pass before the group check, even after leaving the club
+    oidc.allow_existing_users = False
 
 
 def group_defaults(settings: Settings) -> dict[str, dict]:

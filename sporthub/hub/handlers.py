@@ -17,7 +17,7 @@ from jupyterhub import orm
 from jupyterhub.apihandlers.base import APIHandler
 from jupyterhub.handlers.base import BaseHandler
 from jupyterhub.scopes import needs_scope
-from jupyterhub.utils import url_path_join
+from jupyterhub.utils import new_token, url_path_join
 from tornado import web
 from tornado.httputil import url_concat
 
@@ -52,6 +52,7 @@ def _accounts(handler: BaseHandler) -> list[dict]:
             "name": user.name, "admin": user.admin, "groups": [g.name for g in user.groups],
             "state": state,
             "invite_expires": status.invite_expires.isoformat() if status.invite_expires else None,
+            "failed_sign_ins": status.failures,
         })
     return rows
 
@@ -64,6 +65,27 @@ def _new_invite(handler: BaseHandler, name: str) -> dict:
     status = handler.authenticator.store.status([name])[name]
     return {"name": name, "url": _invite_url(handler, token),
             "expires": status.invite_expires.isoformat()}
+
+
+async def end_sessions(handler: BaseHandler, name: str) -> None:
+    """Sign ``name`` out everywhere: whoever knew the old password must not stay signed in.
+
+    What JupyterHub's own logout does for one browser, for all of them: a new ``cookie_id``
+    invalidates every login cookie, and deleting the person's API tokens ends the OAuth sessions
+    of their server and of services (OAuth access tokens are API tokens since JupyterHub 2) and
+    every token they made. Their running server holds one of those tokens, so it is stopped.
+    """
+    user = handler.find_user(name)
+    if user is None:
+        return
+    for server_name, spawner in list(user.spawners.items()):
+        if spawner.active and not spawner.pending:
+            await handler.stop_single_user(user, server_name)
+    revoked = handler.db.query(orm.APIToken).filter_by(user_id=user.id).delete()
+    user.orm_user.cookie_id = new_token()
+    handler.db.commit()
+    handler.log.info("Signed %r out everywhere after a password reset (%d tokens revoked)",
+                     name, revoked)
 
 
 class InviteHandler(BaseHandler):
@@ -117,6 +139,7 @@ class InviteHandler(BaseHandler):
         except InvalidInvite:
             return await self._refuse()
         self.log.info("Password set for %r through an invite link", username)
+        await end_sessions(self, username)
         self.redirect(self.settings["login_url"])
 
 

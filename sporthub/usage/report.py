@@ -136,13 +136,28 @@ def build_report(engine: Engine, settings: Settings, users: dict[str, list[str]]
                   errors=errors)
 
 
+# a spreadsheet runs a cell that starts with one of these as a formula (OWASP "CSV injection")
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+
+
+def csv_cell(value) -> str | int | float:
+    """A value as a spreadsheet will show it, never run it: text that could start a formula gets a
+    leading apostrophe. Numbers stay numbers (a negative one is not text anybody typed)."""
+    if value is None:
+        return ""
+    if isinstance(value, str) and value.startswith(FORMULA_STARTS):
+        return "'" + value
+    return value
+
+
 def to_csv(report: Report) -> str:
     out = io.StringIO()
     fields = list(UserUsage.__dataclass_fields__)
-    writer = csv.DictWriter(out, fieldnames=fields, lineterminator="\n")
+    # CRLF as RFC 4180 says; it also makes the writer quote a cell holding a lone \r
+    writer = csv.DictWriter(out, fieldnames=fields, lineterminator="\r\n")
     writer.writeheader()
     for row in report.users:
-        writer.writerow({k: "" if v is None else v for k, v in asdict(row).items()})
+        writer.writerow({k: csv_cell(v) for k, v in asdict(row).items()})
     return out.getvalue()
 
 

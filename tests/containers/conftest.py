@@ -16,7 +16,7 @@ import pytest
 
 from sporthub.containers import engine as engines
 from sporthub.containers import images
-from tests.stack import HubClient, create_account, make_stack, set_password
+from tests.stack import HubClient, create_account, make_stack, set_password, started
 
 PASSWORD = "long-enough-pass-42"
 TIMINGS: dict[str, float] = {}
@@ -71,11 +71,8 @@ def dstack(tmp_path_factory, engine, client, image, network, suffix):
                        singleuser_image=image, docker_network=network,
                        user_mem_limit="1G", user_cpu_limit="1.0")
     stack.env["DOCKER_HOST"] = engine.docker_host
-    stack.start()
-    yield stack
-    if stack.proc.poll() is None:
-        stack.descendants = stack.processes()
-        stack.stop()
+    with started(stack):
+        yield stack
     for name in (f"ath{suffix}", f"sci{suffix}"):
         for container in client.containers.list(all=True, filters={"name": f"sporthub-{name}"}):
             container.remove(force=True)

@@ -1,15 +1,17 @@
-"""Fixtures for sportlab tests: where the real recordings and the notebooks live."""
+"""Fixtures for sportlab tests: the real recordings (fetched into a cache) and the notebooks."""
 
 from pathlib import Path
 
 import pytest
+from recordings import ensure_recordings
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
-# The recordings live beside the repository (../shared), both here and in CI.
-ACTIVITIES = REPO_ROOT.parent / "shared/data/activities"
 
 
 @pytest.fixture(scope="session")
-def activities() -> Path:
-    assert ACTIVITIES.is_dir(), f"real recordings not found at {ACTIVITIES}"
-    return ACTIVITIES
+def activities(request) -> Path:
+    """The real recordings from the sweat 0.25.0 wheel, downloaded on first use (see recordings)."""
+    capture = request.config.pluginmanager.getplugin("capturemanager")
+    # Show the download's progress even though pytest captures output.
+    with capture.global_and_fixture_disabled():
+        return ensure_recordings()

@@ -13,9 +13,18 @@ import numpy as np
 import pytest
 from nbclient import NotebookClient
 
-from sportlab import read_activity
+from sportlab import read_activity, read_sessions
 from sportlab.datasets import team_season
-from sportlab.metrics import acwr, hrv_readiness, mean_max_power, pmc
+from sportlab.metrics import (
+    acwr,
+    hr_zones,
+    hrv_readiness,
+    mean_max_power,
+    moving_time_s,
+    pmc,
+    time_in_zones,
+    trimp_edwards,
+)
 
 NOTEBOOKS = Path(__file__).resolve().parents[2] / "notebooks"
 
@@ -58,7 +67,9 @@ def test_team_load_monitoring(season):
 def test_one_session_synthetic_ride(monkeypatch):
     monkeypatch.delenv("SPORTLAB_EXAMPLE_FIT", raising=False)
     summary = run_notebook("02-one-session-from-a-fit-file.ipynb")
-    assert summary["source"] == "synthetic"
+    assert summary["source"] == "synthetic" and summary["has_power"]
+    # The café stop (3 min) is not moving time.
+    assert summary["moving_s"] == pytest.approx(summary["elapsed_s"] - 180, abs=1)
     # The synthetic ride hides CP 260 W and W' 20 kJ (Morton 3-parameter, Pmax 1000 W).
     assert summary["cp3_w"] == pytest.approx(260, rel=0.03)
     assert summary["w_prime3_j"] == pytest.approx(20_000, rel=0.10)
@@ -76,8 +87,11 @@ def test_one_session_real_fit_file(monkeypatch, activities):
     assert summary["elapsed_s"] == pytest.approx(2 * 3600 + 19 * 60 + 16)
     assert summary["mmp_1s_w"] == ride["power_w"].max()
     efforts = mean_max_power(ride["power_w"], durations_s=[1200])
-    assert efforts.loc[1200] > summary["cp2_w"] * 0.9
+    # The default CP fits stay below the rider's best 20 minutes, as CP must.
+    assert summary["cp3_w"] < efforts.loc[1200] and summary["cp2_w"] < efforts.loc[1200]
     assert 150 < summary["cp2_w"] < 450
+    head_unit = read_sessions(fit_path).iloc[0]
+    assert summary["weighted_power_w"] == pytest.approx(head_unit["weighted_power_w"], rel=0.01)
     # Zones start at 50 % of the ride's highest heart rate; every sample above that is counted.
     hr = ride["heart_rate_bpm"]
     assert sum(summary["hr_zone_seconds"].values()) == (hr >= 0.5 * hr.max()).sum()
@@ -106,9 +120,16 @@ def test_season_planning_impulse_response():
     assert np.isfinite(list(race.values())).all()
 
 
-def test_one_session_explains_a_file_without_power(monkeypatch, activities):
-    from nbclient.exceptions import CellExecutionError
-
-    monkeypatch.setenv("SPORTLAB_EXAMPLE_FIT", str(activities / "4801048867.fit"))
-    with pytest.raises(CellExecutionError, match="has no power channel"):
-        run_notebook("02-one-session-from-a-fit-file.ipynb")
+def test_one_session_analyses_a_ride_without_power_by_heart_rate(monkeypatch, activities):
+    fit_path = activities / "4801048867.fit"  # heart rate, speed and GPS; no power meter
+    monkeypatch.setenv("SPORTLAB_EXAMPLE_FIT", str(fit_path))
+    summary = run_notebook("02-one-session-from-a-fit-file.ipynb")
+    ride = read_activity(fit_path)
+    assert summary["has_power"] is False
+    assert "weighted_power_w" not in summary and "cp3_w" not in summary
+    hr = ride["heart_rate_bpm"]
+    expected = time_in_zones(hr, hr_zones("hrmax", hr_max=hr.max()))
+    assert summary["hr_zone_seconds"] == pytest.approx(expected.to_dict())
+    assert sum(summary["hr_zone_seconds"].values()) > 0.9 * summary["moving_s"]
+    assert summary["trimp_edwards"] == pytest.approx(trimp_edwards(hr, hr_max=hr.max()))
+    assert summary["moving_s"] == pytest.approx(moving_time_s(ride))

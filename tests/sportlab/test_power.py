@@ -1,6 +1,7 @@
 """Power metrics: weighted power, intensity/stress, mean-max, critical power, W' balance."""
 
 import math
+import warnings
 
 import numpy as np
 import pandas as pd
@@ -10,7 +11,9 @@ from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 
 from sportlab import read_activity
+from sportlab.datasets import synthetic_ride
 from sportlab.metrics import (
+    ImplausibleFitWarning,
     critical_power,
     intensity,
     mean_max_power,
@@ -53,10 +56,70 @@ def test_weighted_power_matches_stepwise_recipe_for_intervals():
     assert weighted_power(power) > 1.2 * power.mean()
 
 
-def test_pauses_count_as_zero_power_on_the_1hz_grid():
-    index = pd.to_datetime(["2026-01-01 10:00:00", "2026-01-01 10:00:01", "2026-01-01 10:00:04"])
-    series = to_1hz(pd.Series([100.0, 200.0, 300.0], index=index.tz_localize("UTC")))
-    assert series.tolist() == [100.0, 200.0, 0.0, 0.0, 300.0]
+def _timed(seconds, values):
+    start = pd.Timestamp("2026-01-01 10:00:00", tz="UTC")
+    return pd.Series(values, index=start + pd.to_timedelta(seconds, unit="s"), dtype="float64")
+
+
+def test_short_gaps_are_interpolated_and_pauses_are_not_riding():
+    # Smart recording: a 3-s step is the timer running, filled in linearly.
+    assert to_1hz(_timed([0, 1, 4], [100, 200, 300])).tolist() == pytest.approx(
+        [100, 200, 200 + 100 / 3, 200 + 200 / 3, 300]
+    )
+    # A 15-s step (longer than the 10-s pause threshold) is a stopped timer.
+    paused = _timed([0, 1, 16, 17], [100, 200, 300, 400])
+    assert to_1hz(paused).tolist() == [100, 200, *[0] * 14, 300, 400]
+    assert to_1hz(paused, pauses="drop").tolist() == [100, 200, 300, 400]
+    assert to_1hz(paused, pauses="nan").isna().sum() == 14
+
+
+def test_weighted_power_skips_pauses_but_mean_max_counts_them_as_zero():
+    riding = np.tile([150.0, 350.0], 300)  # 10 min of 1-s alternation
+    seconds = np.concatenate([np.arange(300), np.arange(300) + 300 + 600])  # a 10-min stop
+    ride = _timed(seconds, riding)
+    assert weighted_power(ride) == pytest.approx(weighted_power(riding))
+    # Pauses left in as 0 W would pull it down by about a sixth; mean-max keeps them as 0 W.
+    assert weighted_power(to_1hz(ride)) < 0.9 * weighted_power(riding)
+    best = mean_max_power(ride, durations_s=[300, 900])
+    assert best.loc[300] == pytest.approx(250.0)
+    assert best.loc[900] == pytest.approx(250.0 * 300 / 900)  # 5 min riding + 10 min stopped
+
+
+def test_sample_rate_is_taken_from_sample_s_for_plain_arrays():
+    rng = np.random.default_rng(3)
+    one_hz = np.repeat(rng.uniform(100, 400, 600), 1)
+    two_hz = np.repeat(one_hz, 2)  # the same ride sampled twice a second
+    assert weighted_power(two_hz, sample_s=0.5) == pytest.approx(weighted_power(one_hz))
+    assert mean_max_power(two_hz, [30, 300], sample_s=0.5).tolist() == pytest.approx(
+        mean_max_power(one_hz, [30, 300]).tolist()
+    )
+    # Taken as 1 Hz, the 30-s window would only be 15 s of riding: a different number.
+    assert weighted_power(two_hz) != pytest.approx(weighted_power(one_hz))
+    with pytest.raises(ValueError, match="sample_s"):
+        weighted_power(_timed([0, 1], [100, 200]), sample_s=1.0)
+
+
+def test_short_dropouts_are_interpolated_long_ones_refused():
+    values = np.full(120, 200.0)
+    values[50:55] = np.nan
+    assert weighted_power(values) == pytest.approx(200.0)
+    values[50:80] = np.nan
+    with pytest.raises(ValueError, match=r"power_w has no value for 30 s .*max_dropout_s"):
+        weighted_power(values)
+    assert to_1hz(values, max_dropout_s=60).tolist() == pytest.approx([200.0] * 120)
+    with pytest.raises(ValueError, match="power_w has no valid value at all"):
+        weighted_power(np.full(100, np.nan))
+    with pytest.raises(ValueError, match="power_w is empty"):
+        weighted_power([])
+
+
+def test_power_functions_name_the_missing_power_channel():
+    ride = pd.DataFrame({"heart_rate_bpm": [120.0, 121.0]}, index=pd.RangeIndex(2))
+    for function in (weighted_power, mean_max_power, to_1hz):
+        with pytest.raises(ValueError, match=f"{function.__name__} needs power.*no power_w"):
+            function(ride)
+    with pytest.raises(ValueError, match="w_prime_balance needs power"):
+        w_prime_balance(ride, 250.0, 20_000.0)
 
 
 def test_mean_max_worked_example():
@@ -101,7 +164,7 @@ def test_two_parameter_cp_recovers_a_hyperbola():
 def test_three_parameter_cp_recovers_mortons_curve():
     # Morton 1996: t = W'/(P - CP) - W'/(Pmax - CP)  =>  P = CP + W'/(t + W'/(Pmax - CP)).
     cp, w_prime, p_max = 280.0, 18_000.0, 1100.0
-    durations = np.concatenate([np.arange(1, 120), np.geomspace(120, 1200, 30).round()])
+    durations = np.arange(1, 1201)
     curve = pd.Series(cp + w_prime / (durations + w_prime / (p_max - cp)), index=durations)
     fit = critical_power(curve, model="3p")
     assert fit.cp_w == pytest.approx(cp, rel=1e-3)
@@ -113,6 +176,40 @@ def test_three_parameter_cp_recovers_mortons_curve():
 def test_critical_power_needs_points_in_range():
     with pytest.raises(ValueError, match="at least 3"):
         critical_power(pd.Series([500.0, 400.0], index=[5, 10]))
+    with pytest.raises(ValueError, match="at least 3"):
+        critical_power(pd.Series([500.0, 400.0, 300.0], index=[5, 10, 20]), min_s=180)
+
+
+def test_mean_max_default_durations_include_the_standard_test_durations():
+    curve = mean_max_power(np.full(4000, 200.0))
+    assert {1, 5, 60, 180, 300, 720, 1200, 3600} <= set(curve.index)
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+def test_default_cp_fits_recover_the_synthetic_riders_cp_and_w_prime(seed):
+    # The synthetic ride hides CP 260 W and W' 20 kJ (Morton's model, Pmax 1000 W) in all-out
+    # efforts of 10 s, 1, 3, 5, 12 and 20 min; fitting every point of the curve instead of the
+    # default durations returned a W' a third too low.
+    curve = mean_max_power(synthetic_ride(duration_s=3 * 3600, seed=seed))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # plausible efforts: no warning
+        three = critical_power(curve, model="3p")
+        two = critical_power(curve, model="2p")
+    assert three.cp_w == pytest.approx(260, rel=0.03)
+    assert three.w_prime_j == pytest.approx(20_000, rel=0.20)
+    assert two.cp_w == pytest.approx(260, rel=0.03)
+    assert two.w_prime_j == pytest.approx(20_000, rel=0.30)
+    assert three.cp_w <= curve.loc[1200]
+
+
+def test_cp_above_the_best_20_minutes_or_implausible_w_prime_warns():
+    # Short efforts all-out, the long ones not: the fitted CP ends above the 20-min best.
+    curve = pd.Series([700.0, 420.0, 400.0, 390.0, 300.0], index=[60, 180, 300, 720, 1200])
+    with pytest.warns(ImplausibleFitWarning, match="above the best 20-min power 300 W"):
+        critical_power(curve, model="2p", durations_s=[180, 300, 720])
+    flat = pd.Series(250 + 1_000 / np.array([180.0, 300, 720, 1200]), index=[180, 300, 720, 1200])
+    with pytest.warns(ImplausibleFitWarning, match="W' 1.0 kJ is outside"):
+        critical_power(flat, model="2p")
 
 
 def test_skiba_tau():
@@ -150,9 +247,14 @@ def test_w_prime_balance_differential_exact_steps():
     assert result.iloc[-1] == pytest.approx(w_prime - 6000.0 * math.exp(-250 * 60 / 20_000))
 
 
-def test_w_prime_balance_rejects_bad_method():
+def test_w_prime_balance_rejects_bad_arguments_by_name():
     with pytest.raises(ValueError, match="method"):
         w_prime_balance([300.0], 250.0, 20_000.0, method="bogus")
+    for tau in (0.0, -5.0):
+        with pytest.raises(ValueError, match="tau_s must be positive"):
+            w_prime_balance([300.0], 250.0, 20_000.0, tau_s=tau)
+    with pytest.raises(ValueError, match="w_prime_j must be positive"):
+        w_prime_balance([300.0], 250.0, 0.0)
 
 
 @settings(max_examples=60, deadline=None)

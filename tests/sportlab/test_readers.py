@@ -1,4 +1,4 @@
-"""read_activity on the real recordings in ../shared/data/activities (see its README/index.yml)."""
+"""read_activity on real recordings: sweat 0.25.0's example data (see recordings.py)."""
 
 import os
 

@@ -4,8 +4,8 @@ Readers for FIT/GPX/TCX recordings, training-load, heart-rate, power, running an
 plots, an ipywidgets dashboard and a synthetic team season. Formulas cite their references.
 """
 
-from sportlab import datasets, metrics
-from sportlab.readers import ActivityReadError, read_activity
+from sportlab import datasets, metrics, resample
+from sportlab.readers import ActivityReadError, read_activity, read_sessions
 
 __version__ = "0.1.0"
 
@@ -19,4 +19,12 @@ def __getattr__(name: str) -> object:
     raise AttributeError(f"module 'sportlab' has no attribute {name!r}")
 
 
-__all__ = ["ActivityReadError", "__version__", "datasets", "metrics", "read_activity"]
+__all__ = [
+    "ActivityReadError",
+    "__version__",
+    "datasets",
+    "metrics",
+    "read_activity",
+    "read_sessions",
+    "resample",
+]

@@ -8,3 +8,5 @@ import pandas as pd
 
 # What the metric functions accept for a series of samples: a Series keeps its index.
 ArrayLike: TypeAlias = pd.Series | np.ndarray | Sequence[float]
+# Power input: a series/array, or a whole ride whose ``power_w`` column is used.
+PowerInput: TypeAlias = ArrayLike | pd.DataFrame

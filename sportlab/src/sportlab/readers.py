@@ -4,9 +4,12 @@ Every reader returns a DataFrame indexed by a tz-aware UTC ``timestamp`` with SI
 those the file actually records: ``power_w``, ``heart_rate_bpm``, ``cadence_rpm``, ``speed_m_s``,
 ``distance_m``, ``altitude_m``, ``latitude_deg``, ``longitude_deg``.
 
-Pauses stay as gaps in the index: nothing is resampled or filled, because whether a pause should
-count as zero power, be skipped or be interpolated depends on the metric (see
-:func:`sportlab.metrics.power.to_1hz`).
+Pauses stay as gaps in the index and dropouts as NaN: nothing is resampled or filled here. The
+metrics put a channel on a 1-s grid by its timestamps (:func:`sportlab.resample.resample_1hz`)
+and say in their docstrings what a pause counts as for them.
+
+:func:`read_sessions` reads the summary a head unit stores in a FIT file's ``session`` message
+(its own average and weighted power, timer time, ...): a reference the recording carries.
 """
 
 from __future__ import annotations
@@ -17,6 +20,8 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+
+from sportlab.resample import PAUSE_GAP_S
 
 COLUMNS = (
     "power_w",
@@ -32,9 +37,6 @@ COLUMNS = (
 # FIT stores positions as 32-bit "semicircles": 2**31 semicircles == 180 degrees.
 _SEMICIRCLE_TO_DEG = 180.0 / 2**31
 _EARTH_RADIUS_M = 6_371_008.8  # IUGG mean Earth radius
-# Longer than any "smart recording" interval (Garmin records every 1-8 s), so a gap this long
-# means the timer was stopped.
-PAUSE_GAP_S = 10.0
 
 
 class ActivityReadError(ValueError):
@@ -75,6 +77,63 @@ def read_activity(path: str | Path) -> pd.DataFrame:
     if frame.empty:
         raise ActivityReadError(path, "no timestamped samples in the file")
     return frame
+
+
+# FIT session fields (FIT SDK profile names) -> sportlab's SI column names. "normalized_power",
+# "intensity_factor" and "training_stress_score" are the FIT names of what sportlab calls
+# weighted power, intensity and stress score.
+SESSION_FIELDS = {
+    "sport": "sport",
+    "start_time": "start",
+    "total_elapsed_time": "elapsed_s",
+    "total_timer_time": "timer_s",
+    "avg_power": "avg_power_w",
+    "max_power": "max_power_w",
+    "normalized_power": "weighted_power_w",
+    "intensity_factor": "intensity",
+    "training_stress_score": "stress_score",
+    "threshold_power": "threshold_power_w",
+    "avg_heart_rate": "avg_heart_rate_bpm",
+    "max_heart_rate": "max_heart_rate_bpm",
+}
+
+
+def read_sessions(path: str | Path) -> pd.DataFrame:
+    """The head unit's own summary of each session in a FIT file, one row per session.
+
+    Columns (values the device did not store are NaN): ``sport``, ``start`` (UTC),
+    ``elapsed_s``, ``timer_s`` (elapsed time minus pauses), ``avg_power_w``, ``max_power_w``,
+    ``weighted_power_w``, ``intensity``, ``stress_score``, ``threshold_power_w``,
+    ``avg_heart_rate_bpm``, ``max_heart_rate_bpm``. Only FIT files carry a session message;
+    other files, and FIT files without one, raise :class:`ActivityReadError`.
+    """
+    path = Path(path)
+    if path.suffix.lower() != ".fit":
+        raise ActivityReadError(path, "only FIT files store a session summary")
+    if not path.is_file():
+        raise ActivityReadError(path, "file does not exist")
+    import fitdecode
+
+    rows: list[dict[str, object]] = []
+    try:
+        with fitdecode.FitReader(str(path), check_crc=fitdecode.CrcCheck.RAISE) as fit:
+            for frame in fit:
+                if isinstance(frame, fitdecode.FitDataMessage) and frame.name == "session":
+                    rows.append(
+                        {
+                            column: frame.get_value(field, fallback=None)
+                            for field, column in SESSION_FIELDS.items()
+                        }
+                    )
+    except Exception as exc:  # the parser raises many unrelated types
+        raise ActivityReadError(path, f"{type(exc).__name__}: {exc}") from exc
+    if not rows:
+        raise ActivityReadError(path, "no session message in the file")
+    sessions = pd.DataFrame(rows, columns=list(SESSION_FIELDS.values()))
+    sessions["start"] = pd.to_datetime(sessions["start"], utc=True)
+    numeric = [c for c in sessions.columns if c not in ("sport", "start")]
+    sessions[numeric] = sessions[numeric].apply(pd.to_numeric, errors="coerce").astype("float64")
+    return sessions
 
 
 def _tidy(records: list[dict[str, object]]) -> pd.DataFrame:
@@ -220,4 +279,11 @@ def cumulative_distance_m(
     return np.concatenate([[0.0], np.cumsum(step)])
 
 
-__all__ = ["COLUMNS", "ActivityReadError", "cumulative_distance_m", "read_activity"]
+__all__ = [
+    "COLUMNS",
+    "PAUSE_GAP_S",
+    "ActivityReadError",
+    "cumulative_distance_m",
+    "read_activity",
+    "read_sessions",
+]

@@ -6,9 +6,11 @@ from sportlab.metrics.load import acwr, as_daily, monotony, pmc, session_rpe_loa
 from sportlab.metrics.performance import BanisterFit, banister_performance, fit_banister
 from sportlab.metrics.power import (
     CriticalPowerFit,
+    ImplausibleFitWarning,
     critical_power,
     intensity,
     mean_max_power,
+    power_series,
     power_zones,
     skiba_tau_s,
     stress_score,
@@ -22,10 +24,12 @@ from sportlab.metrics.running import (
     race_time_s,
     vdot,
 )
+from sportlab.resample import moving_time_s
 
 __all__ = [
     "BanisterFit",
     "CriticalPowerFit",
+    "ImplausibleFitWarning",
     "acwr",
     "as_daily",
     "banister_performance",
@@ -39,7 +43,9 @@ __all__ = [
     "mean_max_power",
     "minetti_energy_cost",
     "monotony",
+    "moving_time_s",
     "pmc",
+    "power_series",
     "power_zones",
     "race_time_s",
     "rmssd",

@@ -8,6 +8,7 @@ import numpy as np
 import pandas as pd
 
 from sportlab._typing import ArrayLike
+from sportlab.resample import grid_1hz, is_1hz_with_pauses
 
 # Banister's weighting constants (a, b) in TRIMP = D * dHR * a * exp(b * dHR).
 _BANISTER_CONSTANTS = {"male": (0.64, 1.92), "female": (0.86, 1.67)}
@@ -36,9 +37,9 @@ def trimp(
         raise ValueError(f"sex must be 'male' or 'female', got {sex!r}")
     a, b = _BANISTER_CONSTANTS[sex]
     rest = np.asarray(hr_rest, dtype=float)
-    reserve_fraction = (np.asarray(hr_avg, dtype=float) - rest) / (
-        np.asarray(hr_max, dtype=float) - rest
-    )
+    maximum = np.asarray(hr_max, dtype=float)
+    _check_reserve(maximum, rest)
+    reserve_fraction = (np.asarray(hr_avg, dtype=float) - rest) / (maximum - rest)
     reserve_fraction = np.clip(reserve_fraction, 0.0, None)
     result = (
         np.asarray(duration_min, dtype=float) * reserve_fraction * a * np.exp(b * reserve_fraction)
@@ -46,37 +47,73 @@ def trimp(
     return float(result) if result.ndim == 0 else result
 
 
+def _check_reserve(hr_max: np.ndarray, hr_rest: np.ndarray) -> None:
+    if not np.all(hr_max > hr_rest):
+        raise ValueError(
+            f"hr_max must be above hr_rest (heart-rate reserve), got hr_max={hr_max.tolist()} "
+            f"and hr_rest={hr_rest.tolist()}"
+        )
+
+
+def per_second(values: ArrayLike, sample_s: float | None = None) -> tuple[np.ndarray, float]:
+    """Samples and the seconds each stands for, for summing time in zones.
+
+    A series with timestamps is put on a 1-s grid by them (:func:`sportlab.resample.resample_1hz`:
+    short gaps and dropouts interpolated; pauses and long dropouts NaN, so not counted); a plain
+    array's samples each stand for ``sample_s`` seconds (default 1).
+    """
+    if isinstance(values, pd.Series) and isinstance(
+        values.index, pd.DatetimeIndex | pd.TimedeltaIndex
+    ):
+        data = values.to_numpy(dtype=float)
+        if sample_s is None and is_1hz_with_pauses(values.index) and not np.isnan(data).any():
+            # Each sample is one second; pauses have no seconds to count.
+            return data, 1.0
+        grid, _ = grid_1hz(values, sample_s, long_dropouts="nan", name=str(values.name))
+        return grid, 1.0
+    step = 1.0 if sample_s is None else float(sample_s)
+    if not step > 0:
+        raise ValueError(f"sample_s must be a positive number of seconds, got {sample_s!r}")
+    return np.asarray(values, dtype=float), step
+
+
 def _weighted_minutes(weights: np.ndarray, sample_s: float) -> float:
     return float(np.sum(weights) * sample_s / 60.0)
 
 
-def trimp_edwards(hr_series: ArrayLike, hr_max: float, sample_s: float = 1.0) -> float:
+def trimp_edwards(hr_series: ArrayLike, hr_max: float, sample_s: float | None = None) -> float:
     """Edwards' summated-zone TRIMP: minutes in each %HRmax zone x zone weight 1-5.
 
     Zones 50-60, 60-70, 70-80, 80-90 and 90-100 % HRmax weigh 1-5; samples below 50 % count 0 and
-    above HRmax count as zone 5. Each sample represents ``sample_s`` seconds (1 Hz recordings).
+    above HRmax count as zone 5. Timing as :func:`per_second`: a timestamped series by its
+    timestamps (short gaps and dropouts interpolated; pauses and longer dropouts not counted), a
+    plain array at ``sample_s`` s per sample (default 1; NaN samples not counted).
     Edwards S. The Heart Rate Monitor Book. Sacramento: Fleet Feet Press, 1993.
     """
+    if not hr_max > 0:
+        raise ValueError(f"hr_max must be positive, got {hr_max}")
+    values, step = per_second(hr_series, sample_s)
     # Scale to tenths before dividing so exact boundaries (e.g. 140/200) land in the upper zone.
-    tenths = np.asarray(hr_series, dtype=float) * 10.0 / hr_max
+    tenths = values * 10.0 / hr_max
     weights = np.where(np.isnan(tenths), 0, np.clip(np.floor(tenths) - 4, 0, 5))
-    return _weighted_minutes(weights, sample_s)
+    return _weighted_minutes(weights, step)
 
 
 def trimp_lucia(
-    hr_series: ArrayLike, vt1_bpm: float, vt2_bpm: float, sample_s: float = 1.0
+    hr_series: ArrayLike, vt1_bpm: float, vt2_bpm: float, sample_s: float | None = None
 ) -> float:
     """Lucia's TRIMP: minutes below VT1 x1, between VT1 and VT2 x2, at or above VT2 x3.
 
-    The zones are anchored on the heart rates at the ventilatory thresholds (VT1 < VT2). Lucia A,
+    The zones are anchored on the heart rates at the ventilatory thresholds (VT1 < VT2). Timing
+    and NaN as :func:`trimp_edwards`. Lucia A,
     Hoyos J, Santalla A, Earnest C, Chicharro JL. Tour de France versus Vuelta a Espana: which is
     harder? Med Sci Sports Exerc 2003;35(5):872-878.
     """
     if not vt1_bpm < vt2_bpm:
-        raise ValueError("need vt1_bpm < vt2_bpm")
-    hr = np.asarray(hr_series, dtype=float)
+        raise ValueError(f"vt1_bpm must be below vt2_bpm, got {vt1_bpm} and {vt2_bpm}")
+    hr, step = per_second(hr_series, sample_s)
     weights = np.select([hr >= vt2_bpm, hr >= vt1_bpm, hr > 0], [3, 2, 1], default=0)
-    return _weighted_minutes(weights, sample_s)
+    return _weighted_minutes(weights, step)
 
 
 # Friel's LTHR zones (upper bounds, fraction of LTHR). Friel J. The Cyclist's Training Bible,
@@ -113,6 +150,7 @@ def hr_zones(
         if hr_max is None or (method == "karvonen" and hr_rest is None):
             raise ValueError(f"method {method!r} needs hr_max (and hr_rest for karvonen)")
         base = float(hr_rest) if method == "karvonen" and hr_rest is not None else 0.0
+        _check_reserve(np.asarray(float(hr_max)), np.asarray(base))
         bounds = [base + p * (hr_max - base) for p in _PERCENT_BOUNDS]
         names = [f"Z{i}" for i in range(1, 6)]
         lower, upper = bounds[:-1], bounds[1:]
@@ -132,17 +170,23 @@ def hr_zones(
 
 
 def time_in_zones(
-    values: ArrayLike, zones: pd.DataFrame, sample_s: float = 1.0, lower_col: str = "lower_bpm"
+    values: ArrayLike,
+    zones: pd.DataFrame,
+    sample_s: float | None = None,
+    lower_col: str = "lower_bpm",
 ) -> pd.Series:
     """Seconds spent in each zone (by each zone's lower bound), e.g. for a zone-distribution plot.
 
     Works for heart-rate zones from :func:`hr_zones` or power zones from
     :func:`sportlab.metrics.power.power_zones` (pass ``lower_col="lower_w"``). Samples below the
-    first zone and NaN samples are not counted. Each sample represents ``sample_s`` seconds.
+    first zone, pauses and NaN samples are not counted. Timing as :func:`per_second`: a
+    timestamped series by its timestamps, a plain array at ``sample_s`` s per sample (default
+    1). Zones: Edwards 1993, Karvonen et al. 1957, Friel 2009 (see :func:`hr_zones`); power
+    levels: Allen & Coggan 2010.
     """
-    data = np.asarray(values, dtype=float)
+    data, step = per_second(values, sample_s)
     data = data[~np.isnan(data)]
     lower = zones[lower_col].to_numpy(dtype=float)
     position = np.searchsorted(lower, data, side="right") - 1
     counts = np.bincount(position[position >= 0], minlength=len(lower))
-    return pd.Series(counts * sample_s, index=zones.index, name="seconds", dtype="float64")
+    return pd.Series(counts * step, index=zones.index, name="seconds", dtype="float64")

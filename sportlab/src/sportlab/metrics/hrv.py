@@ -11,23 +11,33 @@ from sportlab._typing import ArrayLike
 def rmssd(rr_ms: ArrayLike) -> float:
     """Root mean square of successive RR-interval differences (ms).
 
-    ``sqrt(mean(diff(RR)^2))``. Task Force of the European Society of Cardiology and the North
-    American Society of Pacing and Electrophysiology. Heart rate variability: standards of
-    measurement, physiological interpretation and clinical use. Circulation 1996;93:1043-1065.
-    RR intervals must be artefact-corrected beforehand; NaN intervals are dropped.
+    ``sqrt(mean(diff(RR)^2))`` over pairs of *successive* beats. Task Force of the European
+    Society of Cardiology and the North American Society of Pacing and Electrophysiology. Heart
+    rate variability: standards of measurement, physiological interpretation and clinical use.
+    Circulation 1996;93:1043-1065. RR intervals must be artefact-corrected beforehand; a NaN
+    interval (a rejected or missed beat) is a break in the sequence: the differences are taken
+    first and those involving a NaN dropped, so two beats either side of the gap, which were not
+    successive, are never differenced.
     """
     rr = np.asarray(rr_ms, dtype=float)
-    rr = rr[~np.isnan(rr)]
-    if rr.size < 2:
-        raise ValueError("rMSSD needs at least two RR intervals")
-    return float(np.sqrt(np.mean(np.diff(rr) ** 2)))
+    differences = np.diff(rr)
+    differences = differences[~np.isnan(differences)]
+    if differences.size < 1:
+        raise ValueError("rr_ms needs at least two successive valid RR intervals for rMSSD")
+    return float(np.sqrt(np.mean(differences**2)))
 
 
 def ln_rmssd(rr_ms: ArrayLike) -> float:
     """Natural log of rMSSD (ms): makes the skewed rMSSD close to normal for day-to-day
     monitoring (Plews DJ, Laursen PB, Stanley J, Kilding AE, Buchheit M. Training adaptation and
-    heart rate variability in elite endurance athletes. Sports Med 2013;43:773-781)."""
-    return float(np.log(rmssd(rr_ms)))
+    heart rate variability in elite endurance athletes. Sports Med 2013;43:773-781).
+
+    A constant RR series has rMSSD 0 ms, whose log is undefined: that raises ValueError
+    (a real heart never beats perfectly evenly; constant intervals mean a broken recording)."""
+    value = rmssd(rr_ms)
+    if value == 0.0:
+        raise ValueError("rr_ms is constant (rMSSD = 0 ms), so ln rMSSD is undefined")
+    return float(np.log(value))
 
 
 def hrv_readiness(
@@ -44,15 +54,37 @@ def hrv_readiness(
     Buchheit M. Monitoring training status with HR measures: do all roads lead to Rome? Front
     Physiol 2014;5:73, where the SWC is 0.5 x the within-athlete SD).
 
-    Missed mornings are tolerated: the rolling mean needs ``rolling_days - 2`` measurements and
-    the baseline half of ``baseline_days``.
+    Windows are counted in calendar days, not rows: with a DatetimeIndex (one measurement per
+    day at most), the rolling mean covers today and the ``rolling_days - 1`` days before, the
+    baseline the ``baseline_days`` days before today, whether or not every morning was measured.
+    Missed mornings (absent dates or NaN) are tolerated: the rolling mean needs
+    ``rolling_days - 2`` measurements and the baseline half of ``baseline_days``. A series
+    without dates is taken as one value per consecutive day.
 
     Returns columns ``ln_rmssd``, ``rolling_mean``, ``baseline_mean``, ``swc_low``, ``swc_high``,
     and ``below_swc`` (boolean, False while the baseline is not yet available).
     """
-    series = ln_rmssd_daily.astype("float64")
-    rolling_mean = series.rolling(rolling_days, min_periods=max(1, rolling_days - 2)).mean()
-    history = series.shift(1).rolling(baseline_days, min_periods=baseline_days // 2)
+    for name, days in (("baseline_days", baseline_days), ("rolling_days", rolling_days)):
+        if days < 1:
+            raise ValueError(f"{name} must be at least 1, got {days}")
+    series = pd.Series(ln_rmssd_daily, dtype="float64")
+    original_index = series.index
+    if isinstance(series.index, pd.DatetimeIndex):
+        days_index = series.index.normalize()
+        if not days_index.is_monotonic_increasing or days_index.has_duplicates:
+            raise ValueError(
+                "ln_rmssd_daily needs at most one value per day, in date order"
+            )
+    else:
+        days_index = pd.date_range("2000-01-01", periods=len(series), freq="D")
+    series.index = days_index
+    rolling_mean = series.rolling(
+        f"{rolling_days}D", min_periods=max(1, rolling_days - 2)
+    ).mean()
+    # closed="left": the baseline is the days before today, so today cannot move its reference.
+    history = series.rolling(
+        f"{baseline_days}D", closed="left", min_periods=max(2, baseline_days // 2)
+    )
     baseline_mean = history.mean()
     half_band = swc_factor * history.std(ddof=1)
     frame = pd.DataFrame(
@@ -65,4 +97,5 @@ def hrv_readiness(
         }
     )
     frame["below_swc"] = (frame["rolling_mean"] < frame["swc_low"]).fillna(False).astype(bool)
+    frame.index = original_index
     return frame

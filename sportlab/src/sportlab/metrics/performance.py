@@ -41,6 +41,11 @@ def banister_performance(
     2003;35:1188-1195. Units of p0 are the performance measure's; k1, k2 are per unit load.
     """
     daily = as_daily(load)
+    if daily.empty:
+        raise ValueError("load is empty: banister_performance needs at least one day of load")
+    for name, tau in (("tau1", tau1), ("tau2", tau2)):
+        if not tau > 0:
+            raise ValueError(f"{name} must be a positive number of days, got {tau}")
     values = daily.to_numpy()
     fitness = _response(values, tau1)
     fatigue = _response(values, tau2)
@@ -79,6 +84,8 @@ def fit_banister(
     the limitations of the Banister model in monitoring training. J Sports Sci 2006;24:509-520).
     """
     daily = as_daily(load)
+    if daily.empty:
+        raise ValueError("load is empty: fit_banister needs the daily load before the tests")
     measured = performances.dropna().astype("float64")
     positions = daily.index.get_indexer(measured.index)
     if (positions < 0).any():

@@ -56,6 +56,12 @@ def _fraction_vo2max(time_min: float | np.ndarray) -> float | np.ndarray:
     )
 
 
+def _require_positive(name: str, value: ArrayLike | float) -> None:
+    values = np.asarray(value, dtype=float)
+    if values.size == 0 or np.any(~(values > 0)):
+        raise ValueError(f"{name} must be positive (and not NaN), got {value!r}")
+
+
 def vdot(distance_m: ArrayLike | float, time_s: ArrayLike | float) -> np.ndarray | float:
     """Daniels' VDOT (ml/kg/min, "pseudo VO2max") from a race distance (m) and time (s).
 
@@ -65,6 +71,8 @@ def vdot(distance_m: ArrayLike | float, time_s: ArrayLike | float) -> np.ndarray
     Daniels J, Gilbert J. Oxygen Power: Performance Tables for Distance Runners. Tempe, AZ, 1979;
     tabulated in Daniels J. Daniels' Running Formula (e.g. 5 km in 20:00 ~ VDOT 49.8).
     """
+    _require_positive("distance_m", distance_m)
+    _require_positive("time_s", time_s)
     time_min = np.asarray(time_s, dtype=float) / 60.0
     velocity = np.asarray(distance_m, dtype=float) / time_min
     result = _vo2_ml_kg_min(velocity) / _fraction_vo2max(time_min)
@@ -76,4 +84,6 @@ def race_time_s(vdot_value: float, distance_m: float) -> float:
 
     The inverse of :func:`vdot`, solved numerically (VDOT falls monotonically with time).
     """
+    _require_positive("vdot_value", vdot_value)
+    _require_positive("distance_m", distance_m)
     return float(brentq(lambda t: vdot(distance_m, t) - vdot_value, 60.0, 60.0 * 60 * 24))
