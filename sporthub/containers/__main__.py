@@ -40,11 +40,13 @@ def main(argv: list[str] | None = None) -> int:
                 say(f"an engine already answers on {engine.socket}")
                 return 0
             say(f"serving; for the hub: DOCKER_HOST={engine.docker_host}")
-            signal.signal(signal.SIGTERM, lambda *_: engine.stop())
+            # only signal here: the main thread is inside the service's wait(), which returns
+            signal.signal(signal.SIGTERM, lambda *_: engine.service.terminate())
             try:
                 engine.service.wait()
             except KeyboardInterrupt:
-                engine.stop()
+                engine.service.terminate()
+                engine.service.wait()
             return 0
         unknown = set(args.names) - set(images.IMAGES)
         if unknown:
