@@ -6,19 +6,47 @@ STAMP := $(VENV)/.sporthub-installed
 # the tests' OpenID provider lives in a venv of its own: its dependencies are not SportHub's
 OIDC_VENV := .venv-oidc
 OIDC_STAMP := $(OIDC_VENV)/.installed
+# the load suite's Locust lives in a venv of its own too (gevent is not SportHub's)
+LOCUST_VENV := .venv-locust
+LOCUST_STAMP := $(LOCUST_VENV)/.installed
+# the slow gateway suites (faults, load, fuzz): not in `make test`
+SUITES := tests/suites
 
-.PHONY: up test test-containers images install lint clean recordings
+# deploy/ is checked by real tools: Debian's caddy, promtool and node exporter, podman-compose
+# and kubernetes-validate in a venv of their own
+DEPLOY_VENV := .venv-deploy
+DEPLOY_STAMP := $(DEPLOY_VENV)/.installed
+DEPLOY_APT := caddy prometheus prometheus-node-exporter
+
+.PHONY: up test test-all test-suites test-deploy test-vllm test-containers images install lint clean \
+	recordings
 
 up: install
 	$(BIN)/sporthub up
+
+# everything, what CI (.ci/run) runs: the fast suite first, then each slow tier
+test-all: test test-suites test-vllm test-deploy test-containers
 
 test: install $(OIDC_STAMP) recordings
 	$(BIN)/sporthub prepare
 	$(BIN)/pytest $(PYTEST_ARGS)
 
+# the backend contract against real llama-server and vLLM (CPU): ~3 GB of disk and ~4 GB of memory;
+# the first run prepares vLLM (a few minutes, once per machine)
+test-vllm: install $(OIDC_STAMP)
+	$(BIN)/sporthub prepare
+	SPORTHUB_EMBEDDED_BACKEND=vllm $(BIN)/sporthub prepare
+	$(BIN)/pytest -m vllm tests/test_backend_contract.py $(PYTEST_ARGS)
+
+# the deploy tier (pytest marker `deploy`): Compose, Caddy, Prometheus, Grafana, Kubernetes files
+test-deploy: install $(DEPLOY_STAMP)
+	$(BIN)/sporthub prepare
+	$(BIN)/pytest -m deploy $(PYTEST_ARGS)
+
 # the container tier (tests/containers): a real engine (podman is set up if no Docker Engine runs),
 # the user image built from Debian packages; slow, so not part of `make test`
 test-containers: install
+	$(BIN)/sporthub prepare
 	$(BIN)/pytest --containers tests/containers $(PYTEST_ARGS)
 
 # the images SPORTHUB_PROFILE needs (docker: singleuser and hub), rebuilt only when their inputs
@@ -44,6 +72,23 @@ $(OIDC_STAMP): tests/oidc-mock-requirements.txt
 	$(OIDC_VENV)/bin/pip install --quiet -r tests/oidc-mock-requirements.txt
 	touch $(OIDC_STAMP)
 
+# faults (backend killed, PostgreSQL and hub restarted, ...), load (Locust) and fuzz (Hypothesis)
+test-suites: install $(LOCUST_STAMP)
+	$(BIN)/pytest $(SUITES) $(PYTEST_ARGS)
+
+$(LOCUST_STAMP): tests/locust-requirements.txt
+	test -d $(LOCUST_VENV) || $(PYTHON) -m venv $(LOCUST_VENV)
+	$(LOCUST_VENV)/bin/pip install --quiet -r tests/locust-requirements.txt
+	touch $(LOCUST_STAMP)
+
+$(DEPLOY_STAMP): deploy/test-requirements.txt
+	command -v caddy && command -v promtool && command -v prometheus-node-exporter \
+		|| (apt-get update -qq && DEBIAN_FRONTEND=noninteractive \
+			apt-get install -y -q --no-install-recommends $(DEPLOY_APT))
+	test -d $(DEPLOY_VENV) || $(PYTHON) -m venv $(DEPLOY_VENV)
+	$(DEPLOY_VENV)/bin/pip install --quiet -r deploy/test-requirements.txt
+	touch $(DEPLOY_STAMP)
+
 # the sportlab tests' real recordings: sweat 0.25.0's example data (MIT), fetched once into
 # ~/.cache/sporthub (never installed: only the data and its licence are extracted)
 recordings: install
@@ -53,4 +98,4 @@ lint: install
 	$(BIN)/ruff check sporthub tests
 
 clean:
-	rm -rf $(VENV) $(OIDC_VENV) node_modules
+	rm -rf $(VENV) $(OIDC_VENV) $(LOCUST_VENV) $(DEPLOY_VENV) node_modules

@@ -13,7 +13,10 @@ called, one request at a time over HTTP/1.1 keep-alive, in shuffled interleaved 
      a normal user's hub token),
   c) through LiteLLM proxy configured as a plain pass-through (its own venv,
      ``benchmarks/.venv-litellm``, created on the first run),
-  d) through the gateway via the hub's proxy (``/services/llm/`` on the public port), for reference.
+  d) through the gateway via the hub's proxy (``/services/llm/`` on the public port), for reference,
+  e) through a bare Starlette + httpx pass-through (no auth, no queue, no ledger; its own process,
+     uvicorn with the same options as the gateway): the floor for a Python proxy, so the
+     gateway's cost is read against it rather than as an absolute time.
 
 Time to first token (TTFT) is the first ``data:`` chunk with content; total is ``data: [DONE]``;
 "end" is the end of the response body (after which the connection can take the next request).
@@ -23,8 +26,8 @@ Then a second stack whose backend has one slot: one request holds it, ``--waitin
 requests queue behind it, and the gateway's extra RSS, its CPU while they wait, and the admission
 latency (request sent -> first ``: queue position=`` comment) are measured; then they drain.
 
-The last line printed is one JSON object; ``gateway_added_p50_ms`` and ``litellm_added_p50_ms``
-are the added p50 of the total (until ``[DONE]``). Target: the gateway adds at most 1 ms at p50
+The last line printed is one JSON object; ``gateway_added_p50_ms``, ``litellm_added_p50_ms`` and
+``passthrough_added_p50_ms`` are the added p50 of the total (until ``[DONE]``). Target: the gateway adds at most 1 ms at p50
 and less than a third of what LiteLLM adds.
 """
 
@@ -154,6 +157,36 @@ def serve_backend(port: int) -> None:
                 lifespan="off")
 
 
+def serve_passthrough(port: int, backend_url: str) -> None:
+    """The least a Python proxy does: read the body, stream the backend's answer back."""
+    import httpx
+    import uvicorn
+    from starlette.applications import Starlette
+    from starlette.background import BackgroundTask
+    from starlette.responses import StreamingResponse
+    from starlette.routing import Route
+
+    client = httpx.AsyncClient(base_url=backend_url, timeout=30)
+    headers = {"Authorization": f"Bearer {BACKEND_KEY}", "Content-Type": "application/json"}
+
+    async def forward(request):
+        upstream = await client.send(client.build_request(
+            "POST", "/v1/chat/completions", content=await request.body(), headers=headers),
+            stream=True)
+        return StreamingResponse(upstream.aiter_raw(), status_code=upstream.status_code,
+                                 media_type="text/event-stream",
+                                 background=BackgroundTask(upstream.aclose))
+
+    async def models(request):
+        upstream = await client.get("/v1/models", headers=headers)
+        return StreamingResponse(iter([upstream.content]), media_type="application/json")
+
+    app = Starlette(routes=[Route("/v1/chat/completions", forward, methods=["POST"]),
+                            Route("/v1/models", models)])
+    uvicorn.run(app, host="127.0.0.1", port=port, log_level="warning", access_log=False,
+                lifespan="off")
+
+
 # -- processes --------------------------------------------------------------------------------
 
 
@@ -223,6 +256,18 @@ def start_backend(cleanup: Cleanup, name: str) -> str:
     url = f"http://127.0.0.1:{port}"
     wait_http(f"{url}/v1/models", 30, proc, {"Authorization": f"Bearer {BACKEND_KEY}"})
     return url
+
+
+def start_passthrough(cleanup: Cleanup, backend_url: str) -> tuple[str, subprocess.Popen]:
+    from tests.stack import free_port
+
+    port = free_port()
+    proc = subprocess.Popen([sys.executable, __file__, "--serve-passthrough", str(port),
+                             backend_url])
+    cleanup.push("passthrough", lambda: terminate(proc))
+    url = f"http://127.0.0.1:{port}"
+    wait_http(f"{url}/v1/models", 30, proc)
+    return url, proc
 
 
 def start_stack(cleanup: Cleanup, name: str, tmp: Path, backend_url: str, **settings: str):
@@ -541,7 +586,7 @@ async def cpu_percent(proc, seconds: float) -> float:
 
 
 LABELS = {"direct": "a) direct", "gateway": "b) SportHub gateway", "litellm": "c) LiteLLM proxy",
-          "via_proxy": "d) gateway via hub proxy"}
+          "via_proxy": "d) gateway via hub proxy", "passthrough": "e) bare pass-through"}
 
 
 def report_overhead(results: dict) -> dict[str, dict[str, float]]:
@@ -562,7 +607,7 @@ def report_overhead(results: dict) -> dict[str, dict[str, float]]:
     print(f"{'added over a) direct':<26}{'':>6}{'TTFT p50':>10}{'TTFT p99':>10}{'total p50':>11}"
           f"{'total p99':>11}{'end p50':>9}{'end p99':>9}   (ms)")
     added = {}
-    for name in ("gateway", "litellm", "via_proxy"):
+    for name in ("gateway", "litellm", "via_proxy", "passthrough"):
         if name not in stats:
             continue
         added[name] = {k: stats[name][k] - stats["direct"][k] for k in stats[name]}
@@ -621,9 +666,13 @@ def main() -> None:
     parser.add_argument("--litellm-venv", type=Path, default=LITELLM_VENV)
     parser.add_argument("--keep", action="store_true", help="keep the temporary data and logs")
     parser.add_argument("--serve-backend", type=int, help=argparse.SUPPRESS)
+    parser.add_argument("--serve-passthrough", nargs=2, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.serve_backend:
         serve_backend(args.serve_backend)
+        return
+    if args.serve_passthrough:
+        serve_passthrough(int(args.serve_passthrough[0]), args.serve_passthrough[1])
         return
 
     def on_term(signum, frame):
@@ -634,7 +683,7 @@ def main() -> None:
     tmp = Path(tempfile.mkdtemp(prefix="gateway-bench-"))
     cleanup = Cleanup()
     summary: dict = {"gateway_added_p50_ms": None, "litellm_added_p50_ms": None,
-                     "ratio_gateway_to_litellm": None}
+                     "passthrough_added_p50_ms": None, "ratio_gateway_to_litellm": None}
     litellm_version, litellm_why_missing, litellm_note = None, None, ""
     try:
         print(f"gateway overhead benchmark: python {platform.python_version()}, "
@@ -657,6 +706,7 @@ def main() -> None:
         litellm = None
         if litellm_version:
             litellm = start_litellm(cleanup, tmp, args.litellm_venv.resolve(), backend_url)
+        passthrough, passthrough_proc = start_passthrough(cleanup, backend_url)
         stack, token = start_stack(cleanup, "stack", tmp, backend_url, slots="64",
                                    llm_tokens_per_day="1000000000",
                                    llm_max_running_per_user="64")
@@ -665,6 +715,7 @@ def main() -> None:
             "direct": (f"{backend_url}/v1/chat/completions",
                        {"Authorization": f"Bearer {BACKEND_KEY}"}),
             "gateway": (f"{gateway}/v1/chat/completions", {"Authorization": f"Bearer {token}"}),
+            "passthrough": (f"{passthrough}/v1/chat/completions", {}),
         }
         if litellm is not None:
             proc, url, log = litellm
@@ -688,17 +739,20 @@ def main() -> None:
               flush=True)
         import psutil
 
-        servers = {"gateway": [gateway_process(stack)]}
+        servers = {"gateway": [gateway_process(stack)],
+                   "passthrough": [psutil.Process(passthrough_proc.pid)]}
         if "litellm" in targets:
             servers["litellm"] = [psutil.Process(litellm[0].pid)]
         results = asyncio.run(overhead_rounds(targets, args.requests, args.warmup, servers))
         cpu_s = results.pop("cpu_s")
         cleanup.run_one("litellm")
+        cleanup.run_one("passthrough")
         cleanup.run_one("stack")
         added = report_overhead(results)
         served = {"gateway": sum(len(results[t]["total"]) for t in ("gateway", "via_proxy")
                                  if t in results),
-                  "litellm": len(results.get("litellm", {}).get("total", []))}
+                  "litellm": len(results.get("litellm", {}).get("total", [])),
+                  "passthrough": len(results["passthrough"]["total"])}
         cpu_ms = {name: 1000 * cpu_s[name] / served[name] for name in cpu_s if served[name]}
         print("server CPU per request (user+system, incl. its own health checks): "
               + ", ".join(f"{LABELS[n][3:]} {ms:.2f} ms" for n, ms in cpu_ms.items()))
@@ -716,6 +770,12 @@ def main() -> None:
             summary["ratio_gateway_to_litellm"] = round(gw / lt, 3) if lt > 0 else None
         if "via_proxy" in added:
             summary["via_hub_proxy_added_p50_ms"] = round(added["via_proxy"]["total_p50"], 3)
+        floor = added["passthrough"]["total_p50"]
+        summary["passthrough_added_p50_ms"] = round(floor, 3)
+        summary["passthrough_added_p99_ms"] = round(added["passthrough"]["total_p99"], 3)
+        # the gateway's cost over the floor any Python proxy pays
+        summary["ratio_gateway_to_passthrough"] = round(gw / floor, 3) if floor > 0 else None
+        summary["passthrough_cpu_ms_per_request"] = round(cpu_ms.get("passthrough", 0), 3) or None
         summary["gateway_cpu_ms_per_request"] = round(cpu_ms.get("gateway", 0), 3) or None
         summary["litellm_cpu_ms_per_request"] = round(cpu_ms.get("litellm", 0), 3) or None
         summary["requests_per_path"] = args.requests

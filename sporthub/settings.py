@@ -14,7 +14,7 @@ import json
 import os
 import secrets
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import (
     BaseModel,
@@ -52,6 +52,8 @@ class Backend(BaseModel):
     name: str = Field(pattern=r"^[a-z0-9][a-z0-9_-]*$")
     url: str = Field(description="base URL, without /v1, e.g. http://vllm:8000")
     api_key: SecretStr | None = None
+    # a container secret: the key is read from this file, so it is never in the environment
+    api_key_file: Path | None = None
     models: list[str] = Field(min_length=1, description="model names this backend serves")
     max_concurrency: int | None = Field(default=None, ge=1)
     supports_tools: bool = False
@@ -62,6 +64,18 @@ class Backend(BaseModel):
         if not url.startswith(("http://", "https://")):
             raise ValueError("must start with http:// or https://")
         return url.rstrip("/").removesuffix("/v1")
+
+    @model_validator(mode="after")
+    def _key_from_file(self) -> Backend:
+        if self.api_key_file is not None:
+            if self.api_key is not None:
+                raise ValueError("give api_key or api_key_file, not both")
+            try:
+                self.api_key = SecretStr(self.api_key_file.read_text().strip())
+            except OSError as e:
+                raise ValueError(f"api_key_file {self.api_key_file}: {e.strerror}") from None
+            self.api_key_file = None  # read once: the child processes get the key itself
+        return self
 
 
 class GroupPolicy(BaseModel):
@@ -80,6 +94,33 @@ DEFAULT_GROUP_POLICIES = {
 }
 
 
+class FileValuesSource(PydanticBaseSettingsSource):
+    """``SPORTHUB_<NAME>_FILE=/path``: the setting's value is that file's content.
+
+    This is how container secrets arrive (Compose, Kubernetes): a file, never the value itself in
+    the environment or in a Compose file."""
+
+    def get_field_value(self, field, field_name):  # required by the base class; unused
+        return None, field_name, False
+
+    def __call__(self) -> dict[str, Any]:
+        values = {}
+        for name, field in self.settings_cls.model_fields.items():
+            variable = f"{ENV_PREFIX}{name.upper()}_FILE"
+            if not os.environ.get(variable):
+                continue
+            try:
+                raw = Path(os.environ[variable]).read_text().strip()
+            except OSError as e:
+                raise SettingsError(f"invalid setting {variable}: {e.strerror}: "
+                                    f"{os.environ[variable]}") from None
+            try:
+                values[name] = json.loads(raw) if self.field_is_complex(field) else raw
+            except json.JSONDecodeError as e:
+                raise SettingsError(f"invalid setting {variable}: not JSON ({e.msg})") from None
+        return values
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix=ENV_PREFIX, extra="forbid", validate_default=True)
 
@@ -96,27 +137,38 @@ class Settings(BaseSettings):
     proxy_api_port: Port = 8001
     gateway_port: Port = 8091
     embedded_llm_port: Port = 8092
+    # which engine serves the embedded model: llama-server (small, starts in seconds) or vLLM on the
+    # CPU (what production runs on its GPU; ~3.5 GB of memory, about a minute to start)
+    embedded_backend: Literal["llama-server", "vllm"] = "llama-server"
 
     llm_backends: list[Backend] = Field(default_factory=list)
     llm_max_concurrency: int = Field(default=4, ge=1)
     # budgets and priority: defaults per group; the most generous of a user's groups wins
     llm_tokens_per_day: int = Field(default=20_000, ge=0, description="for users in no group")
     llm_groups: dict[str, GroupPolicy] = Field(default_factory=lambda: dict(DEFAULT_GROUP_POLICIES))
-    llm_request_timeout_s: float = Field(default=300.0, gt=0)
+    # the longest a request may hold a slot, streamed or not: then it is cut and the slot freed
+    llm_request_timeout_s: float = Field(default=300.0, gt=0, le=3600)
     # a stream that sends nothing for this long is cut and its slot freed
-    llm_stall_timeout_s: float = Field(default=60.0, gt=0)
-    llm_queue_timeout_s: float = Field(default=300.0, gt=0)
+    llm_stall_timeout_s: float = Field(default=60.0, gt=0, le=3600)
+    # a caller that reads nothing of its answer for this long is cut off and its slot freed
+    llm_client_write_timeout_s: float = Field(default=30.0, gt=0, le=3600)
+    llm_queue_timeout_s: float = Field(default=300.0, gt=0, le=3600)
     llm_max_running_per_user: int = Field(default=2, ge=1)
     llm_max_queued_per_user: int = Field(default=4, ge=0)
     llm_max_tokens: int = Field(default=2048, ge=1, description="cap on max_tokens per request")
     llm_max_prompt_chars: int = Field(default=48_000, ge=1, description="cap on prompt size")
     # the ETA before any request has been measured
     llm_initial_service_s: float = Field(default=10.0, gt=0)
-    llm_health_interval_s: float = Field(default=10.0, gt=0)
-    # X-Forwarded-For is believed only from these peers (the hub's proxy)
+    llm_health_interval_s: float = Field(default=10.0, gt=0, le=3600)
+    # X-Forwarded-For is believed only from these peers (the hub's proxy), and only the hops
+    # our own proxies appended: 1 = the hub's proxy alone, 2 = a TLS proxy in front of it
     gateway_trusted_proxies: list[str] = Field(default_factory=lambda: ["127.0.0.1", "::1"])
+    gateway_forwarded_hops: int = Field(default=1, ge=1, le=5)
     gateway_metrics_token: SecretStr | None = None
+    # a hub token with only read:metrics, for Prometheus to scrape /hub/metrics
+    hub_metrics_token: SecretStr | None = None
     gateway_audit_prompts: bool = False
+    # how long a checked token is believed (the revocation lag); 0 asks the hub every time
     gateway_auth_cache_s: int = Field(default=30, ge=0, le=30)
     db_url: str | None = None
 
@@ -179,6 +231,13 @@ class Settings(BaseSettings):
         return self
 
     @model_validator(mode="after")
+    def _embedded_backend_used(self) -> Settings:
+        if self.llm_backends and "embedded_backend" in self.model_fields_set:
+            raise ValueError(f"{ENV_PREFIX}EMBEDDED_BACKEND has no effect when "
+                             f"{ENV_PREFIX}LLM_BACKENDS is set: unset one of them")
+        return self
+
+    @model_validator(mode="after")
     def _admin_password_strong(self) -> Settings:
         # the same rules as a password chosen through an invite link
         if self.auth == "password" and self.admin_password is not None:
@@ -203,7 +262,8 @@ class Settings(BaseSettings):
         file_secret_settings: PydanticBaseSettingsSource,
     ) -> tuple[PydanticBaseSettingsSource, ...]:
         toml_file = Path(os.environ.get(f"{ENV_PREFIX}CONFIG", "sporthub.toml"))
-        return init_settings, env_settings, TomlConfigSettingsSource(settings_cls, toml_file)
+        return (init_settings, env_settings, FileValuesSource(settings_cls),
+                TomlConfigSettingsSource(settings_cls, toml_file))
 
     # -- derived values --------------------------------------------------------------------
 
@@ -225,8 +285,19 @@ class Settings(BaseSettings):
 
     @property
     def gateway_url(self) -> str:
-        """Where the hub and user servers reach the gateway (its own socket, not via the proxy)."""
+        """Where the hub's proxy reaches the gateway (its own socket)."""
         return f"http://127.0.0.1:{self.gateway_port}"
+
+    @property
+    def gateway_api_base(self) -> str:
+        """Where user servers reach the gateway: through the hub's proxy, like browsers.
+
+        So every caller arrives with the proxy's X-Forwarded-For, and a user server cannot pass
+        a made-up address of its own for the audit log (the proxy appends the real one).
+        """
+        host = "127.0.0.1" if self.ip in ("", "0.0.0.0", "::") else self.ip
+        host = f"[{host}]" if ":" in host else host
+        return f"http://{host}:{self.port}{self.gateway_prefix}/v1"
 
     @property
     def audit_log_path(self) -> Path:
@@ -241,7 +312,7 @@ class Settings(BaseSettings):
         return self.db_url or f"sqlite:///{(self.data_dir / 'gateway.sqlite').resolve()}"
 
     def backends(self) -> list[Backend]:
-        """The configured upstreams, or the embedded llama-server when none are configured."""
+        """The configured upstreams, or the embedded backend when none are configured."""
         if self.llm_backends:
             return self.llm_backends
         return [
@@ -250,8 +321,9 @@ class Settings(BaseSettings):
                 url=f"http://127.0.0.1:{self.embedded_llm_port}",
                 api_key=SecretStr(self.secret("embedded-llm-key")),
                 models=[EMBEDDED_MODEL],
-                # the embedded model is too small to call tools; the gateway drops them
-                supports_tools=False,
+                # vLLM parses tool calls (hermes); llama-server's model is too small, so the
+                # gateway drops tools for it
+                supports_tools=self.embedded_backend == "vllm",
             )
         ]
 

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
+from tests.sportlab.recordings import ensure_recordings
 from tests.stack import HubClient, Stack, make_stack, started
 
 
@@ -17,6 +20,15 @@ def stack(tmp_path_factory) -> Stack:
 def admin(stack) -> HubClient:
     """The admin, logged in through the login form, with an API token."""
     return HubClient.admin(stack)
+
+
+@pytest.fixture(scope="session")
+def activities(request) -> Path:
+    """The real recordings from the sweat 0.25.0 wheel, downloaded on first use (see recordings)."""
+    capture = request.config.pluginmanager.getplugin("capturemanager")
+    # Show the download's progress even though pytest captures output.
+    with capture.global_and_fixture_disabled():
+        return ensure_recordings()
 
 
 def pytest_addoption(parser):

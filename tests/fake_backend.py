@@ -2,8 +2,14 @@
 
 It speaks vLLM's protocol (bearer key, SSE chunks, a usage chunk when asked, continuous usage
 stats) but its behaviour is set by the last user message, e.g. ``"tokens=5 delay=0.2"``: five
-one-token chunks, 0.2 s apart. ``"fail"`` answers 500, ``"break"`` cuts the stream mid-way.
-Every request it served is kept in ``served`` (arrival order), for ordering assertions.
+one-token chunks, 0.2 s apart. ``"fail"`` answers 500, ``"break"`` cuts the stream mid-way,
+``"endusage"`` reports usage only at the end (like llama-server), ``"nousage"`` never, ``pad=N``
+adds N bytes to every chunk. While ``loading`` is set it answers every request 503 "Loading
+model", as llama-server does while it loads. Every request it served is kept in ``served``
+(arrival order), for ordering assertions.
+
+``python -m tests.fake_backend PORT`` runs it as a process of its own (to be killed in fault
+tests).
 """
 
 from __future__ import annotations
@@ -12,6 +18,7 @@ import asyncio
 import json
 import threading
 import time
+from typing import Self
 
 import uvicorn
 from starlette.applications import Starlette
@@ -29,21 +36,29 @@ TIMED_MODEL = "timed"  # a second model, so one test owns its service-time estim
 def _instructions(body: dict) -> dict:
     text = body["messages"][-1]["content"] if "messages" in body else body.get("prompt", "")
     words = dict(w.split("=", 1) for w in str(text).split() if "=" in w)
+    flags = set(str(text).split())
     return {"tokens": int(words.get("tokens", 3)), "delay": float(words.get("delay", 0.01)),
-            "tag": words.get("tag", ""), "fail": "fail" in str(text),
-            "break": "break" in str(text), "prompt_tokens": len(str(text).split())}
+            "tag": words.get("tag", ""), "fail": "fail" in flags, "break": "break" in flags,
+            "endusage": "endusage" in flags, "nousage": "nousage" in flags,
+            "pad": int(words.get("pad", 0)), "prompt_tokens": len(str(text).split())}
+
+
+LOADING = JSONResponse({"error": {"code": 503, "message": "Loading model",
+                                  "type": "unavailable_error"}}, status_code=503)
 
 
 class FakeBackend:
-    def __init__(self):
-        self.port = free_port()
+    def __init__(self, port: int | None = None):
+        self.port = port or free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.served: list[dict] = []
         self.active = 0
         self.max_active = 0
+        self.loading = False
         app = Starlette(routes=[
             Route("/v1/models", self.models),
             Route("/v1/chat/completions", self.chat, methods=["POST"]),
+            Route("/v1/completions", self.chat, methods=["POST"]),
             Route("/invocations", self.forbidden, methods=["POST"]),
             Route("/pause", self.forbidden, methods=["POST"]),
         ])
@@ -61,10 +76,18 @@ class FakeBackend:
         self.server.should_exit = True
         self.thread.join(10)
 
+    def __enter__(self) -> Self:
+        return self.start()
+
+    def __exit__(self, *exc) -> None:
+        self.stop()
+
     def _authorized(self, request: Request) -> bool:
         return request.headers.get("authorization") == f"Bearer {KEY}"
 
     async def models(self, request: Request):
+        if self.loading:
+            return LOADING
         if not self._authorized(request):
             return JSONResponse({"error": {"message": "bad key"}}, status_code=401)
         return JSONResponse({"object": "list", "data": [{"id": m, "object": "model"}
@@ -75,11 +98,15 @@ class FakeBackend:
         return JSONResponse({"ok": "this must never be reached through the gateway"})
 
     async def chat(self, request: Request):
+        if self.loading:
+            return LOADING
         if not self._authorized(request):
             return JSONResponse({"error": {"message": "bad key"}}, status_code=401)
         body = await request.json()
         how = _instructions(body)
         self.served.append({"tag": how["tag"], "body": body, "at": time.monotonic()})
+        if "prompt" in body:  # /v1/completions
+            how["completions"] = True
         if how["fail"]:
             return JSONResponse({"error": {"message": "backend exploded"}}, status_code=500)
         usage = {"prompt_tokens": how["prompt_tokens"], "completion_tokens": how["tokens"],
@@ -91,10 +118,13 @@ class FakeBackend:
                 await asyncio.sleep(how["delay"] * how["tokens"])
             finally:
                 self.active -= 1
-            return JSONResponse({"id": "x", "object": "chat.completion", "model": MODEL,
-                                 "choices": [{"index": 0, "message": {
-                                     "role": "assistant", "content": "tok " * how["tokens"]},
-                                     "finish_reason": "stop"}], "usage": usage})
+            answer = {"id": "x", "object": "chat.completion", "model": MODEL,
+                      "choices": [{"index": 0, "message": {
+                          "role": "assistant", "content": "tok " * how["tokens"]},
+                          "finish_reason": "stop"}]}
+            if not how["nousage"]:
+                answer["usage"] = usage
+            return JSONResponse(answer)
         options = body.get("stream_options") or {}
         return StreamingResponse(self._stream(how, options), media_type="text/event-stream")
 
@@ -108,14 +138,24 @@ class FakeBackend:
                     raise RuntimeError("stream broken on purpose")
                 chunk = {"id": "x", "object": "chat.completion.chunk", "model": MODEL,
                          "choices": [{"index": 0, "delta": {"content": "tok "}}]}
-                if options.get("continuous_usage_stats"):
+                if how["pad"]:
+                    chunk["pad"] = "x" * how["pad"]
+                if options.get("continuous_usage_stats") and not (how["endusage"]
+                                                                   or how["nousage"]):
                     chunk["usage"] = {"prompt_tokens": how["prompt_tokens"],
                                       "completion_tokens": i + 1}
                 yield f"data: {json.dumps(chunk)}\n\n"
-            if options.get("include_usage"):
+            if options.get("include_usage") and not how["nousage"]:
                 usage = {"prompt_tokens": how["prompt_tokens"],
                          "completion_tokens": how["tokens"]}
                 yield f"data: {json.dumps({'id': 'x', 'choices': [], 'usage': usage})}\n\n"
             yield "data: [DONE]\n\n"
         finally:
             self.active -= 1
+
+
+if __name__ == "__main__":
+    import sys
+
+    fake = FakeBackend(int(sys.argv[1]))
+    fake.server.run()

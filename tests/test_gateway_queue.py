@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import asyncio
 import itertools
-import re
 import time
 import uuid
 from datetime import UTC, datetime, timedelta
@@ -16,20 +15,31 @@ import httpx
 import psutil
 import psycopg
 import pytest
-import sqlalchemy
 
 from tests.fake_backend import KEY, MODEL, TIMED_MODEL, FakeBackend
+from tests.gateway_client import (
+    COMMENT,
+    body,
+    ledger,
+    new_user,
+    post,
+    queue_of,
+    stream,
+    until_running,
+    user_of,
+)
 from tests.stack import HubClient, make_stack
 
-COMMENT = re.compile(r"^: queue position=(\d+) eta_s=(-?\d+)$")
 DAILY_TOKENS = 200
+# a request reserves its prompt and max_tokens of the budget while it waits and runs: the
+# queueing tests ask for short answers so that one person can have several in line
+SHORT = {"max_tokens": 10}
 
 
 @pytest.fixture(scope="module")
 def backend():
-    fake = FakeBackend().start()
-    yield fake
-    fake.stop()
+    with FakeBackend() as fake:
+        yield fake
 
 
 @pytest.fixture(scope="module", params=["sqlite", "postgresql"])
@@ -64,66 +74,6 @@ def gw(request, backend, tmp_path_factory):
         dropdb()
 
 
-def new_user(gw, *groups: str) -> str:
-    """A fresh athlete (so tests do not share budgets) and a token with the LLM scope."""
-    name = f"u{uuid.uuid4().hex[:8]}"
-    assert gw.admin.api("POST", f"/users/{name}").status_code == 201
-    for group in ("athletes", *groups):
-        gw.admin.api("POST", f"/groups/{group}")  # 201, or 409 when it exists
-        assert gw.admin.api("POST", f"/groups/{group}/users",
-                            json={"users": [name]}).status_code == 200
-    return gw.admin.new_token(name)
-
-
-def ledger(gw, token_user: str | None = None) -> list[dict]:
-    engine = sqlalchemy.create_engine(gw.db_url)
-    with engine.connect() as conn:
-        rows = [dict(r._mapping) for r in conn.execute(sqlalchemy.text(
-            "SELECT * FROM llm_requests ORDER BY started_at"))]
-    engine.dispose()
-    return [r for r in rows if token_user is None or r["user"] == token_user]
-
-
-def user_of(gw, token: str) -> str:
-    return httpx.get(f"{gw.url}/hub/api/user", headers={"Authorization": f"token {token}"}
-                     ).json()["name"]
-
-
-def body(text: str, stream: bool = False, model: str = MODEL, **extra) -> dict:
-    return {"model": model, "stream": stream, "messages": [{"role": "user", "content": text}],
-            **extra}
-
-
-async def post(gw, token: str, payload: dict, timeout: float = 60) -> httpx.Response:
-    async with httpx.AsyncClient(timeout=timeout) as client:
-        return await client.post(f"{gw.gateway}/v1/chat/completions", json=payload,
-                                 headers={"Authorization": f"Bearer {token}"})
-
-
-async def stream(gw, token: str, payload: dict, events: list, stop_after_comments: int = 0):
-    """Read a streaming answer, keeping (time, line) of every comment and data line."""
-    async with httpx.AsyncClient(timeout=60) as client, client.stream(
-        "POST", f"{gw.gateway}/v1/chat/completions", json={**payload, "stream": True},
-        headers={"Authorization": f"Bearer {token}"},
-    ) as response:
-        assert response.status_code == 200
-        async for line in response.aiter_lines():
-            if line:
-                events.append((time.monotonic(), line))
-            if stop_after_comments and sum(1 for _, e in events if e.startswith(":")) >= \
-                    stop_after_comments:
-                return
-
-
-async def until_running(backend: FakeBackend, count: int = 1):
-    while backend.active < count:
-        await asyncio.sleep(0.02)
-
-
-def queue_of(gw, token: str) -> dict:
-    return httpx.get(f"{gw.gateway}/queue", headers={"Authorization": f"Bearer {token}"}).json()
-
-
 def test_the_priority_class_goes_first(gw, backend):
     blocker, normal, vip = new_user(gw), new_user(gw), new_user(gw, "priority")
 
@@ -150,7 +100,7 @@ def test_a_flooding_user_does_not_starve_another(gw, backend):
         await until_running(backend)
         # far enough apart that each reaches the queue in the order it was sent
         for i in range(4):
-            tasks.append(asyncio.create_task(post(gw, flooder, body(f"tokens=2 tag=f{i}"))))
+            tasks.append(asyncio.create_task(post(gw, flooder, body(f"tokens=2 tag=f{i}", **SHORT))))
             await asyncio.sleep(0.2)
         tasks.append(asyncio.create_task(post(gw, other, body("tokens=2 tag=other"))))
         return await asyncio.gather(*tasks)
@@ -223,7 +173,7 @@ def test_leaving_the_queue_frees_the_place_at_once(gw, backend):
     events: list = []
 
     async def scenario():
-        first = asyncio.create_task(post(gw, blocker, body("tokens=20 delay=0.1")))
+        first = asyncio.create_task(post(gw, blocker, body("tokens=40 delay=0.1")))
         await until_running(backend)
         # a streaming caller hangs up after its first position comment
         await stream(gw, leaver, body("tokens=1 tag=leaver"), events, stop_after_comments=1)
@@ -252,11 +202,15 @@ def test_too_many_queued_requests_get_429(gw, backend):
     blocker, flooder = new_user(gw), new_user(gw)
 
     async def scenario():
-        first = asyncio.create_task(post(gw, blocker, body("tokens=10 delay=0.1")))
+        # long enough that the four are still waiting when the fifth arrives, even when slow
+        first = asyncio.create_task(post(gw, blocker, body("tokens=40 delay=0.1")))
         await until_running(backend)
-        waiting = [asyncio.create_task(post(gw, flooder, body("tokens=1"))) for _ in range(4)]
-        await asyncio.sleep(0.3)
-        refused = await post(gw, flooder, body("tokens=1"))
+        waiting = [asyncio.create_task(post(gw, flooder, body("tokens=1", **SHORT)))
+                   for _ in range(4)]
+        # all four in line (not a fixed sleep: on a loaded machine admission takes a while)
+        while len((await asyncio.to_thread(queue_of, gw, flooder))["requests"]) < 4:
+            await asyncio.sleep(0.05)
+        refused = await post(gw, flooder, body("tokens=1", **SHORT))
         return refused, await asyncio.gather(first, *waiting)
 
     refused, served = asyncio.run(scenario())
@@ -309,7 +263,12 @@ def test_limits_on_a_request_are_clear_400s(gw):
         assert response.status_code == 400 and response.json()["error"]["code"] == code
     huge = asyncio.run(post(gw, token, body("word " * 20_000)))
     assert huge.status_code == 413 and huge.json()["error"]["code"] == "prompt_too_large"
-    assert ledger(gw, user_of(gw, token)) == []  # refused input writes nothing
+    # refused input is one row each (exactly one per request), and costs nothing
+    rows = ledger(gw, user_of(gw, token))
+    assert [(r["outcome"], r["status"]) for r in rows] == [
+        ("n_not_supported", 400), ("max_tokens_too_large", 400), ("invalid_max_tokens", 400),
+        ("prompt_too_large", 413)]
+    assert all(r["prompt_tokens"] == r["completion_tokens"] == 0 for r in rows)
 
 
 def test_ledger_rows_match_the_backend_usage_for_every_outcome(gw, backend):

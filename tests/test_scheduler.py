@@ -7,7 +7,7 @@ import asyncio
 import pytest
 
 from sporthub.gateway.errors import GatewayError
-from sporthub.gateway.scheduler import Pool, Scheduler
+from sporthub.gateway.scheduler import DOWN, STARTING, UP, Pool, Scheduler
 
 
 def scheduler(capacity: int = 1, **limits) -> Scheduler:
@@ -100,3 +100,19 @@ async def test_a_backend_that_is_down_is_skipped_and_reported():
     with pytest.raises(GatewayError) as down:
         s.submit("w", 0, "m")
     assert down.value.status == 503
+
+
+async def test_a_starting_backend_is_waited_for_and_a_down_one_refuses():
+    s = Scheduler([Pool("a", 1, frozenset({"m"}), state=STARTING)],
+                  max_running_per_user=5, max_queued_per_user=5, initial_service_s=1)
+    waiting = s.submit("u", 0, "m")  # not refused: the model is loading
+    assert not waiting.admitted.done() and s.eta(waiting) == float("inf")
+    s.set_state("a", UP)
+    assert waiting.backend == "a"
+    queued = s.submit("v", 0, "m")
+    s.set_state("a", DOWN)
+    # nobody can serve it any more: told at once, not at the queue timeout
+    with pytest.raises(GatewayError) as down:
+        await s.wait(queued, timeout=10)
+    assert down.value.code == "backend_down" and s.waiting_by_priority() == {}
+    assert s.queued_by_user["v"] == 0

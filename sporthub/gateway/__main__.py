@@ -2,6 +2,7 @@
 
 import gc
 import logging
+import os
 
 import uvicorn
 
@@ -13,6 +14,8 @@ def main() -> None:
     logging.basicConfig(level=logging.INFO, format="[%(levelname)1.1s %(asctime)s %(name)s] %(message)s")
     # one line per health check would drown the request log
     logging.getLogger("httpx").setLevel(logging.WARNING)
+    # the ledger (and SQLite's journal next to it) and the audit log are the admin's alone
+    os.umask(0o077)
     settings = load_settings()
     app = create_app(settings)
     # what is loaded at start lives as long as the process: keep it out of the collector's

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 from logging.handlers import WatchedFileHandler
 from pathlib import Path
 
@@ -12,7 +13,10 @@ from sporthub.gateway.ledger import RequestRecord
 
 class AuditLog:
     def __init__(self, path: Path, include_prompts: bool):
-        path.parent.mkdir(parents=True, exist_ok=True)
+        path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        # who asked what, from where: for the admin only (0600, whatever the umask)
+        os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600))
+        os.chmod(path, 0o600)
         self.include_prompts = include_prompts
         self.logger = logging.getLogger("sporthub.gateway.audit")
         self.logger.propagate = False

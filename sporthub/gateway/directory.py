@@ -8,6 +8,7 @@ Answers are cached for the same short time as tokens, so an admin's edit in the 
 from __future__ import annotations
 
 import time
+from urllib.parse import quote
 
 import httpx
 
@@ -30,7 +31,7 @@ class HubDirectory:
     async def _groups_of(self, user: str) -> list[str]:
         fetched_at, groups = self._members.get(user, (0.0, []))
         if time.monotonic() - fetched_at > self.cache_s:
-            response = await self.client.get(f"users/{user}")
+            response = await self.client.get(f"users/{quote(user, safe='')}")
             response.raise_for_status()
             groups = response.json().get("groups") or []
             self._members[user] = (time.monotonic(), groups)
@@ -39,7 +40,7 @@ class HubDirectory:
     async def _properties_of(self, group: str) -> dict:
         fetched_at, properties = self._groups.get(group, (0.0, {}))
         if time.monotonic() - fetched_at > self.cache_s:
-            response = await self.client.get(f"groups/{group}")
+            response = await self.client.get(f"groups/{quote(group, safe='')}")
             response.raise_for_status()
             properties = response.json().get("properties") or {}
             self._groups[group] = (time.monotonic(), properties)

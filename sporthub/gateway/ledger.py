@@ -7,6 +7,9 @@ Budgets are computed from these rows, so they survive a gateway restart.
 from __future__ import annotations
 
 import asyncio
+import logging
+import os
+import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -24,7 +27,12 @@ from sqlalchemy import (
     insert,
     select,
 )
+from sqlalchemy.exc import IntegrityError, InterfaceError, OperationalError
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+log = logging.getLogger("sporthub.gateway")
+# how long a row waits for a database that went away (a restart takes seconds)
+RETRY_FOR_S = 120.0
 
 
 class Base(DeclarativeBase):
@@ -78,10 +86,22 @@ class RequestRecord:
 
 def migrate(url: str) -> None:
     """Bring the ledger's schema to the newest Alembic revision."""
+    _private_sqlite_file(url)
     config = Config()
     config.set_main_option("script_location", str(Path(__file__).with_name("migrations")))
     config.set_main_option("sqlalchemy.url", url.replace("%", "%%"))
     command.upgrade(config, "head")
+
+
+def _private_sqlite_file(url: str) -> None:
+    """A SQLite ledger says who used what: create it 0600 before SQLite creates it 0644."""
+    prefix = "sqlite:///"
+    if not url.startswith(prefix) or url == prefix + ":memory:":
+        return
+    path = Path(url.removeprefix(prefix).split("?")[0])
+    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    os.close(os.open(path, os.O_WRONLY | os.O_CREAT, 0o600))
+    os.chmod(path, 0o600)
 
 
 class Ledger:
@@ -92,8 +112,27 @@ class Ledger:
                                     pool_pre_ping=not sqlite)
 
     async def record(self, rec: RequestRecord) -> None:
-        row = {k: v for k, v in rec.__dict__.items()}
-        await asyncio.to_thread(self._insert, row)
+        """Write the row; while the database is away (a PostgreSQL restart), keep trying."""
+        row = dict(rec.__dict__)
+        delay, deadline = 0.2, time.monotonic() + RETRY_FOR_S
+        retried = False
+        while True:
+            try:
+                await asyncio.to_thread(self._insert, row)
+                return
+            except IntegrityError:
+                if retried:
+                    return  # the earlier attempt was written; only its answer was lost
+                raise
+            except (OperationalError, InterfaceError) as e:
+                if time.monotonic() > deadline:
+                    log.error("ledger row %s lost: the database did not come back in %.0f s",
+                              rec.id, RETRY_FOR_S)
+                    raise
+                log.warning("ledger write failed (%s); retrying", type(e).__name__)
+                retried = True
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 5.0)
 
     def _insert(self, row: dict) -> None:
         with self.engine.begin() as conn:

@@ -2,7 +2,9 @@
 
 Defaults per group come from the settings (``SPORTHUB_LLM_GROUPS``); the hub's group properties
 ``llm_tokens_per_day`` and ``llm_priority`` override them, so the admin edits them in the admin
-panel. A user in several groups gets the most generous value of each.
+panel. A user in several groups gets the most generous value of each. The no-group budget
+(``SPORTHUB_LLM_TOKENS_PER_DAY``) applies only to someone whose groups set no budget: it is not
+among the values compared, or a group could never be given less than it.
 """
 
 from __future__ import annotations
@@ -21,7 +23,7 @@ class Policy:
 
 def resolve(settings: Settings, group_properties: dict[str, dict]) -> Policy:
     """The policy for a user in these groups (``{group name: hub group properties}``)."""
-    budgets = [settings.llm_tokens_per_day]
+    budgets = []
     priorities = [0]
     for name, properties in group_properties.items():
         default = settings.llm_groups.get(name)
@@ -35,7 +37,8 @@ def resolve(settings: Settings, group_properties: dict[str, dict]) -> Policy:
             budgets.append(budget)
         if priority is not None:
             priorities.append(priority)
-    return Policy(tokens_per_day=max(budgets), priority=max(priorities))
+    return Policy(tokens_per_day=max(budgets, default=settings.llm_tokens_per_day),
+                  priority=max(priorities))
 
 
 def _int(value) -> int | None:

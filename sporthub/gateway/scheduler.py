@@ -46,15 +46,27 @@ class Ticket:
         return (-self.priority, self.round, self.seq)
 
 
+UP, STARTING, DOWN = "up", "starting", "down"
+
+
 @dataclass(eq=False)
 class Pool:
-    """A backend's slots."""
+    """A backend's slots.
+
+    A backend that is *starting* (not answered yet, or still loading its model: llama-server's
+    and vLLM's 503) gets no requests, but requests wait in line for it; one that is *down*
+    (it answered before, and now does not) refuses them.
+    """
 
     name: str
     capacity: int
     models: frozenset[str]
     running: set[Ticket] = field(default_factory=set)
-    up: bool = True
+    state: str = UP
+
+    @property
+    def up(self) -> bool:
+        return self.state == UP
 
     @property
     def free(self) -> int:
@@ -95,9 +107,8 @@ class Scheduler:
 
     def submit(self, user: str, priority: int, model: str) -> Ticket:
         """Take a place in line (or a slot at once). Raises 429/503 when that is not possible."""
-        if not any(p.up and model in p.models for p in self.pools.values()):
-            raise GatewayError(503, f"Every backend serving '{model}' is down; retry later.",
-                               "backend_down", {"Retry-After": "30"})
+        if not self._servable(model):
+            raise _backend_down(model)
         if self.queued_by_user[user] >= self.max_queued_per_user:
             raise GatewayError(429, f"You already have {self.max_queued_per_user} requests "
                                "waiting; wait for one to finish.", "too_many_queued",
@@ -193,11 +204,27 @@ class Scheduler:
     # -- health -----------------------------------------------------------------------------
 
     def set_up(self, backend: str, up: bool) -> None:
+        self.set_state(backend, UP if up else DOWN)
+
+    def set_state(self, backend: str, state: str) -> None:
         pool = self.pools[backend]
-        if pool.up != up:
-            pool.up = up
-            if up:
-                self._dispatch()
+        if pool.state == state:
+            return
+        pool.state = state
+        if state == UP:
+            self._dispatch()
+            return
+        self._notify()
+        # nobody can serve these any more: tell them now rather than at the queue timeout
+        for model, queue in self.queues.items():
+            if queue and not self._servable(model):
+                for ticket in list(queue):
+                    queue.remove(ticket)
+                    self.queued_by_user[ticket.user] -= 1
+                    ticket.admitted.set_exception(_backend_down(model))
+
+    def _servable(self, model: str) -> bool:
+        return any(p.state != DOWN and model in p.models for p in self.pools.values())
 
     # -- visibility -------------------------------------------------------------------------
 
@@ -246,3 +273,8 @@ class Scheduler:
         running = [t for p in self.pools.values() for t in p.running if t.user == user]
         waiting = [t for q in self.queues.values() for t in q if t.user == user]
         return running + waiting
+
+
+def _backend_down(model: str) -> GatewayError:
+    return GatewayError(503, f"Every backend serving '{model}' is down; retry later.",
+                        "backend_down", {"Retry-After": "30"})

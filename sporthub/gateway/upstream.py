@@ -28,9 +28,8 @@ class Upstream:
         key = backend.api_key.get_secret_value() if backend.api_key else None
         self.headers = {"Authorization": f"Bearer {key}"} if key else {}
 
-    def prepare(self, body: dict) -> dict:
-        """The request as this backend should see it (a copy; the caller's body is untouched)."""
-        payload = dict(body)
+    def prepare(self, payload: dict) -> dict:
+        """The allow-listed body (payload.py) as this backend should see it; changed in place."""
         if payload.get("stream"):
             # usage in the stream is how the ledger counts tokens (vLLM and llama-server both do it)
             # continuous usage (vLLM) also counts the tokens of a stream that is cut short
@@ -41,6 +40,14 @@ class Upstream:
                 payload.pop(field, None)
             payload["messages"] = [_without_tool_calls(m) for m in payload["messages"]]
         return payload
+
+
+def without_usage(event: bytes) -> bytes:
+    """A stream's ``data:`` chunk without the per-chunk usage (vLLM's continuous usage) that the
+    gateway asked for on the caller's behalf: OpenAI clients expect it in the last chunk only."""
+    chunk = json.loads(event.removeprefix(b"data:"))
+    chunk.pop("usage", None)
+    return b"data: " + json.dumps(chunk, ensure_ascii=False, separators=(",", ":")).encode()
 
 
 def _without_tool_calls(message: dict) -> dict:

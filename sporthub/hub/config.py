@@ -10,6 +10,9 @@ import shutil
 import sys
 from pathlib import Path
 
+from prometheus_client import REGISTRY, Gauge
+
+from sporthub import i18n
 from sporthub.hub.logs import scrub_hub_log
 from sporthub.settings import Settings
 
@@ -144,7 +147,7 @@ def _llm_access(c, settings: Settings) -> None:
 def _spawner(c, settings: Settings, data_dir: Path) -> None:
     c.Spawner.default_url = "/lab"
     c.Spawner.environment = {
-        "OPENAI_API_BASE": f"{settings.gateway_url}{settings.gateway_prefix}/v1",
+        "OPENAI_API_BASE": settings.gateway_api_base,
         "LLM_GATEWAY_MODEL": settings.backends()[0].models[0],
     }
     if settings.profile == "local":
@@ -152,6 +155,9 @@ def _spawner(c, settings: Settings, data_dir: Path) -> None:
         c.SimpleLocalProcessSpawner.home_dir_template = str(data_dir / "users" / "{username}")
         c.Spawner.cmd = [str(Path(sys.prefix) / "bin" / "jupyterhub-singleuser")]
         c.Spawner.start_timeout = 120
+        # a first JupyterLab start imports Jupyter AI (12-20 s on a busy 2-core server); the
+        # default 30 s for it to answer made the hub give up on servers that were nearly up
+        c.Spawner.http_timeout = 120
         if os.geteuid() == 0:
             # local processes run as the hub's own user; on a root-only machine that is root
             c.Spawner.args = ["--allow-root"]
@@ -166,10 +172,19 @@ def _capacity(c, settings: Settings) -> None:
     # one GPU server: 3-5 people at once; the next one is asked to come back shortly (the
     # template error.html turns the hub's terse 429 into an explanation)
     c.JupyterHub.active_server_limit = settings.active_server_limit
+    # on /hub/metrics beside jupyterhub_running_servers, so a dashboard draws the line it meets
+    limit = Gauge("sporthub_active_server_limit", "User servers allowed to run at once (0: no "
+                  "limit)", registry=REGISTRY)
+    limit.set(settings.active_server_limit)
     c.JupyterHub.template_vars = {
         "sporthub_active_server_limit": settings.active_server_limit,
         "sporthub_idle_time": _duration(settings.idle_timeout_s),
         "sporthub_invites": settings.auth == "password",
+        # English or Russian pages (sporthub/i18n.py); a callable here is called with the user,
+        # so each is wrapped to hand the template the function itself
+        "_": lambda user: i18n.jinja_gettext,
+        "sporthub_language": lambda user: i18n.jinja_language,
+        "sporthub_error_titles": i18n.ERROR_TITLES,
     }
 
 
@@ -224,6 +239,12 @@ def _services(c, settings: Settings) -> None:
     c.JupyterHub.services.append({"name": CLI_SERVICE, "api_token": settings.secret("cli-api-token")})
     c.JupyterHub.load_roles.append({"name": CLI_SERVICE, "services": [CLI_SERVICE],
                                     "scopes": CLI_SCOPES})
+    if settings.hub_metrics_token is not None:
+        # Prometheus: a token-only service that may read /hub/metrics and nothing else
+        c.JupyterHub.services.append({"name": "prometheus",
+                                      "api_token": settings.hub_metrics_token.get_secret_value()})
+        c.JupyterHub.load_roles.append({"name": "prometheus", "services": ["prometheus"],
+                                        "scopes": ["read:metrics"]})
     culler, culler_role = _idle_culler(settings)
     c.JupyterHub.services.append(culler)
     c.JupyterHub.load_roles.append(culler_role)

@@ -24,5 +24,6 @@ if gateway and model and os.environ.get("JUPYTERHUB_API_TOKEN"):
 
 # Jupyter AI's MCP server would listen unauthenticated on a fixed port shared by every user on the
 # machine, letting one user drive another's kernel: keep it off.
-c.ServerApp.jpserver_extensions = {"jupyter_server_mcp": False}
+# sporthub_coach: makes ~/activities (the Coach's data folder) on the first start
+c.ServerApp.jpserver_extensions = {"jupyter_server_mcp": False, "sporthub_coach": True}
 c.PersonaManager.builtin_mcp_servers = []

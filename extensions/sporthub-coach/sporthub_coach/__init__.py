@@ -1,1 +1,5 @@
-"""SportHub's AI coach persona for Jupyter AI (installed into every user server)."""
+"""SportHub's AI coach persona for Jupyter AI, and the server extension that sets up its folder."""
+
+
+def _jupyter_server_extension_points():
+    return [{"module": "sporthub_coach.server"}]

@@ -19,7 +19,19 @@ QUEUE_COMMENT = re.compile(r"^: queue position=(\d+) eta_s=(-?\d+)")
 
 
 class GatewayRefused(Exception):
-    """The gateway said no (over budget, too many requests, no model): its message is for people."""
+    """The gateway said no, or could not be reached: its error code says what a person can do.
+
+    ``code`` is the gateway's OpenAI-style error code (``budget_exhausted``,
+    ``upstream_unavailable``, ...), ``retry_after_s`` its Retry-After hint; the Coach turns them
+    into a plain sentence (messages.refusal), never showing the raw message or a status code.
+    """
+
+    def __init__(self, code: str | None, status: int | None = None,
+                 retry_after_s: float | None = None):
+        super().__init__(code or f"status {status}")
+        self.code = code
+        self.status = status
+        self.retry_after_s = retry_after_s
 
 
 @dataclass(frozen=True)
@@ -27,15 +39,19 @@ class Place:
     position: int
     eta_s: int
 
-    def describe(self) -> str:
-        """E.g. "3rd in line, about 2 min"."""
+    def describe(self, lang: str = "en") -> str:
+        """E.g. "3rd in line, about 2 min" / "3-й в очереди, примерно 2 мин"."""
+        ru = lang == "ru"
         if self.eta_s < 0:
-            wait = "waiting for the model to come back"
+            wait = "ждём, пока модель вернётся" if ru else "waiting for the model to come back"
         elif self.eta_s < 60:
-            wait = f"about {max(self.eta_s, 1)} s"
+            wait = (f"примерно {max(self.eta_s, 1)} с" if ru
+                    else f"about {max(self.eta_s, 1)} s")
         else:
-            wait = f"about {round(self.eta_s / 60)} min"
-        return f"{ordinal(self.position)} in line, {wait}"
+            wait = (f"примерно {round(self.eta_s / 60)} мин" if ru
+                    else f"about {round(self.eta_s / 60)} min")
+        place = f"{self.position}-й в очереди" if ru else f"{ordinal(self.position)} in line"
+        return f"{place}, {wait}"
 
 
 def ordinal(n: int) -> str:
@@ -59,11 +75,21 @@ async def stream_chat(messages: list[dict], on_queue: Callable[[Place], None],
         payload["max_tokens"] = max_tokens
     if frequency_penalty is not None:
         payload["frequency_penalty"] = frequency_penalty
+    try:
+        async for text in _stream(base_url, api_key, payload, on_queue):
+            yield text
+    except httpx.HTTPError:
+        raise GatewayRefused("unreachable") from None
+
+
+async def _stream(base_url: str, api_key: str, payload: dict,
+                  on_queue: Callable[[Place], None]) -> AsyncIterator[str]:
     async with httpx.AsyncClient(timeout=httpx.Timeout(600, connect=10)) as client, \
             client.stream("POST", f"{base_url.rstrip('/')}/chat/completions", json=payload,
                           headers={"Authorization": f"Bearer {api_key}"}) as response:
         if response.status_code != 200:
-            raise GatewayRefused(_error_message(await response.aread(), response.status_code))
+            raise GatewayRefused(_error_code(await response.aread()), response.status_code,
+                                 _retry_after(response.headers.get("retry-after")))
         async for line in response.aiter_lines():
             place = QUEUE_COMMENT.match(line)
             if place:
@@ -73,15 +99,22 @@ async def stream_chat(messages: list[dict], on_queue: Callable[[Place], None],
                 continue
             chunk = json.loads(line[5:])
             if "error" in chunk:
-                raise GatewayRefused(chunk["error"].get("message", "The assistant failed."))
+                raise GatewayRefused(chunk["error"].get("code") or "upstream_error")
             for choice in chunk.get("choices") or []:
                 text = (choice.get("delta") or {}).get("content")
                 if text:
                     yield text
 
 
-def _error_message(body: bytes, status: int) -> str:
+def _error_code(body: bytes) -> str | None:
     try:
-        return json.loads(body)["error"]["message"]
+        return json.loads(body)["error"]["code"]
     except (ValueError, KeyError, TypeError):
-        return f"The assistant is not available right now (HTTP {status})."
+        return None  # not the gateway speaking (a proxy's error page): the status must do
+
+
+def _retry_after(value: str | None) -> float | None:
+    try:
+        return float(value) if value else None
+    except ValueError:
+        return None

@@ -2,26 +2,46 @@
 
 from __future__ import annotations
 
+import asyncio
+from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from jupyter_ai_persona_manager import BasePersona, PersonaDefaults
+from jupyter_ai_persona_manager.awareness_models import CommandOption
 from jupyterlab_chat.models import Message
 
+from sporthub_coach.folder import ACTIVITIES
 from sporthub_coach.gateway import GatewayRefused, Place, stream_chat
+from sporthub_coach.messages import language_of, refusal, say
+
+if TYPE_CHECKING:
+    from sporthub_coach.athlete_data import Summary
 
 HISTORY_MESSAGES = 8
 # coaching answers are short; small models also loop on a sentence without a repetition penalty
 ANSWER_TOKENS = 300
 FREQUENCY_PENALTY = 0.8
+DATA_COMMAND = "/data"
 
 SYSTEM_PROMPT = """You are Coach, the AI assistant of a sports club. You help athletes understand \
 their training: load, recovery, pacing, sleep, nutrition basics and planning. Be encouraging, \
 concrete and brief. Base advice on established sports science and say when evidence is thin. \
 Never diagnose: for pain, injury, illness or medication, tell the athlete to see the club's \
-medical staff. Do not invent numbers about the athlete; ask for the data you need."""
+medical staff. Answer in the language of the athlete's question (Russian if they write in \
+Russian, English if they write in English). The athlete's own training data, computed from \
+their files, follows; quote its numbers when they matter, and do not invent numbers that are \
+not there."""
 
 
 class CoachPersona(BasePersona):
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        # Jupyter AI 3.2's convention: a persona advertises its own slash commands, and the
+        # message ("/data ...") reaches process_message unchanged
+        self.report_slash_commands([CommandOption(
+            name=DATA_COMMAND, description="Show the training summary the Coach answers from")])
+
     @property
     def defaults(self) -> PersonaDefaults:
         return PersonaDefaults(
@@ -31,22 +51,61 @@ class CoachPersona(BasePersona):
             system_prompt=SYSTEM_PROMPT,
         )
 
+    @property
+    def activities(self) -> Path:
+        # the server's root (the person's home), where the contents API puts their uploads
+        return Path(self.parent.root_dir) / ACTIVITIES
+
     async def process_message(self, message: Message) -> None:
+        lang = language_of(message.body)
+        # sportlab (pandas, scipy) loads at the first question, not with the server: a user's
+        # server must be up within the hub's 30 s
+        from sporthub_coach.athlete_data import summarise
+
+        # reading a season of files is CPU work: off the server's event loop
+        self.set_status(say(lang, "reading"))
+        summary = await asyncio.to_thread(summarise, self.activities)
+        if message.body.strip().split(maxsplit=1)[:1] == [DATA_COMMAND]:
+            self._say(f"{say(lang, 'data_title')}\n\n```\n{summary.text}\n```")
+            return
+
         def show_place(place: Place) -> None:
             # the typing indicator under the chat: "Coach is waiting: 3rd in line, about 2 min"
-            self.set_status(f"is waiting: {place.describe()}")
+            self.set_status(say(lang, "waiting", place=place.describe(lang)))
 
         try:
-            await self.stream_message(stream_chat(
-                self._conversation(message), show_place, max_tokens=ANSWER_TOKENS,
-                frequency_penalty=FREQUENCY_PENALTY))
+            await self.stream_message(self._answer(
+                stream_chat(self._conversation(message, summary), show_place,
+                            max_tokens=ANSWER_TOKENS, frequency_penalty=FREQUENCY_PENALTY),
+                summary, lang))
         except GatewayRefused as refused:
-            self.send_message(str(refused))
+            self._say(refusal(lang, refused.code, refused.status, refused.retry_after_s))
 
-    def _conversation(self, message: Message) -> list[dict]:
-        """The system prompt and the latest exchanges between this person and the coach."""
+    async def handle_uncaught_exception(self, exc: Exception) -> None:
+        # a person gets a sentence, never a traceback (the server log has the details)
+        self._say(refusal("en", None, None, None))
+
+    def _say(self, body: str) -> None:
+        """A whole message from the Coach; the typing indicator ends after it, as after a
+        streamed answer (clients wait for that to know the Coach is done)."""
+        self.send_message(body)
+        self.clear_status()
+
+    @staticmethod
+    async def _answer(reply: AsyncIterator[str], summary: Summary, lang: str
+                      ) -> AsyncIterator[str]:
+        """The model's answer, then which of the athlete's files it was given."""
+        async for text in reply:
+            yield text
+        used = (say(lang, "data_used", files=", ".join(summary.files_used))
+                if summary.files_used else say(lang, "no_data_used"))
+        yield f"\n\n_{used}_"
+
+    def _conversation(self, message: Message, summary: Summary) -> list[dict]:
+        """The system prompt with the athlete's data, and the latest exchanges."""
         history = [m for m in self.chat.get_messages() if m.id != message.id][-HISTORY_MESSAGES:]
         turns = [{"role": "assistant" if m.sender == self.id else "user", "content": m.body}
                  for m in history if m.body and not m.deleted]
-        return [{"role": "system", "content": SYSTEM_PROMPT}, *turns,
+        system = f"{SYSTEM_PROMPT}\n\n{summary.text}"
+        return [{"role": "system", "content": system}, *turns,
                 {"role": "user", "content": message.body}]

@@ -1,0 +1,3 @@
+"""Where the athlete's data lives: ``~/activities`` (recordings and the daily log.csv)."""
+
+ACTIVITIES = "activities"

@@ -1,0 +1,48 @@
+"""Server extension: ``GET sporthub/status`` (status.py), and on the server's first start
+``~/activities`` with a short README.
+
+This is the only place SportHub writes into a person's home, and only when the folder does not
+exist yet: the Coach itself only reads it.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from jupyter_server.utils import url_path_join
+
+from sporthub_coach.folder import ACTIVITIES
+from sporthub_coach.status import StatusHandler
+
+README = """# Your training data / Ваши тренировочные данные
+
+Put your recordings here (FIT, GPX or TCX files, e.g. exported from Garmin Connect or Strava):
+drag them into this folder in JupyterLab's file browser. The Coach reads them (it never changes
+them) and answers from their numbers. Type `/data` in the chat to see what it sees.
+
+Optional daily log: a file `log.csv` here, one line per day, with the header
+
+    date,rpe,minutes,sleep_h,resting_hr,rmssd_ms
+    2026-03-02,6,75,7.5,48,62
+
+(date as YYYY-MM-DD; session RPE 0-10 and minutes give the session-RPE load; any column may be
+left empty).
+
+Положите сюда записи тренировок (файлы FIT, GPX или TCX): перетащите их в эту папку в браузере
+файлов JupyterLab. Тренер их только читает и отвечает по вашим цифрам. Команда `/data` в чате
+покажет, что он видит. Дневник по желанию: файл `log.csv` с заголовком, как выше.
+"""
+
+
+def make_activities_folder(root: Path) -> None:
+    folder = root / ACTIVITIES
+    if not folder.exists():
+        folder.mkdir()
+        (folder / "README.md").write_text(README, encoding="utf-8")
+
+
+def _load_jupyter_server_extension(serverapp) -> None:
+    make_activities_folder(Path(serverapp.root_dir).expanduser())
+    base_url = serverapp.web_app.settings["base_url"]
+    serverapp.web_app.add_handlers(".*$", [(url_path_join(base_url, "sporthub/status"),
+                                            StatusHandler)])

@@ -1,0 +1,346 @@
+"""Backup and restore of a whole SportHub installation, as one archive.
+
+The archive (a gzipped tar, written 0600) holds the hub's database, the gateway's usage ledger,
+the account store, the secrets, the gateway's audit log and every person's home. It is taken
+while SportHub runs: databases are copied with SQLite's online backup API or ``pg_dump`` (one
+consistent snapshot each, never a file copy of a live database). A restore goes into an EMPTY
+installation only: it never merges into, or overwrites, one that has data.
+
+Layout, in this order (so a restore checks everything it can before it writes anything)::
+
+    manifest.json                  what is inside and how it was taken
+    secrets.tar | secrets.tar.enc  <data>/secrets/ (encrypted with a passphrase if asked)
+    databases/<name>.sqlite|.pgdump  hub, ledger, accounts
+    files/gateway-audit.jsonl
+    homes/<user>/...               local homes (<data>/users/<user>)
+"""
+
+from __future__ import annotations
+
+import base64
+import io
+import json
+import os
+import shutil
+import sqlite3
+import subprocess
+import tarfile
+import tempfile
+from contextlib import closing
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+
+from cryptography.fernet import Fernet, InvalidToken
+from cryptography.hazmat.primitives.kdf.scrypt import Scrypt
+from sqlalchemy import MetaData, create_engine, inspect
+from sqlalchemy.engine import make_url
+
+from sporthub.settings import Settings
+
+FORMAT = 1
+MANIFEST = "manifest.json"
+# scrypt at n=2**15, r=8: 32 MiB and a fraction of a second per guess; the parameters are kept
+# in the manifest so a later version can raise them and still read old archives
+SCRYPT = {"n": 2**15, "r": 8, "p": 1}
+
+
+class BackupError(Exception):
+    """Backup or restore cannot go on; the message says why and what to do."""
+
+
+@dataclass(frozen=True)
+class Database:
+    name: str
+    url: str
+    setting: str  # the setting that points at it, for messages
+
+    @property
+    def kind(self) -> str:
+        return "sqlite" if self.url.startswith("sqlite") else "postgresql"
+
+    @property
+    def member(self) -> str:
+        return f"databases/{self.name}.{'sqlite' if self.kind == 'sqlite' else 'pgdump'}"
+
+    @property
+    def path(self) -> Path:
+        return Path(make_url(self.url).database)
+
+
+def hub_db_url(settings: Settings) -> str:
+    # SPORTHUB_HUB_DB_URL (settings.hub_database_url) arrives with the isolation work; until it
+    # is merged the hub always uses its SQLite file
+    return (getattr(settings, "hub_database_url", None)
+            or f"sqlite:///{(settings.data_dir / 'jupyterhub.sqlite').resolve()}")
+
+
+def databases(settings: Settings) -> list[Database]:
+    return [
+        Database("hub", hub_db_url(settings), "SPORTHUB_HUB_DB_URL"),
+        Database("ledger", settings.ledger_url, "SPORTHUB_DB_URL"),
+        Database("accounts", settings.accounts_url, "SPORTHUB_DATA_DIR"),
+    ]
+
+
+def homes_dir(settings: Settings) -> Path:
+    return settings.data_dir / "users"
+
+
+# -- backup ---------------------------------------------------------------------------------
+
+
+def backup(settings: Settings, archive: Path, passphrase: str | None = None) -> dict:
+    """Write the archive; returns its manifest. The file appears only when it is complete."""
+    if settings.profile != "local":
+        # homes live in the engine's named volumes there; an archive without them would look
+        # complete and is not
+        raise BackupError(f"backup of the {settings.profile!r} profile's home volumes is not "
+                          "implemented yet; only SPORTHUB_PROFILE=local is supported")
+    archive = archive.resolve()
+    if archive.exists():
+        raise BackupError(f"{archive} exists already; choose a new file name")
+    if archive.is_relative_to(settings.data_dir.resolve()):
+        raise BackupError(f"write the archive outside the data directory {settings.data_dir}")
+    partial = archive.with_name(archive.name + ".partial")
+    with tempfile.TemporaryDirectory(prefix="sporthub-backup-", dir=archive.parent) as tmp:
+        tmp = Path(tmp)
+        dbs = {}
+        for db in databases(settings):
+            dump = tmp / db.member.replace("/", "-")
+            if _dump(db, dump):
+                dbs[db.name] = {"kind": db.kind, "member": db.member, "file": dump}
+        secrets = _pack_dir(settings.secrets_dir)
+        encryption = None
+        if passphrase is not None:
+            salt = os.urandom(16)
+            secrets = Fernet(_key(passphrase, salt, SCRYPT)).encrypt(secrets)
+            encryption = {"kdf": "scrypt", **SCRYPT,
+                          "salt": base64.b64encode(salt).decode(), "cipher": "fernet"}
+        homes = sorted(p.name for p in homes_dir(settings).iterdir()
+                       if p.is_dir()) if homes_dir(settings).is_dir() else []
+        audit = settings.audit_log_path
+        manifest = {
+            "format": FORMAT,
+            "created_at": datetime.now(UTC).isoformat(),
+            "profile": settings.profile,
+            "databases": {n: {"kind": d["kind"], "member": d["member"]} for n, d in dbs.items()},
+            "secrets": {"member": "secrets.tar.enc" if encryption else "secrets.tar",
+                        "encryption": encryption},
+            "files": ["files/gateway-audit.jsonl"] if audit.exists() else [],
+            "homes": homes,
+        }
+        fd = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        try:
+            with os.fdopen(fd, "wb") as out, tarfile.open(fileobj=out, mode="w:gz") as tar:
+                _add_bytes(tar, MANIFEST, json.dumps(manifest, indent=2).encode())
+                _add_bytes(tar, manifest["secrets"]["member"], secrets)
+                for d in dbs.values():
+                    tar.add(d["file"], arcname=d["member"])
+                if audit.exists():
+                    tar.add(audit, arcname="files/gateway-audit.jsonl")
+                for name in homes:
+                    tar.add(homes_dir(settings) / name, arcname=f"homes/{name}")
+            partial.rename(archive)
+        finally:
+            partial.unlink(missing_ok=True)
+    return manifest
+
+
+def _dump(db: Database, target: Path) -> bool:
+    """One consistent copy of a live database; False if it does not exist (yet)."""
+    if db.kind == "sqlite":
+        if not db.path.exists():
+            return False
+        # the online backup API copies a consistent snapshot while the hub keeps writing
+        with closing(sqlite3.connect(f"{db.path.resolve().as_uri()}?mode=ro", uri=True)) as source, \
+                closing(sqlite3.connect(target)) as copy:
+            source.backup(copy)
+        return True
+    # pg_dump reads one snapshot in one transaction; the custom format restores with pg_restore
+    _pg("pg_dump", db.url, "--format=custom", "--no-owner", "--no-privileges",
+        f"--file={target}")
+    return True
+
+
+def _pack_dir(directory: Path) -> bytes:
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w") as tar:
+        if directory.is_dir():
+            for path in sorted(directory.iterdir()):
+                tar.add(path, arcname=path.name)
+    return buffer.getvalue()
+
+
+def _add_bytes(tar: tarfile.TarFile, name: str, data: bytes) -> None:
+    info = tarfile.TarInfo(name)
+    info.size, info.mode, info.mtime = len(data), 0o600, int(datetime.now(UTC).timestamp())
+    tar.addfile(info, io.BytesIO(data))
+
+
+def _key(passphrase: str, salt: bytes, params: dict) -> bytes:
+    kdf = Scrypt(salt=salt, length=32, n=params["n"], r=params["r"], p=params["p"])
+    return base64.urlsafe_b64encode(kdf.derive(passphrase.encode()))
+
+
+# -- restore --------------------------------------------------------------------------------
+
+
+def restore(settings: Settings, archive: Path, passphrase: str | None = None) -> dict:
+    """Restore the archive into this (empty) installation; returns the archive's manifest."""
+    targets = {db.name: db for db in databases(settings)}
+    data_dir = settings.data_dir.resolve()
+    with tarfile.open(archive, mode="r:gz") as tar:
+        manifest = _read_manifest(tar)
+        _check_empty(data_dir, [targets[n] for n in manifest["databases"]])
+        for name, entry in manifest["databases"].items():
+            if entry["kind"] != targets[name].kind:
+                raise BackupError(
+                    f"the archive's {name} database is {entry['kind']}, this installation's is "
+                    f"{targets[name].kind} ({targets[name].setting}); restore into the same kind")
+        secrets = _read_member(tar, manifest["secrets"]["member"])
+        encryption = manifest["secrets"]["encryption"]
+        if encryption:
+            if passphrase is None:
+                raise BackupError("the archive's secrets are encrypted: give the passphrase "
+                                  "(--passphrase-file, or type it when asked)")
+            salt = base64.b64decode(encryption["salt"])
+            try:
+                secrets = Fernet(_key(passphrase, salt, encryption)).decrypt(secrets)
+            except InvalidToken:
+                raise BackupError("wrong passphrase for the archive's secrets") from None
+        # everything is checked: from here on, a failure removes what was written
+        restored: list[Database] = []
+        try:
+            data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+            settings.secrets_dir.resolve().mkdir(mode=0o700)
+            with tarfile.open(fileobj=io.BytesIO(secrets)) as inner:
+                inner.extractall(settings.secrets_dir.resolve(), filter="tar")
+            with tempfile.TemporaryDirectory(prefix="sporthub-restore-", dir=data_dir) as tmp:
+                for member in tar:
+                    if member.name.startswith("databases/"):
+                        name = Path(member.name).stem
+                        dump = Path(tmp) / Path(member.name).name
+                        _write(tar, member, dump)
+                        _load(targets[name], dump)
+                        restored.append(targets[name])
+                    elif member.name.startswith("files/"):
+                        _write(tar, member, data_dir / Path(member.name).name)
+                    elif member.name.startswith("homes/"):
+                        member.name = "users/" + member.name.removeprefix("homes/")
+                        tar.extract(member, data_dir, filter="tar")
+            if "hub" in manifest["databases"]:
+                _no_servers_running(targets["hub"].url)
+        except BaseException:
+            _undo(data_dir, [db for db in restored if db.kind == "postgresql"])
+            raise
+    return manifest
+
+
+def manifest_of(archive: Path) -> dict:
+    """What an archive holds, read from its first member only."""
+    with tarfile.open(archive, mode="r:gz") as tar:
+        return _read_manifest(tar)
+
+
+def _read_manifest(tar: tarfile.TarFile) -> dict:
+    first = tar.next()
+    if first is None or first.name != MANIFEST:
+        raise BackupError("not a SportHub backup (no manifest.json at its start)")
+    manifest = json.loads(tar.extractfile(first).read())
+    if manifest.get("format") != FORMAT:
+        raise BackupError(f"archive format {manifest.get('format')} is not {FORMAT}")
+    if manifest.get("profile") != "local":
+        raise BackupError(f"restoring a {manifest.get('profile')!r} backup is not implemented")
+    return manifest
+
+
+def _read_member(tar: tarfile.TarFile, name: str) -> bytes:
+    member = tar.next()
+    if member is None or member.name != name:
+        raise BackupError(f"the archive is damaged: expected {name}")
+    return tar.extractfile(member).read()
+
+
+def _check_empty(data_dir: Path, dbs: list[Database]) -> None:
+    if data_dir.exists() and any(data_dir.iterdir()):
+        found = ", ".join(sorted(p.name for p in data_dir.iterdir())[:5])
+        raise BackupError(f"{data_dir} is not empty ({found}); restore only into an empty "
+                          "installation (a new SPORTHUB_DATA_DIR)")
+    for db in dbs:
+        if db.kind == "postgresql":
+            engine = create_engine(db.url)
+            try:
+                tables = inspect(engine).get_table_names()
+            finally:
+                engine.dispose()
+            if tables:
+                raise BackupError(f"the {db.name} database ({db.setting}) has tables already; "
+                                  "restore only into empty databases")
+
+
+def _write(tar: tarfile.TarFile, member: tarfile.TarInfo, target: Path) -> None:
+    fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "wb") as out:
+        shutil.copyfileobj(tar.extractfile(member), out)
+
+
+def _load(db: Database, dump: Path) -> None:
+    if db.kind == "sqlite":
+        db.path.parent.mkdir(parents=True, exist_ok=True)
+        dump.rename(db.path)
+        return
+    _pg("pg_restore", db.url, "--no-owner", "--no-privileges", "--exit-on-error",
+        "--single-transaction", str(dump))
+
+
+def _no_servers_running(url: str) -> None:
+    """A restored installation runs no user servers yet: forget the ones the backup saw running.
+
+    Otherwise the hub would poll the old processes or containers recorded in the snapshot (on the
+    same machine, possibly still alive and belonging to the original installation)."""
+    from jupyterhub import orm  # the hub's own model of its database; loaded only when needed
+
+    session = orm.new_session_factory(url)()
+    try:
+        for spawner in session.query(orm.Spawner).filter(orm.Spawner.server_id.is_not(None)):
+            spawner.server = None
+            spawner.state = {}
+        session.commit()
+    finally:
+        session.get_bind().dispose()
+        session.close()
+
+
+def _undo(data_dir: Path, dbs: list[Database]) -> None:
+    """Back to the empty installation the restore started from."""
+    for path in data_dir.iterdir() if data_dir.is_dir() else []:
+        shutil.rmtree(path) if path.is_dir() and not path.is_symlink() else path.unlink()
+    for db in dbs:
+        engine = create_engine(db.url)
+        try:
+            metadata = MetaData()
+            metadata.reflect(engine)
+            metadata.drop_all(engine)
+        finally:
+            engine.dispose()
+
+
+# -- helpers --------------------------------------------------------------------------------
+
+
+def _pg(program: str, url: str, *args: str) -> None:
+    """Run pg_dump/pg_restore on a SQLAlchemy URL; the password goes by environment, never argv."""
+    parsed = make_url(url)
+    env = dict(os.environ)
+    if parsed.password:
+        env["PGPASSWORD"] = parsed.password
+    libpq = parsed.set(drivername="postgresql", password=None).render_as_string(
+        hide_password=False)
+    if shutil.which(program) is None:
+        raise BackupError(f"{program} is not installed (Debian: postgresql-client)")
+    result = subprocess.run([program, f"--dbname={libpq}", *args], check=False, env=env,
+                            capture_output=True, text=True)
+    if result.returncode != 0:
+        raise BackupError(f"{program} failed: {result.stderr.strip()[-2000:]}")
+

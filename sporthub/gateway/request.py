@@ -1,0 +1,414 @@
+"""One model request's life: admission, a slot, the relay, settlement.
+
+The whole life is one async generator, :meth:`ModelRequest._life`, and its single ``finally``
+gives back the slot (or the place in line), settles the budget reservation and writes exactly
+one ledger row and audit line, whatever raised: a bad body, a budget refusal, a backend that
+broke, a caller who hung up, or a bug. The generator yields either one complete
+:class:`Response` (answers that are not streamed, and errors before any byte went out) or the
+bytes of an SSE stream (queue comments while waiting, then the backend's events).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import re
+import time
+import uuid
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING
+
+import httpx
+from starlette.requests import Request
+from starlette.responses import Response, StreamingResponse
+from starlette.types import Send
+
+from sporthub.gateway.auth import Caller
+from sporthub.gateway.errors import GatewayError
+from sporthub.gateway.ledger import RequestRecord
+from sporthub.gateway.payload import CHARS_PER_TOKEN, Payload, check, read_json
+from sporthub.gateway.policy import budget_window
+from sporthub.gateway.scheduler import STARTING, Ticket
+from sporthub.gateway.upstream import Upstream, upstream_error, without_usage
+
+if TYPE_CHECKING:
+    from sporthub.gateway.app import Gateway
+
+log = logging.getLogger("sporthub.gateway")
+
+QUEUE_COMMENT_EVERY_S = 1.5
+
+
+class ModelRequest:
+    def __init__(self, gateway: Gateway, request: Request, caller: Caller, endpoint: str):
+        self.g = gateway
+        self.request = request
+        self.record = RequestRecord(id=str(uuid.uuid4()), user=caller.name, endpoint=endpoint,
+                                    client_ip=gateway.client_ip(request))
+        self.started = time.monotonic()
+        self.payload: Payload | None = None
+        self.ticket: Ticket | None = None
+        self.reserved = 0  # budget tokens held for this request until it ends
+        self.max_tokens = 0
+        self.deadline = float("inf")  # loop time by which the slot is given back, come what may
+        self.forwarded = False  # the backend took the request: its prompt is charged
+        self.delivered = 0  # streamed chunks with text, about a token each
+        self.head_sent = False
+        self.upstream_response: httpx.Response | None = None
+
+    async def respond(self) -> Response:
+        life = self._life()
+        first = await anext(life)
+        if isinstance(first, Response):
+            await anext(life, None)  # the life ends (row written) before the answer goes out
+            return first
+        self.head_sent = True
+        return _SSEResponse(first, life, self.g.settings.llm_client_write_timeout_s,
+                            self._client_too_slow)
+
+    # -- the life ---------------------------------------------------------------------------
+
+    async def _life(self):
+        r = self.record
+        self.g.in_flight += 1
+        try:
+            await self._admit()
+            if self.payload.stream and not self.ticket.admitted.done():
+                # headers go out now, so the caller hears where it stands while it waits
+                self.head_sent = True
+                async for comment in self._queue_comments():
+                    yield comment
+            await self._wait_for_slot()
+            upstream = self._on_slot()
+            if self.payload.stream:
+                response = await self._open_stream(upstream)
+                self.head_sent = True
+                yield b""  # the headers: the stream is open
+                async for event in self._relay(response):
+                    yield event
+            else:
+                yield await self._unary(upstream)
+        except GatewayError as e:
+            r.status, r.outcome = e.status, e.code
+            yield _sse_error(e) if self.head_sent else e.response()
+        except ClientGone:
+            r.status, r.outcome = 499, "cancelled"
+            yield Response(status_code=499)
+        except (asyncio.CancelledError, GeneratorExit):
+            if r.outcome == "ok":
+                r.status, r.outcome = 499, "cancelled"
+            raise
+        except Exception:
+            log.exception("request %s failed", r.id)
+            r.status, r.outcome = 500, "error"
+            error = GatewayError(500, f"The gateway failed on this request ({r.id}); the admin "
+                                 "can find it in the gateway's log.", "internal_error")
+            yield _sse_error(error) if self.head_sent else error.response()
+        finally:
+            await self._settle()
+
+    async def _admit(self) -> None:
+        """Body, limits, budget reservation, and a place in line (or a slot at once)."""
+        g, r, s = self.g, self.record, self.g.settings
+        body = await read_json(self.request)
+        self.payload = p = check(body, r.endpoint, s.llm_max_tokens, s.llm_max_prompt_chars)
+        r.model, r.stream = p.model, p.stream
+        g.router.check_model(p.model)
+        policy = await g.policy(r.user)
+        available = await g.tokens.available(r.user, policy.tokens_per_day)
+        # nothing is awaited from here on: the check and the reservation are one step
+        if available < p.prompt_estimate + 1:
+            raise self._budget_exhausted(policy.tokens_per_day)
+        # the answer may use what is left, and no more: the budget cannot be overshot
+        self.max_tokens = min(p.max_tokens, available - p.prompt_estimate)
+        self.reserved = p.prompt_estimate + self.max_tokens
+        g.tokens.reserve(r.user, self.reserved)
+        self.ticket = g.scheduler.submit(r.user, policy.priority, p.model)
+
+    def _budget_exhausted(self, limit: int) -> GatewayError:
+        used = self.g.tokens.peek(self.record.user)
+        reserved = self.g.tokens.reserved[self.record.user]
+        _, resets_at = budget_window()
+        retry_after = int((resets_at - datetime.now(UTC)).total_seconds()) + 1
+        running = f", {reserved} held by your requests running now" if reserved else ""
+        return GatewayError(
+            429, f"You have used your {limit} tokens for today ({used} used{running}). "
+            f"Your budget resets at {resets_at:%H:%M} UTC ({resets_at.isoformat()}).",
+            "budget_exhausted", {"Retry-After": str(retry_after)})
+
+    async def _queue_comments(self):
+        """SSE comments with the place in line until a slot is free (or the wait ends)."""
+        scheduler = self.g.scheduler
+        waiter = asyncio.ensure_future(
+            scheduler.wait(self.ticket, self.g.settings.llm_queue_timeout_s))
+        try:
+            last_position, last_sent = None, 0.0
+            while not waiter.done():
+                position = scheduler.position(self.ticket)
+                now = time.monotonic()
+                if position and (position != last_position
+                                 or now - last_sent >= QUEUE_COMMENT_EVERY_S):
+                    eta = seconds(scheduler.eta(self.ticket))
+                    yield f": queue position={position} eta_s={eta}\n\n".encode()
+                    last_position, last_sent = position, now
+                # wake on any change of the queue, or in time for the periodic comment
+                next_comment = max(QUEUE_COMMENT_EVERY_S - (time.monotonic() - last_sent), 0.05)
+                await asyncio.wait({waiter, scheduler.changed()}, timeout=next_comment,
+                                   return_when=asyncio.FIRST_COMPLETED)
+            waiter.result()  # a queue timeout, or the backend gone, raises here
+        finally:
+            waiter.cancel()  # only this helper's task; the place itself is the life's to give up
+
+    async def _wait_for_slot(self) -> None:
+        """Wait for the slot while watching the client: a caller that leaves loses its place."""
+        if self.ticket.admitted.done():
+            self.ticket.admitted.result()  # raises when the backend went down meanwhile
+            return
+        waiter = asyncio.ensure_future(
+            self.g.scheduler.wait(self.ticket, self.g.settings.llm_queue_timeout_s))
+        gone = asyncio.ensure_future(_until_disconnect(self.request))
+        try:
+            await asyncio.wait({waiter, gone}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            gone.cancel()
+            if not waiter.done():
+                waiter.cancel()
+        if not waiter.done() or waiter.cancelled():
+            raise ClientGone()
+        waiter.result()
+
+    def _on_slot(self) -> Upstream:
+        self.g.metrics.queue_wait.observe(time.monotonic() - self.ticket.enqueued_at)
+        self.deadline = asyncio.get_running_loop().time() + self.g.settings.llm_request_timeout_s
+        upstream = self.g.router.get(self.ticket.backend)
+        self.record.backend = upstream.name
+        self.record.queued_ms = (time.monotonic() - self.started) * 1000
+        return upstream
+
+    # -- forwarding ---------------------------------------------------------------------------
+
+    def _body_for(self, upstream: Upstream) -> dict:
+        return upstream.prepare(self.payload.forward(self.max_tokens))
+
+    def _remaining(self) -> float:
+        return max(self.deadline - asyncio.get_running_loop().time(), 0.001)
+
+    async def _unary(self, upstream: Upstream) -> Response:
+        try:
+            response = await self.g.client.post(
+                f"{upstream.url}/v1/{self.record.endpoint}", json=self._body_for(upstream),
+                headers=upstream.headers, timeout=httpx.Timeout(self._remaining(), connect=5.0))
+        except httpx.HTTPError as e:
+            raise self._backend_error(e, upstream) from None
+        if response.status_code >= 400:
+            raise self._refused_by(upstream, response, response.content)
+        try:
+            answer = response.json()
+            usage = answer.get("usage") or {}
+            choices = answer["choices"]
+        except (ValueError, KeyError, TypeError, AttributeError):
+            raise GatewayError(502, "The language model backend sent an answer that is not "
+                               "OpenAI-shaped JSON.", "upstream_error") from None
+        self.forwarded = True
+        r = self.record
+        r.prompt_tokens = _count(usage, "prompt_tokens")
+        r.completion_tokens = _count(usage, "completion_tokens")
+        if not r.completion_tokens:
+            # a complete answer without usage is still billed: count its text
+            r.completion_tokens = -(-len(json.dumps(choices, ensure_ascii=False))
+                                    // CHARS_PER_TOKEN)
+        return Response(response.content, media_type="application/json")
+
+    async def _open_stream(self, upstream: Upstream) -> httpx.Response:
+        request = self.g.client.build_request(
+            "POST", f"{upstream.url}/v1/{self.record.endpoint}", json=self._body_for(upstream),
+            headers=upstream.headers)
+        try:
+            async with asyncio.timeout(self._remaining()):
+                response = await self.g.client.send(request, stream=True)
+        except TimeoutError:
+            raise GatewayError(504, f"The language model backend '{upstream.name}' did not "
+                               "answer in time.", "upstream_timeout") from None
+        except httpx.HTTPError as e:
+            raise self._backend_error(e, upstream) from None
+        self.upstream_response = response
+        if response.status_code >= 400:
+            raise self._refused_by(upstream, response, await response.aread())
+        self.forwarded = True
+        return response
+
+    async def _relay(self, response: httpx.Response):
+        """The backend's events as they come, counting usage, within the stall and the deadline."""
+        r = self.record
+        loop = asyncio.get_running_loop()
+        stall = self.g.settings.llm_stall_timeout_s
+        events = _sse_events(response)
+        while True:
+            try:
+                async with asyncio.timeout_at(min(loop.time() + stall, self.deadline)):
+                    event = await anext(events, None)
+            except TimeoutError:
+                if loop.time() >= self.deadline:
+                    raise GatewayError(504, "The answer took longer than the "
+                                       f"{self.g.settings.llm_request_timeout_s:.0f} s allowed "
+                                       "for one request.", "deadline") from None
+                log.warning("stream from %s stalled", r.backend)
+                raise GatewayError(502, "The language model backend stopped mid-answer.",
+                                   "stalled") from None
+            except httpx.HTTPError:
+                log.warning("stream from %s broke", r.backend)
+                raise GatewayError(502, "The language model backend stopped mid-answer.",
+                                   "upstream_broken") from None
+            if event is None:
+                return
+            # bytes in, bytes out: the few numbers we need are read without parsing the JSON
+            if event.startswith(b"data:"):
+                if b'"usage"' in event:
+                    _read_usage(event, r)
+                    if _NO_CHOICES.search(event):
+                        if not self.payload.wants_usage:
+                            continue  # the usage-only chunk we asked for on the caller's behalf
+                    else:
+                        # vLLM's per-chunk usage, asked for the ledger: OpenAI clients expect
+                        # usage in the last chunk only
+                        event = without_usage(event)
+                if _HAS_TEXT.search(event):
+                    self.delivered += 1
+                    if r.ttft_ms is None:
+                        r.ttft_ms = (time.monotonic() - self.started) * 1000
+            yield event + b"\n\n"
+
+    def _refused_by(self, upstream: Upstream, response: httpx.Response,
+                    content: bytes) -> GatewayError:
+        if response.status_code == 503:
+            # llama-server and vLLM answer 503 while loading the model: not ready, not broken
+            self.g.scheduler.set_state(upstream.name, STARTING)
+            return GatewayError(503, "The language model is starting; retry in a moment.",
+                                "backend_starting", {"Retry-After": "10"})
+        return upstream_error(response, content)
+
+    def _backend_error(self, error: httpx.HTTPError, upstream: Upstream) -> GatewayError:
+        log.warning("backend %s failed: %s", upstream.name, type(error).__name__)
+        if isinstance(error, httpx.TimeoutException):
+            return GatewayError(504, f"The language model backend '{upstream.name}' did not "
+                                "answer in time.", "upstream_timeout")
+        return GatewayError(503, f"The language model backend '{upstream.name}' is not "
+                            "reachable; retry in a minute.", "upstream_unavailable",
+                            {"Retry-After": "30"})
+
+    def _client_too_slow(self) -> None:
+        self.record.status, self.record.outcome = 408, "client_too_slow"
+
+    # -- the end ------------------------------------------------------------------------------
+
+    async def _settle(self) -> None:
+        """Slot, budget, row: everything that must happen is done before the first await."""
+        r, g = self.record, self.g
+        if self.ticket is not None:
+            if self.ticket.backend is not None:
+                g.scheduler.release(self.ticket, succeeded=r.outcome == "ok")
+            else:
+                g.scheduler.withdraw(self.ticket)
+        if self.upstream_response is not None:
+            g.spawn(self.upstream_response.aclose())
+        if self.forwarded:
+            # the backend read the prompt whatever happened next (llama-server sends usage
+            # only at the end, so a caller who hangs up early would otherwise pay nothing)
+            r.prompt_tokens = r.prompt_tokens or self.payload.prompt_estimate
+            r.completion_tokens = max(r.completion_tokens, self.delivered)
+        r.duration_ms = (time.monotonic() - self.started) * 1000
+        if r.backend is None and self.ticket is not None:
+            r.backend = self.ticket.backend
+        g.tokens.settle(r.user, self.reserved, r.prompt_tokens + r.completion_tokens,
+                        r.started_at)
+        self.reserved = 0
+        row = g.write_row(r, self.payload.text if self.payload else None)
+        g.in_flight -= 1
+        await row
+
+
+class _SSEResponse(StreamingResponse):
+    """An event stream whose every write must reach the caller within ``write_timeout``.
+
+    A caller that stops reading would otherwise hold its slot for as long as it likes: the
+    backend waits for us, we wait for the caller.
+    """
+
+    def __init__(self, first: bytes, life, write_timeout: float, on_timeout):
+        super().__init__(life, media_type="text/event-stream",
+                         headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
+        self.first = first
+        self.write_timeout = write_timeout
+        self.on_timeout = on_timeout
+
+    async def stream_response(self, send: Send) -> None:
+        life = self.body_iterator
+        try:
+            await send({"type": "http.response.start", "status": self.status_code,
+                        "headers": self.raw_headers})
+            chunk = self.first
+            while True:
+                if chunk:
+                    async with asyncio.timeout(self.write_timeout):
+                        await send({"type": "http.response.body", "body": chunk,
+                                    "more_body": True})
+                chunk = await anext(life, None)
+                if chunk is None:
+                    break
+            await send({"type": "http.response.body", "body": b"", "more_body": False})
+        except TimeoutError:
+            self.on_timeout()
+            log.warning("a caller read nothing for %.0f s: its stream is cut", self.write_timeout)
+        finally:
+            await life.aclose()  # runs the life's settlement if it had not ended yet
+
+
+class ClientGone(Exception):
+    """The caller hung up while waiting for a slot."""
+
+
+async def _until_disconnect(request: Request) -> None:
+    while (await request.receive())["type"] != "http.disconnect":
+        pass
+
+
+def seconds(eta: float) -> int:
+    return -1 if eta == float("inf") else round(eta)
+
+
+def _count(usage, name: str) -> int:
+    value = usage.get(name) if isinstance(usage, dict) else None
+    return value if isinstance(value, int) and value > 0 else 0
+
+
+async def _sse_events(response: httpx.Response):
+    """Split an SSE byte stream into events (without their blank-line terminator)."""
+    buffer = b""
+    async for chunk in response.aiter_raw():
+        buffer += chunk.replace(b"\r\n", b"\n")
+        while b"\n\n" in buffer:
+            event, buffer = buffer.split(b"\n\n", 1)
+            if event:
+                yield event
+    if buffer.strip():
+        yield buffer
+
+
+_PROMPT_TOKENS = re.compile(rb'"prompt_tokens":\s*(\d+)')
+_COMPLETION_TOKENS = re.compile(rb'"completion_tokens":\s*(\d+)')
+_NO_CHOICES = re.compile(rb'"choices":\s*\[\s*\]')
+_HAS_TEXT = re.compile(rb'"(?:content|text)":\s*"(?!")')
+
+
+def _read_usage(event: bytes, record: RequestRecord) -> None:
+    """Take the token counts of a chunk's usage (the final one, or vLLM's continuous ones)."""
+    prompt, completion = _PROMPT_TOKENS.search(event), _COMPLETION_TOKENS.search(event)
+    if prompt:
+        record.prompt_tokens = int(prompt.group(1))
+    if completion:
+        record.completion_tokens = int(completion.group(1))
+
+
+def _sse_error(error: GatewayError) -> bytes:
+    return b"data: " + json.dumps(error.body).encode() + b"\n\ndata: [DONE]\n\n"
