@@ -70,8 +70,9 @@ def dstack(tmp_path_factory, engine, client, image, network, suffix):
     stack = make_stack(tmp_path_factory.mktemp("docker-stack"), profile="docker", ip="0.0.0.0",
                        singleuser_image=image, docker_network=network,
                        user_mem_limit="1G", user_cpu_limit="1.0",
-                       # short answers: the embedded model is slow on a busy 2-core machine
-                       llm_max_tokens="128")
+                       # answers no longer than the Coach's own (300 tokens): the embedded
+                       # model is slow on a busy 2-core machine, %%ai asks for no limit
+                       llm_max_tokens="300")
     stack.env["DOCKER_HOST"] = engine.docker_host
     with started(stack):
         yield stack
