@@ -18,13 +18,14 @@ DEPLOY_VENV := .venv-deploy
 DEPLOY_STAMP := $(DEPLOY_VENV)/.installed
 DEPLOY_APT := caddy prometheus prometheus-node-exporter
 
-.PHONY: up test test-all test-suites test-deploy test-vllm install lint clean recordings
+.PHONY: up test test-all test-suites test-deploy test-vllm test-containers images install lint clean \
+	recordings
 
 up: install
 	$(BIN)/sporthub up
 
 # everything, what CI (.ci/run) runs: the fast suite first, then each slow tier
-test-all: test test-suites test-vllm test-deploy
+test-all: test test-suites test-vllm test-deploy test-containers
 
 test: install $(OIDC_STAMP) recordings
 	$(BIN)/sporthub prepare
@@ -41,6 +42,17 @@ test-vllm: install $(OIDC_STAMP)
 test-deploy: install $(DEPLOY_STAMP)
 	$(BIN)/sporthub prepare
 	$(BIN)/pytest -m deploy $(PYTEST_ARGS)
+
+# the container tier (tests/containers): a real engine (podman is set up if no Docker Engine runs),
+# the user image built from Debian packages; slow, so not part of `make test`
+test-containers: install
+	$(BIN)/sporthub prepare
+	$(BIN)/pytest --containers tests/containers $(PYTEST_ARGS)
+
+# the images SPORTHUB_PROFILE needs (docker: singleuser and hub), rebuilt only when their inputs
+# changed; BASE=debian makes the base from Debian packages (no container registry needed)
+images: install
+	$(BIN)/python -m sporthub.containers images --base $(or $(BASE),default) $(IMAGES)
 
 install: $(STAMP)
 

@@ -51,6 +51,10 @@ def prepare(settings: Settings) -> None:
         if os.geteuid() == 0:
             # people's servers run as system users: they need a Python they may read
             localusers.check_user_environment(localusers.prepare_user_environment())
+    elif settings.profile == "docker":
+        from sporthub.hub import spawners  # the docker SDK only for this profile
+
+        spawners.check(settings)
 
 
 def install_singleuser_config() -> None:

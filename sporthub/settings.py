@@ -208,6 +208,15 @@ class Settings(BaseSettings):
     idle_timeout_s: int = Field(default=3600, ge=10)
     usage_port: Port = 8093
 
+    # the docker profile: one container per person (DockerSpawner); the limits are defaults that
+    # the hub's group properties user_mem_limit / user_cpu_limit override (most generous wins)
+    singleuser_image: str = Field(default="sporthub-singleuser:latest", min_length=1)
+    docker_network: str = Field(default="sporthub", pattern=r"^[a-zA-Z0-9][a-zA-Z0-9_.-]*$")
+    # the hub's address as the containers see it; default: the network's gateway (hub on the host)
+    docker_hub_host: str | None = None
+    user_mem_limit: str = Field(default="2G", pattern=r"^[0-9]+(\.[0-9]+)?[KMGT]?$")
+    user_cpu_limit: float = Field(default=1.0, gt=0)
+
     @field_validator("oidc_authorize_url", "oidc_token_url", "oidc_userdata_url")
     @classmethod
     def _oidc_url(cls, url: str | None) -> str | None:

@@ -29,3 +29,16 @@ def activities(request) -> Path:
     # Show the download's progress even though pytest captures output.
     with capture.global_and_fixture_disabled():
         return ensure_recordings()
+
+
+def pytest_addoption(parser):
+    parser.addoption("--containers", action="store_true",
+                     help="also run tests/containers: a real container engine, images built "
+                          "(make test-containers)")
+
+
+def pytest_ignore_collect(collection_path, config):
+    # the container tier is slow (images, an engine): not part of the fast `make test`
+    if collection_path.name == "containers" and collection_path.parent.name == "tests":
+        return not config.getoption("--containers")
+    return None

@@ -153,6 +153,11 @@ def _spawner(c, settings: Settings, data_dir: Path) -> None:
     }
     if settings.profile == "local":
         _local_spawner(c, settings, data_dir)
+    elif settings.profile == "docker":
+        # imported here: the docker SDK and an engine are needed by this profile only
+        from sporthub.hub import spawners
+
+        spawners.configure(c, settings)
 
 
 def _local_spawner(c, settings: Settings, data_dir: Path) -> None:

@@ -1,0 +1,125 @@
+"""Build SportHub's images: ``singleuser`` (one person's JupyterLab) and ``hub`` (production).
+
+An image is rebuilt only when its inputs changed: the files of its build context, its Dockerfile
+and its base. Their digest is stored as a label on the image and compared before building, so an
+unchanged tree costs one ``image inspect``. Layers that must be rebuilt still reuse pip's cache.
+
+The base is the Dockerfile's default (a pinned public Python image) unless ``base="debian"``:
+then a Debian bookworm base is made here from Debian packages (``debootstrap`` + ``import``),
+for machines that pull nothing from container registries.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import subprocess
+import tempfile
+import time
+from pathlib import Path
+
+from sporthub.containers.engine import Engine, EngineError
+
+PROJECT_ROOT = Path(__file__).resolve().parents[2]
+IMAGES = ("singleuser", "hub")
+INPUTS_LABEL = "org.sporthub.inputs"
+DEBIAN_BASE = "localhost/sporthub-debian:bookworm"
+# the base must bring Python 3.11+ with venv; the rest is installed by the Dockerfiles
+DEBIAN_BASE_PACKAGES = ("python3", "python3-venv", "ca-certificates")
+# what goes into the build context: the packages, their metadata, the notebooks, the proxy's pin
+CONTEXT = ("pyproject.toml", "jupyterhub_config.py", "package.json",
+           "package-lock.json", "sporthub", "sportlab", "extensions", "notebooks")
+SKIP = re.compile(r"(__pycache__|\.egg-info|\.ipynb_checkpoints|\.pytest_cache|/build/|\.pyc$)")
+# pip and npm inside the build trust what this machine trusts (a build secret: not in any layer)
+HOST_CA_BUNDLE = Path("/etc/ssl/certs/ca-certificates.crt")
+
+
+def tag_for(name: str) -> str:
+    return f"sporthub-{name}:latest"
+
+
+def inputs_digest(name: str, base: str) -> str:
+    digest = hashlib.sha256(f"{name}\0{base}\0".encode())
+    for top in (*CONTEXT, f"images/{name}"):
+        path = PROJECT_ROOT / top
+        files = [path] if path.is_file() else sorted(p for p in path.rglob("*") if p.is_file())
+        for file in files:
+            relative = file.relative_to(PROJECT_ROOT).as_posix()
+            if SKIP.search(relative):
+                continue
+            digest.update(relative.encode() + b"\0" + file.read_bytes() + b"\0")
+    return digest.hexdigest()[:16]
+
+
+def image_label(engine: Engine, image: str) -> str | None:
+    result = engine.run("image", "inspect", "--format",
+                        f'{{{{ index .Config.Labels "{INPUTS_LABEL}" }}}}', image,
+                        check=False, capture_output=True)
+    return result.stdout.strip() if result.returncode == 0 else None
+
+
+def image_id(engine: Engine, image: str) -> str | None:
+    result = engine.run("image", "inspect", "--format", "{{.Id}}", image,
+                        check=False, capture_output=True)
+    return result.stdout.strip() if result.returncode == 0 else None
+
+
+def debian_base(engine: Engine, progress=print) -> str:
+    """A bookworm base with Python 3.11 made from Debian packages, once per machine."""
+    if image_id(engine, DEBIAN_BASE):
+        return DEBIAN_BASE
+    mirror = apt_mirror()
+    progress(f"making the base image {DEBIAN_BASE} with debootstrap from {mirror} (a few minutes)")
+    with tempfile.TemporaryDirectory(prefix="sporthub-rootfs-") as tmp:
+        rootfs = Path(tmp) / "rootfs"
+        subprocess.run(["debootstrap", "--variant=minbase",
+                        "--include=" + ",".join(DEBIAN_BASE_PACKAGES), "bookworm", str(rootfs),
+                        mirror], check=True, stdout=subprocess.DEVNULL)
+        (rootfs / "var/lib/apt/lists").mkdir(parents=True, exist_ok=True)
+        tar = subprocess.Popen(["tar", "-C", str(rootfs), "-c", "."], stdout=subprocess.PIPE)
+        engine.run("import", "--change", 'CMD ["/bin/bash"]', "-", DEBIAN_BASE,
+                   stdin=tar.stdout, stdout=subprocess.DEVNULL)
+        if tar.wait() != 0:
+            raise EngineError("could not pack the debootstrap tree")
+    return DEBIAN_BASE
+
+
+def apt_mirror() -> str:
+    """The Debian mirror this machine's apt uses (deb822 or one-line sources)."""
+    sources = [Path("/etc/apt/sources.list.d/debian.sources"), Path("/etc/apt/sources.list")]
+    for path in sources:
+        if not path.exists():
+            continue
+        text = path.read_text()
+        match = (re.search(r"^URIs:\s*(\S+)", text, re.MULTILINE)
+                 or re.search(r"^deb\s+(?:\[[^]]*\]\s+)?(\S+)\s+bookworm\s", text, re.MULTILINE))
+        if match:
+            return match.group(1)
+    raise EngineError("no Debian mirror found in /etc/apt/sources.list(.d): debootstrap needs one")
+
+
+def build(engine: Engine, name: str, tag: str | None = None, base: str | None = None,
+          progress=print) -> tuple[str, bool]:
+    """Build one image unless its inputs are unchanged; returns (tag, whether it was built)."""
+    tag = tag or tag_for(name)
+    base_ref = base or "default"
+    if base == "debian":
+        base = debian_base(engine, progress)
+        base_ref = image_id(engine, base)
+    digest = inputs_digest(name, base_ref)
+    if image_label(engine, tag) == digest:
+        progress(f"{tag} is up to date (inputs {digest})")
+        return tag, False
+    progress(f"building {tag} (inputs {digest}); pip's progress follows")
+    command = ["build", "--network", "host", "--label", f"{INPUTS_LABEL}={digest}",
+               "-f", f"images/{name}/Dockerfile", "-t", tag]
+    if base:
+        command += ["--build-arg", f"BASE_IMAGE={base}"]
+    if HOST_CA_BUNDLE.exists():
+        command += ["--secret", f"id=build-ca,src={HOST_CA_BUNDLE}"]
+    started = time.monotonic()
+    result = engine.run(*command, ".", check=False, cwd=PROJECT_ROOT)
+    if result.returncode != 0:
+        raise EngineError(f"building {tag} failed (exit {result.returncode}); see above")
+    progress(f"built {tag} in {time.monotonic() - started:.0f} s")
+    return tag, True

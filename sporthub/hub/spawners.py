@@ -1,0 +1,164 @@
+"""The ``docker`` profile: each person's JupyterLab in a container of its own (DockerSpawner).
+
+What a container gets: the SportHub user image (the only image allowed), UID 1000, no Linux
+capabilities, ``no-new-privileges``, an init as PID 1, memory and CPU limits that follow the
+person's groups, and a named volume ``sporthub-home-<name>`` as home (kept across stop, start and
+hub restarts; the container itself is removed when it stops). It sits on an internal bridge
+network (``SPORTHUB_DOCKER_NETWORK``) whose only way to the hub is the hub's public port: the
+hub API and the gateway are reached through the proxy, at the hub's address on that network.
+Everything else the hub's machine runs (the hub API port, the proxy API, the gateway's own port,
+the LLM backend, PostgreSQL) listens on loopback, which a container's network cannot reach; and
+no secret leaves the hub (DockerSpawner passes none of the hub's environment on).
+"""
+
+from __future__ import annotations
+
+import ipaddress
+
+import docker
+from dockerspawner import DockerSpawner
+from jupyterhub.traitlets import ByteSpecification
+from traitlets import Float, HasTraits, TraitError, Unicode
+
+from sporthub.settings import Settings, SettingsError
+
+HOME = "/home/jovyan"
+UID = 1000
+VOLUME = "sporthub-home-{username}"
+MEM_PROPERTY = "user_mem_limit"
+CPU_PROPERTY = "user_cpu_limit"
+
+
+class _Size(HasTraits):
+    value = ByteSpecification()
+
+
+def parse_bytes(value) -> int:
+    """``"2G"``, ``"512M"`` or a number of bytes, as JupyterHub's own limits are written."""
+    holder = _Size()
+    holder.value = value if isinstance(value, int) else str(value).strip()
+    return int(holder.value)
+
+
+def resolve_limits(groups: dict[str, dict], mem_default: str,
+                   cpu_default: float) -> tuple[int, float]:
+    """Memory (bytes) and CPUs for a person in these groups ({group: its properties}).
+
+    The most generous value that any of the groups sets wins; the default applies only when none
+    sets one. A value that is not a size (or a number of CPUs) stops the start, naming the group.
+    """
+    mems, cpus = [], []
+    for name, properties in groups.items():
+        mem, cpu = properties.get(MEM_PROPERTY), properties.get(CPU_PROPERTY)
+        if mem not in (None, ""):
+            try:
+                mems.append(parse_bytes(mem))
+            except TraitError:
+                raise ValueError(f"group {name}: {MEM_PROPERTY}={mem!r} is not a size such as "
+                                 "'4G' or '512M'") from None
+        if cpu not in (None, ""):
+            try:
+                cpus.append(float(cpu))
+                if cpus[-1] <= 0:
+                    raise ValueError
+            except (TypeError, ValueError):
+                raise ValueError(f"group {name}: {CPU_PROPERTY}={cpu!r} is not a positive "
+                                 "number of CPUs such as 2 or 0.5") from None
+    return (max(mems) if mems else parse_bytes(mem_default),
+            max(cpus) if cpus else cpu_default)
+
+
+class SportHubDockerSpawner(DockerSpawner):
+    """DockerSpawner whose limits are read from the person's groups at every start."""
+
+    default_mem_limit = Unicode("2G", config=True, help="when no group sets user_mem_limit")
+    default_cpu_limit = Float(1.0, config=True, help="when no group sets user_cpu_limit")
+
+    async def start(self):
+        # group properties are the admin's to edit at any time: read them now, not at hub start
+        groups = {g.name: dict(g.properties or {}) for g in self.user.groups}
+        self.mem_limit, self.cpu_limit = resolve_limits(groups, self.default_mem_limit,
+                                                        self.default_cpu_limit)
+        self.log.info("%s's container: %s bytes of memory, %s CPUs", self.user.name,
+                      self.mem_limit, self.cpu_limit)
+        return await super().start()
+
+
+def engine_client() -> docker.DockerClient:
+    """The engine named by DOCKER_HOST (Docker Engine, or podman's Docker-compatible API)."""
+    try:
+        client = docker.from_env(timeout=30)
+        client.ping()
+    except docker.errors.DockerException as e:
+        raise SettingsError(
+            "SPORTHUB_PROFILE=docker needs a running Docker-compatible engine (Docker Engine, or "
+            "podman's API service: `python -m sporthub.containers serve`, then DOCKER_HOST="
+            f"unix:///run/sporthub-podman/podman.sock): {e}") from None
+    return client
+
+
+def hub_host(settings: Settings, client: docker.DockerClient) -> str:
+    """The hub's address as the containers see it; creates the internal network if missing."""
+    try:
+        network = client.networks.get(settings.docker_network)
+    except docker.errors.NotFound:
+        # internal: no route out of the machine, only to the host's address on the bridge
+        network = client.networks.create(settings.docker_network, driver="bridge", internal=True)
+    if settings.docker_hub_host:
+        return settings.docker_hub_host
+    configs = network.attrs.get("IPAM", {}).get("Config") or []
+    gateways = [c["Gateway"] for c in configs if c.get("Gateway")]
+    if not gateways:
+        raise SettingsError(f"SPORTHUB_DOCKER_NETWORK={settings.docker_network} has no gateway "
+                            "address for the hub: set SPORTHUB_DOCKER_HUB_HOST")
+    ip = ipaddress.ip_address(settings.ip)
+    if not (ip.is_unspecified or str(ip) in gateways):
+        raise SettingsError(
+            f"SPORTHUB_IP={settings.ip}: the containers of the docker profile reach the hub at "
+            f"{gateways[0]} (the gateway of network {settings.docker_network}); set SPORTHUB_IP "
+            f"to {gateways[0]}, or 0.0.0.0 behind your firewall")
+    return gateways[0]
+
+
+def check(settings: Settings) -> None:
+    """Before the hub starts: the engine answers, the network exists, the image is built."""
+    client = engine_client()
+    hub_host(settings, client)
+    try:
+        client.images.get(settings.singleuser_image)
+    except docker.errors.ImageNotFound:
+        raise SettingsError(f"SPORTHUB_SINGLEUSER_IMAGE={settings.singleuser_image} is not built "
+                            "on this engine: run `make images`") from None
+
+
+def configure(c, settings: Settings) -> None:
+    """The hub configuration of the docker profile (``sporthub.hub.config`` calls it)."""
+    hub_url = f"http://{hub_host(settings, engine_client())}:{settings.port}"
+    c.JupyterHub.spawner_class = SportHubDockerSpawner
+    spawner = c.SportHubDockerSpawner
+    spawner.image = settings.singleuser_image
+    spawner.allowed_images = [settings.singleuser_image]
+    spawner.pull_policy = "never"  # built here by `make images`, never fetched
+    spawner.name_template = "sporthub-{username}"
+    spawner.remove = True
+    spawner.volumes = {VOLUME: HOME}
+    spawner.notebook_dir = HOME
+    spawner.network_name = settings.docker_network
+    spawner.use_internal_ip = True
+    # the hub API and the gateway, only through the proxy at the hub's address on the network
+    spawner.hub_connect_url = hub_url
+    c.Spawner.environment = {
+        **c.Spawner.environment,
+        "OPENAI_API_BASE": f"{hub_url}{settings.gateway_prefix}/v1",
+    }
+    spawner.default_mem_limit = settings.user_mem_limit
+    spawner.default_cpu_limit = settings.user_cpu_limit
+    spawner.extra_create_kwargs = {"user": f"{UID}:{UID}"}
+    spawner.extra_host_config = {
+        "cap_drop": ["ALL"],
+        "security_opt": ["no-new-privileges"],
+        "init": True,  # reaps the zombies of terminals and kernels
+        "pids_limit": 1024,
+    }
+    c.Spawner.start_timeout = 180
+    c.Spawner.http_timeout = 120

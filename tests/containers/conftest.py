@@ -1,0 +1,115 @@
+"""The container tier: a real Docker-compatible engine, SportHub's user image, the docker profile.
+
+Run with ``make test-containers`` (``pytest --containers tests/containers``). The engine is found
+or set up (podman from Debian, installed with apt if missing, its API service started and stopped
+again here); the user image is built from a Debian base made here, unless its inputs are unchanged.
+If the engine cannot start, every test here fails with the reason: nothing is skipped.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+
+import docker
+import pytest
+
+from sporthub.containers import engine as engines
+from sporthub.containers import images
+from tests.stack import HubClient, create_account, make_stack, set_password, started
+
+PASSWORD = "long-enough-pass-42"
+TIMINGS: dict[str, float] = {}
+
+
+def pytest_collection_modifyitems(items):
+    for item in items:
+        item.add_marker(pytest.mark.timeout(1800))
+
+
+@pytest.fixture(scope="session")
+def engine():
+    engine = engines.find(progress=lambda m: print(f"[engine] {m}", flush=True))
+    yield engine
+    engine.stop()
+
+
+@pytest.fixture(scope="session")
+def client(engine) -> docker.DockerClient:
+    return docker.DockerClient(base_url=engine.docker_host, timeout=120)
+
+
+@pytest.fixture(scope="session")
+def image(engine) -> str:
+    started = time.monotonic()
+    tag, built = images.build(engine, "singleuser", tag="sporthub-singleuser:test", base="debian")
+    TIMINGS["singleuser image " + ("build" if built else "check (cached)")] = (
+        time.monotonic() - started)
+    return tag
+
+
+@pytest.fixture(scope="session")
+def network(client):
+    """A network of this run's own, removed at the end (the hub creates it on first start)."""
+    name = f"sporthub-test-{uuid.uuid4().hex[:8]}"
+    yield name
+    try:
+        client.networks.get(name).remove()
+    except docker.errors.NotFound:
+        pass
+
+
+@pytest.fixture(scope="session")
+def suffix() -> str:
+    return uuid.uuid4().hex[:6]
+
+
+@pytest.fixture(scope="session")
+def dstack(tmp_path_factory, engine, client, image, network, suffix):
+    """SportHub with the docker profile, listening where the containers can reach it."""
+    stack = make_stack(tmp_path_factory.mktemp("docker-stack"), profile="docker", ip="0.0.0.0",
+                       singleuser_image=image, docker_network=network,
+                       user_mem_limit="1G", user_cpu_limit="1.0",
+                       # answers no longer than the Coach's own (300 tokens): the embedded
+                       # model is slow on a busy 2-core machine, %%ai asks for no limit
+                       llm_max_tokens="300")
+    stack.env["DOCKER_HOST"] = engine.docker_host
+    with started(stack):
+        yield stack
+    for name in (f"ath{suffix}", f"sci{suffix}"):
+        for container in client.containers.list(all=True, filters={"name": f"sporthub-{name}"}):
+            container.remove(force=True)
+        try:
+            client.volumes.get(f"sporthub-home-{name}").remove(force=True)
+        except docker.errors.NotFound:
+            pass
+
+
+@pytest.fixture(scope="session")
+def people(dstack, suffix) -> dict[str, HubClient]:
+    """An athlete and a scientist, invited by the admin, signed in through the login form; the
+    scientists' group gives more memory than the default. Their servers are running."""
+    admin = HubClient.admin(dstack)
+    response = admin.api("PUT", "/groups/scientists/properties",
+                         json={"user_mem_limit": "2G", "user_cpu_limit": 1.5})
+    assert response.status_code == 200, response.text
+    clients = {}
+    for role, group in (("athlete", "athletes"), ("scientist", "scientists")):
+        name = f"{role[:3]}{suffix}"
+        assert set_password(create_account(admin, name, group), PASSWORD).status_code == 302
+        person = HubClient(dstack)
+        assert person.login(name, PASSWORD).status_code == 302
+        person.token_from_session(name)
+        person.name = name
+        started = time.monotonic()
+        person.start_server(name, timeout=240)
+        TIMINGS[f"spawn ({role}, first)"] = time.monotonic() - started
+        clients[role] = person
+    return clients
+
+
+def pytest_terminal_summary(terminalreporter):
+    if TIMINGS:
+        terminalreporter.section("container tier timings")
+        for what, seconds in TIMINGS.items():
+            terminalreporter.write_line(f"{what}: {seconds:.1f} s")

@@ -1,0 +1,52 @@
+"""The docker profile's configuration without an engine: limits per group, settings checks."""
+
+from __future__ import annotations
+
+import pytest
+
+from sporthub.hub.spawners import parse_bytes, resolve_limits
+from sporthub.settings import SettingsError, load_settings
+
+G = 1024**3
+
+
+def test_the_default_applies_only_when_no_group_sets_a_limit():
+    assert resolve_limits({}, "2G", 1.0) == (2 * G, 1.0)
+    assert resolve_limits({"athletes": {"llm_priority": 0}}, "2G", 1.0) == (2 * G, 1.0)
+    # a group may also give less than the default
+    assert resolve_limits({"athletes": {"user_mem_limit": "1G"}}, "2G", 1.0) == (G, 1.0)
+
+
+def test_the_most_generous_group_wins():
+    groups = {"athletes": {"user_mem_limit": "1G", "user_cpu_limit": 0.5},
+              "scientists": {"user_mem_limit": "4G", "user_cpu_limit": "2"},
+              "priority": {}}
+    assert resolve_limits(groups, "2G", 1.0) == (4 * G, 2.0)
+
+
+@pytest.mark.parametrize("properties, named", [
+    ({"user_mem_limit": "lots"}, "user_mem_limit='lots'"),
+    ({"user_cpu_limit": "many"}, "user_cpu_limit='many'"),
+    ({"user_cpu_limit": 0}, "user_cpu_limit=0"),
+])
+def test_a_bad_group_property_stops_the_start_naming_the_group(properties, named):
+    with pytest.raises(ValueError) as e:
+        resolve_limits({"scientists": properties}, "2G", 1.0)
+    assert "group scientists" in str(e.value) and named in str(e.value)
+
+
+def test_sizes_read_like_jupyterhubs_own_limits():
+    assert parse_bytes("512M") == 512 * 1024**2
+    assert parse_bytes(1234) == 1234
+
+
+@pytest.mark.parametrize("name, value", [
+    ("SPORTHUB_USER_MEM_LIMIT", "two gigabytes"),
+    ("SPORTHUB_USER_CPU_LIMIT", "0"),
+    ("SPORTHUB_DOCKER_NETWORK", "no spaces"),
+])
+def test_bad_docker_settings_are_named(monkeypatch, name, value):
+    monkeypatch.setenv(name, value)
+    with pytest.raises(SettingsError) as e:
+        load_settings()
+    assert name in str(e.value)
