@@ -394,7 +394,7 @@ class Settings(BaseSettings):
 # settings a child process gets only when it asks for them by name (database URLs may carry a
 # password); "backend_keys" stands for the api_key of each of SPORTHUB_LLM_BACKENDS
 SECRET_SETTINGS = frozenset({"admin_password", "oidc_client_secret", "gateway_metrics_token",
-                             "db_url", "hub_db_url", "backend_keys"})
+                             "hub_metrics_token", "db_url", "hub_db_url", "backend_keys"})
 
 
 def _reveal(secret: SecretStr | None) -> str | None:

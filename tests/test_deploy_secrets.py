@@ -46,9 +46,10 @@ def test_a_setting_is_read_from_the_file_its_FILE_variable_names(tmp_path, monke
     settings = load_settings(data_dir=tmp_path)
     assert settings.gateway_metrics_token.get_secret_value() == "metrics-token-from-a-file"
     assert settings.llm_groups["coaches"].llm_tokens_per_day == 7
-    # handed on to the gateway and the usage page as a plain value
-    env = settings.as_environment()
+    # handed on as a plain value to the process that asks for it (the gateway), to no other
+    env = settings.as_environment({"gateway_metrics_token"})
     assert env["SPORTHUB_GATEWAY_METRICS_TOKEN"] == "metrics-token-from-a-file"
+    assert "SPORTHUB_GATEWAY_METRICS_TOKEN" not in settings.as_environment()
 
 
 def test_an_unreadable_FILE_stops_the_start_naming_the_variable(tmp_path, monkeypatch):
@@ -66,7 +67,7 @@ def test_a_backend_key_is_read_from_its_file(tmp_path, monkeypatch):
     [gpu] = settings.backends()
     assert gpu.api_key.get_secret_value() == "the-backend-key"
     # the gateway, a child process, gets the key itself and reads it back the same
-    child = json.loads(settings.as_environment()["SPORTHUB_LLM_BACKENDS"])
+    child = json.loads(settings.as_environment({"backend_keys"})["SPORTHUB_LLM_BACKENDS"])
     assert child[0]["api_key"] == "the-backend-key" and child[0]["api_key_file"] is None
     monkeypatch.setenv("SPORTHUB_LLM_BACKENDS", json.dumps(child))
     assert load_settings(data_dir=tmp_path).backends()[0].api_key.get_secret_value() == \
