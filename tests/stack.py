@@ -6,6 +6,7 @@ import atexit
 import contextlib
 import os
 import pwd
+import random
 import re
 import secrets
 import signal
@@ -29,6 +30,21 @@ SPORTHUB = Path(sys.prefix) / "bin" / "sporthub"
 
 
 def free_port() -> int:
+    """A port free now and, very likely, still free when the process that needs it binds it.
+
+    Chosen below the kernel's ephemeral range: ports there are handed out by the kernel itself
+    (outgoing connections, a spawned JupyterLab binding port 0), and one of those once took a
+    stack's llama-server port between choosing it and starting the server."""
+    ephemeral_low = int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
+    if ephemeral_low > 20_000:
+        for _ in range(200):
+            port = random.randrange(20_000, ephemeral_low)
+            with socket.socket() as s:
+                try:
+                    s.bind(("127.0.0.1", port))
+                except OSError:
+                    continue
+                return port
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
