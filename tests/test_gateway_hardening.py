@@ -317,8 +317,8 @@ def test_a_user_name_cannot_borrow_another_persons_groups(gw, backend):
     assert gw.admin.api("POST", "/groups/priority/users", json={"users": [vip]}).status_code == 200
     impostor = f"{vip}?x"  # GET users/vip?x would read vip's groups
     created = gw.admin.api("POST", f"/users/{vip}%3Fx")
-    if created.status_code != 201:
-        pytest.skip(f"the hub refuses the name {impostor!r}: {created.status_code}")
+    # JupyterHub 6.1 accepts such a name, which is what makes the quoting necessary
+    assert created.status_code == 201, f"the hub refused {impostor!r}: {created.text}"
     gw.admin.api("POST", "/groups/athletes/users", json={"users": [impostor]})
     token = gw.admin.new_token(f"{vip}%3Fx")
     assert queue_of(gw, token)["priority"] == 0
