@@ -21,7 +21,7 @@ HUB_PODS = {"app.kubernetes.io/name": "jupyterhub", "app.kubernetes.io/component
 
 
 def manifests() -> list[dict]:
-    return [d for name in ("vllm.yaml", "postgres.yaml")
+    return [d for name in ("vllm.yaml", "postgres.yaml", "hub-data.yaml")
             for d in yaml.safe_load_all((K8S / name).read_text()) if d]
 
 
