@@ -102,6 +102,8 @@ def apply_chart(c, values: dict, names: dict) -> None:
         c.JupyterHub.load_roles.append(role)
     for key, service in (hub.get("services") or {}).items():
         service.setdefault("name", key)
+        # the chart reads the token from its Secret, where it puts hub.services.<key>.apiToken
+        service["api_token"] = service.pop("apiToken", None)
         c.JupyterHub.services.append(service)
     for key, role in (hub.get("loadRoles") or {}).items():
         role.setdefault("name", key)

@@ -16,6 +16,7 @@ import os
 import subprocess
 import sys
 import time
+import types
 import uuid
 from pathlib import Path
 
@@ -341,3 +342,158 @@ def test_sporthub_commands_that_do_not_belong_in_the_hub_pod_say_so(tmp_path, co
     assert done.stderr.startswith(f"sporthub: `sporthub {command.split()[0]}` with "
                                   "SPORTHUB_PROFILE=k8s: "), done.stderr
     assert not (tmp_path / "x.tar.gz").exists()
+
+
+KUBECONFIG = """apiVersion: v1
+kind: Config
+clusters: [{name: none, cluster: {server: "https://127.0.0.1:9"}}]
+users: [{name: none, user: {token: unused}}]
+contexts: [{name: none, context: {cluster: none, user: none, namespace: sporthub}}]
+current-context: none
+"""
+
+
+@pytest.mark.parametrize("properties, memory, cpu", [
+    ({}, 4 * 1024**3, 2.0),  # the chart's singleuser.memory.limit and cpu.limit
+    ({"scientists": {"user_mem_limit": "8G"}, "athletes": {"user_cpu_limit": 1}},
+     8 * 1024**3, 1.0),
+])
+async def test_a_persons_pod_gets_the_limits_of_their_groups(config, tmp_path, monkeypatch,
+                                                            properties, memory, cpu):
+    """KubeSpawner's own pod manifest, from the chart's settings as loaded above. Its client
+    needs a configuration to exist (nothing is sent: there is no cluster here)."""
+    from traitlets.config import Config
+
+    from sporthub.hub.kube import SportHubKubeSpawner
+
+    (tmp_path / "kubeconfig").write_text(KUBECONFIG)
+    # read where the client looks for it (the variable KUBECONFIG is read once, at import)
+    monkeypatch.setattr("kubernetes_asyncio.config.kube_config.KUBE_CONFIG_DEFAULT_LOCATION",
+                        str(tmp_path / "kubeconfig"))
+    groups = [types.SimpleNamespace(name=n, properties=p) for n, p in properties.items()]
+    user = types.SimpleNamespace(name="ann", id=1, url="/user/ann/", groups=groups)
+    spawner = SportHubKubeSpawner(_mock=True, user=user, config=Config(
+        KubeSpawner=config["KubeSpawner"], SportHubKubeSpawner=config["SportHubKubeSpawner"]))
+    spawner.apply_group_limits()
+    [container] = (await spawner.get_pod_manifest()).spec.containers
+    assert container.resources.limits == {"memory": memory, "cpu": cpu}
+    assert container.resources.requests == {"memory": 1024**3, "cpu": 0.5}
+    assert {e.name: e.value for e in container.env}["OPENAI_API_BASE"] == \
+        "http://proxy-http:8000/services/llm/v1"
+    assert container.image == "registry.club.example/sporthub-singleuser:0.1.0"
+
+
+@pytest.fixture
+def databases():
+    """Fresh databases on the test PostgreSQL: the hub's and the ledger's, as in values.yaml."""
+    names = [f"sporthub_k8s_{uuid.uuid4().hex[:10]}" for _ in range(2)]
+    with psycopg.connect("host=127.0.0.1 dbname=test user=postgres", autocommit=True) as conn:
+        for name in names:
+            conn.execute(f'CREATE DATABASE "{name}"')
+    yield [f"postgresql+psycopg://postgres@127.0.0.1:5432/{name}" for name in names]
+    with psycopg.connect("host=127.0.0.1 dbname=test user=postgres", autocommit=True) as conn:
+        for name in names:
+            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+def wait_for(check, what: str, process: subprocess.Popen, log: Path, timeout: float = 300):
+    """Poll until ``check()`` is true; the process dying or the deadline ends the wait."""
+    deadline = time.monotonic() + timeout
+    while not check():
+        assert process.poll() is None, f"{what}: the process ended\n{log.read_text()[-4000:]}"
+        assert time.monotonic() < deadline, f"{what}: not within {timeout} s\n{log.read_text()[-4000:]}"
+        time.sleep(0.3)
+
+
+def answers(url: str, *expected: int) -> bool:
+    try:
+        return httpx.get(url, timeout=5).status_code in expected
+    except httpx.HTTPError:
+        return False
+
+
+def test_a_real_hub_on_the_charts_configuration_serves_the_gateway_through_the_proxy(
+        tmp_path, databases):
+    """JupyterHub itself on the chart's configuration and SportHub's hub.extraConfig, its
+    database and the ledger on PostgreSQL, a real configurable-http-proxy standing for the proxy
+    pod. The hub's Service name is this machine's non-loopback address, so the proxy's route to
+    the gateway crosses more than loopback. Nobody's server is spawned (no cluster)."""
+    hub_db, ledger = databases
+    address = this_machines_address()
+    ports = {name: free_port() for name in ("hub", "proxy", "proxy-api", "gateway", "usage")}
+    tester = os.urandom(16).hex()
+    chart = chart_values(hub={
+        "db": {"url": hub_db},
+        # one more service from the chart's values: SportHub's services join the chart's list
+        "services": {"tester": {"apiToken": tester}},
+        "loadRoles": {"tester": {"services": ["tester"],
+                                 "scopes": ["admin:users", "groups", "tokens"]}}})
+    names = {"hub": address, "hub-port": ports["hub"], "proxy-api": "127.0.0.1",
+             "proxy-api-port": ports["proxy-api"]}
+    proxy_token = os.urandom(16).hex()
+    env = hub_pod(tmp_path, chart, names, env={
+        "SPORTHUB_DB_URL": ledger, "SPORTHUB_GATEWAY_PORT": str(ports["gateway"]),
+        "SPORTHUB_USAGE_PORT": str(ports["usage"]), "CONFIGPROXY_AUTH_TOKEN": proxy_token,
+        # the chart's culler runs `python3 -m jupyterhub_idle_culler`: this venv's
+        "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}"})
+    log, proxy_log = tmp_path / "hub.log", tmp_path / "proxy.log"
+    hub_url = f"http://{address}:{ports['hub']}"
+    with open(proxy_log, "wb") as out:
+        proxy = subprocess.Popen(
+            [str(REPO / "node_modules" / ".bin" / "configurable-http-proxy"),
+             "--ip", "127.0.0.1", "--port", str(ports["proxy"]), "--api-ip", "127.0.0.1",
+             "--api-port", str(ports["proxy-api"]), "--default-target", hub_url,
+             "--error-target", f"{hub_url}/hub/error", "--log-level", "warn"],
+            env={**os.environ, "CONFIGPROXY_AUTH_TOKEN": proxy_token}, stdout=out, stderr=out,
+            start_new_session=True)
+    with open(log, "wb") as out:
+        hub = subprocess.Popen([sys.executable, "-m", "jupyterhub", "--config",
+                                str(tmp_path / "jupyterhub_config.py")], env=env, cwd=tmp_path,
+                               stdout=out, stderr=out, start_new_session=True)
+    public = f"http://127.0.0.1:{ports['proxy']}"
+    try:
+        wait_for(lambda: answers(f"{public}/hub/health", 200), "the hub", hub, log)
+        # the route the hub added for the gateway leads to it (degraded: no vLLM here)
+        wait_for(lambda: answers(f"{public}/services/llm/health", 200, 503), "the gateway",
+                 hub, log)
+        children = {" ".join(p.cmdline()): p for p in psutil.Process(hub.pid).children()}
+        for module, port in (("sporthub.gateway", ports["gateway"]),
+                             ("sporthub.usage", ports["usage"])):
+            [process] = [p for cmd, p in children.items() if cmd.endswith(f"-m {module}")]
+            wait_for(lambda p=process: any(c.status == psutil.CONN_LISTEN
+                                           for c in p.net_connections("inet")), module, hub, log)
+            assert [(c.laddr.ip, c.laddr.port) for c in process.net_connections("inet")
+                    if c.status == psutil.CONN_LISTEN] == [("0.0.0.0", port)]
+        assert [cmd for cmd in children if "jupyterhub_idle_culler" in cmd and
+                "--timeout=3600" in cmd], children
+        assert not [cmd for cmd in children if "sporthub.llm" in cmd.split()]
+
+        api = httpx.Client(base_url=f"{public}/hub/api/",
+                           headers={"Authorization": f"token {tester}"}, timeout=30)
+        for name in ("ann", "bob"):
+            assert api.post(f"users/{name}").status_code == 201
+        assert api.post("groups/athletes/users", json={"users": ["ann"]}).status_code == 200
+        tokens = {name: api.post(f"users/{name}/tokens", json={}).json()["token"]
+                  for name in ("ann", "bob")}
+        models = httpx.get(f"{public}/services/llm/v1/models",
+                           headers={"Authorization": f"Bearer {tokens['ann']}"}, timeout=30)
+        assert models.status_code == 200, models.text
+        assert [m["id"] for m in models.json()["data"]] == ["Qwen/Qwen3-32B-AWQ"]
+        # someone in no beta group has no custom:llm:use
+        refused = httpx.get(f"{public}/services/llm/v1/models",
+                            headers={"Authorization": f"Bearer {tokens['bob']}"}, timeout=30)
+        assert refused.status_code == 403
+        usage = httpx.get(f"{public}/services/usage/", timeout=30)
+        assert usage.status_code == 302 and "/hub/api/oauth2/authorize" in usage.headers["location"]
+    finally:
+        hub.terminate()
+        hub.wait(60)
+        proxy.terminate()
+        proxy.wait(30)
+    with psycopg.connect(hub_db.replace("postgresql+psycopg", "postgresql")) as conn:
+        assert conn.execute("SELECT name FROM services ORDER BY name").fetchall() == [
+            ("jupyterhub-idle-culler",), ("llm",), ("prometheus",), ("tester",), ("usage",)]
+    hub_log = log.read_text()
+    backend_key = (tmp_path / "secrets" / "vllm-api-key").read_text()
+    for secret in (tokens["ann"], tester, proxy_token, backend_key):
+        assert secret not in hub_log

@@ -46,7 +46,7 @@ class SportHubKubeSpawner(KubeSpawner):
     default_cpu_limit = Float(None, allow_none=True, config=True,
                               help="the chart's singleuser.cpu.limit (None: no limit)")
 
-    async def _start(self):
+    def apply_group_limits(self) -> None:
         # group properties are the admin's to edit at any time: read them at each start
         groups = {g.name: dict(g.properties or {}) for g in self.user.groups}
         mem, cpu = resolve_limits(groups, self.default_mem_limit or 0, self.default_cpu_limit or 0)
@@ -54,6 +54,9 @@ class SportHubKubeSpawner(KubeSpawner):
         self.mem_limit, self.cpu_limit = mem or None, cpu or None
         self.log.info("%s's pod: %s bytes of memory, %s CPUs", self.user.name, self.mem_limit,
                       self.cpu_limit)
+
+    async def _start(self):
+        self.apply_group_limits()
         return await super()._start()
 
 
