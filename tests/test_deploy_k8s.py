@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import subprocess
+from urllib.parse import urlparse
 
 import jsonschema
 import pytest
@@ -152,6 +153,26 @@ def test_the_values_hold_no_secret_and_the_secret_comes_from_sporthub_secrets(tm
     files = [v for k, v in mounted.items() if k.endswith("_FILE") or k == "PGPASSFILE"]
     files += [b["api_key_file"] for b in json.loads(mounted["SPORTHUB_LLM_BACKENDS"])]
     assert {f.rsplit("/", 1)[1] for f in files} <= listed
+    # libpq finds the password only under the host name the URLs use
+    hosts = {urlparse(url).hostname for url in (values()["hub"]["db"]["url"],
+                                                mounted["SPORTHUB_DB_URL"])}
+    pgpass = (tmp_path / "secrets" / "pgpass").read_text().splitlines()
+    assert hosts <= {line.split(":")[0] for line in pgpass}
+
+
+def test_the_hub_pods_data_directory_is_a_volume_of_its_own():
+    """hub.db.type postgres gives the hub pod no volume: the password accounts and the audit log
+    in SPORTHUB_DATA_DIR need the claim of hub-data.yaml."""
+    hub = values()["hub"]
+    [mount] = [m for m in hub["extraVolumeMounts"]
+               if m["mountPath"] == hub["extraEnv"]["SPORTHUB_DATA_DIR"]]
+    [volume] = [v for v in hub["extraVolumes"] if v["name"] == mount["name"]]
+    [claim] = [d for d in manifests() if d["kind"] == "PersistentVolumeClaim"
+               and d["metadata"]["name"] == volume["persistentVolumeClaim"]["claimName"]]
+    assert claim["spec"]["accessModes"] == ["ReadWriteOnce"]
+    # one hub pod at a time holds it: the chart replaces the hub by Recreate
+    assert yaml.safe_load((Z2JH / "values.yaml").read_text())["hub"]["deploymentStrategy"] == {
+        "type": "Recreate"}
 
 
 def test_idle_culling_and_the_user_image():
