@@ -497,3 +497,21 @@ def test_a_real_hub_on_the_charts_configuration_serves_the_gateway_through_the_p
     backend_key = (tmp_path / "secrets" / "vllm-api-key").read_text()
     for secret in (tokens["ann"], tester, proxy_token, backend_key):
         assert secret not in hub_log
+
+
+def test_oidc_sign_in_takes_its_callback_from_the_request(tmp_path):
+    """The public name is the chart's (proxy.https.hosts): SportHub sets no callback URL of its
+    own, so OAuthenticator builds it from the request (Host kept by the proxy, the scheme from
+    X-Forwarded-Proto); the client secret stays in the hub."""
+    config = hub_config(tmp_path, SPORTHUB_AUTH="oidc",
+                        SPORTHUB_OIDC_AUTHORIZE_URL="https://id.club.example/authorize",
+                        SPORTHUB_OIDC_TOKEN_URL="https://id.club.example/token",
+                        SPORTHUB_OIDC_USERDATA_URL="https://id.club.example/userinfo",
+                        SPORTHUB_OIDC_CLIENT_ID="sporthub",
+                        SPORTHUB_OIDC_CLIENT_SECRET="client-secret-of-the-club")
+    oidc = config["SportHubOIDCAuthenticator"]
+    assert oidc["client_id"] == "sporthub" and "oauth_callback_url" not in oidc
+    assert config["JupyterHub"]["authenticator_class"] == \
+        "sporthub.hub.auth.SportHubOIDCAuthenticator"
+    for service in config["JupyterHub"]["services"]:
+        assert "client-secret-of-the-club" not in json.dumps(service)

@@ -103,7 +103,10 @@ def _oidc(c, settings: Settings) -> None:
     oidc.authorize_url = settings.oidc_authorize_url
     oidc.token_url = settings.oidc_token_url
     oidc.userdata_url = settings.oidc_userdata_url
-    oidc.oauth_callback_url = f"{settings.public_url}hub/oauth_callback"
+    if settings.profile != "k8s":
+        oidc.oauth_callback_url = f"{settings.public_url}hub/oauth_callback"
+    # k8s: the public name is the chart's (proxy.https.hosts); OAuthenticator derives the callback
+    # from each request, whose Host the proxy keeps and whose scheme X-Forwarded-Proto gives
     oidc.scope = list(settings.oidc_scopes)
     oidc.username_claim = settings.oidc_username_claim
     # groups follow the provider at every sign-in; the roles of load_roles create the hub's
