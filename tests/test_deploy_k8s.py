@@ -88,8 +88,15 @@ def test_kubernetes_objects_inside_the_values_validate(tmp_path):
                                     f"{hub['image']['tag']}", "env": env,
                                     "volumeMounts": hub["extraVolumeMounts"]}],
                     "volumes": hub["extraVolumes"]}}
-    done = kubernetes_validate(tmp_path, service, policy, pod)
+    proxy_policy = {"apiVersion": "networking.k8s.io/v1", "kind": "NetworkPolicy",
+                    "metadata": {"name": "proxy"},
+                    "spec": {"podSelector": {"matchLabels": {**HUB_PODS,
+                                                             "app.kubernetes.io/component": "proxy"}},
+                             "policyTypes": ["Egress"],
+                             "egress": values()["proxy"]["chp"]["networkPolicy"]["egress"]}}
+    done = kubernetes_validate(tmp_path, service, policy, proxy_policy, pod)
     assert done.returncode == 0, done.stdout + done.stderr
+    assert done.stdout.count("passed for resource") == 4
 
 
 def test_every_vllm_replica_is_a_backend_and_runs_as_the_gateway_expects():
@@ -182,3 +189,23 @@ def test_idle_culling_and_the_user_image():
     assert v["hub"]["image"]["name"].endswith("sporthub-hub")
     assert v["hub"]["db"]["type"] == "postgres"
     assert v["hub"]["extraEnv"]["SPORTHUB_PROFILE"] == "k8s"
+
+
+def test_the_gateway_and_usage_ports_agree_everywhere_the_proxy_needs_them():
+    """The k8s profile's services listen on SPORTHUB_GATEWAY_PORT and SPORTHUB_USAGE_PORT
+    (defaults 8091, 8093); the hub Service, the hub's ingress and the proxy's egress name them."""
+    from sporthub.settings import Settings
+
+    defaults = {Settings.model_fields["gateway_port"].default,
+                Settings.model_fields["usage_port"].default}
+    v = values()
+    assert not {"SPORTHUB_GATEWAY_PORT", "SPORTHUB_USAGE_PORT"} & v["hub"]["extraEnv"].keys()
+    assert {p["port"] for p in v["hub"]["service"]["extraPorts"]} == defaults
+    assert {p["targetPort"] for p in v["hub"]["service"]["extraPorts"]} == defaults
+    [ingress] = v["hub"]["networkPolicy"]["ingress"]
+    assert {p["port"] for p in ingress["ports"]} == defaults
+    assert ingress["from"][0]["podSelector"]["matchLabels"]["app.kubernetes.io/component"] == \
+        "proxy"
+    [egress] = v["proxy"]["chp"]["networkPolicy"]["egress"]
+    assert {p["port"] for p in egress["ports"]} == defaults
+    assert egress["to"] == [{"podSelector": {"matchLabels": HUB_PODS}}]
