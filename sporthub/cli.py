@@ -142,6 +142,7 @@ STACK_SECRETS = {
     "grafana-admin-password": 0o644,  # Grafana (uid 472)
 }
 PGPASS = "pgpass"  # libpq's password file for the hub and the ledger (PGPASSFILE)
+PGPASS_HOSTS = ("postgres", "sporthub-postgres")
 
 
 def make_secrets(directory: Path) -> int:
@@ -152,7 +153,9 @@ def make_secrets(directory: Path) -> int:
         if _write_new(directory / name, secrets.token_urlsafe(32), mode):
             say(f"created {directory / name}")
     password = (directory / "postgres-password").read_text().strip()
-    if _write_new(directory / PGPASS, f"postgres:5432:*:sporthub:{password}", 0o600):
+    # one line per host name PostgreSQL has: Compose's service, and deploy/k8s's Service
+    lines = [f"{host}:5432:*:sporthub:{password}" for host in PGPASS_HOSTS]
+    if _write_new(directory / PGPASS, "\n".join(lines), 0o600):
         say(f"created {directory / PGPASS}")
     say(f"the stack's secrets are in {directory} (existing files were kept)")
     return 0
@@ -206,6 +209,17 @@ def run_restore(settings: Settings, args) -> int:
     return 0
 
 
+# the k8s profile runs in the chart's hub pod, started by the chart (README, Kubernetes)
+K8S_NOT_HERE = {
+    "up": "the chart's hub pod runs the hub (helm upgrade --install, deploy/k8s/values.yaml)",
+    "prepare": "the images carry everything; nothing to prepare",
+    "users": "from inside the hub pod the public address is out of reach; use the admin panel "
+             "(Admin, and /hub/invites for invite links)",
+    "backup": "back up the PostgreSQL databases, the hub's data volume and the home volumes",
+    "restore": "restore the PostgreSQL databases and the volumes",
+}
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="sporthub", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
@@ -242,6 +256,9 @@ def main(argv: list[str] | None = None) -> int:
         return make_secrets(args.directory)
     try:
         settings = load_settings()
+        if settings.profile == "k8s" and args.command in K8S_NOT_HERE:
+            raise SettingsError(f"`sporthub {args.command}` with SPORTHUB_PROFILE=k8s: "
+                                f"{K8S_NOT_HERE[args.command]}")
         if args.command == "prepare":
             prepare(settings)
             return 0

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import subprocess
+from urllib.parse import urlparse
 
 import jsonschema
 import pytest
@@ -21,7 +22,7 @@ HUB_PODS = {"app.kubernetes.io/name": "jupyterhub", "app.kubernetes.io/component
 
 
 def manifests() -> list[dict]:
-    return [d for name in ("vllm.yaml", "postgres.yaml")
+    return [d for name in ("vllm.yaml", "postgres.yaml", "hub-data.yaml")
             for d in yaml.safe_load_all((K8S / name).read_text()) if d]
 
 
@@ -87,8 +88,15 @@ def test_kubernetes_objects_inside_the_values_validate(tmp_path):
                                     f"{hub['image']['tag']}", "env": env,
                                     "volumeMounts": hub["extraVolumeMounts"]}],
                     "volumes": hub["extraVolumes"]}}
-    done = kubernetes_validate(tmp_path, service, policy, pod)
+    proxy_policy = {"apiVersion": "networking.k8s.io/v1", "kind": "NetworkPolicy",
+                    "metadata": {"name": "proxy"},
+                    "spec": {"podSelector": {"matchLabels": {**HUB_PODS,
+                                                             "app.kubernetes.io/component": "proxy"}},
+                             "policyTypes": ["Egress"],
+                             "egress": values()["proxy"]["chp"]["networkPolicy"]["egress"]}}
+    done = kubernetes_validate(tmp_path, service, policy, proxy_policy, pod)
     assert done.returncode == 0, done.stdout + done.stderr
+    assert done.stdout.count("passed for resource") == 4
 
 
 def test_every_vllm_replica_is_a_backend_and_runs_as_the_gateway_expects():
@@ -152,6 +160,26 @@ def test_the_values_hold_no_secret_and_the_secret_comes_from_sporthub_secrets(tm
     files = [v for k, v in mounted.items() if k.endswith("_FILE") or k == "PGPASSFILE"]
     files += [b["api_key_file"] for b in json.loads(mounted["SPORTHUB_LLM_BACKENDS"])]
     assert {f.rsplit("/", 1)[1] for f in files} <= listed
+    # libpq finds the password only under the host name the URLs use
+    hosts = {urlparse(url).hostname for url in (values()["hub"]["db"]["url"],
+                                                mounted["SPORTHUB_DB_URL"])}
+    pgpass = (tmp_path / "secrets" / "pgpass").read_text().splitlines()
+    assert hosts <= {line.split(":")[0] for line in pgpass}
+
+
+def test_the_hub_pods_data_directory_is_a_volume_of_its_own():
+    """hub.db.type postgres gives the hub pod no volume: the password accounts and the audit log
+    in SPORTHUB_DATA_DIR need the claim of hub-data.yaml."""
+    hub = values()["hub"]
+    [mount] = [m for m in hub["extraVolumeMounts"]
+               if m["mountPath"] == hub["extraEnv"]["SPORTHUB_DATA_DIR"]]
+    [volume] = [v for v in hub["extraVolumes"] if v["name"] == mount["name"]]
+    [claim] = [d for d in manifests() if d["kind"] == "PersistentVolumeClaim"
+               and d["metadata"]["name"] == volume["persistentVolumeClaim"]["claimName"]]
+    assert claim["spec"]["accessModes"] == ["ReadWriteOnce"]
+    # one hub pod at a time holds it: the chart replaces the hub by Recreate
+    assert yaml.safe_load((Z2JH / "values.yaml").read_text())["hub"]["deploymentStrategy"] == {
+        "type": "Recreate"}
 
 
 def test_idle_culling_and_the_user_image():
@@ -161,3 +189,23 @@ def test_idle_culling_and_the_user_image():
     assert v["hub"]["image"]["name"].endswith("sporthub-hub")
     assert v["hub"]["db"]["type"] == "postgres"
     assert v["hub"]["extraEnv"]["SPORTHUB_PROFILE"] == "k8s"
+
+
+def test_the_gateway_and_usage_ports_agree_everywhere_the_proxy_needs_them():
+    """The k8s profile's services listen on SPORTHUB_GATEWAY_PORT and SPORTHUB_USAGE_PORT
+    (defaults 8091, 8093); the hub Service, the hub's ingress and the proxy's egress name them."""
+    from sporthub.settings import Settings
+
+    defaults = {Settings.model_fields["gateway_port"].default,
+                Settings.model_fields["usage_port"].default}
+    v = values()
+    assert not {"SPORTHUB_GATEWAY_PORT", "SPORTHUB_USAGE_PORT"} & v["hub"]["extraEnv"].keys()
+    assert {p["port"] for p in v["hub"]["service"]["extraPorts"]} == defaults
+    assert {p["targetPort"] for p in v["hub"]["service"]["extraPorts"]} == defaults
+    [ingress] = v["hub"]["networkPolicy"]["ingress"]
+    assert {p["port"] for p in ingress["ports"]} == defaults
+    assert ingress["from"][0]["podSelector"]["matchLabels"]["app.kubernetes.io/component"] == \
+        "proxy"
+    [egress] = v["proxy"]["chp"]["networkPolicy"]["egress"]
+    assert {p["port"] for p in egress["ports"]} == defaults
+    assert egress["to"] == [{"podSelector": {"matchLabels": HUB_PODS}}]

@@ -31,7 +31,9 @@ def test_secrets_are_made_once_with_their_modes_and_never_printed(tmp_path):
         assert values[name] not in done.stdout + done.stderr
     assert len(set(values.values())) == len(values)
     pgpass = (directory / "pgpass").read_text()
-    assert pgpass == f"postgres:5432:*:sporthub:{values['postgres-password']}"
+    # the PostgreSQL of Compose (service postgres) and of deploy/k8s (Service sporthub-postgres)
+    assert pgpass.splitlines() == [f"{host}:5432:*:sporthub:{values['postgres-password']}"
+                                   for host in ("postgres", "sporthub-postgres")]
     assert (directory / "pgpass").stat().st_mode & 0o777 == 0o600
     # a second run keeps every file as it is (a running stack depends on them)
     assert make_secrets(directory).returncode == 0

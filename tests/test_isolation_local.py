@@ -286,9 +286,3 @@ def test_a_hub_not_run_as_root_says_it_is_a_single_person_trial():
         hub.wait(60)
         fake.stop()
         shutil.rmtree(home)
-
-
-def test_the_k8s_profile_is_refused_until_it_is_delivered(tmp_path):
-    result = run_up(tmp_path, profile="k8s")
-    assert result.returncode == 2
-    assert "SPORTHUB_PROFILE" in result.stderr and "not delivered yet" in result.stderr

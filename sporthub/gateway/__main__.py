@@ -24,7 +24,9 @@ def main() -> None:
     gc.freeze()
     uvicorn.run(
         app,
-        host="127.0.0.1",
+        # loopback, except in k8s: there the proxy is another pod (the hub's network policy
+        # admits only the proxy to this port)
+        host=settings.service_bind_ip,
         port=settings.gateway_port,
         access_log=False,  # the ledger and our own log line say what happened, without tokens
         proxy_headers=False,

@@ -29,6 +29,12 @@ ROLE_GROUPS = ("athletes", "scientists", "priority")
 
 
 def configure(c, settings: Settings) -> None:
+    if settings.profile == "k8s":
+        # imported here: KubeSpawner and the chart's configuration belong to this profile only
+        from sporthub.hub import kube
+
+        kube.configure(c, settings)
+        return
     data_dir = settings.data_dir.resolve()
     data_dir.mkdir(parents=True, exist_ok=True)
 
@@ -46,7 +52,7 @@ def configure(c, settings: Settings) -> None:
     _accounts(c, settings)
     _llm_access(c, settings)
     _spawner(c, settings, data_dir)
-    _capacity(c, settings)
+    _capacity(c, settings, settings.idle_timeout_s)
     _services(c, settings)
 
 
@@ -97,7 +103,10 @@ def _oidc(c, settings: Settings) -> None:
     oidc.authorize_url = settings.oidc_authorize_url
     oidc.token_url = settings.oidc_token_url
     oidc.userdata_url = settings.oidc_userdata_url
-    oidc.oauth_callback_url = f"{settings.public_url}hub/oauth_callback"
+    if settings.profile != "k8s":
+        oidc.oauth_callback_url = f"{settings.public_url}hub/oauth_callback"
+    # k8s: the public name is the chart's (proxy.https.hosts); OAuthenticator derives the callback
+    # from each request, whose Host the proxy keeps and whose scheme X-Forwarded-Proto gives
     oidc.scope = list(settings.oidc_scopes)
     oidc.username_claim = settings.oidc_username_claim
     # groups follow the provider at every sign-in; the roles of load_roles create the hub's
@@ -179,7 +188,7 @@ def _local_spawner(c, settings: Settings, data_dir: Path) -> None:
         c.SimpleLocalProcessSpawner.home_dir_template = str(data_dir / "users" / "{username}")
 
 
-def _capacity(c, settings: Settings) -> None:
+def _capacity(c, settings: Settings, idle_timeout_s: int) -> None:
     # one GPU server: 3-5 people at once; the next one is asked to come back shortly (the
     # template error.html turns the hub's terse 429 into an explanation)
     c.JupyterHub.active_server_limit = settings.active_server_limit
@@ -189,7 +198,7 @@ def _capacity(c, settings: Settings) -> None:
     limit.set(settings.active_server_limit)
     c.JupyterHub.template_vars = {
         "sporthub_active_server_limit": settings.active_server_limit,
-        "sporthub_idle_time": _duration(settings.idle_timeout_s),
+        "sporthub_idle_time": _duration(idle_timeout_s),
         "sporthub_invites": settings.auth == "password",
         # English or Russian pages (sporthub/i18n.py); a callable here is called with the user,
         # so each is wrapped to hand the template the function itself
@@ -226,21 +235,28 @@ def _service_environments(settings: Settings) -> dict[str, dict[str, str]]:
     """Each service's settings, with only the secrets it uses: the backends' keys and the metrics
     token to the gateway, the ledger's URL to the gateway and the usage page. The admin password
     and the OIDC secret stay in the hub (the authenticator); the idle culler needs no setting."""
+    # the ledger's password, when its URL has none: libpq's password file (a hub-managed service
+    # inherits almost nothing of the hub's environment, so it is handed on by name)
+    pgpass = {"PGPASSFILE": os.environ["PGPASSFILE"]} if os.environ.get("PGPASSFILE") else {}
     return {
-        "llm": settings.as_environment({"backend_keys", "gateway_metrics_token", "db_url"}),
-        "usage": settings.as_environment({"db_url"}),
+        "llm": {**settings.as_environment({"backend_keys", "gateway_metrics_token", "db_url"}),
+                **pgpass},
+        "usage": {**settings.as_environment({"db_url"}), **pgpass},
         # the embedded llama-server reads its key from <data>/secrets itself
         "llm-backend": settings.as_environment(),
     }
 
 
-def _services(c, settings: Settings) -> None:
+def _services(c, settings: Settings, host: str = "127.0.0.1") -> None:
+    """The gateway and the usage page at ``host`` (where the proxy reaches them), the CLI, the
+    Prometheus token, the idle culler and the embedded backend."""
+    k8s = settings.profile == "k8s"
     env = _service_environments(settings)
     c.JupyterHub.services = [
         {
             "name": "llm",
             "display": False,
-            "url": settings.gateway_url,
+            "url": f"http://{host}:{settings.gateway_port}",
             "command": [sys.executable, "-m", "sporthub.gateway"],
             "environment": env["llm"],
         },
@@ -249,7 +265,7 @@ def _services(c, settings: Settings) -> None:
         "name": "usage",
         "display": True,
         "oauth_no_confirm": True,
-        "url": f"http://127.0.0.1:{settings.usage_port}",
+        "url": f"http://{host}:{settings.usage_port}",
         "command": [sys.executable, "-m", "sporthub.usage"],
         "environment": env["usage"],
     })
@@ -258,19 +274,23 @@ def _services(c, settings: Settings) -> None:
     c.JupyterHub.load_roles.append({
         "name": "sporthub-usage", "services": ["usage"],
         "scopes": ["list:users", "read:users", "list:groups", "read:groups"]})
-    # the sporthub CLI: a token-only service; its token never leaves <data>/secrets/ (0600)
-    c.JupyterHub.services.append({"name": CLI_SERVICE, "api_token": settings.secret("cli-api-token")})
-    c.JupyterHub.load_roles.append({"name": CLI_SERVICE, "services": [CLI_SERVICE],
-                                    "scopes": CLI_SCOPES})
+    if not k8s:
+        # the sporthub CLI: a token-only service; its token never leaves <data>/secrets/ (0600).
+        # Not in k8s: from inside the hub pod the CLI cannot reach the public address it needs
+        c.JupyterHub.services.append({"name": CLI_SERVICE,
+                                      "api_token": settings.secret("cli-api-token")})
+        c.JupyterHub.load_roles.append({"name": CLI_SERVICE, "services": [CLI_SERVICE],
+                                        "scopes": CLI_SCOPES})
     if settings.hub_metrics_token is not None:
         # Prometheus: a token-only service that may read /hub/metrics and nothing else
         c.JupyterHub.services.append({"name": "prometheus",
                                       "api_token": settings.hub_metrics_token.get_secret_value()})
         c.JupyterHub.load_roles.append({"name": "prometheus", "services": ["prometheus"],
                                         "scopes": ["read:metrics"]})
-    culler, culler_role = _idle_culler(settings)
-    c.JupyterHub.services.append(culler)
-    c.JupyterHub.load_roles.append(culler_role)
+    if not k8s:  # k8s: the chart's own culler (cull.*) does it
+        culler, culler_role = _idle_culler(settings)
+        c.JupyterHub.services.append(culler)
+        c.JupyterHub.load_roles.append(culler_role)
     if settings.uses_embedded_llm:
         # no url: the backend gets no route through the proxy; only the gateway reaches it
         c.JupyterHub.services.append(

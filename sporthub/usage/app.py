@@ -142,7 +142,9 @@ def make_app(settings: Settings) -> web.Application:
 async def serve(settings: Settings) -> None:
     app = make_app(settings)
     url = urlparse(os.environ["JUPYTERHUB_SERVICE_URL"])
-    app.listen(url.port, url.hostname)
+    # the URL names where the proxy reaches the page (k8s: the hub's Service); it listens on
+    # loopback, or in k8s on all of the hub pod's addresses
+    app.listen(url.port, settings.service_bind_ip)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     # the hub stops its services with SIGTERM; answering at once keeps hub shutdown quick

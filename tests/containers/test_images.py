@@ -14,7 +14,8 @@ def test_the_hub_image_builds_and_carries_hub_gateway_proxy_and_dockerspawner(en
     TIMINGS["hub image " + ("build" if built else "check (cached)")] = time.monotonic() - started
     result = engine.run("run", "--rm", "--network", "none", tag, "sh", "-c",
                         "configurable-http-proxy --version && jupyterhub --version && "
-                        "python -c 'import dockerspawner, sporthub.gateway, sporthub.usage' && "
+                        "python -c 'import dockerspawner, sporthub.gateway, sporthub.usage, "
+                        "sporthub.hub.kube, tornado.curl_httpclient' && "
                         "sporthub --help >/dev/null && echo ok", capture_output=True)
     assert result.returncode == 0, result.stderr
     lines = result.stdout.split()

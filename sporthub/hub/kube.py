@@ -1,0 +1,160 @@
+"""The ``k8s`` profile: SportHub on top of the Zero to JupyterHub chart's own configuration.
+
+``deploy/k8s/values.yaml`` loads SportHub through ``hub.extraConfig``, which the chart's
+``jupyterhub_config.py`` runs last. By then the chart has set the networking (the hub's bind and
+connect URLs, the proxy in a pod of its own), the hub database, KubeSpawner (image, limits,
+storage, ``singleuser.extraEnv``), the idle culler (``cull.*``) and its role. This module adds
+what is SportHub's: accounts, roles and groups, the LLM scope, the gateway and the usage page as
+hub-managed services, the pages. It replaces nothing the chart set: it adds to the chart's lists
+of services and roles and to the user pods' environment. Where both would set the same value
+they must agree, or the start stops with a message that names both (README, Kubernetes).
+"""
+
+from __future__ import annotations
+
+import re
+from urllib.parse import urlparse
+
+from kubespawner import KubeSpawner
+from traitlets import Any, Float
+
+from sporthub.hub import config
+from sporthub.hub.spawners import resolve_limits
+from sporthub.settings import Settings, SettingsError
+
+# what the chart's own values set when nobody chose anything (z2jh values.yaml, hub.config)
+CHART_DEFAULT_AUTHENTICATOR = "dummy"
+CHART_SPAWNER = "kubespawner.KubeSpawner"
+# jupyterhub-idle-culler's own default, when the chart passes no --timeout (cull.timeout: 0)
+CULLER_DEFAULT_TIMEOUT_S = 600
+# JupyterHub settings SportHub makes in every profile: a chart value for one of them would lose
+CHART_VALUE_OF = {
+    "template_paths": "hub.templatePaths",
+    "template_vars": "hub.templateVars",
+    "custom_scopes": "hub.config.JupyterHub.custom_scopes",
+    "load_groups": "hub.config.JupyterHub.load_groups",
+}
+
+
+class SportHubKubeSpawner(KubeSpawner):
+    """KubeSpawner whose limits follow the person's groups, as in the docker profile: the most
+    generous ``user_mem_limit`` / ``user_cpu_limit`` of their groups, else the chart's
+    ``singleuser.memory.limit`` / ``singleuser.cpu.limit``."""
+
+    default_mem_limit = Any(None, allow_none=True, config=True,
+                            help="the chart's singleuser.memory.limit (None: no limit)")
+    default_cpu_limit = Float(None, allow_none=True, config=True,
+                              help="the chart's singleuser.cpu.limit (None: no limit)")
+
+    def apply_group_limits(self) -> None:
+        # group properties are the admin's to edit at any time: read them at each start
+        groups = {g.name: dict(g.properties or {}) for g in self.user.groups}
+        mem, cpu = resolve_limits(groups, self.default_mem_limit or 0, self.default_cpu_limit or 0)
+        # 0 stands for the chart's "no limit" (None)
+        self.mem_limit, self.cpu_limit = mem or None, cpu or None
+        self.log.info("%s's pod: %s bytes of memory, %s CPUs", self.user.name, self.mem_limit,
+                      self.cpu_limit)
+
+    async def _start(self):
+        self.apply_group_limits()
+        return await super()._start()
+
+
+def configure(c, settings: Settings) -> None:
+    """Add SportHub to the configuration the chart's ``jupyterhub_config.py`` has built in ``c``."""
+    host = _hub_host(c)
+    _check_agreement(c, settings)
+    chart_services = list(c.JupyterHub.get("services", []))
+    chart_roles = list(c.JupyterHub.get("load_roles", []))
+    idle_timeout_s = _chart_idle_timeout(chart_services)
+    environment = _user_environment(c, settings)
+
+    # accounts, the admin password if generated, the audit log: a volume (values.yaml)
+    settings.data_dir.resolve().mkdir(parents=True, exist_ok=True)
+    config._accounts(c, settings)
+    config._llm_access(c, settings)
+    c.JupyterHub.spawner_class = SportHubKubeSpawner
+    c.SportHubKubeSpawner.default_mem_limit = c.KubeSpawner.get("mem_limit")
+    c.SportHubKubeSpawner.default_cpu_limit = c.KubeSpawner.get("cpu_limit")
+    # KubeSpawner's own section wins over Spawner's: the chart's singleuser.extraEnv is there
+    c.KubeSpawner.environment = environment
+    if "default_url" not in c.Spawner:  # singleuser.defaultUrl, when the chart sets one
+        c.Spawner.default_url = "/lab"
+    config._capacity(c, settings, idle_timeout_s)
+    # the proxy pod reaches the gateway and the usage page through the hub's Service
+    # (hub.service.extraPorts); they listen on all the pod's addresses (service_bind_ip)
+    config._services(c, settings, host)
+    c.JupyterHub.services = chart_services + c.JupyterHub.services
+    c.JupyterHub.load_roles = chart_roles + c.JupyterHub.load_roles
+
+
+def _hub_host(c) -> str:
+    """The hub's Service name, from the connect URL the chart sets (``http://hub:8081``)."""
+    url = c.JupyterHub.get("hub_connect_url")
+    host = urlparse(url).hostname if isinstance(url, str) else None
+    if not host:
+        raise SettingsError(
+            "SPORTHUB_PROFILE=k8s runs inside the Zero to JupyterHub chart's hub configuration "
+            "(hub.extraConfig in deploy/k8s/values.yaml); JupyterHub.hub_connect_url is not set, "
+            "so this is not that configuration")
+    return host
+
+
+def _check_agreement(c, settings: Settings) -> None:
+    spawner = c.JupyterHub.get("spawner_class", CHART_SPAWNER)
+    if spawner != CHART_SPAWNER:
+        raise SettingsError(f"hub.config.JupyterHub.spawner_class={spawner}: the k8s profile "
+                            "spawns with KubeSpawner (its own subclass); remove that value")
+    authenticator = c.JupyterHub.get("authenticator_class", CHART_DEFAULT_AUTHENTICATOR)
+    if authenticator != CHART_DEFAULT_AUTHENTICATOR:
+        raise SettingsError(f"hub.config.JupyterHub.authenticator_class={authenticator}: "
+                            "SPORTHUB_AUTH decides how people sign in; remove that value")
+    chart_base = "/" + c.JupyterHub.get("base_url", "/").strip("/") + "/"
+    chart_base = "/" if chart_base == "//" else chart_base
+    if chart_base != settings.base_url:
+        raise SettingsError(f"SPORTHUB_BASE_URL={settings.base_url} and the chart's hub.baseUrl="
+                            f"{chart_base} differ: set both to the same path")
+    limit = c.JupyterHub.get("active_server_limit")
+    if limit is not None and limit != settings.active_server_limit:
+        raise SettingsError(
+            f"hub.activeServerLimit={limit} and SPORTHUB_ACTIVE_SERVER_LIMIT="
+            f"{settings.active_server_limit} differ: SportHub's pages and metrics show its own "
+            "limit; remove hub.activeServerLimit and set SPORTHUB_ACTIVE_SERVER_LIMIT")
+    for trait, value_name in CHART_VALUE_OF.items():
+        if c.JupyterHub.get(trait):  # the chart's defaults are empty
+            raise SettingsError(f"{value_name}: SportHub sets JupyterHub.{trait} itself; remove "
+                                "that value")
+
+
+def _chart_idle_timeout(chart_services: list[dict]) -> int:
+    """The chart's culler stops idle servers (``cull.*``); SportHub's pages show its timeout."""
+    for service in chart_services:
+        command = service.get("command") or []
+        if "jupyterhub_idle_culler" in command:
+            for arg in command:
+                if match := re.fullmatch(r"--timeout=(\d+)", arg):
+                    return int(match.group(1))
+            return CULLER_DEFAULT_TIMEOUT_S
+    # the active server limit frees places only when idle servers stop
+    raise SettingsError("cull.enabled is false: the k8s profile needs the chart's idle culler "
+                        "(set cull.enabled: true and cull.timeout in values.yaml)")
+
+
+def _user_environment(c, settings: Settings) -> dict:
+    """The chart's ``singleuser.extraEnv`` and the model Jupyter AI uses; ``OPENAI_API_BASE``
+    must be there, reaching the gateway through the proxy (only the chart knows its Service)."""
+    environment = dict(c.KubeSpawner.get("environment", {}))
+    path = f"{settings.gateway_prefix}/v1"
+    base = environment.get("OPENAI_API_BASE")
+    parsed = urlparse(base) if isinstance(base, str) else None
+    if parsed is None or parsed.scheme not in ("http", "https") or parsed.path != path:
+        raise SettingsError(
+            f"singleuser.extraEnv.OPENAI_API_BASE={base}: user servers reach the gateway through "
+            f"the proxy's in-cluster address, with the path {path}: http://proxy-http:8000{path} "
+            "with the chart's automatic HTTPS (proxy.https.type letsencrypt), else "
+            f"http://proxy-public{path}")
+    model = settings.backends()[0].models[0]
+    if environment.setdefault("LLM_GATEWAY_MODEL", model) != model:
+        raise SettingsError(f"singleuser.extraEnv.LLM_GATEWAY_MODEL={environment['LLM_GATEWAY_MODEL']}"
+                            f" is not the first model of SPORTHUB_LLM_BACKENDS ({model}); remove it")
+    return environment
