@@ -4,7 +4,8 @@ It speaks vLLM's protocol (bearer key, SSE chunks, a usage chunk when asked, con
 stats) but its behaviour is set by the last user message, e.g. ``"tokens=5 delay=0.2"``: five
 one-token chunks, 0.2 s apart. ``"fail"`` answers 500, ``"break"`` cuts the stream mid-way,
 ``"endusage"`` reports usage only at the end (like llama-server), ``"nousage"`` never, ``pad=N``
-adds N bytes to every chunk. While ``loading`` is set it answers every request 503 "Loading
+adds N bytes to every chunk, ``"hold"`` keeps its slot until the test calls :meth:`release` (so a
+test can line requests up behind it without racing a clock). While ``loading`` is set it answers every request 503 "Loading
 model", as llama-server does while it loads. Every request it served is kept in ``served``
 (arrival order), for ordering assertions.
 
@@ -39,7 +40,7 @@ def _instructions(body: dict) -> dict:
     flags = set(str(text).split())
     return {"tokens": int(words.get("tokens", 3)), "delay": float(words.get("delay", 0.01)),
             "tag": words.get("tag", ""), "fail": "fail" in flags, "break": "break" in flags,
-            "endusage": "endusage" in flags, "nousage": "nousage" in flags,
+            "endusage": "endusage" in flags, "nousage": "nousage" in flags, "hold": "hold" in flags,
             "pad": int(words.get("pad", 0)), "prompt_tokens": len(str(text).split())}
 
 
@@ -55,6 +56,7 @@ class FakeBackend:
         self.active = 0
         self.max_active = 0
         self.loading = False
+        self.released = threading.Event()
         app = Starlette(routes=[
             Route("/v1/models", self.models),
             Route("/v1/chat/completions", self.chat, methods=["POST"]),
@@ -81,6 +83,17 @@ class FakeBackend:
 
     def __exit__(self, *exc) -> None:
         self.stop()
+
+    def hold(self) -> None:
+        """From now on, requests that say ``hold`` keep their slot until :meth:`release`."""
+        self.released.clear()
+
+    def release(self) -> None:
+        self.released.set()
+
+    async def _held(self, how: dict) -> None:
+        while how["hold"] and not self.released.is_set():
+            await asyncio.sleep(0.02)
 
     def _authorized(self, request: Request) -> bool:
         return request.headers.get("authorization") == f"Bearer {KEY}"
@@ -115,6 +128,7 @@ class FakeBackend:
             self.active += 1
             self.max_active = max(self.max_active, self.active)
             try:
+                await self._held(how)
                 await asyncio.sleep(how["delay"] * how["tokens"])
             finally:
                 self.active -= 1
@@ -132,6 +146,7 @@ class FakeBackend:
         self.active += 1
         self.max_active = max(self.max_active, self.active)
         try:
+            await self._held(how)
             for i in range(how["tokens"]):
                 await asyncio.sleep(how["delay"])
                 if how["break"] and i == how["tokens"] // 2:

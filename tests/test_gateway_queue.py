@@ -74,15 +74,29 @@ def gw(request, backend, tmp_path_factory):
         dropdb()
 
 
+async def until_waiting(gw, token: str, count: int = 1):
+    """Until ``count`` of this person's requests are in the gateway's queue."""
+    async with httpx.AsyncClient(timeout=10) as client:
+        while True:
+            queue = (await client.get(f"{gw.gateway}/queue",
+                                      headers={"Authorization": f"Bearer {token}"})).json()
+            if sum(r.get("state") != "running" for r in queue.get("requests", [])) >= count:
+                return
+            await asyncio.sleep(0.05)
+
+
 def test_the_priority_class_goes_first(gw, backend):
     blocker, normal, vip = new_user(gw), new_user(gw), new_user(gw, "priority")
+    backend.hold()
 
     async def scenario():
-        first = asyncio.create_task(post(gw, blocker, body("tokens=20 delay=0.05 tag=block")))
+        first = asyncio.create_task(post(gw, blocker, body("hold tokens=2 tag=block")))
         await until_running(backend)
         late = asyncio.create_task(post(gw, normal, body("tokens=1 tag=normal")))
-        await asyncio.sleep(0.3)
+        await until_waiting(gw, normal)
         urgent = asyncio.create_task(post(gw, vip, body("tokens=1 tag=vip")))
+        await until_waiting(gw, vip)
+        backend.release()
         return await asyncio.gather(first, late, urgent)
 
     responses = asyncio.run(scenario())
@@ -94,15 +108,18 @@ def test_the_priority_class_goes_first(gw, backend):
 
 def test_a_flooding_user_does_not_starve_another(gw, backend):
     blocker, flooder, other = new_user(gw), new_user(gw), new_user(gw)
+    backend.hold()
 
     async def scenario():
-        tasks = [asyncio.create_task(post(gw, blocker, body("tokens=15 delay=0.1 tag=b")))]
+        tasks = [asyncio.create_task(post(gw, blocker, body("hold tokens=2 tag=b")))]
         await until_running(backend)
-        # far enough apart that each reaches the queue in the order it was sent
+        # each one in the queue before the next is sent, so they arrive in the order sent
         for i in range(4):
             tasks.append(asyncio.create_task(post(gw, flooder, body(f"tokens=2 tag=f{i}", **SHORT))))
-            await asyncio.sleep(0.2)
+            await until_waiting(gw, flooder, i + 1)
         tasks.append(asyncio.create_task(post(gw, other, body("tokens=2 tag=other"))))
+        await until_waiting(gw, other)
+        backend.release()
         return await asyncio.gather(*tasks)
 
     responses = asyncio.run(scenario())
