@@ -14,13 +14,23 @@ Layout, in this order (so a restore checks everything it can before it writes an
     files/gateway-audit.jsonl
     homes/<user>/...               each person's home: <data>/users/<user>, or, when the hub
                                    runs as root, their system user's home (restored into the
-                                   system user of the target's SPORTHUB_LOCAL_USER_PREFIX)
+                                   system user of the target's SPORTHUB_LOCAL_USER_PREFIX); in
+                                   the docker profile, their named volume (restored into the
+                                   volume of the target's SPORTHUB_DOCKER_NAME_PREFIX)
+
+The docker profile's volumes are read and written through the engine's API only (Docker Engine
+or podman, wherever the engine runs: the hub may itself be a container): a helper container of
+the user image mounts the volume and is never started; the engine's archive endpoint streams
+the volume as a tar (owners, modes and times as they are: UID 1000) and unpacks one into it. A
+home is read file by file while its owner may be working, as in the local profile: each file is
+whole, a file written during the backup may be in its state before or after.
 """
 
 from __future__ import annotations
 
 import base64
 import io
+import itertools
 import json
 import os
 import pwd
@@ -29,7 +39,9 @@ import sqlite3
 import subprocess
 import tarfile
 import tempfile
-from contextlib import closing
+import uuid
+from collections.abc import Iterable, Iterator
+from contextlib import ExitStack, closing, contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -40,9 +52,10 @@ from sqlalchemy import MetaData, create_engine, inspect, text
 from sqlalchemy.engine import make_url
 
 from sporthub.hub import localusers
-from sporthub.settings import Settings
+from sporthub.settings import Settings, SettingsError
 
 FORMAT = 1
+PROFILES = ("local", "docker")
 MANIFEST = "manifest.json"
 # scrypt at n=2**15, r=8: 32 MiB and a fraction of a second per guess; the parameters are kept
 # in the manifest so a later version can raise them and still read old archives
@@ -93,24 +106,28 @@ def system_users_own_homes() -> bool:
     return os.geteuid() == 0
 
 
+def hub_user_names(settings: Settings) -> list[str]:
+    """Everyone the hub knows, from its database; none if the hub never ran here."""
+    hub_db = Database("hub", hub_db_url(settings), "SPORTHUB_HUB_DB_URL")
+    if hub_db.kind == "sqlite" and not hub_db.path.exists():
+        return []  # the hub never ran here (and connecting would create the file)
+    engine = create_engine(hub_db.url)
+    try:
+        if not inspect(engine).has_table("users"):
+            return []  # the hub never ran here: nobody has a home yet
+        with engine.connect() as db:
+            return sorted(db.execute(text("SELECT name FROM users")).scalars())
+    finally:
+        engine.dispose()
+
+
 def local_homes(settings: Settings) -> dict[str, Path]:
     """Each person's home that exists, by hub name."""
     if not system_users_own_homes():
         root = homes_dir(settings)
         return {p.name: p for p in sorted(root.iterdir()) if p.is_dir()} if root.is_dir() else {}
-    hub_db = Database("hub", hub_db_url(settings), "SPORTHUB_HUB_DB_URL")
-    if hub_db.kind == "sqlite" and not hub_db.path.exists():
-        return {}  # the hub never ran here (and connecting would create the file)
-    engine = create_engine(hub_db.url)
-    try:
-        if not inspect(engine).has_table("users"):
-            return {}  # the hub never ran here: nobody has a home yet
-        with engine.connect() as db:
-            names = sorted(db.execute(text("SELECT name FROM users")).scalars())
-    finally:
-        engine.dispose()
     homes = {}
-    for name in names:
+    for name in hub_user_names(settings):
         try:
             user = pwd.getpwnam(localusers.system_username(name, settings.local_user_prefix))
         except KeyError:
@@ -125,17 +142,19 @@ def local_homes(settings: Settings) -> dict[str, Path]:
 
 def backup(settings: Settings, archive: Path, passphrase: str | None = None) -> dict:
     """Write the archive; returns its manifest. The file appears only when it is complete."""
-    if settings.profile != "local":
-        # homes live in the engine's named volumes there; an archive without them would look
+    if settings.profile not in PROFILES:
+        # homes live in the cluster's volumes there; an archive without them would look
         # complete and is not
         raise BackupError(f"backup of the {settings.profile!r} profile's home volumes is not "
-                          "implemented yet; only SPORTHUB_PROFILE=local is supported")
+                          f"implemented; SPORTHUB_PROFILE={' or '.join(PROFILES)} is supported")
     archive = archive.resolve()
     if archive.exists():
         raise BackupError(f"{archive} exists already; choose a new file name")
     if archive.is_relative_to(settings.data_dir.resolve()):
         raise BackupError(f"write the archive outside the data directory {settings.data_dir}")
     partial = archive.with_name(archive.name + ".partial")
+    # the engine answers and has the image, before anything is dumped
+    volumes = Volumes(settings) if settings.profile == "docker" else None
     with tempfile.TemporaryDirectory(prefix="sporthub-backup-", dir=archive.parent) as tmp:
         tmp = Path(tmp)
         dbs = {}
@@ -150,7 +169,7 @@ def backup(settings: Settings, archive: Path, passphrase: str | None = None) -> 
             secrets = Fernet(_key(passphrase, salt, SCRYPT)).encrypt(secrets)
             encryption = {"kdf": "scrypt", **SCRYPT,
                           "salt": base64.b64encode(salt).decode(), "cipher": "fernet"}
-        homes = local_homes(settings)
+        homes = volumes.homes() if volumes else local_homes(settings)
         audit = settings.audit_log_path
         manifest = {
             "format": FORMAT,
@@ -162,6 +181,8 @@ def backup(settings: Settings, archive: Path, passphrase: str | None = None) -> 
             "files": ["files/gateway-audit.jsonl"] if audit.exists() else [],
             "homes": sorted(homes),
         }
+        if volumes:
+            manifest["home_volumes"] = homes
         fd = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
         try:
             with os.fdopen(fd, "wb") as out, tarfile.open(fileobj=out, mode="w:gz") as tar:
@@ -172,7 +193,10 @@ def backup(settings: Settings, archive: Path, passphrase: str | None = None) -> 
                 if audit.exists():
                     tar.add(audit, arcname="files/gateway-audit.jsonl")
                 for name, home in homes.items():
-                    tar.add(home, arcname=f"homes/{name}")
+                    if volumes:
+                        volumes.archive(home, tar, f"homes/{name}")
+                    else:
+                        tar.add(home, arcname=f"homes/{name}")
             partial.rename(archive)
         finally:
             partial.unlink(missing_ok=True)
@@ -224,7 +248,14 @@ def restore(settings: Settings, archive: Path, passphrase: str | None = None) ->
     data_dir = settings.data_dir.resolve()
     with tarfile.open(archive, mode="r:gz") as tar:
         manifest = _read_manifest(tar)
+        if manifest["profile"] != settings.profile:
+            raise BackupError(f"the archive is of the {manifest['profile']!r} profile, this "
+                              f"installation's is {settings.profile!r} (SPORTHUB_PROFILE): "
+                              "restore into the same profile")
         _check_empty(data_dir, [targets[n] for n in manifest["databases"]])
+        volumes = Volumes(settings) if settings.profile == "docker" else None
+        if volumes:
+            volumes.check_empty(manifest["homes"])
         for name, entry in manifest["databases"].items():
             if entry["kind"] != targets[name].kind:
                 raise BackupError(
@@ -258,12 +289,18 @@ def restore(settings: Settings, archive: Path, passphrase: str | None = None) ->
                         restored.append(targets[name])
                     elif member.name.startswith("files/"):
                         _write(tar, member, data_dir / Path(member.name).name)
+                    elif member.name.startswith("homes/") and volumes:
+                        volumes.spool(tar, member, Path(tmp))
                     elif member.name.startswith("homes/"):
                         _restore_home_member(tar, member, settings)
+                if volumes:
+                    volumes.fill_spooled()
             if "hub" in manifest["databases"]:
                 _no_servers_running(targets["hub"].url)
         except BaseException:
             _undo(data_dir, [db for db in restored if db.kind == "postgresql"])
+            if volumes:
+                volumes.remove_created()
             raise
     return manifest
 
@@ -301,7 +338,7 @@ def _read_manifest(tar: tarfile.TarFile) -> dict:
     manifest = json.loads(tar.extractfile(first).read())
     if manifest.get("format") != FORMAT:
         raise BackupError(f"archive format {manifest.get('format')} is not {FORMAT}")
-    if manifest.get("profile") != "local":
+    if manifest.get("profile") not in PROFILES:
         raise BackupError(f"restoring a {manifest.get('profile')!r} backup is not implemented")
     return manifest
 
@@ -375,6 +412,164 @@ def _undo(data_dir: Path, dbs: list[Database]) -> None:
             metadata.drop_all(engine)
         finally:
             engine.dispose()
+
+
+# -- the docker profile's homes: the engine's named volumes ----------------------------------
+
+# where a helper container mounts a volume; a path the image does not have, so that an empty
+# volume stays empty (an engine copies an image's directory into a new volume mounted on it)
+MOUNT = "/sporthub-volume"
+HELPER_LABEL = "org.sporthub.role"
+
+
+class Volumes:
+    """The people's home volumes, read and written through the engine's API only."""
+
+    def __init__(self, settings: Settings):
+        from sporthub.hub import spawners  # the docker SDK and DockerSpawner: this profile only
+
+        self.settings = settings
+        self.spawners = spawners
+        self.created: list[str] = []
+        self.spools: dict[str, tarfile.TarFile] = {}
+        self.open_spools = ExitStack()
+        try:
+            self.client = spawners.engine_client()
+        except SettingsError as e:
+            raise BackupError(str(e)) from None
+        try:
+            self.client.images.get(settings.singleuser_image)
+        except self.errors.ImageNotFound:
+            # the helper that mounts a volume is a container of the user image
+            raise BackupError(f"SPORTHUB_SINGLEUSER_IMAGE={settings.singleuser_image} is not "
+                              "built on this engine: run `make images`") from None
+
+    @property
+    def errors(self):
+        return self.spawners.docker.errors
+
+    def volume(self, name: str) -> str:
+        return self.spawners.home_volume(self.settings.docker_name_prefix, name)
+
+    def homes(self) -> dict[str, str]:
+        """Each person's home volume that exists, by hub name."""
+        homes = {}
+        for name in hub_user_names(self.settings):
+            try:
+                homes[name] = self.client.volumes.get(self.volume(name)).name
+            except self.errors.NotFound:
+                continue  # never started a server: no volume yet
+        return homes
+
+    @contextmanager
+    def mounted(self, volume: str, read_only: bool) -> Iterator:
+        """A container that mounts the volume at MOUNT, created and never started."""
+        helper = self.client.containers.create(
+            self.settings.singleuser_image, name=f"{volume}-backup-{uuid.uuid4().hex[:8]}",
+            network_disabled=True, labels={HELPER_LABEL: "backup"},
+            user=f"{self.spawners.UID}:{self.spawners.UID}",
+            volumes={volume: {"bind": MOUNT, "mode": "ro" if read_only else "rw"}})
+        try:
+            yield helper
+        finally:
+            helper.remove(force=True, v=False)
+
+    def archive(self, volume: str, tar: tarfile.TarFile, prefix: str) -> None:
+        """Copy the volume into ``tar`` under ``prefix``, member by member, streaming."""
+        with self.mounted(volume, read_only=True) as helper:
+            chunks, _ = helper.get_archive(MOUNT)
+            with tarfile.open(fileobj=_ChunkReader(chunks), mode="r|") as inner:
+                top = None
+                for member in inner:
+                    # the engine names the members after the mount point: MOUNT's last part
+                    top = top or member.name.split("/", 1)[0]
+                    member.name = _rebase(member.name, top, prefix)
+                    if member.islnk():
+                        member.linkname = _rebase(member.linkname, top, prefix)
+                    tar.addfile(member, inner.extractfile(member) if member.isreg() else None)
+
+    def is_empty(self, volume: str) -> bool:
+        with self.mounted(volume, read_only=True) as helper:
+            chunks, _ = helper.get_archive(MOUNT)
+            with tarfile.open(fileobj=_ChunkReader(chunks), mode="r|") as inner:
+                # the mount point itself, then anything in it
+                return len(list(itertools.islice(inner, 2))) < 2
+
+    def check_empty(self, names: Iterable[str]) -> None:
+        for name in names:
+            volume = self.volume(name)
+            try:
+                self.client.volumes.get(volume)
+            except self.errors.NotFound:
+                continue
+            if not self.is_empty(volume):
+                raise BackupError(f"the volume {volume} (home of {name}) is not empty; restore "
+                                  "only into an empty installation (another "
+                                  "SPORTHUB_DOCKER_NAME_PREFIX, or remove the volume)")
+
+    def spool(self, tar: tarfile.TarFile, member: tarfile.TarInfo, tmp: Path) -> None:
+        """Keep a member of homes/<name>/ in a tar of that person's, named as in the volume."""
+        name, _, rest = member.name.removeprefix("homes/").partition("/")
+        if name not in self.spools:
+            # open across calls, one per person; the ExitStack closes them all
+            spool = tarfile.open(tmp / f"volume-{len(self.spools)}.tar", mode="w")  # noqa: SIM115
+            self.spools[name] = self.open_spools.enter_context(spool)
+        member.name = rest or "."
+        if member.islnk():
+            member.linkname = member.linkname.removeprefix(f"homes/{name}/")
+        self.spools[name].addfile(member, tar.extractfile(member) if member.isreg() else None)
+
+    def fill_spooled(self) -> None:
+        """Create each spooled person's volume and unpack their files into it."""
+        self.open_spools.close()
+        for name, out in self.spools.items():
+            spool = Path(out.name)
+            volume = self.volume(name)
+            try:
+                self.client.volumes.get(volume)
+            except self.errors.NotFound:
+                self.client.volumes.create(volume, labels={HELPER_LABEL: "home"})
+                self.created.append(volume)
+            with self.mounted(volume, read_only=False) as helper, spool.open("rb") as data:
+                if not helper.put_archive(MOUNT, data):
+                    raise BackupError(f"the engine refused to fill the volume {volume}")
+
+    def remove_created(self) -> None:
+        """Undo a restore: the volumes it created go again."""
+        self.open_spools.close()
+        for volume in self.created:
+            try:
+                self.client.volumes.get(volume).remove(force=True)
+            except self.errors.NotFound:
+                pass
+        self.created = []
+
+
+def _rebase(name: str, top: str, prefix: str) -> str:
+    """``<top>/a/b`` (as the engine names it) to ``<prefix>/a/b``."""
+    rest = name.removeprefix(top).strip("/")
+    return f"{prefix}/{rest}" if rest else prefix
+
+
+class _ChunkReader(io.RawIOBase):
+    """A file to read from the engine's stream of byte chunks (tarfile reads files)."""
+
+    def __init__(self, chunks: Iterable[bytes]):
+        self.chunks = iter(chunks)
+        self.pending = b""
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer) -> int:
+        while not self.pending:
+            chunk = next(self.chunks, None)
+            if chunk is None:
+                return 0
+            self.pending = chunk
+        size = min(len(buffer), len(self.pending))
+        buffer[:size], self.pending = self.pending[:size], self.pending[size:]
+        return size
 
 
 # -- helpers --------------------------------------------------------------------------------

@@ -212,6 +212,9 @@ class Settings(BaseSettings):
     # the hub's group properties user_mem_limit / user_cpu_limit override (most generous wins)
     singleuser_image: str = Field(default="sporthub-singleuser:latest", min_length=1)
     docker_network: str = Field(default="sporthub", pattern=r"^[a-zA-Z0-9][a-zA-Z0-9_.-]*$")
+    # the people's containers and home volumes are <prefix>-<name> and <prefix>-home-<name>:
+    # another prefix keeps a second installation on the same engine apart (a restored copy)
+    docker_name_prefix: str = Field(default="sporthub", pattern=r"^[a-zA-Z0-9][a-zA-Z0-9_.-]*$")
     # the hub's address as the containers see it; default: the network's gateway (hub on the host)
     docker_hub_host: str | None = None
     user_mem_limit: str = Field(default="2G", pattern=r"^[0-9]+(\.[0-9]+)?[KMGT]?$")

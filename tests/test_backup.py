@@ -184,6 +184,13 @@ def test_restore_refuses_an_installation_that_has_data(source, archive):
     assert sorted(p.name for p in stack.data_dir.iterdir()) == before
 
 
+def test_restore_refuses_an_archive_of_another_profile(archive, tmp_path):
+    docker = load_settings(data_dir=tmp_path / "data", profile="docker")
+    with pytest.raises(backup.BackupError, match="restore into the same profile"):
+        backup.restore(docker, archive)
+    assert not (tmp_path / "data").exists()
+
+
 def test_encrypted_secrets_need_the_passphrase(source, tmp_path):
     stack = source["stack"]
     secret_file = tmp_path / "passphrase"
@@ -276,10 +283,15 @@ def test_a_postgresql_ledger_round_trips_with_pg_dump(postgres_dbs, tmp_path):
     assert not (tmp_path / "other").exists()
 
 
-def test_backup_refuses_what_it_would_copy_incompletely(tmp_path):
+def test_backup_refuses_what_it_would_copy_incompletely(tmp_path, monkeypatch):
+    # no engine answers: the homes cannot be read, so nothing is written
+    monkeypatch.setenv("DOCKER_HOST", f"unix://{tmp_path / 'no-engine.sock'}")
     docker = load_settings(data_dir=tmp_path / "data", profile="docker")
-    with pytest.raises(backup.BackupError, match="home volumes is not implemented"):
+    with pytest.raises(backup.BackupError, match="needs a running Docker-compatible engine"):
         backup.backup(docker, tmp_path / "x.tar.gz")
+    # the k8s profile's volumes are the cluster's: not covered, so refused
+    with pytest.raises(backup.BackupError, match="home volumes is not implemented"):
+        backup.backup(docker.model_copy(update={"profile": "k8s"}), tmp_path / "x.tar.gz")
     local = load_settings(data_dir=tmp_path / "data")
     (tmp_path / "data").mkdir()
     with pytest.raises(backup.BackupError, match="outside the data directory"):

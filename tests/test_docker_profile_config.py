@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from sporthub.hub.spawners import parse_bytes, resolve_limits
+from sporthub.hub.spawners import home_volume, parse_bytes, resolve_limits
 from sporthub.settings import SettingsError, load_settings
 
 G = 1024**3
@@ -44,9 +44,16 @@ def test_sizes_read_like_jupyterhubs_own_limits():
     ("SPORTHUB_USER_MEM_LIMIT", "two gigabytes"),
     ("SPORTHUB_USER_CPU_LIMIT", "0"),
     ("SPORTHUB_DOCKER_NETWORK", "no spaces"),
+    ("SPORTHUB_DOCKER_NAME_PREFIX", "-starts-with-a-dash"),
 ])
 def test_bad_docker_settings_are_named(monkeypatch, name, value):
     monkeypatch.setenv(name, value)
     with pytest.raises(SettingsError) as e:
         load_settings()
     assert name in str(e.value)
+
+
+def test_a_home_volume_is_named_as_dockerspawner_names_it():
+    # {username} is DockerSpawner's escape: lower-case letters and digits, the rest as -<hex>
+    assert home_volume("sporthub", "ath1b2c3d") == "sporthub-home-ath1b2c3d"
+    assert home_volume("club", "Lena.M") == "club-home--4cena-2e-4d"

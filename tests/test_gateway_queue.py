@@ -15,6 +15,7 @@ import httpx
 import psutil
 import psycopg
 import pytest
+from prometheus_client.parser import text_string_to_metric_families
 
 from tests.fake_backend import KEY, MODEL, TIMED_MODEL, FakeBackend
 from tests.gateway_client import (
@@ -183,6 +184,50 @@ def test_the_eta_is_within_a_quarter_of_the_real_wait(gw, backend):
         real_wait = started - first_at
         eta = int(first.group(2))
         assert abs(eta - real_wait) <= 0.25 * real_wait + 0.5, (eta, real_wait)
+
+
+def scrape(gw) -> dict[tuple[str, str], float]:
+    """The gateway's metrics as an admin scrapes them: {(sample name, direction): value}."""
+    text = httpx.get(f"{gw.gateway}/metrics", timeout=30,
+                     headers={"Authorization": f"Bearer {gw.admin.token}"}).text
+    return {(sample.name, sample.labels.get("direction", "")): sample.value
+            for family in text_string_to_metric_families(text) for sample in family.samples}
+
+
+def test_the_eta_error_metric_holds_each_queued_requests_wait_minus_its_eta(gw, backend):
+    blocker, *waiters = [new_user(gw) for _ in range(4)]
+    before = scrape(gw)
+
+    async def scenario():
+        # the one slot is busy for 3 s: the three others join the queue behind it
+        first = asyncio.create_task(post(gw, blocker, body("tokens=30 delay=0.1 tag=eta")))
+        await until_running(backend)
+        logs = [[] for _ in waiters]
+        tasks = [asyncio.create_task(stream(gw, user, body("tokens=5 delay=0.1 tag=eta"), events))
+                 for events, user in zip(logs, waiters, strict=True)]
+        await asyncio.gather(first, *tasks)
+        return logs
+
+    logs = asyncio.run(scenario())
+    after = scrape(gw)
+
+    def delta(name: str, direction: str = "") -> float:
+        return after[(name, direction)] - before.get((name, direction), 0.0)
+
+    error = "sporthub_llm_queue_eta_error_seconds"
+    # the ETA each was shown first: the one given on joining, in whole seconds
+    told = [int(next(COMMENT.match(line) for _, line in events if line.startswith(":")).group(2))
+            for events in logs]
+    # the three that queued count once each; the blocker, served at once, not at all
+    assert delta(f"{error}_count", "late") + delta(f"{error}_count", "early") == len(waiters)
+    # real waits (the blocker's is ~0), from the same clock as the error
+    waits = delta("sporthub_llm_queue_wait_seconds_sum")
+    assert delta("sporthub_llm_queue_wait_seconds_count") == len(waiters) + 1
+    signed = delta(f"{error}_sum", "late") - delta(f"{error}_sum", "early")
+    # sum(wait - eta given) = sum(wait) - sum(eta shown), within the shown ETA's rounding
+    assert abs(signed - (waits - sum(told))) <= 0.5 * len(waiters) + 0.5, (signed, waits, told)
+    unsigned = delta(f"{error}_sum", "late") + delta(f"{error}_sum", "early")
+    assert unsigned >= abs(signed)
 
 
 def test_leaving_the_queue_frees_the_place_at_once(gw, backend):

@@ -7,6 +7,7 @@ import asyncio
 import pytest
 
 from sporthub.gateway.errors import GatewayError
+from sporthub.gateway.metrics import GatewayMetrics
 from sporthub.gateway.scheduler import DOWN, STARTING, UP, Pool, Scheduler
 
 
@@ -116,3 +117,40 @@ async def test_a_starting_backend_is_waited_for_and_a_down_one_refuses():
         await s.wait(queued, timeout=10)
     assert down.value.code == "backend_down" and s.waiting_by_priority() == {}
     assert s.queued_by_user["v"] == 0
+
+
+async def test_a_queued_ticket_keeps_the_eta_it_was_given_and_knows_its_error():
+    s = scheduler()
+    s.service_s["m"] = 4.0
+    running = s.submit("a", 0, "m")
+    waiting = [s.submit(user, 0, "m") for user in ("b", "c")]
+    # a slot at once: no ETA was given, nothing to be wrong about
+    assert running.eta_given_s is None and running.eta_error_s is None
+    assert [t.eta_given_s for t in waiting] == pytest.approx([4.0, 8.0], abs=0.1)
+    assert waiting[0].eta_error_s is None  # still waiting
+    s.release(running, succeeded=True)  # long before the 4 s it was told
+    first = waiting[0]
+    assert first.eta_error_s == first.waited_s - first.eta_given_s
+    assert first.eta_error_s < 0  # early
+    assert waiting[1].eta_given_s == pytest.approx(8.0, abs=0.1)  # kept, not re-estimated
+
+
+async def test_no_eta_error_for_a_wait_that_had_no_estimate():
+    s = Scheduler([Pool("gpu", 1, frozenset({"m"}), state=STARTING)], max_running_per_user=2,
+                  max_queued_per_user=10, initial_service_s=10.0)
+    ticket = s.submit("a", 0, "m")
+    assert ticket.eta_given_s == float("inf")  # shown as "unknown" while the backend loads
+    s.set_state("gpu", UP)
+    assert ticket.admitted.done() and ticket.eta_error_s is None
+
+
+def test_the_eta_error_metric_splits_a_signed_error_by_direction():
+    metrics = GatewayMetrics()
+    for error in (3.0, 1.5, -2.0):
+        metrics.observe_eta_error(error)
+    value = metrics.registry.get_sample_value
+    name = "sporthub_llm_queue_eta_error_seconds"
+    assert value(f"{name}_count", {"direction": "late"}) == 2
+    assert value(f"{name}_sum", {"direction": "late"}) == 4.5
+    assert value(f"{name}_count", {"direction": "early"}) == 1
+    assert value(f"{name}_sum", {"direction": "early"}) == 2.0

@@ -179,7 +179,10 @@ class ModelRequest:
         waiter.result()
 
     def _on_slot(self) -> Upstream:
-        self.g.metrics.queue_wait.observe(time.monotonic() - self.ticket.enqueued_at)
+        # both from the moment the scheduler gave the slot, not from when this task resumed
+        self.g.metrics.queue_wait.observe(self.ticket.waited_s)
+        if self.ticket.eta_error_s is not None:
+            self.g.metrics.observe_eta_error(self.ticket.eta_error_s)
         self.deadline = asyncio.get_running_loop().time() + self.g.settings.llm_request_timeout_s
         upstream = self.g.router.get(self.ticket.backend)
         self.record.backend = upstream.name

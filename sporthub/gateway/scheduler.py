@@ -40,6 +40,22 @@ class Ticket:
     backend: str | None = None
     started_at: float | None = None
     eta_s: float = 0.0
+    # the ETA computed when the ticket joined the queue (what the person is told first); None
+    # when it got a slot at once
+    eta_given_s: float | None = None
+
+    @property
+    def waited_s(self) -> float | None:
+        """From arrival to the slot; None while waiting."""
+        return None if self.started_at is None else self.started_at - self.enqueued_at
+
+    @property
+    def eta_error_s(self) -> float | None:
+        """The real wait minus the ETA given on joining (positive: later than told); None if it
+        did not wait, has no slot yet, or was given no finite ETA (its backend was starting)."""
+        if self.waited_s is None or self.eta_given_s is None or self.eta_given_s == float("inf"):
+            return None
+        return self.waited_s - self.eta_given_s
 
     @property
     def key(self) -> tuple[int, int, int]:
@@ -120,6 +136,8 @@ class Scheduler:
         self.queues.setdefault(model, SortedList(key=lambda t: t.key)).add(ticket)
         self.queued_by_user[user] += 1
         self._dispatch()
+        if ticket.backend is None:
+            ticket.eta_given_s = self.eta(ticket)
         return ticket
 
     async def wait(self, ticket: Ticket, timeout: float) -> str:

@@ -3,9 +3,11 @@
 What a container gets: the SportHub user image (the only image allowed), UID 1000, no Linux
 capabilities, ``no-new-privileges``, an init as PID 1, memory and CPU limits that follow the
 person's groups, and a named volume ``sporthub-home-<name>`` as home (kept across stop, start and
-hub restarts; the container itself is removed when it stops). It sits on an internal bridge
-network (``SPORTHUB_DOCKER_NETWORK``) whose only way to the hub is the hub's public port: the
-hub API and the gateway are reached through the proxy, at the hub's address on that network.
+hub restarts; the container itself is removed when it stops; ``sporthub`` is the default of
+``SPORTHUB_DOCKER_NAME_PREFIX``, ``<name>`` the hub name as DockerSpawner escapes it). It sits on
+an internal bridge network (``SPORTHUB_DOCKER_NETWORK``) whose only way to the hub is the hub's
+public port: the hub API and the gateway are reached through the proxy, at the hub's address on
+that network.
 Everything else the hub's machine runs (the hub API port, the proxy API, the gateway's own port,
 the LLM backend, PostgreSQL) listens on loopback, which a container's network cannot reach; and
 no secret leaves the hub (DockerSpawner passes none of the hub's environment on).
@@ -24,7 +26,8 @@ from sporthub.settings import Settings, SettingsError
 
 HOME = "/home/jovyan"
 UID = 1000
-VOLUME = "sporthub-home-{username}"
+CONTAINER = "{prefix}-{username}"
+VOLUME = "{prefix}-home-{username}"
 MEM_PROPERTY = "user_mem_limit"
 CPU_PROPERTY = "user_cpu_limit"
 
@@ -84,6 +87,12 @@ class SportHubDockerSpawner(DockerSpawner):
         return await super().start()
 
 
+def home_volume(prefix: str, name: str) -> str:
+    """The named volume of the person ``name``'s home, as DockerSpawner names it from VOLUME."""
+    # DockerSpawner fills {username} with its escaped name (DNS-label safe, lower case)
+    return VOLUME.format(prefix=prefix, username=SportHubDockerSpawner._escape(name))
+
+
 def engine_client() -> docker.DockerClient:
     """The engine named by DOCKER_HOST (Docker Engine, or podman's Docker-compatible API)."""
     try:
@@ -139,9 +148,11 @@ def configure(c, settings: Settings) -> None:
     spawner.image = settings.singleuser_image
     spawner.allowed_images = [settings.singleuser_image]
     spawner.pull_policy = "never"  # built here by `make images`, never fetched
-    spawner.name_template = "sporthub-{username}"
+    prefix = settings.docker_name_prefix
+    # DockerSpawner fills {username} in, so only the prefix is filled here
+    spawner.name_template = CONTAINER.format(prefix=prefix, username="{username}")
     spawner.remove = True
-    spawner.volumes = {VOLUME: HOME}
+    spawner.volumes = {VOLUME.format(prefix=prefix, username="{username}"): HOME}
     spawner.notebook_dir = HOME
     spawner.network_name = settings.docker_network
     spawner.use_internal_ip = True
