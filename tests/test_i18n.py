@@ -350,3 +350,27 @@ def test_the_usage_page_refuses_a_non_admin_in_russian(hub):
     assert "<h1>Доступ запрещён</h1>" in refused.text
     assert "У вас нет доступа к этой странице." in refused.text
     assert "You do not have permission" not in refused.text
+
+
+@pytest.mark.parametrize("code, status, retry_after_s, english, russian", [
+    ("budget_exhausted", 429, 9000, "in about 2 h 30 min", "примерно через 2 ч 30 мин"),
+    ("upstream_unavailable", 503, 30, "Please try again in a minute.",
+     "Попробуйте ещё раз через минуту."),
+    ("backend_starting", 503, 10, "The AI model is not available right now.",
+     "Модель ИИ сейчас недоступна. Попробуйте ещё раз через минуту."),
+    ("queue_timeout", 503, 300, "Please try again in about 5 min.",
+     "Попробуйте ещё раз примерно через 5 мин."),
+])
+def test_the_coachs_refusals_say_when_to_try_again_in_both_languages(
+        code, status, retry_after_s, english, russian):
+    from sporthub_coach.messages import refusal
+
+    assert english in refusal("en", code, status, retry_after_s)
+    said = refusal("ru", code, status, retry_after_s)
+    assert russian in said and not re.search(r"[A-Za-z]{4,}", said.replace("UTC", ""))
+
+
+def test_the_coach_is_told_to_answer_in_the_language_of_the_question():
+    from sporthub_coach.persona import SYSTEM_PROMPT
+
+    assert "Answer in the language of the athlete's question" in SYSTEM_PROMPT
