@@ -193,6 +193,7 @@ def _capacity(c, settings: Settings) -> None:
         "sporthub_idle_seconds": settings.idle_timeout_s,
         "sporthub_duration": lambda user: i18n.jinja_duration,
         "sporthub_invites": settings.auth == "password",
+        "sporthub_max_accounts": settings.max_accounts,
         # English or Russian pages (sporthub/i18n.py); a callable here is called with the user,
         # so each is wrapped to hand the template the function itself
         "_": lambda user: i18n.jinja_gettext,

@@ -85,8 +85,8 @@ class PageHandler(UsageHandler):
 
 
 class CsvHandler(UsageHandler):
-    """Machine-readable on purpose: the header row is the field names, numbers are plain and
-    times ISO, whatever the page's language, so a spreadsheet or a script reads them alike."""
+    """Machine-readable on purpose, whatever the page's language: the header row is the field
+    names and the numbers are plain, so a spreadsheet or a script reads every export alike."""
 
     @web.authenticated
     async def get(self):
