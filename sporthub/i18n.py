@@ -4,10 +4,21 @@ Messages are keyed by their English text, as gettext does, so templates stay rea
 ``{{ _("Sign in") }}``; a text missing from the Russian catalogue shows in English. The language
 comes from ``?lang=`` (the switch on every page, remembered in the ``sporthub_lang`` cookie),
 else the browser's Accept-Language, else English.
+
+Texts with a count go through :func:`ngettext`: Russian has three forms (1 секунду, 2 секунды,
+5 секунд) chosen by CLDR's plural rules as Babel implements them, never by ``n == 1``. Numbers
+and dates go through Babel too (50,000 / 50 000).
 """
 
 from __future__ import annotations
 
+from datetime import date, datetime
+
+from babel import Locale
+from babel.dates import format_date as _format_date
+from babel.dates import format_datetime as _format_datetime
+from babel.dates import format_skeleton
+from babel.numbers import format_decimal
 from jinja2 import pass_context
 
 LANGUAGES = ("en", "ru")
@@ -46,12 +57,6 @@ RUSSIAN = {
     "new link": "новая ссылка",
     "until": "до",
     # error pages
-    "SportHub is full right now: {limit} people are working at once, which is all this server "
-    "takes. A place frees up when someone stops their server, or after {idle} without activity. "
-    "Please try again in a few minutes.":
-        "Сейчас SportHub заполнен: одновременно работают {limit} человек, больше этот сервер не "
-        "принимает. Место освободится, когда кто-то остановит свой сервер или через {idle} "
-        "бездействия. Попробуйте ещё раз через несколько минут.",
     "SportHub is full": "SportHub заполнен",
     "Bad request": "Неверный запрос",
     "Please sign in": "Пожалуйста, войдите",
@@ -63,11 +68,109 @@ RUSSIAN = {
     "SportHub is not available right now; please try again in a minute.":
         "SportHub сейчас недоступен; попробуйте через минуту.",
     "There is no such page here.": "Такой страницы здесь нет.",
+    "You do not have permission to open this page.": "У вас нет доступа к этой странице.",
+    "Invalid username or password": "Неверное имя пользователя или пароль",
+    "Login form invalid or expired. Try again.":
+        "Форма входа устарела или повреждена. Попробуйте ещё раз.",
+    "Too many failed sign-ins from your address: wait {wait} before trying again.":
+        "Слишком много неудачных попыток входа с вашего адреса: подождите {wait} и попробуйте "
+        "снова.",
+    "This invite link has expired or was already used. Ask your admin for a new one.":
+        "Эта ссылка-приглашение устарела или уже использована. Попросите у администратора "
+        "новую.",
+    "The two passwords differ.": "Пароли не совпадают.",
+    # sporthub/passwords.py; the length is the constant 10, always the "many" form in Russian
+    "Choose a password of at least {n} characters.":
+        "Выберите пароль длиной не меньше {n} символов.",
+    "This password is too common; choose something less guessable.":
+        "Этот пароль слишком распространён; придумайте что-нибудь менее предсказуемое.",
+    "The password must not contain your user name.":
+        "Пароль не должен содержать имя пользователя.",
+    # states of an account on the invites page
+    "admin": "администратор",
+    "active": "активна",
+    "invited": "приглашение выдано",
+    "no link yet": "ссылки ещё нет",
+    "admin password from settings": "пароль администратора из настроек",
+    "No account named {name}: create it first.":
+        "Учётной записи {name} нет: сначала создайте её.",
     # usage page
     "SportHub usage": "Использование SportHub",
     "Language": "Язык",
+    "← hub": "← на главную",
+    "Language model usage": "Использование языковой модели",
+    "Generated {moment} UTC.": "Сформировано {moment} UTC.",
+    "Today = this UTC day (budgets reset at 00:00 UTC); week = the last 7 UTC days, against "
+    "7 × the daily budget. Queue wait: mean and 95th percentile (nearest rank) of the last 7 "
+    "days' requests, in milliseconds.":
+        "Сегодня — текущие сутки по UTC (лимиты обнуляются в 00:00 UTC); неделя — последние "
+        "7 суток по UTC, в сравнении с 7 × дневной лимит. Ожидание в очереди: среднее и "
+        "95-й процентиль (по ближайшему рангу) запросов за последние 7 дней, в миллисекундах.",
+    "user": "пользователь",
+    "tokens today": "токенов сегодня",
+    "daily budget": "дневной лимит",
+    "tokens week": "токенов за неделю",
+    "week budget": "недельный лимит",
+    "requests week": "запросов за неделю",
+    "mean wait ms": "среднее ожидание, мс",
+    "p95 wait ms": "p95 ожидания, мс",
+    "errors week": "ошибок за неделю",
+    "Recent errors": "Последние ошибки",
+    "time (UTC)": "время (UTC)",
+    "endpoint": "адрес API",
+    "model": "модель",
+    "status": "статус",
+    "outcome": "итог",
+    "none": "нет",
+    "The usage page is for hub admins.":
+        "Страница использования доступна только администраторам SportHub.",
 }
 CATALOGUES = {"ru": RUSSIAN}
+
+# texts with a count: the English singular -> the text for each of the language's CLDR plural
+# categories (Russian: "one" 1, 21, 101; "few" 2-4, 22-24; "many" 0, 5-20, 25-30; "other" 1.5)
+RUSSIAN_PLURALS: dict[str, dict[str, str]] = {
+    # the accusative, as in "подождите 1 секунду", "через 30 минут бездействия"
+    "{n} second": {"one": "{n} секунду", "few": "{n} секунды", "many": "{n} секунд",
+                   "other": "{n} секунды"},
+    "{n} minute": {"one": "{n} минуту", "few": "{n} минуты", "many": "{n} минут",
+                   "other": "{n} минуты"},
+    "{n} hour": {"one": "{n} час", "few": "{n} часа", "many": "{n} часов", "other": "{n} часа"},
+    "Tokens per day, last {n} day (everyone)": {
+        "one": "Токены по дням за последний {n} день (все пользователи)",
+        "few": "Токены по дням за последние {n} дня (все пользователи)",
+        "many": "Токены по дням за последние {n} дней (все пользователи)",
+        "other": "Токены по дням за последние {n} дня (все пользователи)"},
+    # the hub is full (error.html): the count decides the verb too ("работает 1 человек")
+    "SportHub is full right now: {n} person is working, which is all this server takes. A place "
+    "frees up when they stop their server, or after {idle} without activity. Please try again "
+    "in a few minutes.": {
+        "one": "Сейчас SportHub заполнен: уже работает {n} человек, больше этот сервер не "
+               "принимает. Место освободится, когда этот человек остановит свой сервер или через "
+               "{idle} бездействия. Попробуйте ещё раз через несколько минут.",
+        "few": "Сейчас SportHub заполнен: одновременно работают {n} человека, больше этот "
+               "сервер не принимает. Место освободится, когда кто-то остановит свой сервер или "
+               "через {idle} бездействия. Попробуйте ещё раз через несколько минут.",
+        "many": "Сейчас SportHub заполнен: одновременно работают {n} человек, больше этот "
+                "сервер не принимает. Место освободится, когда кто-то остановит свой сервер или "
+                "через {idle} бездействия. Попробуйте ещё раз через несколько минут.",
+        "other": "Сейчас SportHub заполнен: одновременно работают {n} человека, больше этот "
+                 "сервер не принимает. Место освободится, когда кто-то остановит свой сервер "
+                 "или через {idle} бездействия. Попробуйте ещё раз через несколько минут."},
+    "SportHub is limited to {n} account and it is taken; please ask the club's admin to free a "
+    "place.": {
+        "one": "SportHub рассчитан на {n} учётную запись, и она уже занята; попросите "
+               "администратора клуба освободить место.",
+        "few": "SportHub рассчитан на {n} учётные записи, и все они заняты; попросите "
+               "администратора клуба освободить место.",
+        "many": "SportHub рассчитан на {n} учётных записей, и все они заняты; попросите "
+                "администратора клуба освободить место.",
+        "other": "SportHub рассчитан на {n} учётной записи, и все они заняты; попросите "
+                 "администратора клуба освободить место."},
+    "{day}: {n} token": {"one": "{day}: {n} токен", "few": "{day}: {n} токена",
+                         "many": "{day}: {n} токенов", "other": "{day}: {n} токена"},
+}
+PLURAL_CATALOGUES = {"ru": RUSSIAN_PLURALS}
 
 # the heading of an error page, by status: words, not only a number
 ERROR_TITLES = {400: "Bad request", 401: "Please sign in", 403: "Access denied",
@@ -98,7 +201,53 @@ def choose(query: str | None, cookie: str | None, accept_language: str | None) -
 
 
 def gettext(lang: str, text: str, **values: object) -> str:
-    return CATALOGUES.get(lang, {}).get(text, text).format(**values)
+    translated = CATALOGUES.get(lang, {}).get(text, text)
+    # formatted only when given values: a text from elsewhere (the hub's own login error) may
+    # hold braces of its own
+    return translated.format(**values) if values else translated
+
+
+def ngettext(lang: str, singular: str, plural: str, n: int, **values: object) -> str:
+    """The form of a text with a count ``n`` (``{n}`` in the text) that the language uses."""
+    form = Locale.parse(lang if lang in LANGUAGES else "en").plural_form(n)
+    forms = PLURAL_CATALOGUES.get(lang, {}).get(singular)
+    if forms is None:
+        text = singular if form == "one" else plural
+    else:
+        text = forms.get(form, forms["other"])
+    return text.format(n=number(lang, n), **values)
+
+
+def duration(lang: str, seconds: float) -> str:
+    """A length of time in its largest whole unit: "1 hour", "30 минут", "20 секунд"."""
+    seconds = round(seconds)
+    if seconds and seconds % 3600 == 0:
+        return ngettext(lang, "{n} hour", "{n} hours", seconds // 3600)
+    if seconds and seconds % 60 == 0:
+        return ngettext(lang, "{n} minute", "{n} minutes", seconds // 60)
+    return ngettext(lang, "{n} second", "{n} seconds", seconds)
+
+
+def wait_time(lang: str, seconds: float) -> str:
+    """How long someone must wait: seconds up to two minutes, then whole minutes."""
+    seconds = max(1, round(seconds))
+    if seconds < 120:
+        return ngettext(lang, "{n} second", "{n} seconds", seconds)
+    return ngettext(lang, "{n} minute", "{n} minutes", round(seconds / 60))
+
+
+def number(lang: str, value: float) -> str:
+    return format_decimal(value, locale=lang)
+
+
+def moment(lang: str, value: datetime) -> str:
+    """A UTC date and time as the language writes it (the page says that it is UTC)."""
+    return _format_datetime(value, "medium", tzinfo=value.tzinfo, locale=lang)
+
+
+def day(lang: str, value: date, short: bool = False) -> str:
+    return format_skeleton("dM", value, locale=lang) if short \
+        else _format_date(value, "medium", locale=lang)
 
 
 def language_of_request(request) -> str:
@@ -125,3 +274,15 @@ def jinja_gettext(context, text: str, **values: object) -> str:
 def jinja_language(context) -> str:
     handler = getattr(context.get("static_url"), "__self__", None)
     return language_of_request(handler.request) if handler is not None else "en"
+
+
+@pass_context
+def jinja_ngettext(context, singular: str, plural: str, n: int, **values: object) -> str:
+    """``_n()`` in the hub's templates, for a text with a count."""
+    return ngettext(jinja_language(context), singular, plural, n, **values)
+
+
+@pass_context
+def jinja_duration(context, seconds: float) -> str:
+    """``sporthub_duration(seconds)`` in the hub's templates: "1 hour" / "1 час"."""
+    return duration(jinja_language(context), seconds)

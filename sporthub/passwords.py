@@ -27,20 +27,35 @@ running123 running1234 training123 athlete123 athletics1 cycling123 triathlon1 t
 COMMON_PASSWORDS = frozenset(_COMMON_PASSWORDS.split())
 
 
+# the reasons, in English; sporthub/i18n.py has them in Russian, keyed by these texts
+TOO_SHORT = "Choose a password of at least {n} characters."
+TOO_COMMON = "This password is too common; choose something less guessable."
+CONTAINS_NAME = "The password must not contain your user name."
+REASONS = (TOO_SHORT, TOO_COMMON, CONTAINS_NAME)
+
+
 class WeakPassword(ValueError):
-    """A password the hub refuses; the message says why, in words the person can act on."""
+    """A password the hub refuses; the message says why, in words the person can act on.
+
+    ``str()`` is the English sentence; ``reason`` and ``values`` let a page say it in the
+    reader's language.
+    """
+
+    def __init__(self, reason: str, **values: object):
+        self.reason, self.values = reason, values
+        super().__init__(reason.format(**values))
 
 
 def check_password_strength(username: str, password: str) -> None:
     if len(password) < MIN_PASSWORD_LENGTH:
-        raise WeakPassword(f"Choose a password of at least {MIN_PASSWORD_LENGTH} characters.")
+        raise WeakPassword(TOO_SHORT, n=MIN_PASSWORD_LENGTH)
     lowered = password.lower()
     if lowered in COMMON_PASSWORDS or len(set(lowered)) <= 2:
-        raise WeakPassword("This password is too common; choose something less guessable.")
+        raise WeakPassword(TOO_COMMON)
     # "alice2024!!" or "ecila123456": the user name plus decoration is the first thing tried
     letters = re.sub(r"[^a-z]", "", lowered)
     name = re.sub(r"[^a-z]", "", username.lower())
     if name and len(name) >= 3 and (name in letters or name[::-1] in letters):
-        raise WeakPassword("The password must not contain your user name.")
+        raise WeakPassword(CONTAINS_NAME)
     if letters in {"password", "passw", "qwerty", "qwertyuiop", "admin", "letmein", "welcome"}:
-        raise WeakPassword("This password is too common; choose something less guessable.")
+        raise WeakPassword(TOO_COMMON)

@@ -59,7 +59,8 @@ def test_a_full_hub_says_so_and_the_idle_culler_frees_the_place(small):
     assert "SportHub is full right now: 1" in full.text and "after 20 seconds without" in full.text
     russian = u1.http.get("/hub/spawn", headers={"Accept-Language": "ru"})
     assert russian.status_code == 429
-    assert "Сейчас SportHub заполнен: одновременно работают 1 человек" in russian.text
+    assert "Сейчас SportHub заполнен: уже работает 1 человек" in russian.text
+    assert "через 20 секунд бездействия" in russian.text
     # nobody touches the admin's server: the culler stops it (timeout 20 s, checks every 10 s)
     deadline = time.monotonic() + 90
     while admin.api("GET", "/users/admin").json()["servers"]:

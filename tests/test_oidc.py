@@ -50,11 +50,13 @@ def oidc_stack(tmp_path_factory, provider):
         yield stack
 
 
-def sign_in(stack, provider: str, sub: str, **claims) -> tuple[HubClient, httpx.Response]:
+def sign_in(stack, provider: str, sub: str, headers: dict | None = None,
+            **claims) -> tuple[HubClient, httpx.Response]:
     """The browser's round trip: hub -> provider's form -> hub's callback."""
     assert httpx.put(f"{provider}/users/{quote(sub)}",
                      json={"preferred_username": sub, **claims}).status_code == 204
     person = HubClient(stack)
+    person.http.headers.update(headers or {})
     to_provider = person.http.get("/hub/oauth_login", follow_redirects=False)
     assert to_provider.status_code == 302
     assert to_provider.headers["location"].startswith(f"{provider}/oauth2/authorize")
@@ -94,6 +96,12 @@ def test_first_sign_in_over_the_cap_is_refused(oidc_stack, provider):
     _, refused = sign_in(oidc_stack, provider, "quinn", groups=["athletes"])
     assert refused.status_code == 403
     assert "limited to 3 accounts" in refused.text
+    # a Russian browser reads it in Russian (sporthub/i18n.py)
+    _, russian = sign_in(oidc_stack, provider, "rita", headers={"Accept-Language": "ru"},
+                         groups=["athletes"])
+    assert russian.status_code == 403
+    assert "SportHub рассчитан на 3 учётные записи, и все они заняты" in russian.text
+    assert "limited to" not in russian.text
     # refused before the hub made the account: no half-made account that a retry would let in
     boss, _ = sign_in(oidc_stack, provider, "boss", groups=["club-admins"])
     boss.token_from_session("boss")

@@ -23,6 +23,7 @@ from sqlalchemy import DateTime, Integer, String, create_engine, delete, select,
 from sqlalchemy.dialects.sqlite import insert
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column
 
+from sporthub import i18n
 from sporthub.passwords import WeakPassword, check_password_strength
 
 __all__ = ["AccountStore", "InvalidInvite", "Throttled", "WeakPassword", "check_password_strength"]
@@ -61,19 +62,26 @@ class FailureRow(Base):
 
 
 class Throttled(Exception):
+    """``str()`` is the English sentence (logs, the API); a page uses :meth:`say`."""
+
     def __init__(self, wait: timedelta):
         self.wait = wait
-        seconds = max(1, round(wait.total_seconds()))
-        amount = f"{seconds} second{'s' if seconds != 1 else ''}" if seconds < 120 \
-            else f"{round(seconds / 60)} minutes"
-        super().__init__(f"Too many failed sign-ins from your address: wait {amount} before "
-                         "trying again.")
+        super().__init__(self.say("en"))
+
+    def say(self, lang: str) -> str:
+        return i18n.gettext(
+            lang, "Too many failed sign-ins from your address: wait {wait} before trying again.",
+            wait=i18n.wait_time(lang, self.wait.total_seconds()))
 
 
 class InvalidInvite(Exception):
     def __init__(self):
-        super().__init__("This invite link has expired or was already used. Ask your admin for a "
-                         "new one.")
+        super().__init__(self.say("en"))
+
+    @staticmethod
+    def say(lang: str) -> str:
+        return i18n.gettext(lang, "This invite link has expired or was already used. Ask your "
+                                  "admin for a new one.")
 
 
 @dataclass(frozen=True)

@@ -19,6 +19,7 @@ from oauthenticator.generic import GenericOAuthenticator
 from tornado import web
 from traitlets import Dict, Float, Integer, List, Unicode, default
 
+from sporthub import i18n
 from sporthub.hub.accounts import AccountStore, Throttled
 from sporthub.hub.handlers import handlers as sporthub_handlers
 
@@ -154,7 +155,8 @@ class SportHubAuthenticator(CappedAccountsMixin, Authenticator):
                     else {"name": username}
         except Throttled as e:
             self.log.warning("Sign-in at %r from %s refused: too many failures", username, address)
-            raise web.HTTPError(429, str(e)) from None
+            # the login page shows this text as it is: in the reader's language
+            raise web.HTTPError(429, e.say(i18n.language_of_request(handler.request))) from None
         self.log.warning("Failed login for %r from %s", username, address)
         return None
 

@@ -198,24 +198,19 @@ def _capacity(c, settings: Settings, idle_timeout_s: int) -> None:
     limit.set(settings.active_server_limit)
     c.JupyterHub.template_vars = {
         "sporthub_active_server_limit": settings.active_server_limit,
-        "sporthub_idle_time": _duration(idle_timeout_s),
+        # in the page's language, hence seconds and a function (sporthub/i18n.py); in k8s the
+        # chart's culler decides the idle time, so it comes in as an argument
+        "sporthub_idle_seconds": idle_timeout_s,
+        "sporthub_duration": lambda user: i18n.jinja_duration,
         "sporthub_invites": settings.auth == "password",
+        "sporthub_max_accounts": settings.max_accounts,
         # English or Russian pages (sporthub/i18n.py); a callable here is called with the user,
         # so each is wrapped to hand the template the function itself
         "_": lambda user: i18n.jinja_gettext,
+        "_n": lambda user: i18n.jinja_ngettext,
         "sporthub_language": lambda user: i18n.jinja_language,
         "sporthub_error_titles": i18n.ERROR_TITLES,
     }
-
-
-def _duration(seconds: int) -> str:
-    if seconds % 3600 == 0:
-        value, unit = seconds // 3600, "hour"
-    elif seconds % 60 == 0:
-        value, unit = seconds // 60, "minute"
-    else:
-        value, unit = seconds, "second"
-    return f"{value} {unit}{'' if value == 1 else 's'}"
 
 
 def _idle_culler(settings: Settings) -> tuple[dict, dict]:

@@ -21,6 +21,7 @@ from jupyterhub.utils import new_token, url_path_join
 from tornado import web
 from tornado.httputil import url_concat
 
+from sporthub import i18n
 from sporthub.hub.accounts import InvalidInvite, WeakPassword
 
 
@@ -57,9 +58,10 @@ def _accounts(handler: BaseHandler) -> list[dict]:
     return rows
 
 
-def _new_invite(handler: BaseHandler, name: str) -> dict:
+def _new_invite(handler: BaseHandler, name: str, lang: str = "en") -> dict:
     if handler.find_user(name) is None:
-        raise web.HTTPError(404, f"No account named {name!r}: create it first.")
+        raise web.HTTPError(404, i18n.gettext(lang, "No account named {name}: create it first.",
+                                              name=repr(name)))
     token = handler.authenticator.store.new_invite(name)
     handler.log.info("New invite link for %r issued by %s", name, handler.current_user.name)
     status = handler.authenticator.store.status([name])[name]
@@ -95,6 +97,9 @@ class InviteHandler(BaseHandler):
     rather than raised: tornado's warning for a raised HTTPError prints the unscrubbed URI.
     """
 
+    def _lang(self) -> str:
+        return i18n.language_of_request(self.request)
+
     def _username(self) -> str | None:
         token = self.get_argument("token", default="")
         try:
@@ -108,7 +113,7 @@ class InviteHandler(BaseHandler):
         self.set_status(410)
         self.finish(await self.render_template(
             "error.html", status_code=410, status_message="Link no longer valid",
-            message=str(InvalidInvite()), message_html="", extra_error_html=""))
+            message=InvalidInvite.say(self._lang()), message_html="", extra_error_html=""))
 
     async def _page(self, username: str, error: str | None = None) -> str:
         return await self.render_template(
@@ -129,13 +134,15 @@ class InviteHandler(BaseHandler):
         password = self.get_argument("password", default="", strip=False)
         if password != self.get_argument("password2", default="", strip=False):
             self.set_status(400)
-            return self.finish(await self._page(username, "The two passwords differ."))
+            return self.finish(await self._page(
+                username, i18n.gettext(self._lang(), "The two passwords differ.")))
         try:
             await asyncio.to_thread(self.authenticator.store.redeem, self.get_argument("token"),
                                     password)
         except WeakPassword as e:
             self.set_status(400)
-            return self.finish(await self._page(username, str(e)))
+            return self.finish(await self._page(
+                username, i18n.gettext(self._lang(), e.reason, **e.values)))
         except InvalidInvite:
             return await self._refuse()
         self.log.info("Password set for %r through an invite link", username)
@@ -154,7 +161,8 @@ class InvitesPageHandler(BaseHandler):
     @web.authenticated
     @needs_scope("admin:users")
     async def post(self):
-        invite = _new_invite(self, self.get_argument("username"))
+        invite = _new_invite(self, self.get_argument("username"),
+                             i18n.language_of_request(self.request))
         self.finish(await self._page(invite))
 
     async def _page(self, invite: dict | None = None) -> str:

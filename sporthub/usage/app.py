@@ -18,6 +18,7 @@ from jupyterhub.services.auth import HubOAuthCallbackHandler, HubOAuthenticated
 from jupyterhub.utils import url_path_join
 from tornado import web
 
+from sporthub import i18n
 from sporthub.settings import Settings
 from sporthub.usage.report import Report, bar_chart, build_report, read_only_engine, to_csv
 
@@ -48,6 +49,15 @@ class UsageHandler(HubOAuthenticated, web.RequestHandler):
     def api(self) -> HubAPI:
         return self.settings["hub_api"]
 
+    @property
+    def lang(self) -> str:
+        """The hub's language choice (sporthub/i18n.py); the switch's ``?lang=`` is remembered in
+        the same cookie the hub's pages read, so both sides keep speaking the same language."""
+        lang = i18n.language_of_request(self.request)
+        if self.get_query_argument("lang", None) == lang:
+            self.set_cookie(i18n.COOKIE, lang, path="/", expires_days=365, samesite="Lax")
+        return lang
+
     async def _admin_report(self) -> Report:
         users = await self.api.get_all("users")
         if not any(u["name"] == self.current_user["name"] and u.get("admin") for u in users):
@@ -59,22 +69,25 @@ class UsageHandler(HubOAuthenticated, web.RequestHandler):
             {g["name"]: g.get("properties", {}) for g in groups})
 
     def write_error(self, status_code: int, **kwargs) -> None:
+        lang = self.lang
         reason = self._reason
         exc = kwargs.get("exc_info", (None, None))[1]
         if isinstance(exc, web.HTTPError) and exc.log_message:
             reason = exc.log_message
-        self.finish(f"<!DOCTYPE html><title>{status_code}</title><h1>{status_code}</h1>"
-                    f"<p>{html.escape(reason)}</p>")
+        self.finish(render_error(status_code, reason, lang))
 
 
 class PageHandler(UsageHandler):
     @web.authenticated
     async def get(self):
         report = await self._admin_report()
-        self.finish(render_page(report, self.settings["hub_prefix"]))
+        self.finish(render_page(report, self.settings["hub_prefix"], self.lang))
 
 
 class CsvHandler(UsageHandler):
+    """Machine-readable on purpose, whatever the page's language: the header row is the field
+    names and the numbers are plain, so a spreadsheet or a script reads every export alike."""
+
     @web.authenticated
     async def get(self):
         report = await self._admin_report()
@@ -84,42 +97,70 @@ class CsvHandler(UsageHandler):
         self.finish(to_csv(report))
 
 
-def _ms(value: float | None) -> str:
-    return "–" if value is None else f"{value:.0f}"
+def render_error(status_code: int, reason: str, lang: str = "en") -> str:
+    """The heading in words (as on the hub's error pages), then what happened."""
+    title = html.escape(i18n.gettext(lang, i18n.ERROR_TITLES.get(status_code, str(status_code))))
+    return (f'<!DOCTYPE html><html lang="{lang}"><meta charset="utf-8"><title>{title}</title>'
+            f"<h1>{title}</h1><p>{html.escape(i18n.gettext(lang, reason))}</p>")
 
 
-def render_page(report: Report, hub_prefix: str) -> str:
+def _ms(lang: str, value: float | None) -> str:
+    return "–" if value is None else i18n.number(lang, round(value))
+
+
+def render_page(report: Report, hub_prefix: str, lang: str = "en") -> str:
     e = html.escape
+
+    def _(text: str, **values: object) -> str:
+        return e(i18n.gettext(lang, text, **values))
+
+    def n(value: int) -> str:
+        return i18n.number(lang, value)
+
     rows = "".join(
         f'<tr data-user="{e(u.user)}"><td>{e(u.user)}</td><td>{e(u.groups)}</td>'
-        f'<td class="today">{u.tokens_today}</td><td>{u.budget_per_day}</td>'
-        f'<td class="week">{u.tokens_week}</td><td>{u.budget_week}</td>'
-        f'<td class="requests">{u.requests_week}</td><td class="mean">{_ms(u.mean_queue_ms)}</td>'
-        f'<td class="p95">{_ms(u.p95_queue_ms)}</td><td class="errors">{u.errors_week}</td></tr>'
+        f'<td class="today">{n(u.tokens_today)}</td><td>{n(u.budget_per_day)}</td>'
+        f'<td class="week">{n(u.tokens_week)}</td><td>{n(u.budget_week)}</td>'
+        f'<td class="requests">{n(u.requests_week)}</td>'
+        f'<td class="mean">{_ms(lang, u.mean_queue_ms)}</td>'
+        f'<td class="p95">{_ms(lang, u.p95_queue_ms)}</td>'
+        f'<td class="errors">{n(u.errors_week)}</td></tr>'
         for u in report.users)
+    # status and outcome are the ledger's codes (as in the gateway's answers and logs)
     errors = "".join(
-        f"<tr><td>{r.started_at:%Y-%m-%d %H:%M:%S}</td><td>{e(r.user)}</td><td>{e(r.endpoint)}</td>"
-        f"<td>{e(r.model or '')}</td><td>{r.status}</td><td>{e(r.outcome)}</td></tr>"
-        for r in report.errors) or '<tr><td colspan="6">none</td></tr>'
+        f'<tr><td>{e(i18n.moment(lang, r.started_at))}</td><td>{e(r.user)}</td>'
+        f"<td>{e(r.endpoint)}</td><td>{e(r.model or '')}</td><td>{r.status}</td>"
+        f"<td>{e(r.outcome)}</td></tr>"
+        for r in report.errors) or f'<tr><td colspan="6">{_("none")}</td></tr>'
+    chart_title = i18n.ngettext(lang, "Tokens per day, last {n} day (everyone)",
+                                "Tokens per day, last {n} days (everyone)", len(report.days))
+    switch = " ".join(
+        f'<a href="?lang={code}" hreflang="{code}"{" class=current" if code == lang else ""}>'
+        f"{name}</a>" for code, name in (("en", "English"), ("ru", "Русский")))
     return f"""<!DOCTYPE html>
-<html lang="en"><head><meta charset="utf-8"><title>SportHub usage</title>
+<html lang="{lang}"><head><meta charset="utf-8"><title>{_("SportHub usage")}</title>
 <style>body{{font-family:sans-serif;margin:2em}}table{{border-collapse:collapse}}
 td,th{{border-bottom:1px solid #ddd;padding:4px 10px;text-align:right}}
-td:first-child,th:first-child,td:nth-child(2){{text-align:left}}</style></head>
-<body><p><a href="{e(hub_prefix)}home">← hub</a> · <a href="usage.csv">CSV</a></p>
-<h1>Language model usage</h1>
-<p>Generated {report.generated_at:%Y-%m-%d %H:%M} UTC. Today = this UTC day (budgets reset at
-00:00 UTC); week = the last 7 UTC days, against 7 × the daily budget. Queue wait: mean and 95th
-percentile (nearest rank) of the last 7 days' requests, in milliseconds.</p>
-<table id="usage-table"><thead><tr><th>user</th><th>groups</th><th>tokens today</th>
-<th>daily budget</th><th>tokens week</th><th>week budget</th><th>requests week</th>
-<th>mean wait ms</th><th>p95 wait ms</th><th>errors week</th></tr></thead>
+td:first-child,th:first-child,td:nth-child(2){{text-align:left}}
+#language{{float:right}}#language .current{{font-weight:bold}}</style></head>
+<body><p><span id="language" title="{_("Language")}">{switch}</span>
+<a href="{e(hub_prefix)}home">{_("← hub")}</a> · <a href="usage.csv">CSV</a></p>
+<h1>{_("Language model usage")}</h1>
+<p>{_("Generated {moment} UTC.", moment=i18n.moment(lang, report.generated_at))}
+{_("Today = this UTC day (budgets reset at 00:00 UTC); week = the last 7 UTC days, against "
+   "7 × the daily budget. Queue wait: mean and 95th percentile (nearest rank) of the last 7 "
+   "days' requests, in milliseconds.")}</p>
+<table id="usage-table"><thead><tr><th>{_("user")}</th><th>{_("groups")}</th>
+<th>{_("tokens today")}</th><th>{_("daily budget")}</th><th>{_("tokens week")}</th>
+<th>{_("week budget")}</th><th>{_("requests week")}</th><th>{_("mean wait ms")}</th>
+<th>{_("p95 wait ms")}</th><th>{_("errors week")}</th></tr></thead>
 <tbody>{rows}</tbody></table>
-<h2>Tokens per day, last {len(report.days)} days (everyone)</h2>
-{bar_chart(report.days)}
-<h2>Recent errors</h2>
-<table id="errors-table"><thead><tr><th>time (UTC)</th><th>user</th><th>endpoint</th>
-<th>model</th><th>status</th><th>outcome</th></tr></thead><tbody>{errors}</tbody></table>
+<h2>{e(chart_title)}</h2>
+{bar_chart(report.days, lang=lang, label=chart_title)}
+<h2>{_("Recent errors")}</h2>
+<table id="errors-table"><thead><tr><th>{_("time (UTC)")}</th><th>{_("user")}</th>
+<th>{_("endpoint")}</th><th>{_("model")}</th><th>{_("status")}</th><th>{_("outcome")}</th></tr>
+</thead><tbody>{errors}</tbody></table>
 </body></html>"""
 
 

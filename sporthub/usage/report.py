@@ -13,6 +13,7 @@ percentile.
 from __future__ import annotations
 
 import csv
+import html
 import io
 import math
 from dataclasses import asdict, dataclass
@@ -20,6 +21,7 @@ from datetime import UTC, date, datetime, timedelta
 
 from sqlalchemy import Engine, create_engine, select
 
+from sporthub import i18n
 from sporthub.gateway.ledger import RequestRow
 from sporthub.gateway.policy import budget_window, resolve
 from sporthub.settings import Settings
@@ -161,22 +163,28 @@ def to_csv(report: Report) -> str:
     return out.getvalue()
 
 
-def bar_chart(days: list[tuple[date, int]], width: int = 700, height: int = 200) -> str:
-    """Tokens per day as an inline SVG: no script, nothing loaded from elsewhere."""
+def bar_chart(days: list[tuple[date, int]], width: int = 700, height: int = 200,
+              lang: str = "en", label: str | None = None) -> str:
+    """Tokens per day as an inline SVG: no script, nothing loaded from elsewhere. ``data-*``
+    stay machine-readable (ISO day, plain number); what a person reads is in ``lang``."""
     top = max((tokens for _, tokens in days), default=0) or 1
     slot = width / max(len(days), 1)
     plot = height - 30
+    label = label or i18n.ngettext(lang, "Tokens per day, last {n} day (everyone)",
+                                   "Tokens per day, last {n} days (everyone)", len(days))
     parts = [(f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" '
-             f'role="img" aria-label="tokens per day, last {len(days)} days" id="usage-chart">')]
+             f'role="img" aria-label="{html.escape(label)}" id="usage-chart">')]
     for i, (day, tokens) in enumerate(days):
         bar = plot * tokens / top
         x = i * slot + slot * 0.15
+        title = i18n.ngettext(lang, "{day}: {n} token", "{day}: {n} tokens", tokens,
+                              day=i18n.day(lang, day))
         parts.append(
             f'<rect x="{x:.1f}" y="{plot - bar + 10:.1f}" width="{slot * 0.7:.1f}" '
             f'height="{bar:.1f}" fill="#f37726" data-day="{day.isoformat()}" '
-            f'data-tokens="{tokens}"><title>{day.isoformat()}: {tokens} tokens</title></rect>')
+            f'data-tokens="{tokens}"><title>{html.escape(title)}</title></rect>')
         parts.append(f'<text x="{i * slot + slot / 2:.1f}" y="{height - 5}" font-size="10" '
-                     f'text-anchor="middle">{day.strftime("%d.%m")}</text>')
+                     f'text-anchor="middle">{i18n.day(lang, day, short=True)}</text>')
     parts.append("</svg>")
     return "".join(parts)
 

@@ -59,6 +59,8 @@ MESSAGES = {
 _KIND = {
     "budget_exhausted": "budget_exhausted",
     "upstream_unavailable": "backend_down", "backend_down": "backend_down",
+    # the model is loading (after a restart): for the person the same as down for a moment
+    "backend_starting": "backend_down",
     "upstream_timeout": "backend_down", "upstream_error": "backend_down",
     "hub_unavailable": "backend_down", "unreachable": "backend_down",
     "queue_timeout": "busy",

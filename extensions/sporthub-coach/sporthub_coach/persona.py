@@ -56,8 +56,11 @@ class CoachPersona(BasePersona):
         # the server's root (the person's home), where the contents API puts their uploads
         return Path(self.parent.root_dir) / ACTIVITIES
 
+    # the language of the latest question, for a failure that comes with no message
+    _last_lang = "en"
+
     async def process_message(self, message: Message) -> None:
-        lang = language_of(message.body)
+        lang = self._last_lang = language_of(message.body)
         # sportlab (pandas, scipy) loads at the first question, not with the server: a user's
         # server must be up within the hub's 30 s
         from sporthub_coach.athlete_data import summarise
@@ -83,7 +86,7 @@ class CoachPersona(BasePersona):
 
     async def handle_uncaught_exception(self, exc: Exception) -> None:
         # a person gets a sentence, never a traceback (the server log has the details)
-        self._say(refusal("en", None, None, None))
+        self._say(refusal(self._last_lang, None, None, None))
 
     def _say(self, body: str) -> None:
         """A whole message from the Coach; the typing indicator ends after it, as after a
