@@ -170,7 +170,7 @@ def test_the_chart_culls_idle_servers_and_sporthub_adds_no_culler_of_its_own(con
     assert roles["sporthub-gateway"]["services"] == ["llm"]
     assert "admin:users" not in roles["sporthub-gateway"]["scopes"]
     # the pages say when an idle server stops: the chart's cull.timeout
-    assert config["JupyterHub"]["template_vars"]["sporthub_idle_time"] == "1 hour"
+    assert config["JupyterHub"]["template_vars"]["sporthub_idle_seconds"] == 3600
 
 
 def test_user_servers_reach_the_gateway_through_the_proxy_with_their_own_token(config):
