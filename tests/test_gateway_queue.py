@@ -198,13 +198,18 @@ def test_the_eta_error_metric_holds_each_queued_requests_wait_minus_its_eta(gw, 
     blocker, *waiters = [new_user(gw) for _ in range(4)]
     before = scrape(gw)
 
+    backend.hold()
+
     async def scenario():
-        # the one slot is busy for 3 s: the three others join the queue behind it
-        first = asyncio.create_task(post(gw, blocker, body("tokens=30 delay=0.1 tag=eta")))
+        # the one slot stays busy until the three others are in the queue behind it
+        first = asyncio.create_task(post(gw, blocker, body("hold tokens=30 delay=0.1 tag=eta")))
         await until_running(backend)
         logs = [[] for _ in waiters]
         tasks = [asyncio.create_task(stream(gw, user, body("tokens=5 delay=0.1 tag=eta"), events))
                  for events, user in zip(logs, waiters, strict=True)]
+        for user in waiters:
+            await until_waiting(gw, user)
+        backend.release()
         await asyncio.gather(first, *tasks)
         return logs
 
