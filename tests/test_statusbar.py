@@ -204,6 +204,28 @@ def test_the_item_follows_the_line_and_opens_the_chat(hub, backend, browser, tmp
     assert listing.status_code == 200, listing.text
 
 
+def test_a_hidden_tab_asks_nothing_and_catches_up_when_shown(hub, browser):  # noqa: F811
+    athlete(hub, "tess")
+    tess = athlete_in_lab(hub, browser, "tess")
+    says(tess, re.compile(r"^AI: idle"))
+    asked = []
+    tess.on("request", lambda r: asked.append(r.url) if "/sporthub/status" in r.url else None)
+    # what the browser does when the athlete switches to another tab
+    tess.evaluate("""() => {
+        Object.defineProperty(document, 'visibilityState', {configurable: true, get: () => 'hidden'});
+        document.dispatchEvent(new Event('visibilitychange'));
+    }""")
+    # longer than the idle poll (30 s): a visible tab would have asked at least once by now
+    tess.wait_for_timeout(40_000)
+    assert asked == []
+    with tess.expect_request(lambda r: "/sporthub/status" in r.url, timeout=UI_TIMEOUT_MS):
+        tess.evaluate("""() => {
+            Object.defineProperty(document, 'visibilityState', {configurable: true, get: () => 'visible'});
+            document.dispatchEvent(new Event('visibilitychange'));
+        }""")
+    tess.context.close()
+
+
 def test_over_budget_and_unavailable_are_said_in_plain_words(hub, backend, browser):  # noqa: F811
     athlete(hub, "rita")
     # rita spent the day's budget earlier today (a ledger row as the gateway writes it; the
