@@ -226,9 +226,13 @@ def _service_environments(settings: Settings) -> dict[str, dict[str, str]]:
     """Each service's settings, with only the secrets it uses: the backends' keys and the metrics
     token to the gateway, the ledger's URL to the gateway and the usage page. The admin password
     and the OIDC secret stay in the hub (the authenticator); the idle culler needs no setting."""
+    # libpq's password file (the docker profile's PostgreSQL, PGPASSFILE in compose.yaml): the
+    # hub's own environment reaches no service, so the two that open the ledger get it named
+    ledger = {"PGPASSFILE": os.environ["PGPASSFILE"]} if os.environ.get("PGPASSFILE") else {}
     return {
-        "llm": settings.as_environment({"backend_keys", "gateway_metrics_token", "db_url"}),
-        "usage": settings.as_environment({"db_url"}),
+        "llm": {**settings.as_environment({"backend_keys", "gateway_metrics_token", "db_url"}),
+                **ledger},
+        "usage": {**settings.as_environment({"db_url"}), **ledger},
         # the embedded llama-server reads its key from <data>/secrets itself
         "llm-backend": settings.as_environment(),
     }

@@ -78,7 +78,12 @@ def ensure_server(progress=print) -> Path:
               f"llama-cpp-python=={LLAMA_CPP_PYTHON_VERSION}", "-d", str(work)])
         sdist = next(work.glob("llama_cpp_python-*.tar.gz"))
         with tarfile.open(sdist) as tar:
-            tar.extractall(work, filter="data")
+            if hasattr(tarfile, "data_filter"):
+                tar.extractall(work, filter="data")
+            else:
+                # Python < 3.11.4 (Debian 12's 3.11.2, in images/llm) has no extraction filters;
+                # the archive is the pinned sdist, just fetched from PyPI over TLS
+                tar.extractall(work)
         source = next(work.glob("llama_cpp_python-*/vendor/llama.cpp"))
         build = work / "build"
         progress("Configuring llama-server (CMake)")

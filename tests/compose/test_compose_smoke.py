@@ -13,6 +13,7 @@ their inputs; the engine is podman with SportHub's own storage and API socket.
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import json
 import os
@@ -33,6 +34,7 @@ import pytest
 from sporthub.containers import engine as engines
 from sporthub.containers import images
 from tests.compose.conftest import TIMINGS
+from tests.containers import kernel
 from tests.stack import REPO, SPORTHUB
 
 pytestmark = [pytest.mark.compose, pytest.mark.timeout(3600)]
@@ -133,9 +135,19 @@ def wait_for(what: str, check, timeout: float, interval: float = 2):
 
 @pytest.fixture(scope="module")
 def engine():
-    engine = engines.find(progress=say)
+    """podman's API on a socket of this run's own, which the compose hub mounts: another run's
+    service may stop while this one runs (its socket goes; Compose would then bind-mount a new,
+    empty directory in its place). Same storage, so the same images."""
+    found = engines.find(progress=say, serve=False)
+    if found.kind == "docker":
+        yield found
+        return
+    engine = engines.Engine("podman", engines.RUN_DIR / f"smoke-{uuid.uuid4().hex[:8]}.sock",
+                            env=found.env)
+    engine.service = engines.start_service(engine, progress=say)
     yield engine
     engine.stop()
+    engine.socket.unlink(missing_ok=True)
 
 
 @pytest.fixture(scope="module")
@@ -320,6 +332,27 @@ def test_the_hub_spawns_the_persons_container_on_the_peoples_network(stack, athl
     assert box["HostConfig"]["Privileged"] is False
     # on the people's network alone: no way to the model, PostgreSQL or Prometheus
     assert list(box["NetworkSettings"]["Networks"]) == [stack.users_network]
+
+
+def test_a_chat_from_inside_the_persons_container(stack, athlete):
+    """What Jupyter AI does: the server's own token, to the gateway the hub set for it, over the
+    people's network (hub:8000, the hub's proxy), from there to llama-server on the llm network."""
+    started = time.monotonic()
+    seen = json.loads(asyncio.run(kernel.run(stack.url, athlete.name, athlete.token, """
+import json, os, urllib.request
+request = urllib.request.Request(
+    os.environ["OPENAI_API_BASE"] + "/chat/completions",
+    headers={"Authorization": "Bearer " + os.environ["JUPYTERHUB_API_TOKEN"],
+             "Content-Type": "application/json"},
+    data=json.dumps({"model": "smollm2-135m-instruct", "max_tokens": 32,
+                     "messages": [{"role": "user", "content": "One tip for a long run?"}]}).encode())
+answer = json.load(urllib.request.urlopen(request, timeout=300))
+print(json.dumps({"base": os.environ["OPENAI_API_BASE"], "answer": answer}))
+""", timeout=360, tls=stack.tls)))
+    TIMINGS["chat from inside the person's container"] = time.monotonic() - started
+    assert seen["base"] == "http://hub:8000/services/llm/v1"
+    assert seen["answer"]["choices"][0]["message"]["content"].strip()
+    assert seen["answer"]["usage"]["completion_tokens"] > 0
 
 
 def test_prometheus_sees_every_target_up(stack):
