@@ -171,7 +171,11 @@ def test_the_cpu_override_keeps_every_isolation_rule(project, cpu_config):
     # no way out: the model is inside the image
     assert networks_of(llm) == {"llm", "metrics"}
     assert llm["image"].startswith("localhost/sporthub-llm:") and "build" in llm
-    args = flags(llm)
+    # llama-server's flags come as `--flag value` (it refuses `--flag=value`)
+    command = [str(a) for a in llm["command"]]
+    args = {a: (command[i + 1] if i + 1 < len(command) and not command[i + 1].startswith("--")
+                else None) for i, a in enumerate(command) if a.startswith("--")}
+    assert not any("=" in a for a in args)
     [backend] = json.loads(environment(services["hub"])["SPORTHUB_LLM_BACKENDS"])
     assert backend["url"] == f"http://llm:{args['--port']}"
     assert backend["models"] == [args["--alias"]] and backend["supports_tools"] is False
