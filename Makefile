@@ -20,8 +20,8 @@ DEPLOY_VENV := .venv-deploy
 DEPLOY_STAMP := $(DEPLOY_VENV)/.installed
 DEPLOY_APT := caddy prometheus prometheus-node-exporter
 
-.PHONY: up test test-all test-suites test-deploy test-vllm test-containers images install lint clean \
-	recordings labextension
+.PHONY: up test test-all test-suites test-deploy test-vllm test-containers test-compose images \
+	install lint clean recordings labextension
 
 up: install
 	$(BIN)/sporthub up
@@ -50,6 +50,12 @@ test-deploy: install $(DEPLOY_STAMP)
 test-containers: install
 	$(BIN)/sporthub prepare
 	$(BIN)/pytest --containers tests/containers $(PYTEST_ARGS)
+
+# the compose tier (pytest marker `compose`): compose.yaml + compose.cpu.yaml up under podman
+# (images built from a Debian base, cached by their inputs), a login through Caddy, a chat answer,
+# Prometheus' targets; everything it started is removed. Slow: not part of `make test`
+test-compose: install $(DEPLOY_STAMP)
+	$(BIN)/pytest -m compose tests/compose $(PYTEST_ARGS)
 
 # the images SPORTHUB_PROFILE needs (docker: singleuser and hub), rebuilt only when their inputs
 # changed; BASE=debian makes the base from Debian packages (no container registry needed)

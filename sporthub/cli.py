@@ -20,6 +20,7 @@ from sporthub import admin, backup
 from sporthub.hub import localusers
 from sporthub.llm import build, vllm_cpu
 from sporthub.settings import SECRET_SETTINGS, Settings, SettingsError, load_settings
+from sporthub.stack_secrets import STACK_SECRETS
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 SINGLEUSER_FILES = {
@@ -38,7 +39,7 @@ def say(message: str) -> None:
 def prepare(settings: Settings) -> None:
     """Everything the hub needs before it starts; each step is quick when already done."""
     # secrets, databases and the audit log: the hub's account only
-    localusers.harden_data_dir(settings.data_dir)
+    localusers.harden_data_dir(settings.data_dir, stack_secrets=settings.profile == "docker")
     settings.admin_password_value()  # generated and stored now, so the banner can print it
     if settings.uses_embedded_llm:
         build.model_file()
@@ -130,17 +131,6 @@ def _answers(url: str) -> bool:
 
 
 MIN_PASSPHRASE = 12
-# The secrets of the Compose stack (deploy/compose/): one file each, never inline in compose.yaml
-# or .env. Mode 0644 where a container that runs as a non-root user must read the file (its
-# bind mount shows the host file's mode); the directory itself is 0700, so on the host only
-# root reads any of them. The hub mounts the whole directory as <data>/secrets.
-STACK_SECRETS = {
-    "postgres-password": 0o644,       # the postgres image reads it as uid 999
-    "vllm-api-key": 0o600,            # vLLM and the hub's gateway, both root
-    "gateway-metrics-token": 0o644,   # Prometheus (nobody) and the gateway
-    "hub-metrics-token": 0o644,       # Prometheus and the hub (read:metrics only)
-    "grafana-admin-password": 0o644,  # Grafana (uid 472)
-}
 PGPASS = "pgpass"  # libpq's password file for the hub and the ledger (PGPASSFILE)
 PGPASS_HOSTS = ("postgres", "sporthub-postgres")
 

@@ -52,6 +52,15 @@ def config(project) -> dict:
     return yaml.safe_load(done.stdout)
 
 
+@pytest.fixture(scope="module")
+def cpu_config(project) -> dict:
+    """compose.yaml with compose.cpu.yaml on top (no GPU: llama-server instead of vLLM)."""
+    done = run(PODMAN_COMPOSE, "-f", "compose.yaml", "-f", "compose.cpu.yaml", "config",
+               cwd=project)
+    assert done.returncode == 0, done.stderr
+    return yaml.safe_load(done.stdout)
+
+
 def networks_of(service: dict) -> set[str]:
     nets = service.get("networks", [])
     return set(nets if isinstance(nets, list) else nets.keys())
@@ -144,6 +153,67 @@ def test_vllm_runs_as_the_gateway_expects(config):
     assert "/health" in " ".join(vllm["healthcheck"]["test"])
     assert _seconds(vllm["healthcheck"]["start_period"]) >= 600
     assert any(str(v).endswith(":/root/.cache/huggingface") for v in vllm["volumes"])
+
+
+def test_the_cpu_override_keeps_every_isolation_rule(project, cpu_config):
+    """compose.cpu.yaml swaps the model server and nothing else: same ports, networks, secrets."""
+    config = cpu_config
+    services = config["services"]
+    assert "vllm" not in services  # behind the `gpu` profile, never enabled with this file
+    published = {name for name, s in services.items() if s.get("ports")}
+    assert published == {"caddy"}
+    assert members(config, "llm") == {"hub", "llm"}
+    assert members(config, "db") == {"hub", "postgres"}
+    user_net_name = environment(services["hub"])["SPORTHUB_DOCKER_NETWORK"]
+    [users] = [k for k, n in config["networks"].items() if (n or {}).get("name") == user_net_name]
+    assert members(config, users) == {"hub"}
+    llm = services["llm"]
+    # no way out: the model is inside the image
+    assert networks_of(llm) == {"llm", "metrics"}
+    assert llm["image"].startswith("localhost/sporthub-llm:") and "build" in llm
+    # llama-server's flags come as `--flag value` (it refuses `--flag=value`)
+    command = [str(a) for a in llm["command"]]
+    args = {a: (command[i + 1] if i + 1 < len(command) and not command[i + 1].startswith("--")
+                else None) for i, a in enumerate(command) if a.startswith("--")}
+    assert not any("=" in a for a in args)
+    [backend] = json.loads(environment(services["hub"])["SPORTHUB_LLM_BACKENDS"])
+    assert backend["url"] == f"http://llm:{args['--port']}"
+    assert backend["models"] == [args["--alias"]] and backend["supports_tools"] is False
+    assert args["--parallel"] == str(backend["max_concurrency"]) == \
+        environment(services["hub"])["SPORTHUB_LLM_MAX_CONCURRENCY"]
+    assert "--metrics" in args and "--api-key" not in args
+    # keys from secret files only; Prometheus gets a key of its own, never the gateway's
+    assert "LLAMA_API_KEY" not in environment(llm)
+    assert set(llm["secrets"]) == {"vllm-api-key", "llm-metrics-key"}
+    assert "vllm-api-key" not in services["prometheus"]["secrets"]
+    assert "llm-metrics-key" in services["prometheus"]["secrets"]
+    values = [p.read_text().strip() for p in (project / "secrets").iterdir()]
+    rendered = yaml.safe_dump(config) + (COMPOSE / "compose.cpu.yaml").read_text()
+    assert not any(v and v in rendered for v in values)
+    for secret in config["secrets"].values():
+        assert Path(secret["file"]).parent.name == "secrets"
+
+
+def test_the_cpu_prometheus_config_scrapes_the_model_with_its_own_key(project, tmp_path):
+    cpu = yaml.safe_load((project / "prometheus/prometheus.cpu.yml").read_text())
+    gpu = yaml.safe_load((project / "prometheus/prometheus.yml").read_text())
+    jobs = {j["job_name"]: j for j in cpu["scrape_configs"]}
+    assert jobs["llm"]["static_configs"][0]["targets"] == ["llm:8080"]
+    assert jobs["llm"]["authorization"]["credentials_file"] == "/run/secrets/llm-metrics-key"
+    # the rest is prometheus.yml's, job for job
+    others = [j for j in gpu["scrape_configs"] if j["job_name"] != "vllm"]
+    assert [j for j in cpu["scrape_configs"] if j["job_name"] != "llm"] == others
+    assert {k: v for k, v in cpu.items() if k != "scrape_configs"} == \
+        {k: v for k, v in gpu.items() if k != "scrape_configs"}
+    text = (project / "prometheus/prometheus.cpu.yml").read_text().replace(
+        "/run/secrets/", f"{project}/secrets/").replace(
+        "/etc/prometheus/rules/", f"{project}/prometheus/rules/")
+    (tmp_path / "prometheus.yml").write_text(text)
+    done = run("promtool", "check", "config", tmp_path / "prometheus.yml")
+    assert done.returncode == 0, done.stdout + done.stderr
+    # the scrape-target alert covers the model's job too
+    rules = (project / "prometheus/rules/sporthub.yml").read_text()
+    assert re.search(r'up\{job=~"[^"]*\bllm\b[^"]*"\}', rules)
 
 
 def test_postgres_is_the_hub_database_and_the_ledger(config):

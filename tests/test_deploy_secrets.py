@@ -8,6 +8,7 @@ import subprocess
 import pytest
 
 from sporthub.cli import STACK_SECRETS
+from sporthub.hub.localusers import harden_data_dir
 from sporthub.settings import SettingsError, load_settings
 from tests.stack import SPORTHUB
 
@@ -38,6 +39,23 @@ def test_secrets_are_made_once_with_their_modes_and_never_printed(tmp_path):
     # a second run keeps every file as it is (a running stack depends on them)
     assert make_secrets(directory).returncode == 0
     assert {n: (directory / n).read_text() for n in STACK_SECRETS} == values
+
+
+def test_the_docker_hub_keeps_the_stack_secrets_readable_where_they_must_be(tmp_path):
+    """The hub mounts the stack's secrets as <data>/secrets and hardens its data directory at
+    every start: Prometheus (nobody), Grafana and PostgreSQL must still read theirs after it."""
+    data = tmp_path / "data"
+    assert make_secrets(data / "secrets").returncode == 0
+    own = data / "secrets" / "jupyterhub_cookie_secret"  # one the hub writes for itself
+    own.write_text("x")
+    own.chmod(0o644)
+    harden_data_dir(data, stack_secrets=True)
+    modes = {p.name: p.stat().st_mode & 0o777 for p in (data / "secrets").iterdir()}
+    assert modes == {**STACK_SECRETS, "pgpass": 0o600, own.name: 0o600}
+    assert (data / "secrets").stat().st_mode & 0o777 == 0o700
+    # the local profile keeps nothing readable by others
+    harden_data_dir(data)
+    assert {p.stat().st_mode & 0o077 for p in (data / "secrets").iterdir()} == {0}
 
 
 def test_a_setting_is_read_from_the_file_its_FILE_variable_names(tmp_path, monkeypatch):

@@ -25,8 +25,8 @@ def main(argv: list[str] | None = None) -> int:
     commands = parser.add_subparsers(dest="command", required=True)
     build = commands.add_parser("images", help="build the images the profile needs")
     build.add_argument("names", nargs="*", metavar="NAME",
-                       help="singleuser or hub; default: what SPORTHUB_PROFILE needs "
-                            "(docker: both)")
+                       help="singleuser, hub or llm; default: what SPORTHUB_PROFILE needs "
+                            "(docker: singleuser and hub; llm is compose.cpu.yaml's model)")
     build.add_argument("--base", choices=["default", "debian"], default="default",
                        help="default: the Dockerfiles' pinned Python image; debian: one made "
                             "here from Debian packages (no registry needed)")
@@ -52,7 +52,7 @@ def main(argv: list[str] | None = None) -> int:
         if unknown:
             parser.error(f"unknown image {', '.join(sorted(unknown))}: choose from "
                          f"{', '.join(images.IMAGES)}")
-        names = args.names or (list(images.IMAGES) if settings.profile == "docker" else [])
+        names = args.names or (list(images.PROFILE_IMAGES) if settings.profile == "docker" else [])
         if not names:
             say(f"the {settings.profile} profile runs no containers: nothing to build "
                 "(SPORTHUB_PROFILE=docker, or name the images)")

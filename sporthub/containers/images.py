@@ -21,7 +21,9 @@ from pathlib import Path
 from sporthub.containers.engine import Engine, EngineError
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
-IMAGES = ("singleuser", "hub")
+# what the docker profile runs; `llm` (llama-server on the CPU) only with compose.cpu.yaml
+PROFILE_IMAGES = ("singleuser", "hub")
+IMAGES = (*PROFILE_IMAGES, "llm")
 INPUTS_LABEL = "org.sporthub.inputs"
 DEBIAN_BASE = "localhost/sporthub-debian:bookworm"
 # the base must bring Python 3.11+ with venv; the rest is installed by the Dockerfiles
@@ -29,6 +31,9 @@ DEBIAN_BASE_PACKAGES = ("python3", "python3-venv", "ca-certificates")
 # what goes into the build context: the packages, their metadata, the notebooks, the proxy's pin
 CONTEXT = ("pyproject.toml", "jupyterhub_config.py", "package.json",
            "package-lock.json", "sporthub", "sportlab", "extensions", "notebooks")
+# an image that reads less than that: its digest, and so its rebuilds, follow only what it reads
+# (llm compiles llama-server for minutes; a change in the hub's code must not trigger that)
+CONTEXT_OF = {"llm": ("sporthub/llm/build.py",)}
 # (as .dockerignore: the status bar's node_modules and TypeScript output are not the image's)
 SKIP = re.compile(r"(__pycache__|\.egg-info|\.ipynb_checkpoints|\.pytest_cache|/build/|\.pyc$"
                   r"|/node_modules/|sporthub-statusbar/lib/)")
@@ -42,7 +47,7 @@ def tag_for(name: str) -> str:
 
 def inputs_digest(name: str, base: str) -> str:
     digest = hashlib.sha256(f"{name}\0{base}\0".encode())
-    for top in (*CONTEXT, f"images/{name}"):
+    for top in (*CONTEXT_OF.get(name, CONTEXT), f"images/{name}"):
         path = PROJECT_ROOT / top
         files = [path] if path.is_file() else sorted(p for p in path.rglob("*") if p.is_file())
         for file in files:

@@ -26,6 +26,7 @@ from jupyterhub.spawner import LocalProcessSpawner
 from traitlets import Unicode
 
 from sporthub.settings import ENV_PREFIX, Settings, SettingsError
+from sporthub.stack_secrets import STACK_SECRETS
 
 # Linux user names: at most 32 characters; these are safe for useradd everywhere
 MAX_NAME = 32
@@ -273,10 +274,13 @@ def _untraversable(path: Path) -> Path | None:
     return None
 
 
-def harden_data_dir(data_dir: Path) -> None:
+def harden_data_dir(data_dir: Path, stack_secrets: bool = False) -> None:
     """The data directory and everything in it: the hub's account only (0700 folders, 0600 files).
 
-    Homes of a single-person trial (``users/``) are that person's and left as they are."""
+    Homes of a single-person trial (``users/``) are that person's and left as they are. With
+    ``stack_secrets`` (the docker profile, whose ``secrets/`` is the Compose stack's, mounted),
+    the stack's secret files get the modes ``sporthub secrets`` gave them: Prometheus, Grafana
+    and PostgreSQL read some as users of their own (the folder stays 0700 on the host)."""
     data_dir.mkdir(parents=True, exist_ok=True)
     data_dir.chmod(0o700)
     for folder, dirs, files in os.walk(data_dir):
@@ -286,5 +290,9 @@ def harden_data_dir(data_dir: Path) -> None:
             (Path(folder) / name).chmod(0o700)
         for name in files:
             path = Path(folder) / name
-            if not path.is_symlink():
+            if path.is_symlink():
+                continue
+            if stack_secrets and Path(folder) == data_dir / "secrets" and name in STACK_SECRETS:
+                path.chmod(STACK_SECRETS[name])
+            else:
                 path.chmod(stat.S_IMODE(path.stat().st_mode) & 0o700)

