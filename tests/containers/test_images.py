@@ -16,10 +16,13 @@ def test_the_hub_image_builds_and_carries_hub_gateway_proxy_and_dockerspawner(en
                         "configurable-http-proxy --version && jupyterhub --version && "
                         "python -c 'import dockerspawner, sporthub.gateway, sporthub.usage, "
                         "sporthub.hub.kube, tornado.curl_httpclient' && "
-                        "sporthub --help >/dev/null && echo ok", capture_output=True)
+                        "sporthub --help >/dev/null && pg_dump --version && "
+                        "pg_restore --version && echo ok", capture_output=True)
     assert result.returncode == 0, result.stderr
     lines = result.stdout.split()
     assert lines[0] == "5.1.0" and lines[1].startswith("6.1.1") and lines[-1] == "ok", lines
+    # `sporthub backup` in the Compose stack dumps PostgreSQL 15 (compose.yaml)
+    assert "(PostgreSQL) 15." in result.stdout, result.stdout
 
 
 def test_the_user_image_runs_as_uid_1000_and_holds_no_secret(engine, image):
