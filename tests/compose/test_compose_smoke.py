@@ -355,6 +355,23 @@ print(json.dumps({"base": os.environ["OPENAI_API_BASE"], "answer": answer}))
     assert seen["answer"]["usage"]["completion_tokens"] > 0
 
 
+def test_a_backup_taken_inside_the_running_hub_container(stack, athlete):
+    """What the README tells the admin to run: `sporthub backup` in the hub container, with its
+    settings and engine socket; PostgreSQL dumped with the image's pg_dump, the homes by volume."""
+    archive = "/srv/sporthub/data/smoke-backup.tar.gz"
+    started = time.monotonic()
+    said = stack.exec("hub", "sporthub", "backup", archive)
+    TIMINGS["sporthub backup in the hub container"] = time.monotonic() - started
+    assert "NOT encrypted" in said, said
+    names = json.loads(stack.exec("hub", "python3", "-c", (
+        "import json, tarfile; "
+        f"print(json.dumps(tarfile.open('{archive}').getnames()))")))
+    assert {"databases/hub.pgdump", "databases/ledger.pgdump"} <= set(names), names
+    # the athlete's home came out of their volume (the server was spawned above)
+    assert any(n.startswith(f"homes/{athlete.name}/") for n in names), names
+    stack.exec("hub", "rm", archive)
+
+
 def test_prometheus_sees_every_target_up(stack):
     query = ("import json, urllib.request; print(json.dumps(json.load(urllib.request.urlopen("
              "'http://prometheus:9090/api/v1/targets'))['data']['activeTargets']))")
