@@ -27,7 +27,7 @@ up: install
 	$(BIN)/sporthub up
 
 # everything, what CI (.ci/run) runs: the fast suite first, then each slow tier
-test-all: test test-suites test-vllm test-deploy test-containers
+test-all: test test-suites test-vllm test-deploy test-containers test-compose
 
 test: install $(OIDC_STAMP) recordings
 	$(BIN)/sporthub prepare
