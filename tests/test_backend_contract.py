@@ -92,8 +92,11 @@ class Contract:
 @pytest.fixture(scope="module", params=["llama-server", "vllm"])
 def backend(request, tmp_path_factory):
     kind = request.param
+    # vLLM on 2 loaded CPU cores takes over a minute to prefill Jupyternaut's tool-laden prompt
+    # before its first byte, which the gateway's default stall limit (60 s, sized for a GPU)
+    # cuts off as a stalled backend
     stack = make_stack(tmp_path_factory.mktemp(f"contract-{kind}"), embedded_backend=kind,
-                       llm_max_tokens=str(CAP))
+                       llm_max_tokens=str(CAP), llm_stall_timeout_s="300")
     try:
         stack.start(timeout=600)
         admin = HubClient.admin(stack)
