@@ -55,9 +55,9 @@ class SportHubKubeSpawner(KubeSpawner):
         self.log.info("%s's pod: %s bytes of memory, %s CPUs", self.user.name, self.mem_limit,
                       self.cpu_limit)
 
-    async def _start(self):
+    async def start(self):
         self.apply_group_limits()
-        return await super()._start()
+        return await super().start()
 
 
 def configure(c, settings: Settings) -> None:
