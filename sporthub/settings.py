@@ -158,6 +158,12 @@ class Settings(BaseSettings):
     llm_max_queued_per_user: int = Field(default=4, ge=0)
     llm_max_tokens: int = Field(default=2048, ge=1, description="cap on max_tokens per request")
     llm_max_prompt_chars: int = Field(default=48_000, ge=1, description="cap on prompt size")
+    llm_max_answer_bytes: int = Field(
+        default=8 * 2**20, ge=2**16,
+        description="the largest answer (not streamed) or stream event the gateway takes from a "
+                    "backend; a larger one is cut with a 502 and its slot freed. The default is "
+                    "about twice the largest answer within the caps (2048 tokens, 20 top "
+                    "log probabilities each)")
     # the ETA before any request has been measured
     llm_initial_service_s: float = Field(default=10.0, gt=0)
     llm_health_interval_s: float = Field(default=10.0, gt=0, le=3600)
