@@ -13,7 +13,7 @@ import httpx
 import pytest
 
 from sporthub.gateway.errors import GatewayError
-from sporthub.gateway.payload import check
+from sporthub.gateway.payload import check, read_json
 from sporthub.gateway.request import _sse_events
 from tests.gateway_client import ledger, new_user, post, user_of
 from tests.stack import HubClient, make_stack
@@ -128,3 +128,69 @@ def test_an_answer_larger_than_the_cap_is_cut_its_slot_freed_one_row_charged(gw)
     assert len(ledger(gw, name)) == 2
     assert json.loads(httpx.get(f"{gw.gateway}/queue", headers={
         "Authorization": f"Bearer {token}"}).text)["requests"] == []
+
+
+# -- unit: every forwarded field is bounded and counted (item 7) ------------------------------
+
+BIG = "x" * 20_000  # over the 10 000 characters these checks allow
+
+
+@pytest.mark.parametrize("body, field", [
+    (chat(stop=BIG), "stop"),
+    (chat(stop=["a", BIG]), "stop"),
+    (chat(logit_bias={str(i): 1 for i in range(301)}), "logit_bias"),
+    (chat(logit_bias={"not-a-token": 5}), "logit_bias"),
+    (chat(logit_bias={"42": 1e9}), "logit_bias"),
+    (chat(user=BIG), "user"),
+    ({**chat(), "model": BIG}, "model"),
+])
+def test_each_forwarded_field_is_bounded(body, field):
+    error = refusal(body)
+    assert error.status == 400 and error.body["error"]["param"] == field
+
+
+@pytest.mark.parametrize("body", [
+    chat(response_format={"type": "json_schema", "json_schema": {"schema": {"d": BIG}}}),
+    chat(tool_choice={"type": "function", "function": {"name": BIG}}),
+    chat(messages=[{"role": "user", "content": [{"type": "text", "text": "hi", "pad": BIG}]}]),
+    {"model": "m", "prompt": "hi", "suffix": BIG},
+])
+def test_every_forwarded_field_counts_against_the_size_cap(body):
+    endpoint = CHAT if "messages" in body else "completions"
+    error = refusal(body, endpoint)
+    assert (error.status, error.code) == (413, "prompt_too_large")
+
+
+# -- unit: what JSON's parser lets through but nothing after it takes (item 8) -----------------
+
+def read(raw: bytes):
+    from starlette.requests import Request
+
+    async def receive():
+        return {"type": "http.request", "body": raw, "more_body": False}
+
+    return asyncio.run(read_json(Request({"type": "http", "headers": []}, receive)))
+
+
+@pytest.mark.parametrize("raw, field", [
+    (b'{"model": "m", "temperature": NaN}', "temperature"),
+    (b'{"model": "m", "top_p": Infinity}', "top_p"),
+    (b'{"model": "m", "messages": [{"role": "user", "content": -Infinity}]}',
+     "messages[0].content"),
+    (b'{"model": "m", "messages": [{"role": "user", "content": "\\ud800"}]}',
+     "messages[0].content"),
+    (b'{"model": "m", "stop": ["\\udfff"]}', "stop[0]"),
+    (b'{"model": "m", "tools": ' + b"[" * 100 + b"]" * 100 + b"}", "tools"),
+])
+def test_values_json_cannot_carry_are_a_400_naming_the_field(raw, field):
+    with pytest.raises(GatewayError) as error:
+        read(raw)
+    assert error.value.status == 400 and error.value.param.startswith(field)
+    json.dumps(error.value.body, ensure_ascii=False).encode()  # valid text: no lone surrogate
+
+
+def test_nesting_past_the_parsers_recursion_limit_is_a_400():
+    with pytest.raises(GatewayError) as error:
+        read(b'{"tools": ' + b"[" * 200_000 + b"]" * 200_000 + b"}")
+    assert (error.value.status, error.value.code) == (400, "invalid_json")
+
