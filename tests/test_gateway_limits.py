@@ -194,3 +194,55 @@ def test_nesting_past_the_parsers_recursion_limit_is_a_400():
         read(b'{"tools": ' + b"[" * 200_000 + b"]" * 200_000 + b"}")
     assert (error.value.status, error.value.code) == (400, "invalid_json")
 
+
+# -- content parts: no links, and media only for a backend that takes them (item 12) ------------
+
+def image(url: str) -> dict:
+    return chat(messages=[{"role": "user", "content": [
+        {"type": "text", "text": "What is this?"}, {"type": "image_url", "image_url": {"url": url}}]}])
+
+
+@pytest.mark.parametrize("url", ["http://169.254.169.254/latest/meta-data/", "file:///etc/passwd",
+                                 "https://example.org/a.png", "DATA:x"])
+def test_a_media_part_with_a_link_is_refused(url):
+    error = refusal(image(url))
+    assert error.status == 400 and "data: URL" in error.message
+    assert error.body["error"]["param"] == "messages[0].content[1]"
+
+
+@pytest.mark.parametrize("part", [
+    {"type": "input_audio", "input_audio": {"url": "http://x"}},
+    {"type": "file", "file": {"file_id": "file-abc"}},
+    {"type": "image_file", "image_file": {"file_id": "f"}},
+])
+def test_unknown_or_referencing_parts_are_refused(part):
+    assert refusal(chat(messages=[{"role": "user", "content": [part]}])).status == 400
+
+
+def test_inline_media_passes_the_check_and_is_seen_as_media():
+    from sporthub.gateway.payload import has_media
+
+    payload = check(image("data:image/png;base64,iVBORw0KGgo="), CHAT, 500, 10_000)
+    assert has_media(payload.text) and not has_media(check(chat(), CHAT, 500, 10_000).text)
+
+
+def test_only_backends_marked_accepts_media_take_media():
+    from sporthub.gateway.upstream import Router
+    from sporthub.settings import Backend
+
+    router = Router([Backend(name="text", url="http://a", models=["m", "t"]),
+                     Backend(name="vision", url="http://b", models=["m", "v"],
+                             accepts_media=True)], 1)
+    # a model any text-only backend may serve is text only
+    assert (router.accepts_media("v"), router.accepts_media("m"), router.accepts_media("t")) \
+        == (True, False, False)
+
+
+def test_the_embedded_model_refuses_media_parts(gw):
+    token = new_user(gw)
+    body = {**image("data:image/png;base64,iVBORw0KGgo="), "model": MODEL, "max_tokens": 4}
+    response = asyncio.run(post(gw, token, body))
+    assert response.status_code == 400, response.text[:300]
+    assert response.json()["error"]["code"] == "media_not_supported"
+    linked = asyncio.run(post(gw, token, {**image("http://169.254.169.254/"), "model": MODEL}))
+    assert linked.status_code == 400 and "data: URL" in linked.json()["error"]["message"]

@@ -31,6 +31,9 @@ _CHAT = {**_COMMON, "response_format": (dict,), "tools": (list,), "tool_choice":
          "parallel_tool_calls": (bool,), "logprobs": (bool,), "top_logprobs": (int,)}
 _COMPLETIONS = {**_COMMON, "echo": (bool,), "logprobs": (int,), "suffix": (str,)}
 _ROLES = {"system", "developer", "user", "assistant", "tool", "function"}
+# media content parts, and the key that holds their data (OpenAI's, and vLLM's *_url parts)
+_MEDIA_PARTS = {"image_url": "url", "audio_url": "url", "video_url": "url",
+                "input_audio": "data", "file": "file_data"}
 MAX_STOP_SEQUENCES = 4
 # bounds of the fields that are not text for the model, so they cannot carry megabytes either
 MAX_STOP_CHARS = 200
@@ -262,11 +265,8 @@ def _message(message, index: int) -> dict:
                        "invalid_messages")
     content = message.get("content")
     if isinstance(content, list):
-        for part in content:
-            if not isinstance(part, dict) or not isinstance(part.get("type"), str) or (
-                    part["type"] == "text" and not isinstance(part.get("text"), str)):
-                raise _invalid(f"{where}.content parts must be objects with a 'type' (and "
-                               "'text' for text parts).", "invalid_messages")
+        for j, part in enumerate(content):
+            _part(part, f"{where}.content[{j}]")
     elif content is not None and not isinstance(content, str):
         raise _invalid(f"{where}.content must be a string, a list of parts or null.",
                        "invalid_messages")
@@ -281,6 +281,30 @@ def _message(message, index: int) -> dict:
     # only what OpenAI defines for a message goes on
     keep = ("role", "content", "name", "tool_calls", "tool_call_id")
     return {k: message[k] for k in keep if k in message}
+
+
+def _part(part, where: str) -> None:
+    """A content part: text, or media given inline (a ``data:`` URL, base64 audio, file data).
+
+    A link is never passed on: the model server would fetch it, from inside the club's network
+    (SSRF). Whether the model takes media at all is the backend's (``accepts_media``), checked
+    once the model is known."""
+    kind = part.get("type") if isinstance(part, dict) else None
+    if kind == "text" and isinstance(part.get("text"), str):
+        return
+    if kind not in _MEDIA_PARTS:
+        raise _invalid(f"{where} must be an object with a 'type' of text (with 'text'), "
+                       f"{', '.join(_MEDIA_PARTS)}.", "invalid_messages", where)
+    inner, key = part.get(kind), _MEDIA_PARTS[kind]
+    value = inner.get(key) if isinstance(inner, dict) else None
+    if not isinstance(value, str) or (key == "url" and not value.startswith("data:")):
+        what = "a data: URL (links are not fetched)" if key == "url" else "a string"
+        raise _invalid(f"{where}.{kind}.{key} must be {what}.", "invalid_messages", where)
+
+
+def has_media(messages: list[dict]) -> bool:
+    return any(isinstance(m.get("content"), list) and any(p["type"] != "text" for p in m["content"])
+               for m in messages)
 
 
 def _is_tool_call(call) -> bool:

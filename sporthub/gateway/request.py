@@ -31,6 +31,7 @@ from sporthub.gateway.payload import (
     CHARS_PER_TOKEN,
     Payload,
     check,
+    has_media,
     read_at_most,
     read_json,
 )
@@ -123,6 +124,11 @@ class ModelRequest:
         self.payload = p = check(body, r.endpoint, s.llm_max_tokens, s.llm_max_prompt_chars)
         r.model, r.stream = p.model, p.stream
         g.router.check_model(p.model)
+        if p.endpoint == "chat/completions" and has_media(p.text) \
+                and not g.router.accepts_media(p.model):
+            raise GatewayError(400, f"The model '{p.model}' takes text only here: send the "
+                               "message without image, audio or file parts.",
+                               "media_not_supported", param="messages")
         policy = await g.policy(r.user)
         available = await g.tokens.available(r.user, policy.tokens_per_day)
         # nothing is awaited from here on: the check and the reservation are one step
