@@ -246,3 +246,20 @@ def test_the_embedded_model_refuses_media_parts(gw):
     assert response.json()["error"]["code"] == "media_not_supported"
     linked = asyncio.run(post(gw, token, {**image("http://169.254.169.254/"), "model": MODEL}))
     assert linked.status_code == 400 and "data: URL" in linked.json()["error"]["message"]
+
+
+# -- prompt charging (item 9) ------------------------------------------------------------------
+
+def test_a_prompt_the_model_refuses_as_too_long_is_charged_its_estimate(gw):
+    """The backend tokenized it to refuse it: the gateway charges the estimate it reserved."""
+    token = new_user(gw)
+    text = "stride " * 6000  # ~42 000 characters: within the gateway's cap, past the context
+    response = asyncio.run(post(gw, token, {
+        "model": MODEL, "messages": [{"role": "user", "content": text}], "max_tokens": 4},
+        timeout=180))
+    assert response.status_code == 400, response.text[:300]
+    assert response.json()["error"]["code"] == "upstream_rejected"
+    [row] = ledger(gw, user_of(gw, token))
+    estimate = check({"model": MODEL, "messages": [{"role": "user", "content": text}]}, CHAT,
+                     4, 48_000).prompt_estimate
+    assert row["prompt_tokens"] == estimate and row["completion_tokens"] == 0

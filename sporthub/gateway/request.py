@@ -323,6 +323,10 @@ class ModelRequest:
             self.g.scheduler.set_state(upstream.name, STARTING)
             return GatewayError(503, "The language model is starting; retry in a moment.",
                                 "backend_starting", {"Retry-After": "10"})
+        if response.status_code in (400, 413, 422):
+            # the backend tokenized the prompt to refuse it (longer than its context, most
+            # often): that work is charged, as the prompt estimate this request reserved
+            self.forwarded = True
         return upstream_error(response, content)
 
     def _backend_error(self, error: httpx.HTTPError, upstream: Upstream) -> GatewayError:
