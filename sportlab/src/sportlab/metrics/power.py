@@ -160,25 +160,40 @@ def _default_durations(n: int) -> np.ndarray:
 
 
 def mean_max_power(
-    power_w: PowerInput, durations_s: ArrayLike | None = None, sample_s: float | None = None
+    power_w: PowerInput,
+    durations_s: ArrayLike | None = None,
+    sample_s: float | None = None,
+    *,
+    at_least: bool = False,
+    **gaps: float,
 ) -> pd.Series:
     """Mean-maximal power curve: best average power (W) for each duration (s).
 
-    For each duration d the best mean over any d consecutive seconds is found from cumulative
-    sums. The raw best means can rise with duration (e.g. 1.5, 0, 1.5 W: best 2-s 0.75 W, best
-    3-s 1.0 W), so the curve reported is its upper envelope, "best mean power over any effort of
-    *at least* d seconds", which is non-increasing; GoldenCheetah presents its mean-maximal curve
-    the same way. Default durations: every second to 120 s, ~150 log-spaced durations up to the
-    ride length, and the standard test durations in :data:`STANDARD_DURATIONS_S` (3, 5, 12,
-    20 min, ...) that fit in the ride.
+    The value at d is the best mean power over any d consecutive seconds of the ride, the
+    record power profile's definition (Quod MJ et al. Int J Sports Med 2010;31:397-401; Pinot J,
+    Grappe F. Int J Sports Med 2011;32:839-844). It depends only on the ride and d, never on
+    which other durations are asked for (computed exactly from cumulative sums).
+
+    The best *exactly*-d means can rise a little with d (e.g. 1.5, 0, 1.5 W: best 2 s 0.75 W,
+    best 3 s 1.0 W). With ``at_least=True`` the value is instead the best mean over any effort
+    of *at least* d seconds, a non-increasing curve, also exact and independent of the list:
+    an effort of length L >= 2d splits into two of at least d, one as good as the whole, so
+    only lengths d..2d-1 matter; those not asked for are checked by a Dinkelbach iteration
+    (Dinkelbach W. Management Science 1967;13:492-498), skipped where a bound proves they cannot
+    win. It costs several times the default on long rides.
+
+    Default durations: every second to 120 s, ~150 log-spaced durations up to the ride length,
+    and the standard test durations in :data:`STANDARD_DURATIONS_S` (3, 5, 12, 20 min, ...)
+    that fit in the ride.
 
     Pauses count as 0 W on the elapsed-time grid (:func:`to_1hz`): an effort interrupted by a
     pause is not joined up across it, so the curve is never above what was ridden in one go.
-    Short gaps and dropouts are interpolated; a plain array is sampled every ``sample_s`` s.
+    Short gaps and dropouts are interpolated; a plain array is sampled every ``sample_s`` s;
+    ``gaps`` are :func:`to_1hz`'s ``pause_gap_s`` and ``max_dropout_s``.
 
     Returns a Series named ``power_w`` indexed by ``duration_s``.
     """
-    power = to_1hz(power_series(power_w, "mean_max_power"), sample_s).to_numpy()
+    power = to_1hz(power_series(power_w, "mean_max_power"), sample_s, **gaps).to_numpy()
     n = power.size
     if durations_s is None:
         durations = _default_durations(n)
@@ -186,9 +201,59 @@ def mean_max_power(
         durations = np.unique(np.asarray(durations_s, dtype=int))
         durations = durations[(durations >= 1) & (durations <= n)]
     cumulative = np.concatenate([[0.0], np.cumsum(power)])
-    best = np.array([np.max(cumulative[d:] - cumulative[:-d]) / d for d in durations])
-    envelope = np.maximum.accumulate(best[::-1])[::-1] if best.size else best
-    return pd.Series(envelope, index=pd.Index(durations, name="duration_s"), name="power_w")
+    exact = np.array([np.max(cumulative[d:] - cumulative[:-d]) / d for d in durations])
+    best = _best_at_least(power, cumulative, durations, exact) if at_least else exact
+    return pd.Series(best, index=pd.Index(durations, name="duration_s"), name="power_w")
+
+
+def _best_at_least(
+    power: np.ndarray, cumulative: np.ndarray, durations: np.ndarray, exact: np.ndarray
+) -> np.ndarray:
+    """Exact best mean over any window of at least d samples, for each (sorted) d, from the
+    best means over exactly d (``exact``)."""
+    n = power.size
+    if durations.size == 0:
+        return exact
+    # Lower bound from the durations computed: the best of every asked length >= d.
+    best = np.maximum.accumulate(exact[::-1])[::-1]
+    # Lengths not asked for: the gaps between asked durations, and above the longest one.
+    upper = np.append(durations[1:], n)
+    gap_low = durations + 1  # first length of each gap
+    has_gap = upper > gap_low
+    # A window of length L <= b, grown to length b, gains only non-negative samples, so its
+    # mean is at most b * best(b) / L <= b * best(b) / (first length of the gap).
+    upper_best = np.append(exact[1:], cumulative[-1] / n)
+    bound = np.where(has_gap, upper * upper_best / gap_low, -np.inf)
+    if power.min() < 0:  # the bound needs non-negative power; to_1hz gives that for rides
+        bound = np.where(has_gap, np.inf, -np.inf)
+    for k, d in enumerate(durations):
+        reach = min(2 * d - 1, n)  # the lengths that can hold the best of at least d
+        relevant = has_gap[k:] & (gap_low[k:] <= reach)
+        if relevant.any() and np.max(bound[k:][relevant]) > best[k]:
+            best[k] = _dinkelbach(cumulative, int(d), best[k])
+    return best
+
+
+def _dinkelbach(cumulative: np.ndarray, d: int, start: float) -> float:
+    """The best mean over windows of at least ``d`` samples, from a known achievable ``start``.
+
+    Each step finds the window of length >= d maximising sum(p - mean) (prefix minimum) and
+    moves to its mean; the mean rises strictly until no window beats it."""
+    steps = np.arange(cumulative.size, dtype=float)
+    value = start
+    while True:
+        shifted = cumulative - value * steps
+        lowest = np.minimum.accumulate(shifted[: cumulative.size - d])
+        gains = shifted[d:] - lowest
+        j = int(np.argmax(gains))
+        if not gains[j] > 0:
+            return value
+        end = j + d
+        begin = int(np.argmin(shifted[: j + 1]))
+        candidate = (cumulative[end] - cumulative[begin]) / (end - begin)
+        if not candidate > value:
+            return value
+        value = candidate
 
 
 @dataclass(frozen=True)
@@ -259,8 +324,9 @@ def critical_power(
     durations beyond the curve are left out.
 
     ``mean_max`` is a Series of power (W) indexed by duration (s), e.g. from
-    :func:`mean_max_power`. The result is only as good as the efforts in it: a ride without
-    all-out efforts at those durations underestimates CP and W'. An
+    :func:`mean_max_power` (``at_least=True`` gives the capacity envelope: an athlete who rode
+    21 min at a power can ride 20 min at it). The result is only as good as the efforts in
+    it: a ride without all-out efforts at those durations underestimates CP and W'. An
     :class:`ImplausibleFitWarning` is issued when the fitted CP is above the curve's best 20-min
     power (CP is sustainable for longer than that, so it cannot be) or W' lies outside
     :data:`W_PRIME_PLAUSIBLE_J` (Poole DC, Burnley M, Vanhatalo A, Rossiter HB, Jones AM.
