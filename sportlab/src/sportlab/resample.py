@@ -184,7 +184,8 @@ def grid_1hz(
             raise ValueError(
                 f"{name} has no value for {length} s from {where} while recording (a sensor "
                 f"dropout longer than max_dropout_s={max_dropout_s:g} s): pass a larger "
-                "max_dropout_s to interpolate across it, or cut the ride there"
+                "max_dropout_s= (every sportlab function that resamples accepts it) to "
+                "interpolate across it, or cut the ride there"
             )
         fill = inner & ~too_long
         if fill.any():

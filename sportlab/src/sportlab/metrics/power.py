@@ -90,7 +90,14 @@ def to_1hz(
     return series[~not_recorded]
 
 
-def weighted_power(power_w: PowerInput, window_s: int = 30, sample_s: float | None = None) -> float:
+def weighted_power(
+    power_w: PowerInput,
+    window_s: int = 30,
+    sample_s: float | None = None,
+    *,
+    pause_gap_s: float = PAUSE_GAP_S,
+    max_dropout_s: float = MAX_DROPOUT_S,
+) -> float:
     """30-s rolling fourth-power mean of power over recorded (moving) time, in watts.
 
     Rolling ``window_s`` mean of 1-Hz power, raised to the 4th power, averaged over the ride, then
@@ -100,11 +107,12 @@ def weighted_power(power_w: PowerInput, window_s: int = 30, sample_s: float | No
     Only recorded seconds count: pauses are left out and the riding either side joined up, as
     the head units compute the value they store in a FIT file's session message (checked
     against it in the tests). Rides shorter than one window return the plain mean. Timing,
-    gaps and dropouts: see :func:`to_1hz`.
+    gaps and dropouts (``pause_gap_s``, ``max_dropout_s``): see :func:`to_1hz`.
     """
     if window_s < 1:
         raise ValueError(f"window_s must be at least 1 s, got {window_s}")
-    power = to_1hz(power_series(power_w, "weighted_power"), sample_s, pauses="drop").to_numpy()
+    power = to_1hz(power_series(power_w, "weighted_power"), sample_s, pauses="drop",
+                   pause_gap_s=pause_gap_s, max_dropout_s=max_dropout_s).to_numpy()
     if power.size == 0:
         raise ValueError("power_w is empty: weighted power needs at least one sample")
     if power.size < window_s:
@@ -165,7 +173,8 @@ def mean_max_power(
     sample_s: float | None = None,
     *,
     at_least: bool = False,
-    **gaps: float,
+    pause_gap_s: float = PAUSE_GAP_S,
+    max_dropout_s: float = MAX_DROPOUT_S,
 ) -> pd.Series:
     """Mean-maximal power curve: best average power (W) for each duration (s).
 
@@ -189,11 +198,12 @@ def mean_max_power(
     Pauses count as 0 W on the elapsed-time grid (:func:`to_1hz`): an effort interrupted by a
     pause is not joined up across it, so the curve is never above what was ridden in one go.
     Short gaps and dropouts are interpolated; a plain array is sampled every ``sample_s`` s;
-    ``gaps`` are :func:`to_1hz`'s ``pause_gap_s`` and ``max_dropout_s``.
+    ``pause_gap_s`` and ``max_dropout_s`` as in :func:`to_1hz`.
 
     Returns a Series named ``power_w`` indexed by ``duration_s``.
     """
-    power = to_1hz(power_series(power_w, "mean_max_power"), sample_s, **gaps).to_numpy()
+    power = to_1hz(power_series(power_w, "mean_max_power"), sample_s,
+                   pause_gap_s=pause_gap_s, max_dropout_s=max_dropout_s).to_numpy()
     n = power.size
     if durations_s is None:
         durations = _default_durations(n)
@@ -217,13 +227,13 @@ def _best_at_least(
     # Lower bound from the durations computed: the best of every asked length >= d.
     best = np.maximum.accumulate(exact[::-1])[::-1]
     # Lengths not asked for: the gaps between asked durations, and above the longest one.
-    upper = np.append(durations[1:], n)
-    gap_low = durations + 1  # first length of each gap
-    has_gap = upper > gap_low
-    # A window of length L <= b, grown to length b, gains only non-negative samples, so its
-    # mean is at most b * best(b) / L <= b * best(b) / (first length of the gap).
-    upper_best = np.append(exact[1:], cumulative[-1] / n)
-    bound = np.where(has_gap, upper * upper_best / gap_low, -np.inf)
+    gap_low = durations + 1  # first and last length of each gap
+    gap_high = np.append(durations[1:] - 1, n)
+    has_gap = gap_high >= gap_low
+    # A window of length L in a gap, grown to the next asked length b (or to the whole ride),
+    # gains only non-negative samples, so its sum is at most b * best(b) (or the ride's sum).
+    bound = np.where(has_gap, np.append(durations[1:] * exact[1:], cumulative[-1]) / gap_low,
+                     -np.inf)
     if power.min() < 0:  # the bound needs non-negative power; to_1hz gives that for rides
         bound = np.where(has_gap, np.inf, -np.inf)
     for k, d in enumerate(durations):
@@ -424,6 +434,9 @@ def w_prime_balance(
     method: Literal["integral", "differential"] = "integral",
     tau_s: float | None = None,
     sample_s: float | None = None,
+    *,
+    pause_gap_s: float = PAUSE_GAP_S,
+    max_dropout_s: float = MAX_DROPOUT_S,
 ) -> pd.Series:
     """W' balance (J) second by second: how much of W' is left.
 
@@ -441,7 +454,8 @@ def w_prime_balance(
     Neither form clips at zero: a negative balance means the model's W' or CP is too low.
     Pauses count as 0 W on the elapsed-time grid of :func:`to_1hz`: W' recovers while the rider
     is stopped. Short gaps and dropouts are interpolated; a plain array is sampled every
-    ``sample_s`` s. Returns a Series named ``w_prime_balance_j`` on that 1-s grid.
+    ``sample_s`` s; ``pause_gap_s`` and ``max_dropout_s`` as in :func:`to_1hz`. Returns a
+    Series named ``w_prime_balance_j`` on that 1-s grid.
     """
     if not cp_w > 0:
         raise ValueError(f"cp_w must be positive, got {cp_w}")
@@ -451,7 +465,8 @@ def w_prime_balance(
         raise ValueError(f"tau_s must be positive, got {tau_s}")
     if method not in ("integral", "differential"):
         raise ValueError(f"method must be 'integral' or 'differential', got {method!r}")
-    power = to_1hz(power_series(power_w, "w_prime_balance"), sample_s)
+    power = to_1hz(power_series(power_w, "w_prime_balance"), sample_s,
+                   pause_gap_s=pause_gap_s, max_dropout_s=max_dropout_s)
     values = power.to_numpy()
     above = np.clip(values - cp_w, 0.0, None)
     if method == "integral":
