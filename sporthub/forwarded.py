@@ -1,4 +1,5 @@
-"""Who is the client: the socket's peer, or what our own proxies wrote in ``X-Forwarded-For``.
+"""Who is the client: the socket's peer, or what our own proxies wrote in ``X-Forwarded-For``
+(and, for links the hub prints, which scheme it used: ``X-Forwarded-Proto``).
 
 One rule for the hub (sign-in throttling) and the gateway (audit log), from one pair of
 settings, ``SPORTHUB_TRUSTED_PROXIES`` and ``SPORTHUB_FORWARDED_HOPS``.
@@ -42,15 +43,34 @@ def is_trusted(address: str | None, trusted: Iterable[str]) -> bool:
 def client_address(peer: str | None, forwarded: str | None, trusted: Iterable[str],
                    hops: int = 1) -> str | None:
     """The client's address, given the socket's peer and the request's X-Forwarded-For."""
-    trusted = tuple(trusted)
+    return _believed(peer, forwarded, tuple(trusted), hops)[0]
+
+
+def client_scheme(peer: str | None, forwarded: str | None, forwarded_proto: str | None,
+                  trusted: Iterable[str], hops: int, own: str) -> str:
+    """The scheme the client used (``https`` behind a TLS front), ``own`` (the connection's)
+    unless our proxies said otherwise.
+
+    Each proxy appends to X-Forwarded-Proto as it does to X-Forwarded-For (CHP adds ``http``
+    after Caddy's ``https``), so the client's entry is the one at the hop the address came from;
+    tornado's own reading (its ``xheaders``) takes the last entry, from anyone."""
+    _, believed = _believed(peer, forwarded, tuple(trusted), hops)
+    protos = [p.strip().lower() for p in (forwarded_proto or "").split(",")]
+    if believed and len(protos) >= believed and protos[-believed] in ("http", "https"):
+        return protos[-believed]
+    return own
+
+
+def _believed(peer, forwarded, trusted: tuple[str, ...], hops: int) -> tuple[str | None, int]:
+    """The client's address and how many entries of X-Forwarded-For were believed for it."""
     if not forwarded or not is_trusted(peer, trusted):
-        return peer
+        return peer, 0
     entries = [e.strip() for e in forwarded.split(",") if e.strip()]
-    client = peer
+    client, believed = peer, 0
     for hop, entry in enumerate(reversed(entries[-hops:])):
         if hop and not is_trusted(client, trusted):
             break  # the hop to the right was not one of our proxies: it is the client
         if _parse(entry) is None:
             break  # not an address: whoever wrote it is not to be believed
-        client = str(_parse(entry))
-    return client
+        client, believed = str(_parse(entry)), hop + 1
+    return client, believed

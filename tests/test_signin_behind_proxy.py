@@ -9,9 +9,10 @@ from __future__ import annotations
 
 import json
 
+import httpx
 import pytest
 
-from sporthub.forwarded import client_address
+from sporthub.forwarded import client_address, client_scheme
 from sporthub.settings import SettingsError, load_settings
 from tests.stack import HubClient, create_account, make_stack, set_password
 
@@ -101,3 +102,31 @@ def test_the_renamed_settings_are_refused_with_their_new_names(monkeypatch, tmp_
         load_settings(data_dir=tmp_path, trusted_proxies=["caddy"])
     assert load_settings(data_dir=tmp_path, trusted_proxies=["10.0.0.0/8"]).trusted_proxies
 
+
+
+def test_an_invite_link_made_behind_the_front_is_https(stack):
+    """Issue 17, item 11: the one-time token must not cross the network in clear text."""
+    stack.admin.api("POST", "/users/iris")
+    headers = {"Authorization": f"token {stack.admin.token}", "Host": "hub.club.example"}
+    with httpx.Client(transport=httpx.HTTPTransport(local_address=CADDY), timeout=30) as caddy:
+        made = caddy.post(f"{stack.url}/hub/api/sporthub/invites/iris", headers={
+            **headers, "X-Forwarded-For": "198.51.100.7", "X-Forwarded-Proto": "https"})
+    assert made.status_code == 201, made.text
+    assert made.json()["url"].startswith("https://hub.club.example/hub/invite?token=")
+    # a caller that is not the front cannot make the hub print https (nor anything else)
+    with httpx.Client(transport=httpx.HTTPTransport(local_address="127.0.0.91"),
+                      timeout=30) as other:
+        made = other.post(f"{stack.url}/hub/api/sporthub/invites/iris", headers={
+            **headers, "X-Forwarded-For": "198.51.100.7", "X-Forwarded-Proto": "https"})
+    assert made.json()["url"].startswith("http://hub.club.example/hub/invite?token=")
+
+
+@pytest.mark.parametrize("forwarded, proto, expected", [
+    ("203.0.113.5, 10.89.0.5", "https,http", "https"),  # Caddy's https, then CHP's http
+    ("10.90.0.7", "https,http", "http"),  # not through the front: CHP's own entry
+    ("203.0.113.5, 10.89.0.5", "gopher,http", "http"),
+    (None, "https", "http"),
+])
+def test_the_scheme_is_the_one_at_the_believed_hop(forwarded, proto, expected):
+    assert client_scheme("127.0.0.1", forwarded, proto, ["127.0.0.1", "10.89.0.0/24"], 2,
+                         "http") == expected
