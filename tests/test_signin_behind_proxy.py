@@ -8,11 +8,20 @@ address, X-Forwarded-Proto, X-Forwarded-Host). CHP appends Caddy's address: two 
 from __future__ import annotations
 
 import json
+import os
+import pwd
+import socket
+import subprocess
 
 import httpx
 import pytest
 
-from sporthub.forwarded import client_address, client_scheme
+from sporthub.forwarded import (
+    client_address,
+    client_scheme,
+    from_this_machines_user,
+    socket_owner,
+)
 from sporthub.settings import SettingsError, load_settings
 from tests.stack import HubClient, create_account, make_stack, set_password
 
@@ -130,3 +139,66 @@ def test_an_invite_link_made_behind_the_front_is_https(stack):
 def test_the_scheme_is_the_one_at_the_believed_hop(forwarded, proto, expected):
     assert client_scheme("127.0.0.1", forwarded, proto, ["127.0.0.1", "10.89.0.0/24"], 2,
                          "http") == expected
+
+
+# -- item 3: on loopback, only the proxy's own connection may name the client -------------------
+
+# a person's process (its own system user in the local profile as root) signing in straight at
+# the hub's port, a new X-Forwarded-For each time; /usr/bin/python3: the test's venv may not be
+# readable by that user
+GUESSER = """
+import sys, urllib.error, urllib.parse, urllib.request
+url, tries = sys.argv[1], int(sys.argv[2])
+for i in range(tries):
+    forged = {"X-Forwarded-For": f"10.7.7.{i}"}  # the hub's XSRF token is tied to it too
+    page = urllib.request.urlopen(urllib.request.Request(url, headers=forged))
+    cookies = dict(c.split(";")[0].split("=", 1) for c in page.headers.get_all("Set-Cookie"))
+    data = urllib.parse.urlencode({"username": "admin", "password": "wrong-password-x",
+                                   "_xsrf": cookies["_xsrf"].strip('"')}).encode()
+    request = urllib.request.Request(url, data, {
+        **forged, "Cookie": "; ".join(f"{k}={v}" for k, v in cookies.items())})
+    try:
+        status = urllib.request.urlopen(request).status
+    except urllib.error.HTTPError as e:
+        status = e.code
+    print(status)
+"""
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="needs root, to run a process as another user")
+def test_a_local_person_cannot_name_an_address_straight_at_the_hub(stack):
+    hub_login = f"http://127.0.0.1:{stack.env['SPORTHUB_HUB_PORT']}/hub/login"
+    done = subprocess.run(["/usr/bin/python3", "-c", GUESSER, hub_login, "6"], user="nobody",
+                          cwd="/", capture_output=True, text=True, timeout=120, check=False)
+    statuses = done.stdout.split()
+    assert done.returncode == 0, done.stderr[-2000:]
+    # counted as 127.0.0.1 (its own connection), not as six addresses: held up after three
+    assert statuses[:3] == ["403"] * 3 and "429" in statuses[3:], statuses
+    assert "from 10.7.7." not in stack.log()
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="needs root, to run a process as another user")
+def test_the_owner_of_a_loopback_connection_is_known():
+    with socket.socket() as server:
+        server.bind(("127.0.0.1", 0))
+        server.listen()
+        port = server.getsockname()[1]
+        connect = f"import socket, time; s = socket.create_connection(('127.0.0.1', {port})); " \
+            "time.sleep(3)"
+        child = subprocess.Popen(["/usr/bin/python3", "-c", connect], user="nobody", cwd="/")
+        try:
+            connection, (address, peer_port) = server.accept()
+            with connection:
+                assert socket_owner(address, peer_port) == pwd.getpwnam("nobody").pw_uid
+                assert not from_this_machines_user(address, peer_port, os.geteuid())
+                assert client_address(address, "10.7.7.7", ["127.0.0.1"], 1, peer_port) \
+                    == "127.0.0.1"
+        finally:
+            child.kill()
+            child.wait()
+        with socket.create_connection(("127.0.0.1", port)) as own:
+            connection, (address, peer_port) = server.accept()
+            with connection:
+                assert own.getsockname()[1] == peer_port
+                assert client_address(address, "10.7.7.7", ["127.0.0.1"], 1, peer_port) \
+                    == "10.7.7.7"

@@ -38,7 +38,7 @@ def _invite_url(handler: BaseHandler, token: str) -> str:
     own = getattr(context, "_orig_protocol", request.protocol)
     scheme = client_scheme(context.address[0], request.headers.get("X-Forwarded-For"),
                            request.headers.get("X-Forwarded-Proto"), auth.trusted_proxies,
-                           auth.forwarded_hops, own)
+                           auth.forwarded_hops, own, context.address[1])
     return f"{scheme}://{request.host}{path}"
 
 
