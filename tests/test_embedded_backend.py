@@ -8,10 +8,11 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
-from sporthub.llm import vllm_cpu
+from sporthub.llm import vllm_cpu, vllm_routes
 from sporthub.settings import SettingsError, load_settings
 
 
@@ -55,3 +56,34 @@ def test_an_unprepared_vllm_stops_the_service_with_a_message(tmp_path):
                             text=True, timeout=60, check=False)
     assert result.returncode == 1
     assert "vLLM is not prepared yet: run `sporthub prepare`" in result.stderr
+
+
+def test_vllm_serves_only_the_gateways_routes(tmp_path, monkeypatch):
+    """Issue 17, item 5: vLLM's key guards /v1 only; its other routes must not answer."""
+    from starlette.applications import Starlette
+    from starlette.responses import PlainTextResponse
+    from starlette.routing import Route
+    from starlette.testclient import TestClient
+
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    argv = vllm_cpu.server_command("smollm2-135m-instruct", 8123, 3)
+    assert argv[-2:] == ["--middleware", f"{vllm_cpu.ROUTES_MODULE}.OnlyGatewayRoutes"]
+    env = vllm_cpu.server_environment("the-key")
+    copied = Path(env["PYTHONPATH"]) / f"{vllm_cpu.ROUTES_MODULE}.py"
+    # vLLM's own Python has no SportHub: the copy imports on a bare interpreter
+    load = f"import sys; sys.path.insert(0, {str(copied.parent)!r}); " \
+        f"import {vllm_cpu.ROUTES_MODULE}"
+    bare = subprocess.run(["/usr/bin/python3", "-I", "-c", load], capture_output=True,
+                          text=True, timeout=60, check=False)
+    assert bare.returncode == 0, bare.stderr
+
+    def ok(request):
+        return PlainTextResponse("served")
+
+    paths = ["/v1/chat/completions", "/v1/models", "/health", "/metrics", "/invocations",
+             "/pause", "/update_weights", "/tokenize", "/v1/load_lora_adapter"]
+    app = Starlette(routes=[Route(p, ok, methods=["GET", "POST"]) for p in paths])
+    app.add_middleware(vllm_routes.OnlyGatewayRoutes)  # as vLLM adds a class from --middleware
+    with TestClient(app) as client:
+        answers = {p: client.post(p).status_code for p in paths}
+    assert answers == {**{p: 200 for p in paths[:4]}, **{p: 404 for p in paths[4:]}}

