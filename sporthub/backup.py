@@ -29,6 +29,7 @@ whole, a file written during the backup may be in its state before or after.
 from __future__ import annotations
 
 import base64
+import grp
 import io
 import itertools
 import json
@@ -36,6 +37,7 @@ import os
 import pwd
 import shutil
 import sqlite3
+import stat
 import subprocess
 import tarfile
 import tempfile
@@ -152,7 +154,6 @@ def backup(settings: Settings, archive: Path, passphrase: str | None = None) -> 
         raise BackupError(f"{archive} exists already; choose a new file name")
     if archive.is_relative_to(settings.data_dir.resolve()):
         raise BackupError(f"write the archive outside the data directory {settings.data_dir}")
-    partial = archive.with_name(archive.name + ".partial")
     # the engine answers and has the image, before anything is dumped
     volumes = Volumes(settings) if settings.profile == "docker" else None
     with tempfile.TemporaryDirectory(prefix="sporthub-backup-", dir=archive.parent) as tmp:
@@ -183,24 +184,83 @@ def backup(settings: Settings, archive: Path, passphrase: str | None = None) -> 
         }
         if volumes:
             manifest["home_volumes"] = homes
-        fd = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        # written inside the private (0700) temporary folder, created there exclusively, then
+        # linked to its name: nobody else can have created the file first, and an archive (or
+        # a symlink) that appeared at that name meanwhile is never overwritten
+        partial = tmp / "archive.partial"
+        fd = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
+        with os.fdopen(fd, "wb") as out, tarfile.open(fileobj=out, mode="w:gz") as tar:
+            _add_bytes(tar, MANIFEST, json.dumps(manifest, indent=2).encode())
+            _add_bytes(tar, manifest["secrets"]["member"], secrets)
+            for d in dbs.values():
+                tar.add(d["file"], arcname=d["member"])
+            if audit.exists():
+                tar.add(audit, arcname="files/gateway-audit.jsonl")
+            for name, home in homes.items():
+                if volumes:
+                    volumes.archive(home, tar, f"homes/{name}")
+                else:
+                    add_home(tar, home, f"homes/{name}")
         try:
-            with os.fdopen(fd, "wb") as out, tarfile.open(fileobj=out, mode="w:gz") as tar:
-                _add_bytes(tar, MANIFEST, json.dumps(manifest, indent=2).encode())
-                _add_bytes(tar, manifest["secrets"]["member"], secrets)
-                for d in dbs.values():
-                    tar.add(d["file"], arcname=d["member"])
-                if audit.exists():
-                    tar.add(audit, arcname="files/gateway-audit.jsonl")
-                for name, home in homes.items():
-                    if volumes:
-                        volumes.archive(home, tar, f"homes/{name}")
-                    else:
-                        tar.add(home, arcname=f"homes/{name}")
-            partial.rename(archive)
-        finally:
-            partial.unlink(missing_ok=True)
+            os.link(partial, archive)
+        except FileExistsError:
+            raise BackupError(f"{archive} appeared while the backup was written; choose a new "
+                              "file name") from None
     return manifest
+
+
+def add_home(tar: tarfile.TarFile, home: Path, arcname: str) -> None:
+    """A person's home into the archive, walked by file descriptors and never through a link.
+
+    The person owns everything in it and may swap a folder for a symlink (to /root, say) while
+    the walk runs; ``tarfile.add`` would then follow it. ``os.fwalk`` checks that each folder it
+    enters is the one it listed, and every file is opened without following a link."""
+    try:
+        top = os.open(home, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW)
+    except OSError as e:
+        raise BackupError(f"{home} is not a folder one can back up: {e.strerror}") from None
+    try:
+        tar.addfile(_info(tar, arcname, os.fstat(top)))
+        for folder, dirs, files, fd in os.fwalk(".", dir_fd=top, follow_symlinks=False):
+            for name in sorted(dirs + files):
+                _add_entry(tar, fd, name, f"{arcname}/{os.path.normpath(folder)}/{name}"
+                           .replace("/./", "/"))
+    finally:
+        os.close(top)
+
+
+def _add_entry(tar: tarfile.TarFile, folder: int, name: str, arcname: str) -> None:
+    st = os.stat(name, dir_fd=folder, follow_symlinks=False)
+    if stat.S_ISDIR(st.st_mode):
+        tar.addfile(_info(tar, arcname, st))
+    elif stat.S_ISLNK(st.st_mode):
+        info = _info(tar, arcname, st)
+        info.type, info.linkname = tarfile.SYMTYPE, os.readlink(name, dir_fd=folder)
+        tar.addfile(info)
+    elif stat.S_ISREG(st.st_mode):
+        try:
+            fd = os.open(name, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK, dir_fd=folder)
+        except OSError:
+            return  # swapped for a link (or gone) since it was listed: not followed
+        with os.fdopen(fd, "rb") as f:
+            st = os.fstat(fd)
+            if stat.S_ISREG(st.st_mode):
+                tar.addfile(_info(tar, arcname, st), f)
+    # sockets, FIFOs and devices have no content to keep
+
+
+def _info(tar: tarfile.TarFile, arcname: str, st: os.stat_result) -> tarfile.TarInfo:
+    info = tar.tarinfo(arcname)
+    info.mode, info.uid, info.gid = stat.S_IMODE(st.st_mode), st.st_uid, st.st_gid
+    info.mtime = int(st.st_mtime)
+    info.type = tarfile.DIRTYPE if stat.S_ISDIR(st.st_mode) else tarfile.REGTYPE
+    info.size = st.st_size if stat.S_ISREG(st.st_mode) else 0
+    for attr, lookup, key in (("uname", pwd.getpwuid, st.st_uid), ("gname", grp.getgrgid, st.st_gid)):
+        try:
+            setattr(info, attr, lookup(key)[0])
+        except KeyError:
+            pass
+    return info
 
 
 def _dump(db: Database, target: Path) -> bool:

@@ -1,4 +1,5 @@
-"""Who is the client: the socket's peer, or what our own proxies wrote in ``X-Forwarded-For``.
+"""Who is the client: the socket's peer, or what our own proxies wrote in ``X-Forwarded-For``
+(and, for links the hub prints, which scheme it used: ``X-Forwarded-Proto``).
 
 One rule for the hub (sign-in throttling) and the gateway (audit log), from one pair of
 settings, ``SPORTHUB_TRUSTED_PROXIES`` and ``SPORTHUB_FORWARDED_HOPS``.
@@ -15,6 +16,7 @@ container reaching the proxy directly is not the TLS front, so what it writes st
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterable
 from functools import lru_cache
 from ipaddress import IPv4Address, IPv6Address, ip_address, ip_network
@@ -39,18 +41,85 @@ def is_trusted(address: str | None, trusted: Iterable[str]) -> bool:
     return parsed is not None and any(parsed in n for n in _networks(tuple(trusted)))
 
 
+def socket_owner(address: str, port: int) -> int | None:
+    """The user id owning the local TCP socket bound to ``address:port`` (Linux /proc), or None.
+
+    On one machine, a loopback peer is a process here: the proxy, or a person's process (their
+    server runs as their own system user in the local profile). The address alone cannot tell
+    them apart; the owner of the connecting socket can (what identd did)."""
+    parsed = _parse(address)
+    if parsed is None:
+        return None
+    if parsed.version == 4:
+        tables, packed = ("/proc/net/tcp", "/proc/net/tcp6"), [parsed.packed[::-1].hex().upper()]
+        # an IPv4 client on a dual-stack socket is listed as ::ffff:a.b.c.d in tcp6
+        mapped = IPv6Address(f"::ffff:{parsed}").packed
+        packed.append("".join(mapped[i:i + 4][::-1].hex() for i in range(0, 16, 4)).upper())
+    else:
+        tables = ("/proc/net/tcp6",)
+        packed = ["".join(parsed.packed[i:i + 4][::-1].hex() for i in range(0, 16, 4)).upper()]
+    wanted = {f"{p}:{port:04X}" for p in packed}
+    for table in tables:
+        try:
+            with open(table) as f:
+                next(f)
+                for line in f:
+                    fields = line.split()
+                    if fields[1] in wanted:
+                        return int(fields[7])
+        except OSError:
+            continue
+    return None
+
+
+def from_this_machines_user(address: str | None, port: int | None, uid: int) -> bool:
+    """False when a loopback peer's socket belongs to another user than ``uid`` (a person's
+    process, not the proxy); True for any other peer (checked by address alone)."""
+    parsed = _parse(address)
+    if parsed is None or not parsed.is_loopback or port is None:
+        return True
+    owner = socket_owner(address, port)
+    return owner is None or owner == uid
+
+
 def client_address(peer: str | None, forwarded: str | None, trusted: Iterable[str],
-                   hops: int = 1) -> str | None:
-    """The client's address, given the socket's peer and the request's X-Forwarded-For."""
-    trusted = tuple(trusted)
+                   hops: int = 1, peer_port: int | None = None) -> str | None:
+    """The client's address, given the socket's peer (and its port, to tell the proxy from
+    another local process) and the request's X-Forwarded-For."""
+    return _believed(peer, forwarded, tuple(trusted), hops, peer_port)[0]
+
+
+def client_scheme(peer: str | None, forwarded: str | None, forwarded_proto: str | None,
+                  trusted: Iterable[str], hops: int, own: str,
+                  peer_port: int | None = None) -> str:
+    """The scheme the client used (``https`` behind a TLS front), ``own`` (the connection's)
+    unless our proxies said otherwise.
+
+    Each proxy appends to X-Forwarded-Proto as it does to X-Forwarded-For (CHP adds ``http``
+    after Caddy's ``https``), so the client's entry is the one at the hop the address came from;
+    tornado's own reading (its ``xheaders``) takes the last entry, from anyone."""
+    _, believed = _believed(peer, forwarded, tuple(trusted), hops, peer_port)
+    protos = [p.strip().lower() for p in (forwarded_proto or "").split(",")]
+    if believed and len(protos) >= believed and protos[-believed] in ("http", "https"):
+        return protos[-believed]
+    return own
+
+
+def _believed(peer, forwarded, trusted: tuple[str, ...], hops: int,
+              peer_port: int | None) -> tuple[str | None, int]:
+    """The client's address and how many entries of X-Forwarded-For were believed for it."""
     if not forwarded or not is_trusted(peer, trusted):
-        return peer
+        return peer, 0
+    # on loopback, only a process of our own user (the proxy) may name the client: a person's
+    # process (its own system user in the local profile) reaching a service directly may not
+    if not from_this_machines_user(peer, peer_port, os.geteuid()):
+        return peer, 0
     entries = [e.strip() for e in forwarded.split(",") if e.strip()]
-    client = peer
+    client, believed = peer, 0
     for hop, entry in enumerate(reversed(entries[-hops:])):
         if hop and not is_trusted(client, trusted):
             break  # the hop to the right was not one of our proxies: it is the client
         if _parse(entry) is None:
             break  # not an address: whoever wrote it is not to be believed
-        client = str(_parse(entry))
-    return client
+        client, believed = str(_parse(entry)), hop + 1
+    return client, believed

@@ -60,6 +60,9 @@ class Backend(BaseModel):
     models: list[str] = Field(min_length=1, description="model names this backend serves")
     max_concurrency: int | None = Field(default=None, ge=1)
     supports_tools: bool = False
+    # image, audio and file content parts reach this backend (a vision or audio model), and then
+    # only inline (data: URLs): a link would be fetched by the model server
+    accepts_media: bool = False
 
     @field_validator("url")
     @classmethod

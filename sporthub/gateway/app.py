@@ -237,8 +237,9 @@ class Gateway:
 def client_ip(request: Request, trusted_proxies: list[str], hops: int = 1) -> str | None:
     """The caller's address: X-Forwarded-For is believed only from a proxy we trust, and only
     the hops our own proxies appended (sporthub.forwarded, the same rule as the hub's)."""
-    peer = request.client.host if request.client else None
-    return client_address(peer, request.headers.get("x-forwarded-for"), trusted_proxies, hops)
+    peer, port = (request.client.host, request.client.port) if request.client else (None, None)
+    return client_address(peer, request.headers.get("x-forwarded-for"), trusted_proxies, hops,
+                          port)
 
 
 async def _gateway_error(request: Request, exc: GatewayError) -> Response:

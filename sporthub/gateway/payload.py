@@ -31,7 +31,16 @@ _CHAT = {**_COMMON, "response_format": (dict,), "tools": (list,), "tool_choice":
          "parallel_tool_calls": (bool,), "logprobs": (bool,), "top_logprobs": (int,)}
 _COMPLETIONS = {**_COMMON, "echo": (bool,), "logprobs": (int,), "suffix": (str,)}
 _ROLES = {"system", "developer", "user", "assistant", "tool", "function"}
+# media content parts, and the key that holds their data (OpenAI's, and vLLM's *_url parts)
+_MEDIA_PARTS = {"image_url": "url", "audio_url": "url", "video_url": "url",
+                "input_audio": "data", "file": "file_data"}
 MAX_STOP_SEQUENCES = 4
+# bounds of the fields that are not text for the model, so they cannot carry megabytes either
+MAX_STOP_CHARS = 200
+MAX_LOGIT_BIAS = 300
+MAX_NAME_CHARS = 256  # model, user
+# deeper than any message, tool schema or response format needs
+MAX_DEPTH = 64
 # OpenAI's limits, which vLLM also keeps: every alternative is a JSON object per generated token,
 # so an unbounded count turns a short answer into gigabytes (8 tokens at top_logprobs=100000 made
 # a 35.7 MiB answer on llama-server)
@@ -81,9 +90,57 @@ async def read_json(request: Request, limit: int = MAX_BODY_BYTES) -> object:
     if content is None:
         raise too_large
     try:
-        return json.loads(content)
+        # NaN and Infinity are not JSON (Python's parser takes them; nothing after it would)
+        body = json.loads(content, parse_constant=_NotJSON)
+    except RecursionError:
+        raise GatewayError(400, "The request body is not valid JSON: it is nested too deeply.",
+                           "invalid_json") from None
     except (ValueError, UnicodeDecodeError) as e:
         raise GatewayError(400, f"The request body is not valid JSON: {e}.", "invalid_json") from None
+    _check_values(body)
+    return body
+
+
+class _NotJSON(str):
+    """A NaN or Infinity the parser met: refused by :func:`_check_values`, naming its field."""
+
+
+def _check_values(body: object) -> None:
+    """Refuse what JSON's parser lets through but nothing after it can take: NaN and Infinity,
+    a lone UTF-16 surrogate (``"\\ud800"``: no UTF-8 for the backend, the ledger, the log), and
+    nesting deeper than any OpenAI request needs. Walked without recursion."""
+    stack = [(body, "", 0)]
+    while stack:
+        value, where, depth = stack.pop()
+        field = _name(where.lstrip(".") or "the request body")
+        if depth > MAX_DEPTH:
+            raise _invalid(f"'{field}' is nested more than {MAX_DEPTH} levels deep.",
+                           "invalid_json", field)
+        if isinstance(value, _NotJSON):
+            raise _invalid(f"'{field}' is {value}, which is not a JSON number.", "invalid_json",
+                           field)
+        if isinstance(value, str):
+            _check_text(value, field)
+        elif isinstance(value, dict):
+            for key, item in value.items():
+                _check_text(key, f"{field} (a key)")
+                stack.append((item, f"{where}.{key}", depth + 1))
+        elif isinstance(value, list):
+            stack.extend((item, f"{where}[{i}]", depth + 1) for i, item in enumerate(value))
+
+
+def _name(field: str) -> str:
+    """A field's path as an error may quote it: short, and itself valid text."""
+    field = field if len(field) <= 80 else field[:80] + "..."
+    return field.encode(errors="backslashreplace").decode()
+
+
+def _check_text(text: str, field: str) -> None:
+    try:
+        text.encode()
+    except UnicodeEncodeError:
+        raise _invalid(f"'{field}' holds a lone UTF-16 surrogate (such as \\ud800), which is "
+                       "not text.", "invalid_json", field) from None
 
 
 async def read_at_most(chunks: AsyncIterator[bytes], limit: int) -> bytes | None:
@@ -105,6 +162,8 @@ def check(body: object, endpoint: str, max_tokens_cap: int, max_prompt_chars: in
     model = body.get("model")
     if not isinstance(model, str) or not model:
         raise _invalid("'model' is required and must be a string.", "missing_model")
+    if len(model) > MAX_NAME_CHARS:
+        raise _invalid(f"'model' is at most {MAX_NAME_CHARS} characters.", "invalid_field", "model")
     stream = body.get("stream", False)
     if stream is None:
         stream = False
@@ -126,21 +185,24 @@ def check(body: object, endpoint: str, max_tokens_cap: int, max_prompt_chars: in
             raise _invalid(f"'{name}' has the wrong type.", "invalid_field", name)
         fields[name] = value
     _check_stop(fields.get("stop"))
+    _check_logit_bias(fields.get("logit_bias"))
+    if len(fields.get("user", "")) > MAX_NAME_CHARS:
+        raise _invalid(f"'user' is at most {MAX_NAME_CHARS} characters.", "invalid_field", "user")
     _check_range(fields, "top_logprobs" if chat else "logprobs",
                  MAX_TOP_LOGPROBS if chat else MAX_COMPLETION_LOGPROBS)
     if chat:
         text = _messages(body.get("messages"))
         fields["messages"] = text
-        sized = [text, fields.get("tools")]
     else:
         text = _prompt(body.get("prompt"))
         fields["prompt"] = text
-        sized = [text, fields.get("suffix")]
-    prompt_chars = len(json.dumps(sized, ensure_ascii=False))
+    # everything forwarded counts, not only the messages: a field that escapes the cap would
+    # carry megabytes to the backend (stop, logit_bias, response_format, user all did)
+    prompt_chars = len(json.dumps(fields, ensure_ascii=False))
     if prompt_chars > max_prompt_chars:
-        raise GatewayError(413, f"The prompt is {prompt_chars} characters; the limit is "
-                           f"{max_prompt_chars}. Shorten the conversation or start a new chat.",
-                           "prompt_too_large")
+        raise GatewayError(413, f"The prompt (with the request's other fields) is {prompt_chars} "
+                           f"characters; the limit is {max_prompt_chars}. Shorten the "
+                           "conversation or start a new chat.", "prompt_too_large")
     return Payload(endpoint=endpoint, model=model, stream=stream, fields=fields,
                    max_tokens=max_tokens, prompt_chars=prompt_chars, text=text,
                    wants_usage=(options or {}).get("include_usage") is True)
@@ -169,10 +231,22 @@ def _check_range(fields: dict, name: str, most: int) -> None:
 
 
 def _check_stop(stop) -> None:
-    if isinstance(stop, list) and (len(stop) > MAX_STOP_SEQUENCES
-                                   or not all(isinstance(s, str) for s in stop)):
-        raise _invalid(f"'stop' is a string or a list of at most {MAX_STOP_SEQUENCES} strings.",
-                       "invalid_field")
+    sequences = [stop] if isinstance(stop, str) else stop
+    if sequences is not None and (
+            len(sequences) > MAX_STOP_SEQUENCES
+            or not all(isinstance(s, str) and len(s) <= MAX_STOP_CHARS for s in sequences)):
+        raise _invalid(f"'stop' is a string or a list of at most {MAX_STOP_SEQUENCES} strings, "
+                       f"each at most {MAX_STOP_CHARS} characters.", "invalid_field", "stop")
+
+
+def _check_logit_bias(bias) -> None:
+    if bias is not None and (
+            len(bias) > MAX_LOGIT_BIAS
+            or not all(key.isdigit() and isinstance(value, int | float)
+                       and not isinstance(value, bool) and -100 <= value <= 100
+                       for key, value in bias.items())):
+        raise _invalid(f"'logit_bias' maps at most {MAX_LOGIT_BIAS} token ids to a bias between "
+                       "-100 and 100.", "invalid_field", "logit_bias")
 
 
 def _messages(messages) -> list[dict]:
@@ -191,11 +265,8 @@ def _message(message, index: int) -> dict:
                        "invalid_messages")
     content = message.get("content")
     if isinstance(content, list):
-        for part in content:
-            if not isinstance(part, dict) or not isinstance(part.get("type"), str) or (
-                    part["type"] == "text" and not isinstance(part.get("text"), str)):
-                raise _invalid(f"{where}.content parts must be objects with a 'type' (and "
-                               "'text' for text parts).", "invalid_messages")
+        for j, part in enumerate(content):
+            _part(part, f"{where}.content[{j}]")
     elif content is not None and not isinstance(content, str):
         raise _invalid(f"{where}.content must be a string, a list of parts or null.",
                        "invalid_messages")
@@ -210,6 +281,30 @@ def _message(message, index: int) -> dict:
     # only what OpenAI defines for a message goes on
     keep = ("role", "content", "name", "tool_calls", "tool_call_id")
     return {k: message[k] for k in keep if k in message}
+
+
+def _part(part, where: str) -> None:
+    """A content part: text, or media given inline (a ``data:`` URL, base64 audio, file data).
+
+    A link is never passed on: the model server would fetch it, from inside the club's network
+    (SSRF). Whether the model takes media at all is the backend's (``accepts_media``), checked
+    once the model is known."""
+    kind = part.get("type") if isinstance(part, dict) else None
+    if kind == "text" and isinstance(part.get("text"), str):
+        return
+    if kind not in _MEDIA_PARTS:
+        raise _invalid(f"{where} must be an object with a 'type' of text (with 'text'), "
+                       f"{', '.join(_MEDIA_PARTS)}.", "invalid_messages", where)
+    inner, key = part.get(kind), _MEDIA_PARTS[kind]
+    value = inner.get(key) if isinstance(inner, dict) else None
+    if not isinstance(value, str) or (key == "url" and not value.startswith("data:")):
+        what = "a data: URL (links are not fetched)" if key == "url" else "a string"
+        raise _invalid(f"{where}.{kind}.{key} must be {what}.", "invalid_messages", where)
+
+
+def has_media(messages: list[dict]) -> bool:
+    return any(isinstance(m.get("content"), list) and any(p["type"] != "text" for p in m["content"])
+               for m in messages)
 
 
 def _is_tool_call(call) -> bool:

@@ -31,6 +31,7 @@ from sporthub.gateway.payload import (
     CHARS_PER_TOKEN,
     Payload,
     check,
+    has_media,
     read_at_most,
     read_json,
 )
@@ -123,6 +124,11 @@ class ModelRequest:
         self.payload = p = check(body, r.endpoint, s.llm_max_tokens, s.llm_max_prompt_chars)
         r.model, r.stream = p.model, p.stream
         g.router.check_model(p.model)
+        if p.endpoint == "chat/completions" and has_media(p.text) \
+                and not g.router.accepts_media(p.model):
+            raise GatewayError(400, f"The model '{p.model}' takes text only here: send the "
+                               "message without image, audio or file parts.",
+                               "media_not_supported", param="messages")
         policy = await g.policy(r.user)
         available = await g.tokens.available(r.user, policy.tokens_per_day)
         # nothing is awaited from here on: the check and the reservation are one step
@@ -317,6 +323,10 @@ class ModelRequest:
             self.g.scheduler.set_state(upstream.name, STARTING)
             return GatewayError(503, "The language model is starting; retry in a moment.",
                                 "backend_starting", {"Retry-After": "10"})
+        if response.status_code in (400, 413, 422):
+            # the backend tokenized the prompt to refuse it (longer than its context, most
+            # often): that work is charged, as the prompt estimate this request reserved
+            self.forwarded = True
         return upstream_error(response, content)
 
     def _backend_error(self, error: httpx.HTTPError, upstream: Upstream) -> GatewayError:

@@ -25,6 +25,7 @@ class Upstream:
         self.url = backend.url
         self.models = list(backend.models)
         self.supports_tools = backend.supports_tools
+        self.accepts_media = backend.accepts_media
         key = backend.api_key.get_secret_value() if backend.api_key else None
         self.headers = {"Authorization": f"Bearer {key}"} if key else {}
 
@@ -86,6 +87,10 @@ class Router:
 
     def get(self, name: str) -> Upstream:
         return self._by_name[name]
+
+    def accepts_media(self, model: str) -> bool:
+        """Whether every backend that may serve ``model`` takes image, audio and file parts."""
+        return all(u.accepts_media for u in self.upstreams if model in u.models)
 
     def check_model(self, model: str) -> None:
         if any(model in u.models for u in self.upstreams):

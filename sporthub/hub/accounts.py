@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import hashlib
 import secrets
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -131,6 +132,9 @@ class AccountStore:
         self.invite_ttl = invite_ttl
         self.max_failures = max_failures
         self.longest_delay = longest_delay
+        # the wait and the count of an attempt are one step (the hub is one process; sign-ins
+        # run in its threads)
+        self._counting = threading.Lock()
 
     def new_invite(self, username: str) -> str:
         """A fresh one-time link token; it replaces any earlier one (a reset, for the admin)."""
@@ -169,15 +173,18 @@ class AccountStore:
         """Run ``check`` (the password test) unless ``address`` must wait; count the outcome.
 
         Raises :class:`Throttled` without running ``check`` while the address waits: a refused
-        attempt costs no password hashing and teaches nothing.
+        attempt costs no password hashing and teaches nothing. Each attempt is counted as a
+        failure before ``check`` runs (and taken back if it succeeds): a burst of guesses sent at
+        once would otherwise all pass the wait before the first of them was counted.
         """
-        wait = self.wait(username, address)
-        if wait > timedelta(0):
-            raise Throttled(wait)
+        with self._counting:
+            wait = self.wait(username, address)
+            if wait > timedelta(0):
+                raise Throttled(wait)
+            self._failed(username, address)
         if check():
             self._succeeded(username, address)
             return True
-        self._failed(username, address)
         return False
 
     def check_password(self, username: str, password: str) -> bool:
@@ -232,10 +239,14 @@ class AccountStore:
                          .values(failures=AccountRow.failures + 1))
 
     def _succeeded(self, username: str, address: str) -> None:
-        # the address's own count stays: one good account must not buy guesses at the others
+        # the address's own count stays (one good account must not buy guesses at the others),
+        # less this attempt, which was counted as a failure before it was checked
         with self.engine.begin() as conn:
             conn.execute(delete(FailureRow).where(FailureRow.username == username,
                                                   FailureRow.address == address))
+            conn.execute(update(FailureRow).where(FailureRow.username == "",
+                                                  FailureRow.address == address)
+                         .values(failures=FailureRow.failures - 1))
             conn.execute(update(AccountRow).where(AccountRow.username == username)
                          .values(failures=0))
 

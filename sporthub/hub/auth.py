@@ -108,9 +108,9 @@ def request_address(request, trusted_proxies: list[str], hops: int) -> str:
     ``X-Forwarded-For`` from any peer: ``request.remote_ip`` is what the client claims. The socket's
     own peer is not.
     """
-    peer = request.connection.context.address[0]
+    peer, port = request.connection.context.address[:2]
     return client_address(peer, request.headers.get("X-Forwarded-For"), trusted_proxies,
-                          hops) or peer
+                          hops, port) or peer
 
 
 class SportHubAuthenticator(CappedAccountsMixin, Authenticator):

@@ -155,3 +155,31 @@ def test_weak_passwords(username, password, reason):
 
 def test_a_decent_password_passes():
     check_password_strength("tor", "mountain-relay-splits-4")
+
+
+def test_a_burst_of_guesses_is_counted_before_any_is_checked(store):
+    """Issue 17, item 10: guesses sent at once all passed the wait before the first was counted."""
+    store.redeem(store.new_invite("ola"), PASSWORD)
+    checked = []
+
+    def slow_wrong_password():
+        checked.append(1)
+        time.sleep(0.3)  # a password check takes time: the burst is all in flight meanwhile
+        return False
+
+    def guess(_):
+        try:
+            return store.sign_in("ola", STRANGER, slow_wrong_password)
+        except Throttled:
+            return "throttled"
+
+    with ThreadPoolExecutor(12) as pool:
+        results = list(pool.map(guess, range(12)))
+    assert len(checked) == 3  # max_failures: no more guesses were checked
+    assert results.count("throttled") == 9
+    # a success is not left counted as a failure
+    assert attempt(store, "ola", OWNER, PASSWORD) is True
+    assert store.wait("someone", OWNER) == timedelta(0)
+    with sqlite3.connect(store.engine.url.database) as db:
+        assert db.execute("SELECT failures FROM sporthub_signin_failures WHERE username = '' "
+                          "AND address = ?", (OWNER,)).fetchone() == (0,)

@@ -8,10 +8,20 @@ address, X-Forwarded-Proto, X-Forwarded-Host). CHP appends Caddy's address: two 
 from __future__ import annotations
 
 import json
+import os
+import pwd
+import socket
+import subprocess
 
+import httpx
 import pytest
 
-from sporthub.forwarded import client_address
+from sporthub.forwarded import (
+    client_address,
+    client_scheme,
+    from_this_machines_user,
+    socket_owner,
+)
 from sporthub.settings import SettingsError, load_settings
 from tests.support.stack import HubClient, create_account, make_stack, set_password
 
@@ -104,3 +114,94 @@ def test_the_renamed_settings_are_refused_with_their_new_names(monkeypatch, tmp_
         load_settings(data_dir=tmp_path, trusted_proxies=["caddy"])
     assert load_settings(data_dir=tmp_path, trusted_proxies=["10.0.0.0/8"]).trusted_proxies
 
+
+
+def test_an_invite_link_made_behind_the_front_is_https(stack):
+    """Issue 17, item 11: the one-time token must not cross the network in clear text."""
+    stack.admin.api("POST", "/users/iris")
+    headers = {"Authorization": f"token {stack.admin.token}", "Host": "hub.club.example"}
+    with httpx.Client(transport=httpx.HTTPTransport(local_address=CADDY), timeout=30) as caddy:
+        made = caddy.post(f"{stack.url}/hub/api/sporthub/invites/iris", headers={
+            **headers, "X-Forwarded-For": "198.51.100.7", "X-Forwarded-Proto": "https"})
+    assert made.status_code == 201, made.text
+    assert made.json()["url"].startswith("https://hub.club.example/hub/invite?token=")
+    # a caller that is not the front cannot make the hub print https (nor anything else)
+    with httpx.Client(transport=httpx.HTTPTransport(local_address="127.0.0.91"),
+                      timeout=30) as other:
+        made = other.post(f"{stack.url}/hub/api/sporthub/invites/iris", headers={
+            **headers, "X-Forwarded-For": "198.51.100.7", "X-Forwarded-Proto": "https"})
+    assert made.json()["url"].startswith("http://hub.club.example/hub/invite?token=")
+
+
+@pytest.mark.parametrize("forwarded, proto, expected", [
+    ("203.0.113.5, 10.89.0.5", "https,http", "https"),  # Caddy's https, then CHP's http
+    ("10.90.0.7", "https,http", "http"),  # not through the front: CHP's own entry
+    ("203.0.113.5, 10.89.0.5", "gopher,http", "http"),
+    (None, "https", "http"),
+])
+def test_the_scheme_is_the_one_at_the_believed_hop(forwarded, proto, expected):
+    assert client_scheme("127.0.0.1", forwarded, proto, ["127.0.0.1", "10.89.0.0/24"], 2,
+                         "http") == expected
+
+
+# -- item 3: on loopback, only the proxy's own connection may name the client -------------------
+
+# a person's process (its own system user in the local profile as root) signing in straight at
+# the hub's port, a new X-Forwarded-For each time; /usr/bin/python3: the test's venv may not be
+# readable by that user
+GUESSER = """
+import sys, urllib.error, urllib.parse, urllib.request
+url, tries = sys.argv[1], int(sys.argv[2])
+for i in range(tries):
+    forged = {"X-Forwarded-For": f"10.7.7.{i}"}  # the hub's XSRF token is tied to it too
+    page = urllib.request.urlopen(urllib.request.Request(url, headers=forged))
+    cookies = dict(c.split(";")[0].split("=", 1) for c in page.headers.get_all("Set-Cookie"))
+    data = urllib.parse.urlencode({"username": "admin", "password": "wrong-password-x",
+                                   "_xsrf": cookies["_xsrf"].strip('"')}).encode()
+    request = urllib.request.Request(url, data, {
+        **forged, "Cookie": "; ".join(f"{k}={v}" for k, v in cookies.items())})
+    try:
+        status = urllib.request.urlopen(request).status
+    except urllib.error.HTTPError as e:
+        status = e.code
+    print(status)
+"""
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="needs root, to run a process as another user")
+def test_a_local_person_cannot_name_an_address_straight_at_the_hub(stack):
+    hub_login = f"http://127.0.0.1:{stack.env['SPORTHUB_HUB_PORT']}/hub/login"
+    done = subprocess.run(["/usr/bin/python3", "-c", GUESSER, hub_login, "6"], user="nobody",
+                          cwd="/", capture_output=True, text=True, timeout=120, check=False)
+    statuses = done.stdout.split()
+    assert done.returncode == 0, done.stderr[-2000:]
+    # counted as 127.0.0.1 (its own connection), not as six addresses: held up after three
+    assert statuses[:3] == ["403"] * 3 and "429" in statuses[3:], statuses
+    assert "from 10.7.7." not in stack.log()
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="needs root, to run a process as another user")
+def test_the_owner_of_a_loopback_connection_is_known():
+    with socket.socket() as server:
+        server.bind(("127.0.0.1", 0))
+        server.listen()
+        port = server.getsockname()[1]
+        connect = f"import socket, time; s = socket.create_connection(('127.0.0.1', {port})); " \
+            "time.sleep(3)"
+        child = subprocess.Popen(["/usr/bin/python3", "-c", connect], user="nobody", cwd="/")
+        try:
+            connection, (address, peer_port) = server.accept()
+            with connection:
+                assert socket_owner(address, peer_port) == pwd.getpwnam("nobody").pw_uid
+                assert not from_this_machines_user(address, peer_port, os.geteuid())
+                assert client_address(address, "10.7.7.7", ["127.0.0.1"], 1, peer_port) \
+                    == "127.0.0.1"
+        finally:
+            child.kill()
+            child.wait()
+        with socket.create_connection(("127.0.0.1", port)) as own:
+            connection, (address, peer_port) = server.accept()
+            with connection:
+                assert own.getsockname()[1] == peer_port
+                assert client_address(address, "10.7.7.7", ["127.0.0.1"], 1, peer_port) \
+                    == "10.7.7.7"

@@ -342,3 +342,46 @@ def test_a_postgresql_hub_database_round_trips_and_forgets_running_servers(postg
     finally:
         restored.get_bind().dispose()
         restored.close()
+
+
+def test_a_file_planted_at_the_archive_name_is_never_written_into(tmp_path):
+    """Issue 17, item 4: ``<archive>.partial``, created first by someone else in a shared folder,
+    was opened with O_TRUNC and became the archive, with its owner and mode (0644 here)."""
+    settings = load_settings(data_dir=tmp_path / "data")
+    shared = tmp_path / "shared"
+    shared.mkdir()
+    archive = shared / "hub.tar.gz"
+    planted = shared / "hub.tar.gz.partial"
+    planted.write_bytes(b"")
+    planted.chmod(0o644)
+    backup.backup(settings, archive)
+    assert oct(archive.stat().st_mode & 0o777) == "0o600"
+    assert not archive.samefile(planted) and planted.read_bytes() == b""
+    assert backup.manifest_of(archive)["format"]
+    # and an archive name taken while the backup ran is not overwritten
+    with pytest.raises(backup.BackupError, match="exists already"):
+        backup.backup(settings, archive)
+
+
+def test_a_home_is_walked_without_following_links(tmp_path):
+    home = tmp_path / "home"
+    (home / "notes").mkdir(parents=True)
+    (home / "notes" / "plan.md").write_text("intervals")
+    secret = tmp_path / "secret.txt"
+    secret.write_text("the admin password")
+    (home / "link-to-secret").symlink_to(secret)
+    (home / "link-to-root").symlink_to(tmp_path)
+    out = tmp_path / "out.tar"
+    with tarfile.open(out, "w") as tar:
+        backup.add_home(tar, home, "homes/ann")
+    with tarfile.open(out) as tar:
+        members = {m.name: m for m in tar.getmembers()}
+        assert tar.extractfile("homes/ann/notes/plan.md").read() == b"intervals"
+        data = b"".join(tar.extractfile(m).read() for m in members.values() if m.isfile())
+    assert set(members) == {"homes/ann", "homes/ann/notes", "homes/ann/notes/plan.md",
+                            "homes/ann/link-to-secret", "homes/ann/link-to-root"}
+    assert members["homes/ann/link-to-secret"].issym() and b"admin password" not in data
+    # a home that is itself a link is not followed either
+    (tmp_path / "home-link").symlink_to(home)
+    with tarfile.open(out, "w") as tar, pytest.raises(backup.BackupError, match="not a folder"):
+        backup.add_home(tar, tmp_path / "home-link", "homes/bob")

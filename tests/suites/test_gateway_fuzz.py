@@ -32,10 +32,21 @@ json_values = st.recursive(
     max_leaves=20)
 # a real instruction for the fake backend now and then, so some requests run to the end
 texts = st.sampled_from(["tokens=2", "tokens=1 delay=0", "fail", "break tokens=4", "nousage",
-                         "endusage tokens=3"]) | st.text(max_size=40)
+                         "endusage tokens=3",
+                         # an answer larger than the gateway takes (issue 17, item 1)
+                         "tokens=2 pad=100000"]) | st.text(max_size=40)
+# content parts: text, and media a backend may not take, by URL or inline (issue 17, item 12)
+parts = st.lists(st.one_of(
+    st.fixed_dictionaries({"type": st.just("text"), "text": texts}),
+    st.fixed_dictionaries({"type": st.sampled_from(["image_url", "audio_url", "video_url"]),
+                           "image_url": st.fixed_dictionaries({"url": st.sampled_from([
+                               "http://169.254.169.254/latest/meta-data/",
+                               "file:///etc/passwd", "data:image/png;base64,iVBORw0KGgo="])})}),
+    st.fixed_dictionaries({"type": st.sampled_from(["input_audio", "file", "nope"]),
+                           "input_audio": json_values, "file": json_values})), max_size=3)
 roles = st.sampled_from(["system", "user", "assistant", "tool", "developer"]) | st.text(max_size=8)
 messages = st.lists(st.fixed_dictionaries(
-    {"role": roles, "content": texts | json_values},
+    {"role": roles, "content": texts | parts | json_values},
     optional={"tool_calls": json_values | st.lists(st.fixed_dictionaries(
         {"function": st.fixed_dictionaries({"name": st.text(max_size=8)},
                                            optional={"arguments": json_values})})),
@@ -51,14 +62,31 @@ known_fields = st.fixed_dictionaries({}, optional={
     "max_completion_tokens": st.integers(-5, 3000) | json_values,
     "n": st.integers(-1, 3) | json_values,
     "temperature": st.floats(-1, 3) | json_values,
-    "stop": st.lists(st.text(max_size=4), max_size=6) | json_values,
+    "stop": st.lists(st.text(max_size=4), max_size=6) | json_values
+    | st.text(min_size=150, max_size=300) | st.lists(st.text(max_size=300), max_size=5),
     "tools": st.lists(json_values, max_size=3) | json_values,
     "n_predict": st.integers(-1, 10**6), "ignore_eos": st.booleans(),
+    # issue 17: unbounded log probabilities (item 1), fields that escaped the size cap (item 7)
+    "logprobs": st.booleans() | st.integers(-5, 10**6),
+    "top_logprobs": st.integers(-5, 10**6),
+    "logit_bias": st.dictionaries(st.sampled_from(["1", "42", "x", "-1"]),
+                                  st.integers(-200, 200) | json_values, max_size=4),
+    "response_format": json_values, "user": st.text(max_size=300),
+    "suffix": st.text(max_size=100),
 })
 bodies = st.builds(lambda extra, known: {**extra, **known},
                    st.dictionaries(st.text(string.ascii_lowercase, min_size=1, max_size=10),
                                    json_values, max_size=3), known_fields)
 payloads = bodies | json_values
+
+
+# what JSON's parser takes but nothing after it can (issue 17, item 8): NaN and Infinity, lone
+# surrogates, nesting past any depth a request needs (and past the parser's recursion limit)
+hostile_values = st.sampled_from([b"NaN", b"Infinity", b"-Infinity", b'"\\ud800"',
+                                  b'"a\\udfffb"', b'{"\\ud800": 1}'])
+nesting = st.integers(70, 300_000).map(lambda n: b"[" * n + b"]" * n)
+hostile_fields = st.sampled_from(["temperature", "top_p", "stop", "user", "model", "tools",
+                                  "logit_bias", "response_format", "messages"])
 
 
 @pytest.fixture(scope="module")
@@ -85,7 +113,7 @@ def gateway(hub, backend, tmp_path_factory):
 
     server = InProcessGateway(hub, hub.admin.token, backend, tmp_path_factory.mktemp("fuzz"),
                               llm_tokens_per_day=10**9, llm_stall_timeout_s=2,
-                              llm_request_timeout_s=5).start()
+                              llm_request_timeout_s=5, llm_max_answer_bytes=2**16).start()
     server.admin = hub.admin
     server.token = new_user(server)
     server.name = user_of(server, server.token)
@@ -116,7 +144,8 @@ def test_any_body_gets_an_answer_one_row_and_leaves_nothing_behind(gateway, payl
                                    headers={"Authorization": f"Bearer {gateway.token}",
                                             "Content-Type": "application/json"})
     status = response.status_code
-    # 502/504 are the backend's failures ("fail", "break"), reported as such; never our 500
+    # 502/504 are the backend's failures ("fail", "break", an answer too large), reported as
+    # such; never our 500
     assert status < 500 or status in (502, 504), (status, response.text[:300])
     if status >= 400:
         assert is_openai_error(response), response.text[:300]
@@ -129,4 +158,30 @@ def test_any_body_gets_an_answer_one_row_and_leaves_nothing_behind(gateway, payl
     else:
         assert "choices" in response.json()
     assert gateway.idle(), "a slot, a place or a reservation was left behind"
+    assert len(ledger(gateway, gateway.name)) == before + 1
+
+
+@settings(max_examples=100, deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
+@given(field=hostile_fields, value=hostile_values | nesting, endpoint=st.sampled_from(ENDPOINTS),
+       in_message=st.booleans())
+def test_values_json_cannot_carry_get_a_400_naming_the_field(gateway, field, value, endpoint,
+                                                              in_message):
+    before = len(ledger(gateway, gateway.name))
+    if in_message:
+        field = "messages"
+        value = b'[{"role": "user", "content": ' + value + b"}]"
+    content = (b'{"model": "' + MODEL.encode() + b'", "prompt": "tokens=1", "messages": '
+               b'[{"role": "user", "content": "tokens=1"}], "' + field.encode() + b'": ' + value
+               + b"}")
+    response = gateway.client.post(f"{gateway.gateway}/v1/{endpoint}", content=content,
+                                   headers={"Authorization": f"Bearer {gateway.token}",
+                                            "Content-Type": "application/json"})
+    assert response.status_code == 400, response.text[:300]
+    error = response.json()["error"]
+    assert is_openai_error(response) and error["code"] in ("invalid_json", "invalid_field",
+                                                           "invalid_messages")
+    if error["param"]:  # the parser's own recursion limit names no field
+        assert error["param"].startswith(field)
+    assert gateway.idle()
     assert len(ledger(gateway, gateway.name)) == before + 1

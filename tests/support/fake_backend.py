@@ -4,7 +4,7 @@ It speaks vLLM's protocol (bearer key, SSE chunks, a usage chunk when asked, con
 stats) but its behaviour is set by the last user message, e.g. ``"tokens=5 delay=0.2"``: five
 one-token chunks, 0.2 s apart. ``"fail"`` answers 500, ``"break"`` cuts the stream mid-way,
 ``"endusage"`` reports usage only at the end (like llama-server), ``"nousage"`` never, ``pad=N``
-adds N bytes to every chunk, ``"hold"`` keeps its slot until the test calls :meth:`release` (so a
+adds N bytes to every chunk (or to the answer), ``"hold"`` keeps its slot until the test calls :meth:`release` (so a
 test can line requests up behind it without racing a clock). While ``loading`` is set it answers every request 503 "Loading
 model", as llama-server does while it loads. Every request it served is kept in ``served``
 (arrival order), for ordering assertions.
@@ -136,6 +136,8 @@ class FakeBackend:
                       "choices": [{"index": 0, "message": {
                           "role": "assistant", "content": "tok " * how["tokens"]},
                           "finish_reason": "stop"}]}
+            if how["pad"]:  # like logprobs: an answer far larger than its text
+                answer["pad"] = "x" * how["pad"]
             if not how["nousage"]:
                 answer["usage"] = usage
             return JSONResponse(answer)
