@@ -116,6 +116,7 @@ def test_the_renamed_settings_are_refused_with_their_new_names(monkeypatch, tmp_
 
 
 
+@pytest.mark.stack
 def test_an_invite_link_made_behind_the_front_is_https(stack):
     """Issue 17, item 11: the one-time token must not cross the network in clear text."""
     stack.admin.api("POST", "/users/iris")
@@ -169,6 +170,7 @@ for i in range(tries):
 
 
 @pytest.mark.skipif(os.geteuid() != 0, reason="needs root, to run a process as another user")
+@pytest.mark.stack
 def test_a_local_person_cannot_name_an_address_straight_at_the_hub(stack):
     hub_login = f"http://127.0.0.1:{stack.env['SPORTHUB_HUB_PORT']}/hub/login"
     done = subprocess.run(["/usr/bin/python3", "-c", GUESSER, hub_login, "6"], user="nobody",

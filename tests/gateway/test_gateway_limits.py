@@ -240,6 +240,7 @@ def test_only_backends_marked_accepts_media_take_media():
         == (True, False, False)
 
 
+@pytest.mark.stack
 def test_the_embedded_model_refuses_media_parts(gw):
     token = new_user(gw)
     body = {**image("data:image/png;base64,iVBORw0KGgo="), "model": MODEL, "max_tokens": 4}
@@ -252,6 +253,7 @@ def test_the_embedded_model_refuses_media_parts(gw):
 
 # -- prompt charging (item 9) ------------------------------------------------------------------
 
+@pytest.mark.stack
 def test_a_prompt_the_model_refuses_as_too_long_is_charged_its_estimate(gw):
     """The backend tokenized it to refuse it: the gateway charges the estimate it reserved."""
     token = new_user(gw)
