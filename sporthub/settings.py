@@ -158,7 +158,8 @@ class Settings(BaseSettings):
     llm_max_queued_per_user: int = Field(default=4, ge=0)
     llm_max_tokens: int = Field(default=2048, ge=1, description="cap on max_tokens per request")
     llm_max_prompt_chars: int = Field(default=48_000, ge=1, description="cap on prompt size")
-    # the ETA before any request has been measured
+    # the ETA before any request has been measured: a typical answer (200 tokens) alone takes this
+    # long, which sets the decode rate the estimator starts from until it has measured one
     llm_initial_service_s: float = Field(default=10.0, gt=0)
     llm_health_interval_s: float = Field(default=10.0, gt=0, le=3600)
     # X-Forwarded-For is believed only from these peers (the hub's proxy), and only the hops

@@ -291,3 +291,17 @@ def test_the_coach_reads_the_bound_from_the_gateways_comment():
     match = QUEUE_COMMENT.match(line)
     assert match and match.group(3) == "420"
     assert QUEUE_COMMENT.match(": queue position=2 eta_s=30").group(3) is None
+
+
+async def test_an_answer_that_was_not_streamed_teaches_the_speed_too():
+    clock = Clock()
+    s = Scheduler([Pool("b", 1, frozenset({"m"}))], max_running_per_user=2,
+                  max_queued_per_user=50, initial_service_s=10.0, clock=clock)
+    first = s.submit("a", 0, "m", max_tokens=200, stream=False)
+    clock.now += 2.0
+    s.release(first, succeeded=True, tokens=10)  # 10 tokens in 2 s, no chunk seen
+    s.submit("a", 0, "m", max_tokens=200, stream=False)
+    clock.now += 0.4
+    waiting = s.submit("b", 0, "m", max_tokens=200)
+    # the running one has written about 2 of its 10 tokens at 5 tokens/s: 8 left, 1.6 s
+    assert s.eta(waiting) == pytest.approx(1.6, abs=0.3)

@@ -166,12 +166,14 @@ class Speed:
             if not force and span < RATE_SAMPLE_S:
                 return
             if self._span_decoding and self._span_tokens and span >= 0.2:
-                sample = self._span_tokens / span / self._span_decoding
-                old = self.per_stream.get(self._span_running)
-                self.per_stream[self._span_running] = (
-                    sample if old is None else old + RATE_ALPHA * (sample - old))
+                self.learn(self._span_running, self._span_tokens / span / self._span_decoding)
         self._span_start, self._span_tokens = now, 0
         self._span_running, self._span_decoding = running, decoding
+
+    def learn(self, running: int, per_stream_tps: float) -> None:
+        old = self.per_stream.get(running)
+        self.per_stream[running] = (per_stream_tps if old is None
+                                    else old + RATE_ALPHA * (per_stream_tps - old))
 
     def learn_prefill(self, prompt_tokens: int, seconds: float) -> None:
         if seconds <= 0 or prompt_tokens <= 0:
@@ -549,6 +551,11 @@ class Scheduler:
             return
         now = self.clock()
         speed = self.speed_of(pool)
+        if succeeded and tokens and ticket.first_token_at is None and ticket.started_at is not None:
+            # an answer that was not streamed: its whole decode at about today's concurrency
+            decode_s = now - ticket.started_at - speed.prefill_s(ticket.prompt_tokens)
+            if decode_s >= 0.2:
+                speed.learn(len(pool.running), tokens / decode_s)
         pool.running.discard(ticket)
         self.running_by_user[ticket.user] -= 1
         speed.mark(now, len(pool.running), pool.decoding)
