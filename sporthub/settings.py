@@ -13,7 +13,9 @@ from __future__ import annotations
 import json
 import os
 import secrets
+import tomllib
 from collections.abc import Collection
+from ipaddress import ip_network
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -158,14 +160,26 @@ class Settings(BaseSettings):
     llm_max_queued_per_user: int = Field(default=4, ge=0)
     llm_max_tokens: int = Field(default=2048, ge=1, description="cap on max_tokens per request")
     llm_max_prompt_chars: int = Field(default=48_000, ge=1, description="cap on prompt size")
+    llm_max_answer_bytes: int = Field(
+        default=8 * 2**20, ge=2**16,
+        description="the largest answer (not streamed) or stream event the gateway takes from a "
+                    "backend; a larger one is cut with a 502 and its slot freed. The default is "
+                    "about twice the largest answer within the caps (2048 tokens, 20 top "
+                    "log probabilities each)")
     # the ETA before any request has been measured: a typical answer (200 tokens) alone takes this
     # long, which sets the decode rate the estimator starts from until it has measured one
     llm_initial_service_s: float = Field(default=10.0, gt=0)
     llm_health_interval_s: float = Field(default=10.0, gt=0, le=3600)
-    # X-Forwarded-For is believed only from these peers (the hub's proxy), and only the hops
-    # our own proxies appended: 1 = the hub's proxy alone, 2 = a TLS proxy in front of it
-    gateway_trusted_proxies: list[str] = Field(default_factory=lambda: ["127.0.0.1", "::1"])
-    gateway_forwarded_hops: int = Field(default=1, ge=1, le=5)
+    # who the client is, for the hub's sign-in throttling and the gateway's audit log alike
+    # (sporthub.forwarded): X-Forwarded-For is read only from these proxies (addresses or
+    # networks), and only its last forwarded_hops entries: 1 = the hub's proxy alone, 2 = a TLS
+    # proxy in front of it (whose address or network must be listed too)
+    trusted_proxies: list[str] = Field(
+        default_factory=lambda: ["127.0.0.1", "::1"],
+        description="the hub's proxy and the TLS proxy in front of it: addresses or networks")
+    forwarded_hops: int = Field(default=1, ge=1, le=5,
+                                description="how many of X-Forwarded-For's last entries our "
+                                            "own proxies wrote")
     gateway_metrics_token: SecretStr | None = None
     # a hub token with only read:metrics, for Prometheus to scrape /hub/metrics
     hub_metrics_token: SecretStr | None = None
@@ -220,6 +234,16 @@ class Settings(BaseSettings):
     docker_hub_host: str | None = None
     user_mem_limit: str = Field(default="2G", pattern=r"^[0-9]+(\.[0-9]+)?[KMGT]?$")
     user_cpu_limit: float = Field(default=1.0, gt=0)
+
+    @field_validator("trusted_proxies")
+    @classmethod
+    def _addresses(cls, proxies: list[str]) -> list[str]:
+        for proxy in proxies:
+            try:
+                ip_network(proxy, strict=False)
+            except ValueError:
+                raise ValueError(f"{proxy!r} is not an IP address or network") from None
+        return proxies
 
     @field_validator("oidc_authorize_url", "oidc_token_url", "oidc_userdata_url")
     @classmethod
@@ -437,8 +461,27 @@ def _reveal(secret: SecretStr | None) -> str | None:
     return secret.get_secret_value() if secret else None
 
 
+# settings that were renamed: the old name is refused with the new one, never silently ignored
+RENAMED = {"gateway_trusted_proxies": "trusted_proxies",
+           "gateway_forwarded_hops": "forwarded_hops"}
+
+
+def _refuse_renamed() -> None:
+    toml_file = Path(os.environ.get(f"{ENV_PREFIX}CONFIG", "sporthub.toml"))
+    try:
+        in_toml = tomllib.loads(toml_file.read_text()) if toml_file.is_file() else {}
+    except (OSError, tomllib.TOMLDecodeError):
+        in_toml = {}  # the settings' own TOML source reports it
+    for old, new in RENAMED.items():
+        variable = f"{ENV_PREFIX}{old.upper()}"
+        if variable in os.environ or f"{variable}_FILE" in os.environ or old in in_toml:
+            raise SettingsError(f"{variable} is now {ENV_PREFIX}{new.upper()} (it applies to the "
+                                "hub's sign-in as well as the gateway): rename it")
+
+
 def load_settings(**overrides) -> Settings:
     """Read and validate the settings; a bad value raises :class:`SettingsError` naming it."""
+    _refuse_renamed()
     try:
         return Settings(**overrides)
     except ValidationError as e:

@@ -64,10 +64,32 @@ def test_an_address_that_tries_many_accounts_is_slowed_down(store):
     store.redeem(store.new_invite("ola"), PASSWORD)
     for i in range(3 * ADDRESS_FACTOR):
         assert attempt(store, f"guess{i}", STRANGER) is False
-    # a success of its own does not buy the address more guesses
+    # a second try at an account that failed from here (once: no wait of its own) waits for
+    # the address as a whole
     with pytest.raises(Throttled):
-        attempt(store, "ola", STRANGER, PASSWORD)
+        attempt(store, "guess0", STRANGER)
+    # a first try at another account is checked: one guess per account, no more
+    assert attempt(store, "guess-new", STRANGER) is False
+    with pytest.raises(Throttled):
+        attempt(store, "guess-new", STRANGER)
     assert attempt(store, "ola", OWNER, PASSWORD) is True
+
+
+def test_strangers_filling_an_address_do_not_keep_a_person_out(tmp_path):
+    """Issue 17: a club's network is one address; strangers there fill its count."""
+    store = AccountStore(f"sqlite:///{tmp_path / 'accounts.sqlite'}",
+                         invite_ttl=timedelta(hours=1), max_failures=3,
+                         longest_delay=timedelta(minutes=5))
+    store.redeem(store.new_invite("ola"), PASSWORD)
+    for i in range(3 * ADDRESS_FACTOR + 2):
+        attempt(store, f"guess{i}", STRANGER)
+    assert store.wait("guess0", STRANGER) > timedelta(0)
+    # ola, behind the same address, with her password: checked, and in
+    assert attempt(store, "ola", STRANGER, PASSWORD) is True
+    # and a success buys the address no guesses at the accounts that failed from it
+    with pytest.raises(Throttled):
+        attempt(store, "guess1", STRANGER)
+    store.close()
 
 
 def test_failures_arriving_at_once_are_all_counted(tmp_path):

@@ -35,8 +35,8 @@ def test_files_are_read_once_per_content(tmp_path, activities, monkeypatch):
     shutil.copy(activities / "2020-06-01-16-52-40.fit", tmp_path / "a.fit")
     summarise(tmp_path)
     reads = []
-    monkeypatch.setattr(athlete_data.sportlab, "read_activity",
-                        lambda path: reads.append(path) or pytest_fail())
+    monkeypatch.setattr(athlete_data, "summarize_session",
+                        lambda path, profile: reads.append(path) or pytest_fail())
     shutil.copy(tmp_path / "a.fit", tmp_path / "same-ride-renamed.fit")
     summary = summarise(tmp_path)
     assert reads == [] and "same-ride-renamed.fit" in summary.text

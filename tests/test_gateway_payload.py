@@ -100,11 +100,14 @@ def _request(peer: str, forwarded: str | None) -> Request:
     ("127.0.0.1", "6.6.6.6, 127.0.0.1", 1, "127.0.0.1"),
     ("127.0.0.1", "198.51.100.1, 203.0.113.7", 1, "203.0.113.7"),
     ("127.0.0.1", "198.51.100.1, 203.0.113.7, 10.0.0.2", 2, "203.0.113.7"),  # TLS proxy too
+    # the second hop is believed only from the TLS proxy: a caller reaching the hub's proxy
+    # directly wrote it itself
+    ("127.0.0.1", "198.51.100.1, 203.0.113.7", 2, "203.0.113.7"),
     ("192.0.2.50", "203.0.113.7", 1, "192.0.2.50"),  # from anyone else: ignored
     ("127.0.0.1", None, 1, "127.0.0.1"),
 ])
 def test_forwarded_for_counts_only_our_proxies_hops(peer, forwarded, hops, expected):
-    assert client_ip(_request(peer, forwarded), ["127.0.0.1", "::1"], hops) == expected
+    assert client_ip(_request(peer, forwarded), ["127.0.0.1", "::1", "10.0.0.2"], hops) == expected
 
 
 class _Hub:

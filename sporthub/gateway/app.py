@@ -26,6 +26,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Mount, Route
 
+from sporthub.forwarded import client_address
 from sporthub.gateway.audit import AuditLog
 from sporthub.gateway.auth import HubTokenAuth
 from sporthub.gateway.budgets import TokenCounter
@@ -135,8 +136,7 @@ class Gateway:
         return resolve(self.settings, groups)
 
     def client_ip(self, request: Request) -> str | None:
-        return client_ip(request, self.settings.gateway_trusted_proxies,
-                         self.settings.gateway_forwarded_hops)
+        return client_ip(request, self.settings.trusted_proxies, self.settings.forwarded_hops)
 
     async def _check_metrics_access(self, request: Request) -> None:
         expected = self.settings.gateway_metrics_token
@@ -241,20 +241,10 @@ def _whole(seconds: float | None) -> int | None:
 
 
 def client_ip(request: Request, trusted_proxies: list[str], hops: int = 1) -> str | None:
-    """The caller's address; X-Forwarded-For is believed only from a proxy we trust.
-
-    Each of our proxies appends the address it saw, so only the last ``hops`` entries are
-    theirs: whatever comes before was written by the caller and proves nothing. (Skipping
-    "trusted" addresses from the right would not do: user servers share the proxy's 127.0.0.1.)
-    """
+    """The caller's address: X-Forwarded-For is believed only from a proxy we trust, and only
+    the hops our own proxies appended (sporthub.forwarded, the same rule as the hub's)."""
     peer = request.client.host if request.client else None
-    forwarded = request.headers.get("x-forwarded-for")
-    if peer not in trusted_proxies or not forwarded:
-        return peer
-    entries = [entry.strip() for entry in forwarded.split(",") if entry.strip()]
-    if not entries:
-        return peer
-    return entries[-hops] if len(entries) >= hops else entries[0]
+    return client_address(peer, request.headers.get("x-forwarded-for"), trusted_proxies, hops)
 
 
 async def _gateway_error(request: Request, exc: GatewayError) -> Response:

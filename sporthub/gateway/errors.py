@@ -18,12 +18,14 @@ _TYPES = {
 
 
 class GatewayError(Exception):
-    def __init__(self, status: int, message: str, code: str, headers: dict[str, str] | None = None):
+    def __init__(self, status: int, message: str, code: str, headers: dict[str, str] | None = None,
+                 param: str | None = None):
         super().__init__(message)
         self.status = status
         self.message = message
         self.code = code
         self.headers = headers or {}
+        self.param = param  # the request field at fault, as OpenAI names it
 
     @property
     def body(self) -> dict:
@@ -31,7 +33,7 @@ class GatewayError(Exception):
             "error": {
                 "message": self.message,
                 "type": _TYPES.get(self.status, "api_error"),
-                "param": None,
+                "param": self.param,
                 "code": self.code,
             }
         }

@@ -10,6 +10,7 @@ after admission trips over a malformed message.
 from __future__ import annotations
 
 import json
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
 from starlette.requests import ClientDisconnect, Request
@@ -31,6 +32,11 @@ _CHAT = {**_COMMON, "response_format": (dict,), "tools": (list,), "tool_choice":
 _COMPLETIONS = {**_COMMON, "echo": (bool,), "logprobs": (int,), "suffix": (str,)}
 _ROLES = {"system", "developer", "user", "assistant", "tool", "function"}
 MAX_STOP_SEQUENCES = 4
+# OpenAI's limits, which vLLM also keeps: every alternative is a JSON object per generated token,
+# so an unbounded count turns a short answer into gigabytes (8 tokens at top_logprobs=100000 made
+# a 35.7 MiB answer on llama-server)
+MAX_TOP_LOGPROBS = 20
+MAX_COMPLETION_LOGPROBS = 5
 
 
 @dataclass
@@ -67,20 +73,28 @@ async def read_json(request: Request, limit: int = MAX_BODY_BYTES) -> object:
             raise too_large
     except ValueError:
         raise GatewayError(400, "Invalid Content-Length.", "invalid_body") from None
-    chunks, size = [], 0
     try:
-        async for chunk in request.stream():
-            size += len(chunk)
-            if size > limit:
-                raise too_large
-            chunks.append(chunk)
+        content = await read_at_most(request.stream(), limit)
     except ClientDisconnect:
         raise GatewayError(400, "The request body was not received completely.",
                            "incomplete_body") from None
+    if content is None:
+        raise too_large
     try:
-        return json.loads(b"".join(chunks))
+        return json.loads(content)
     except (ValueError, UnicodeDecodeError) as e:
         raise GatewayError(400, f"The request body is not valid JSON: {e}.", "invalid_json") from None
+
+
+async def read_at_most(chunks: AsyncIterator[bytes], limit: int) -> bytes | None:
+    """The chunks joined, or None as soon as they pass ``limit`` bytes (the rest is not read)."""
+    parts, size = [], 0
+    async for chunk in chunks:
+        size += len(chunk)
+        if size > limit:
+            return None
+        parts.append(chunk)
+    return b"".join(parts)
 
 
 def check(body: object, endpoint: str, max_tokens_cap: int, max_prompt_chars: int) -> Payload:
@@ -109,9 +123,11 @@ def check(body: object, endpoint: str, max_tokens_cap: int, max_prompt_chars: in
         if value is None:
             continue
         if not isinstance(value, types) or (isinstance(value, bool) and bool not in types):
-            raise _invalid(f"'{name}' has the wrong type.", "invalid_field")
+            raise _invalid(f"'{name}' has the wrong type.", "invalid_field", name)
         fields[name] = value
     _check_stop(fields.get("stop"))
+    _check_range(fields, "top_logprobs" if chat else "logprobs",
+                 MAX_TOP_LOGPROBS if chat else MAX_COMPLETION_LOGPROBS)
     if chat:
         text = _messages(body.get("messages"))
         fields["messages"] = text
@@ -143,6 +159,13 @@ def _max_tokens(body: dict, cap: int) -> int:
                            "max_tokens_too_large")
         asked = value if asked is None else min(asked, value)
     return cap if asked is None else asked
+
+
+def _check_range(fields: dict, name: str, most: int) -> None:
+    value = fields.get(name)
+    if value is not None and not 0 <= value <= most:
+        raise _invalid(f"'{name}' is {value}; it must be between 0 and {most}.",
+                       "invalid_field", name)
 
 
 def _check_stop(stop) -> None:
@@ -207,5 +230,5 @@ def _prompt(prompt) -> str:
     raise _invalid("'prompt' is required and must be a string.", "missing_prompt")
 
 
-def _invalid(message: str, code: str) -> GatewayError:
-    return GatewayError(400, message, code)
+def _invalid(message: str, code: str, param: str | None = None) -> GatewayError:
+    return GatewayError(400, message, code, param=param)

@@ -27,7 +27,13 @@ from starlette.types import Send
 from sporthub.gateway.auth import Caller
 from sporthub.gateway.errors import GatewayError
 from sporthub.gateway.ledger import RequestRecord
-from sporthub.gateway.payload import CHARS_PER_TOKEN, Payload, check, read_json
+from sporthub.gateway.payload import (
+    CHARS_PER_TOKEN,
+    Payload,
+    check,
+    read_at_most,
+    read_json,
+)
 from sporthub.gateway.policy import budget_window
 from sporthub.gateway.scheduler import STARTING, Scheduler, Ticket
 from sporthub.gateway.upstream import Upstream, upstream_error, without_usage
@@ -38,6 +44,8 @@ if TYPE_CHECKING:
 log = logging.getLogger("sporthub.gateway")
 
 QUEUE_COMMENT_EVERY_S = 1.5
+# a backend's refusal is a short JSON message: no more of it is read
+ERROR_BODY_BYTES = 64 * 1024
 
 
 class ModelRequest:
@@ -82,7 +90,7 @@ class ModelRequest:
             await self._wait_for_slot()
             upstream = self._on_slot()
             if self.payload.stream:
-                response = await self._open_stream(upstream)
+                response = await self._open(upstream)
                 self.head_sent = True
                 yield b""  # the headers: the stream is open
                 async for event in self._relay(response):
@@ -200,22 +208,22 @@ class ModelRequest:
         return max(self.deadline - asyncio.get_running_loop().time(), 0.001)
 
     async def _unary(self, upstream: Upstream) -> Response:
+        response = await self._open(upstream)
+        limit = self.g.settings.llm_max_answer_bytes
+        content = await self._read_at_most(response, limit)
+        if content is None:
+            # cut unread: the backend may have generated all it was allowed, so that is charged
+            self.record.completion_tokens = self.max_tokens
+            raise GatewayError(502, f"The model's answer is larger than {_size(limit)}, the most "
+                               "the gateway takes in one answer: ask for fewer tokens or "
+                               "log probabilities, or stream the answer.", "answer_too_large")
         try:
-            response = await self.g.client.post(
-                f"{upstream.url}/v1/{self.record.endpoint}", json=self._body_for(upstream),
-                headers=upstream.headers, timeout=httpx.Timeout(self._remaining(), connect=5.0))
-        except httpx.HTTPError as e:
-            raise self._backend_error(e, upstream) from None
-        if response.status_code >= 400:
-            raise self._refused_by(upstream, response, response.content)
-        try:
-            answer = response.json()
+            answer = json.loads(content)
             usage = answer.get("usage") or {}
             choices = answer["choices"]
         except (ValueError, KeyError, TypeError, AttributeError):
             raise GatewayError(502, "The language model backend sent an answer that is not "
                                "OpenAI-shaped JSON.", "upstream_error") from None
-        self.forwarded = True
         r = self.record
         r.prompt_tokens = _count(usage, "prompt_tokens")
         r.completion_tokens = _count(usage, "completion_tokens")
@@ -223,12 +231,17 @@ class ModelRequest:
             # a complete answer without usage is still billed: count its text
             r.completion_tokens = -(-len(json.dumps(choices, ensure_ascii=False))
                                     // CHARS_PER_TOKEN)
-        return Response(response.content, media_type="application/json")
+        return Response(content, media_type="application/json")
 
-    async def _open_stream(self, upstream: Upstream) -> httpx.Response:
+    async def _open(self, upstream: Upstream) -> httpx.Response:
+        """Send the request and read the answer's head; its body is read as it comes, never
+        taken whole without a limit (a backend's answer can be far larger than its request)."""
+        stream = self.payload.stream
         request = self.g.client.build_request(
             "POST", f"{upstream.url}/v1/{self.record.endpoint}", json=self._body_for(upstream),
-            headers=upstream.headers)
+            headers=upstream.headers,
+            # an answer that is not streamed says nothing until it is whole: no stall timeout
+            **({} if stream else {"timeout": httpx.Timeout(self._remaining(), connect=5.0)}))
         try:
             async with asyncio.timeout(self._remaining()):
                 response = await self.g.client.send(request, stream=True)
@@ -239,16 +252,31 @@ class ModelRequest:
             raise self._backend_error(e, upstream) from None
         self.upstream_response = response
         if response.status_code >= 400:
-            raise self._refused_by(upstream, response, await response.aread())
+            raise self._refused_by(upstream, response,
+                                   await self._read_at_most(response, ERROR_BODY_BYTES) or b"")
         self.forwarded = True
         return response
+
+    async def _read_at_most(self, response: httpx.Response, limit: int) -> bytes | None:
+        """The answer's body within the request's deadline, or None once it passes ``limit``."""
+        try:
+            async with asyncio.timeout_at(self.deadline):
+                return await read_at_most(response.aiter_bytes(), limit)
+        except TimeoutError:
+            raise GatewayError(504, "The answer took longer than the "
+                               f"{self.g.settings.llm_request_timeout_s:.0f} s allowed for one "
+                               "request.", "deadline") from None
+        except httpx.HTTPError:
+            log.warning("answer from %s broke", self.record.backend)
+            raise GatewayError(502, "The language model backend stopped mid-answer.",
+                               "upstream_broken") from None
 
     async def _relay(self, response: httpx.Response):
         """The backend's events as they come, counting usage, within the stall and the deadline."""
         r = self.record
         loop = asyncio.get_running_loop()
         stall = self.g.settings.llm_stall_timeout_s
-        events = _sse_events(response)
+        events = _sse_events(response, self.g.settings.llm_max_answer_bytes)
         while True:
             try:
                 async with asyncio.timeout_at(min(loop.time() + stall, self.deadline)):
@@ -403,8 +431,9 @@ def _count(usage, name: str) -> int:
     return value if isinstance(value, int) and value > 0 else 0
 
 
-async def _sse_events(response: httpx.Response):
-    """Split an SSE byte stream into events (without their blank-line terminator)."""
+async def _sse_events(response: httpx.Response, limit: int):
+    """Split an SSE byte stream into events (without their blank-line terminator); an event
+    that grows past ``limit`` bytes is cut, so a stream is never held whole either."""
     buffer = b""
     async for chunk in response.aiter_raw():
         buffer += chunk.replace(b"\r\n", b"\n")
@@ -412,6 +441,9 @@ async def _sse_events(response: httpx.Response):
             event, buffer = buffer.split(b"\n\n", 1)
             if event:
                 yield event
+        if len(buffer) > limit:
+            raise GatewayError(502, f"The model sent one stream event larger than "
+                               f"{_size(limit)}, the most the gateway takes.", "answer_too_large")
     if buffer.strip():
         yield buffer
 
@@ -429,6 +461,10 @@ def _read_usage(event: bytes, record: RequestRecord) -> None:
         record.prompt_tokens = int(prompt.group(1))
     if completion:
         record.completion_tokens = int(completion.group(1))
+
+
+def _size(n: int) -> str:
+    return f"{n / 2**20:g} MiB" if n >= 2**20 else f"{n / 1024:g} KiB"
 
 
 def _sse_error(error: GatewayError) -> bytes:

@@ -7,6 +7,13 @@ database does not leak working links. Passwords are hashed with argon2.
 Failed sign-ins slow down the address they come from, never the account as such: a stranger who
 guesses at the admin's password delays only himself, and the admin still signs in from elsewhere.
 Each failure is counted by one atomic statement, so failures arriving at once are all counted.
+
+Two counts per address: failures at one account from it, and failures at any account from it (the
+address-wide count, which slows down guessing across many accounts). The address-wide count holds
+back only attempts at an account that has itself failed from that address since its last success:
+strangers who fill it (other people behind a club's network address) never stand between a person
+and their own account, and a guesser spreading over many accounts gains at most one try per
+account a day beyond the address's allowance.
 """
 
 from __future__ import annotations
@@ -200,7 +207,10 @@ class AccountStore:
                 FailureRow.address == address, FailureRow.username.in_(["", username]),
                 FailureRow.last_failure >= now - FORGET_AFTER)).all()
         wait = timedelta(0)
+        failed_here = any(row.username == username for row in rows)
         for row in rows:
+            if row.username == "" and not failed_here:
+                continue  # the address's count never holds back an account's first try from it
             free = self.max_failures * (ADDRESS_FACTOR if row.username == "" else 1)
             until = _aware(row.last_failure) + throttle_delay(row.failures, free,
                                                                self.longest_delay)

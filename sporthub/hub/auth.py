@@ -10,7 +10,6 @@ from __future__ import annotations
 import asyncio
 import hmac
 from datetime import timedelta
-from ipaddress import ip_address
 
 from jupyterhub import orm
 from jupyterhub.auth import Authenticator
@@ -20,6 +19,7 @@ from tornado import web
 from traitlets import Dict, Float, Integer, List, Unicode, default
 
 from sporthub import i18n
+from sporthub.forwarded import client_address
 from sporthub.hub.accounts import AccountStore, Throttled
 from sporthub.hub.handlers import handlers as sporthub_handlers
 
@@ -100,21 +100,17 @@ class CappedAccountsMixin(Authenticator):
         return []
 
 
-def client_address(request, trusted_proxies: set[str]) -> str:
-    """The address a request came from, believing ``X-Forwarded-For`` only from our own proxy.
+def request_address(request, trusted_proxies: list[str], hops: int) -> str:
+    """The address a request came from, believing ``X-Forwarded-For`` only from our own proxies
+    (sporthub.forwarded: the gateway's rule, from the same settings).
 
     The hub's server runs with tornado's ``xheaders``, which take ``X-Real-Ip`` and
     ``X-Forwarded-For`` from any peer: ``request.remote_ip`` is what the client claims. The socket's
-    own peer is not. CHP appends the address it saw as the last entry of ``X-Forwarded-For``.
+    own peer is not.
     """
     peer = request.connection.context.address[0]
-    if peer not in trusted_proxies:
-        return peer
-    forwarded = request.headers.get("X-Forwarded-For", "").split(",")[-1].strip()
-    try:
-        return str(ip_address(forwarded))
-    except ValueError:
-        return peer
+    return client_address(peer, request.headers.get("X-Forwarded-For"), trusted_proxies,
+                          hops) or peer
 
 
 class SportHubAuthenticator(CappedAccountsMixin, Authenticator):
@@ -128,7 +124,9 @@ class SportHubAuthenticator(CappedAccountsMixin, Authenticator):
     longest_delay_minutes = Float(15.0, config=True,
                                   help="The longest wait a failing address is given.")
     trusted_proxies = List(Unicode(), ["127.0.0.1", "::1"], config=True,
-                           help="Peers whose X-Forwarded-For names the client (the hub's proxy).")
+                           help="Proxies (addresses or networks) whose X-Forwarded-For is read.")
+    forwarded_hops = Integer(1, config=True,
+                             help="How many of X-Forwarded-For's last entries our proxies wrote.")
 
     _store: AccountStore | None = None
 
@@ -146,7 +144,7 @@ class SportHubAuthenticator(CappedAccountsMixin, Authenticator):
         password = data.get("password", "")
         if not username or not password:
             return None
-        address = client_address(handler.request, set(self.trusted_proxies))
+        address = request_address(handler.request, self.trusted_proxies, self.forwarded_hops)
         try:
             # argon2 takes tens of milliseconds on purpose: not on the hub's event loop
             if await asyncio.to_thread(self.store.sign_in, username, address,

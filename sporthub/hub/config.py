@@ -86,8 +86,9 @@ def _accounts(c, settings: Settings) -> None:
     c.SportHubAuthenticator.invite_ttl_hours = settings.invite_ttl_hours
     c.SportHubAuthenticator.max_failures = settings.login_max_failures
     c.SportHubAuthenticator.longest_delay_minutes = settings.login_lockout_minutes
-    # the same proxy the gateway trusts: only its X-Forwarded-For names the client
-    c.SportHubAuthenticator.trusted_proxies = list(settings.gateway_trusted_proxies)
+    # the same proxies and hops the gateway reads: one rule for who the client is
+    c.SportHubAuthenticator.trusted_proxies = list(settings.trusted_proxies)
+    c.SportHubAuthenticator.forwarded_hops = settings.forwarded_hops
     # no "properties" key: load_groups would replace the admin's edits on every start; the
     # authenticator fills in defaults only for a group without any
     c.JupyterHub.load_groups = {name: {} for name in ROLE_GROUPS}

@@ -83,6 +83,9 @@ def test_weighted_power_skips_pauses_but_mean_max_counts_them_as_zero():
     best = mean_max_power(ride, durations_s=[300, 900])
     assert best.loc[300] == pytest.approx(250.0)
     assert best.loc[900] == pytest.approx(250.0 * 300 / 900)  # 5 min riding + 10 min stopped
+    # The best effort of *at least* 900 s is the whole 20 min (10 min riding at 250 W).
+    at_least = mean_max_power(ride, durations_s=[300, 900], at_least=True)
+    assert at_least.loc[900] == pytest.approx(250.0 * 600 / 1200)
 
 
 def test_sample_rate_is_taken_from_sample_s_for_plain_arrays():
@@ -125,18 +128,56 @@ def test_power_functions_name_the_missing_power_channel():
 def test_mean_max_worked_example():
     curve = mean_max_power([100.0, 300.0, 200.0, 0.0])
     assert curve.to_dict() == {1: 300.0, 2: 250.0, 3: 200.0, 4: 150.0}
-    # Raw best means can rise with duration (best 2-s 0.75 W, best 3-s 1.0 W); the curve is the
-    # envelope "best mean over at least d seconds".
-    assert mean_max_power([1.5, 0.0, 1.5]).tolist() == [1.5, 1.0, 1.0]
+    # Best means over exactly d can rise with d (best 2-s 0.75 W, best 3-s 1.0 W); at_least
+    # gives the envelope "best mean over at least d seconds".
+    assert mean_max_power([1.5, 0.0, 1.5]).tolist() == [1.5, 0.75, 1.0]
+    assert mean_max_power([1.5, 0.0, 1.5], at_least=True).tolist() == [1.5, 1.0, 1.0]
 
 
 @settings(max_examples=60, deadline=None)
 @given(power=power_arrays)
-def test_mean_max_never_increases_with_duration(power):
-    curve = mean_max_power(power)
+def test_mean_max_at_least_never_increases_with_duration(power):
+    curve = mean_max_power(power, at_least=True)
     assert (np.diff(curve.to_numpy()) <= 1e-9).all()
     assert curve.iloc[0] == pytest.approx(power.max())
     assert curve.iloc[-1] >= power.mean() - 1e-9
+
+
+def _best_of(power, d, at_least):
+    # The definitions, by brute force: the best mean over every window of d (or more) seconds.
+    power = np.asarray(power, dtype=float)
+    return max(power[i:j].mean() for i in range(power.size)
+               for j in range(i + d, (power.size if at_least else i + d) + 1) if j <= power.size)
+
+
+@settings(max_examples=80, deadline=None)
+@given(
+    power=arrays(np.float64, st.integers(1, 60), elements=st.floats(0, 1500, allow_nan=False)),
+    data=st.data(),
+    at_least=st.booleans(),
+)
+def test_mean_max_is_the_definition_whatever_other_durations_are_asked(power, data, at_least):
+    durations = data.draw(st.lists(st.integers(1, power.size), min_size=1, max_size=8))
+    curve = mean_max_power(power, durations, at_least=at_least)
+    for d in set(durations):
+        expected = _best_of(power, d, at_least)
+        assert curve.loc[d] == pytest.approx(expected, rel=1e-12, abs=1e-9)
+        alone = mean_max_power(power, [d], at_least=at_least).loc[d]
+        assert curve.loc[d] == pytest.approx(alone, rel=1e-12, abs=1e-9)
+
+
+def test_the_best_20_minutes_of_a_real_ride_do_not_depend_on_the_list(activities):
+    # Issue 22: 306.81, 312.43 or 313.24 W for the same ride, depending on what else was asked.
+    power = read_activity(activities / "4078723797.fit")["power_w"]
+    lists = ([1200], [300, 1200], [1200, 1500, 3600], None, np.arange(1, 2401))
+    for at_least in (False, True):
+        values = {mean_max_power(power, durations, at_least=at_least).loc[1200]
+                  for durations in lists}
+        assert max(values) - min(values) < 1e-9 * max(values)
+    exact = mean_max_power(power, np.arange(1200, 2400))
+    assert mean_max_power(power, [1200]).loc[1200] == exact.loc[1200]
+    at_least = mean_max_power(power, [1200], at_least=True).loc[1200]
+    assert at_least == pytest.approx(exact.max(), rel=1e-12)  # lengths 1200-2399 hold it
 
 
 def test_mean_max_of_the_real_ride(activities):
@@ -144,7 +185,8 @@ def test_mean_max_of_the_real_ride(activities):
     curve = mean_max_power(ride["power_w"])
     assert curve.loc[1] == ride["power_w"].max()
     assert curve.index.max() == len(to_1hz(ride["power_w"]))
-    assert (np.diff(curve.to_numpy()) <= 0).all()
+    envelope = mean_max_power(ride["power_w"], at_least=True)
+    assert (np.diff(envelope.to_numpy()) <= 0).all() and (envelope >= curve).all()
     chosen = mean_max_power(ride["power_w"], durations_s=[1, 300, 1200])
     assert chosen.index.tolist() == [1, 300, 1200]
     assert 150 < chosen.loc[1200] < chosen.loc[300] < chosen.loc[1]

@@ -50,3 +50,41 @@ def test_banister_needs_load_and_positive_time_constants():
         banister_performance([100.0] * 10, p0=250, k1=1, k2=2, tau1=42, tau2=0)
     with pytest.raises(ValueError, match="load is empty"):
         fit_banister([], pd.Series(dtype="float64"))
+
+
+def _ride_with_a_dropout(seconds=30):
+    power = pd.Series(np.full(600, 250.0),
+                      index=pd.date_range("2026-03-01", periods=600, freq="s", tz="UTC"))
+    power.iloc[200:200 + seconds] = np.nan
+    return power
+
+
+def test_the_dropout_error_names_an_argument_every_resampling_function_takes():
+    from sportlab.metrics import mean_max_power, to_1hz, weighted_power
+
+    power = _ride_with_a_dropout()
+    calls = {
+        "to_1hz": lambda **kw: to_1hz(power, **kw),
+        "weighted_power": lambda **kw: weighted_power(power, **kw),
+        "mean_max_power": lambda **kw: mean_max_power(power, [60], **kw),
+        "w_prime_balance": lambda **kw: w_prime_balance(power, 250.0, 20_000.0, **kw),
+    }
+    for name, call in calls.items():
+        with pytest.raises(ValueError, match=r"pass a larger max_dropout_s=") as error:
+            call()
+        assert "30 s" in str(error.value), name
+        call(max_dropout_s=30)  # what the message says to do works
+        call(max_dropout_s=30, pause_gap_s=20)
+
+
+def test_heart_rate_functions_take_the_same_gap_arguments():
+    from sportlab.metrics import time_in_zones, trimp_edwards, trimp_lucia
+
+    hr = _ride_with_a_dropout().rename("heart_rate_bpm") * 0 + 150
+    hr.iloc[200:230] = np.nan
+    zones = hr_zones("hrmax", hr_max=190)
+    # a long dropout is not counted, unless the caller bridges it
+    assert time_in_zones(hr, zones).sum() == 570
+    assert time_in_zones(hr, zones, max_dropout_s=30).sum() == 600
+    assert trimp_edwards(hr, 190, max_dropout_s=30) == pytest.approx(600 / 60 * 3)
+    assert trimp_lucia(hr, 140, 170, max_dropout_s=30, pause_gap_s=20) == pytest.approx(20)

@@ -3,16 +3,17 @@
 The Coach puts this text into the conversation before every answer, so any model (with or
 without tool calling) answers from the athlete's numbers, and ``/data`` shows it as it is.
 
-Reads ``~/activities/`` (FIT/GPX/TCX) and the optional daily log ``~/activities/log.csv``, and
-never writes anything: per-file results are kept in memory, keyed by the file's content hash, so
-a question never waits on re-reading a season (only new or changed files are read).
+Reads ``~/activities/`` (FIT/GPX/TCX), the athlete's thresholds ``profile.toml`` and the daily
+log ``log.csv`` (both formats are sportlab's, :mod:`sportlab.athlete`), and never writes
+anything. Each session is sportlab's own row (:func:`sportlab.summarize_session`); rows are kept
+in memory, keyed by the file's content hash and the thresholds, so a question never waits on
+re-reading a season (only new or changed files are read; without a measured HRmax a new
+highest heart rate on record changes every session's zones, and all are read once more).
 """
 
 from __future__ import annotations
 
-import csv
 import hashlib
-import io
 import math
 from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime, timedelta
@@ -22,39 +23,25 @@ import numpy as np
 import pandas as pd
 
 import sportlab
-from sportlab.metrics import (
-    acwr,
-    hr_zones,
-    hrv_readiness,
-    mean_max_power,
-    session_rpe_load,
-    time_in_zones,
-    trimp_edwards,
-    weighted_power,
+from sportlab.athlete import (
+    LOG_NAME,
+    PROFILE_NAME,
+    AthleteDataError,
+    Profile,
+    hooper_index,
+    parse_log,
+    read_profile,
 )
+from sportlab.metrics import acwr, hrv_readiness, session_rpe_load
+from sportlab.session import SessionSummary, summarize_session
 
 ACTIVITY_SUFFIXES = (".fit", ".gpx", ".tcx")
-LOG_NAME = "log.csv"
-BEST_EFFORTS_S = (5, 60, 300, 1200)
 RECENT_SESSIONS = 10  # per-session lines in the summary: enough context, a bounded prompt
 WINDOWS_DAYS = (7, 28)
 IMPELLIZZERI = ("ACWR is descriptive only: Impellizzeri et al. (IJSPP 2020; Sports Med 2021) "
                 "showed its link to injury is largely a statistical artefact; do not use it to "
                 "predict injury or set load.")
-
-
-@dataclass(frozen=True)
-class Session:
-    """What one recording says, independent of every other file (so it can be cached)."""
-
-    file: str
-    start: pd.Timestamp
-    duration_s: float
-    distance_km: float | None
-    hr: pd.Series | None  # heart rate (bpm) by timestamp: sportlab times it, pauses and all
-    weighted_power_w: float | None
-    best_efforts_w: dict[int, float]
-    problem: str | None = None  # a metric sportlab refused for this file (e.g. a power dropout)
+ON_RECORD = "highest heart rate on record"
 
 
 @dataclass
@@ -64,56 +51,18 @@ class Summary:
     unreadable: list[str] = field(default_factory=list)
 
 
-# content hash -> Session; lives as long as the user's server (nothing is written to disk)
-_cache: dict[str, Session] = {}
+# (content hash, thresholds) -> the session's row; lives as long as the user's server (nothing
+# is written to disk). The thresholds are part of the key: zones and loads depend on them.
+_cache: dict[tuple[str, Profile], SessionSummary] = {}
 
 
-def read_session(path: Path, content_hash: str) -> Session:
-    """One recording through sportlab (cached by content). Raises ActivityReadError (and
-    ValueError for a recording sportlab reads but cannot analyse at all)."""
-    cached = _cache.get(content_hash)
-    if cached is not None:
-        return replace(cached, file=path.name)
-    frame = sportlab.read_activity(path)
-    index = frame.index
-    duration = float((index[-1] - index[0]).total_seconds())
-    hr = frame["heart_rate_bpm"].dropna() if "heart_rate_bpm" in frame else None
-    power = frame["power_w"].dropna() if "power_w" in frame else None
-    distance = frame["distance_m"].dropna() if "distance_m" in frame else None
-    wp, best, problem = None, {}, None
-    if power is not None and len(power) and float(power.max()) > 0:
-        try:
-            wp = weighted_power(frame["power_w"])
-            best = {int(d): float(w) for d, w in
-                    mean_max_power(frame["power_w"], list(BEST_EFFORTS_S)).items()}
-        except ValueError as e:  # e.g. a long mid-ride power dropout: named, not guessed
-            wp, best, problem = None, {}, f"power left out: {e}"
-    session = Session(
-        file=path.name,
-        start=index[0],
-        duration_s=duration,
-        distance_km=float(distance.max()) / 1000 if distance is not None and len(distance) else None,
-        hr=hr if hr is not None and len(hr) else None,
-        weighted_power_w=wp,
-        best_efforts_w=best,
-        problem=problem,
-    )
-    _cache[content_hash] = session
-    return session
-
-
-def hr_max_on_record(sessions: list[Session]) -> float | None:
-    peaks = [float(s.hr.max()) for s in sessions if s.hr is not None]
-    return max(peaks) if peaks else None
-
-
-def zone_seconds(session: Session, hr_max: float) -> pd.Series:
-    return time_in_zones(session.hr, hr_zones("hrmax", hr_max=hr_max))
-
-
-def hr_load(session: Session, hr_max: float) -> float:
-    """Edwards' TRIMP: the heart-rate load, comparable between sessions of one athlete."""
-    return trimp_edwards(session.hr, hr_max)
+def read_session(path: Path, content_hash: str, profile: Profile) -> SessionSummary:
+    """One recording's row from sportlab (cached by content and thresholds). Raises
+    ActivityReadError (a ValueError) for a file sportlab cannot read."""
+    cached = _cache.get((content_hash, profile))
+    if cached is None:
+        cached = _cache[(content_hash, profile)] = summarize_session(path, profile)
+    return replace(cached, file=path.name)
 
 
 @dataclass(frozen=True)
@@ -123,52 +72,67 @@ class LogDay:
     sleep_h: float | None
     resting_hr: float | None
     rmssd_ms: float | None
+    hooper: float | None = None
 
 
 def read_log(text: str) -> tuple[list[LogDay], list[str]]:
-    """The daily log: ``date, rpe, minutes, sleep_h, resting_hr, rmssd_ms`` (any may be empty).
+    """The daily log in sportlab's format (:data:`sportlab.athlete.LOG_COLUMNS`).
 
-    Returns the days and one problem per unreadable line (named by line number)."""
-    days, problems = [], []
-    reader = csv.DictReader(io.StringIO(text))
-    reader.fieldnames = [(n or "").strip().lower() for n in reader.fieldnames or []]
-    if "date" not in reader.fieldnames:
-        return [], ["log.csv: no 'date' column in the first line"]
-    for row in reader:
-        try:
-            rpe, minutes = _number(row, "rpe"), _number(row, "minutes")
-            load = session_rpe_load(rpe, minutes) if rpe is not None and minutes is not None \
-                else None
-            days.append(LogDay(date.fromisoformat(row["date"].strip()), load,
-                               _number(row, "sleep_h"), _number(row, "resting_hr"),
-                               _number(row, "rmssd_ms")))
-        except (ValueError, AttributeError) as e:
-            problems.append(f"log.csv line {reader.line_num}: {e}")
-    return days, problems
+    Returns the days and one problem per line or value left out (named by line number)."""
+    log = parse_log(text, LOG_NAME)
+    days = []
+    for row in log.frame.itertuples(index=False):
+        rpe, minutes = _value(row.rpe), _value(row.minutes)
+        load = session_rpe_load(rpe, minutes) if rpe is not None and minutes is not None \
+            else None
+        hooper = hooper_index(row.sleep_quality, row.stress, row.fatigue, row.soreness)
+        days.append(LogDay(row.date.date(), load, _value(row.sleep_h), _value(row.resting_hr),
+                           _value(row.rmssd_ms), _value(hooper)))
+    return days, log.problems
 
 
-def _number(row: dict, name: str) -> float | None:
-    value = (row.get(name) or "").strip()
-    return float(value) if value else None
+def _value(number: float) -> float | None:
+    return None if math.isnan(number) else float(number)
+
+
+def _thresholds(folder: Path, problems: list[str]) -> Profile:
+    try:
+        return read_profile(folder / PROFILE_NAME)
+    except AthleteDataError as e:  # named in the summary; the estimates are used instead
+        problems.append(f"{PROFILE_NAME}: {e} (estimates used instead)")
+        return Profile()
 
 
 def summarise(folder: Path, today: date | None = None) -> Summary:
     """The summary of ``folder`` (the athlete's ``~/activities``), as text for the model."""
     today = today or datetime.now(UTC).date()
-    sessions, unreadable = [], []
+    unreadable: list[str] = []
+    log_problems: list[str] = []
+    profile = _thresholds(folder, log_problems)
     files = sorted(p for p in folder.iterdir() if p.suffix.lower() in ACTIVITY_SUFFIXES
                    and p.is_file()) if folder.is_dir() else []
+    hashes = {}
     for path in files:
         try:
-            sessions.append(read_session(path, hashlib.sha256(path.read_bytes()).hexdigest()))
-        except (ValueError, OSError) as e:  # sportlab.ActivityReadError is a ValueError
-            unreadable.append(f"{path.name} ({getattr(e, 'problem', None) or e})")
-    log_days, log_problems = [], []
+            hashes[path] = hashlib.sha256(path.read_bytes()).hexdigest()
+        except OSError as e:
+            unreadable.append(f"{path.name} ({e})")
+    sessions = _rows(hashes, profile, unreadable)
+    if profile.hr_max_bpm is None and sessions:
+        # Without a measured HRmax, the highest heart rate on record stands in for it, in
+        # every session alike (a second pass; cached, so only once per file and estimate).
+        peaks = [s.max_hr_bpm for s in sessions if s.max_hr_bpm is not None]
+        if peaks:
+            profile = profile.with_estimates(hr_max_bpm=(max(peaks), ON_RECORD))
+            sessions = _rows({p: h for p, h in hashes.items()
+                              if p.name in {s.file for s in sessions}}, profile, [])
+    log_days: list[LogDay] = []
     log_path = folder / LOG_NAME
     if log_path.is_file():
-        log_days, log_problems = read_log(log_path.read_text(errors="replace"))
+        log_days, problems = read_log(log_path.read_text(errors="replace"))
+        log_problems += problems
     sessions, duplicates = _one_file_per_ride(sessions)
-    last_days = [s.start.date() for s in sessions] + [d.day for d in log_days]
+    last_days = [s.date for s in sessions] + [d.day for d in log_days]
     if not last_days:
         text = (f"No training data in ~/activities yet ({len(unreadable)} unreadable files)."
                 if unreadable else "No training data in ~/activities yet.")
@@ -176,68 +140,95 @@ def summarise(folder: Path, today: date | None = None) -> Summary:
     latest = max(last_days)
     # the windows end today, or at the last day on record when nothing is that recent
     end = today if (today - latest).days < max(WINDOWS_DAYS) else latest
-    hr_max = hr_max_on_record(sessions)
     lines = [f"Athlete's own data (~/activities), computed with sportlab {sportlab.__version__}.",
              f"Windows end {end.isoformat()}" + ("" if end == today else
                                                  " (the most recent day on record)") + "."]
-    if hr_max:
-        lines.append(f"HR zones are % of HRmax {hr_max:.0f} bpm (the highest heart rate on "
-                     "record); HR load = Edwards TRIMP.")
-    daily_load = _daily(sessions, hr_max)
+    lines += _threshold_lines(profile)
     for days in WINDOWS_DAYS:
-        lines.append(_window_line(days, end, sessions, hr_max, log_days))
-    lines.append(_acwr_line("HR load", daily_load, end))
-    log_load = {d.day: d.srpe_load for d in log_days if d.srpe_load is not None}
+        lines.append(_window_line(days, end, sessions, log_days))
+    lines.append(_acwr_line("HR load", _daily(sessions), end))
+    log_load: dict[date, float] = {}
+    for d in log_days:  # two sessions on one day add up
+        if d.srpe_load is not None:
+            log_load[d.day] = log_load.get(d.day, 0.0) + d.srpe_load
     if log_load:
         lines.append(_acwr_line("session-RPE load", pd.Series(log_load, dtype=float), end))
     lines.append(IMPELLIZZERI)
     lines += _wellness_lines(log_days, end)
-    recent = [s for s in sessions if s.start.date() <= end][-RECENT_SESSIONS:]
+    recent = [s for s in sessions if s.date <= end][-RECENT_SESSIONS:]
     if recent:
         lines.append(f"Most recent sessions ({len(recent)} of {len(sessions)} on record):")
-        lines += [_session_line(s, hr_max) for s in reversed(recent)]
+        lines += [_session_line(s) for s in reversed(recent)]
     if duplicates:
         lines.append("Same ride in several files, counted once: " + "; ".join(duplicates) + ".")
     used = [s.file for s in recent] + ([LOG_NAME] if log_days else [])
     return Summary(_with_problems("\n".join(lines), unreadable, log_problems), used, unreadable)
 
 
-def _one_file_per_ride(sessions: list[Session]) -> tuple[list[Session], list[str]]:
+def _rows(hashes: dict[Path, str], profile: Profile, unreadable: list[str]
+          ) -> list[SessionSummary]:
+    rows = []
+    for path, content_hash in hashes.items():
+        try:
+            rows.append(read_session(path, content_hash, profile))
+        except ValueError as e:  # sportlab.ActivityReadError is a ValueError
+            unreadable.append(f"{path.name} ({getattr(e, 'problem', None) or e})")
+    return rows
+
+
+def _threshold_lines(profile: Profile) -> list[str]:
+    lines = []
+    if profile.hr_max_bpm is not None:
+        hr_max = profile.hr_max_bpm
+        source = ("the highest heart rate on record" if hr_max.source.endswith(ON_RECORD)
+                  else f"{hr_max.source}" + (f", measured {hr_max.measured}"
+                                              if hr_max.measured else ""))
+        lines.append(f"HR zones are % of HRmax {hr_max.value:.0f} bpm ({source}); "
+                     "HR load = Edwards TRIMP.")
+    if profile.ftp_w is not None:
+        lines.append(f"FTP {profile.ftp_w.describe()} W gives intensity and stress score.")
+    return lines
+
+
+def _one_file_per_ride(sessions: list[SessionSummary]
+                       ) -> tuple[list[SessionSummary], list[str]]:
     """A ride exported twice (FIT and GPX, say) starts at the same second: count it once,
     keeping the richest file (power, then heart rate, then FIT)."""
-    rides: dict[pd.Timestamp, list[Session]] = {}
+    rides: dict[datetime, list[SessionSummary]] = {}
     for s in sessions:
         rides.setdefault(s.start, []).append(s)
     kept, duplicates = [], []
     for start in sorted(rides):
-        ranked = sorted(rides[start], key=lambda s: (s.weighted_power_w is None, s.hr is None,
+        ranked = sorted(rides[start], key=lambda s: (s.weighted_power_w is None,
+                                                      s.avg_hr_bpm is None,
                                                       not s.file.lower().endswith(".fit"), s.file))
         kept.append(ranked[0])
         duplicates += [f"{d.file} (= {ranked[0].file})" for d in ranked[1:]]
     return kept, duplicates
 
 
-def _daily(sessions: list[Session], hr_max: float | None) -> pd.Series:
-    if not hr_max:
-        return pd.Series(dtype=float)
+def _daily(sessions: list[SessionSummary]) -> pd.Series:
     loads: dict[date, float] = {}
     for s in sessions:
-        if s.hr is not None:
-            loads[s.start.date()] = loads.get(s.start.date(), 0.0) + hr_load(s, hr_max)
+        if s.trimp_edwards is not None:
+            loads[s.date] = loads.get(s.date, 0.0) + s.trimp_edwards
     return pd.Series(loads, dtype=float)
 
 
-def _window_line(days: int, end: date, sessions: list[Session], hr_max: float | None,
+def _window_line(days: int, end: date, sessions: list[SessionSummary],
                  log_days: list[LogDay]) -> str:
     start = end - timedelta(days=days - 1)
-    inside = [s for s in sessions if start <= s.start.date() <= end]
+    inside = [s for s in sessions if start <= s.date <= end]
     minutes = sum(s.duration_s for s in inside) / 60
     parts = [f"Last {days} days ({start.isoformat()} to {end.isoformat()}): "
              + f"sessions {len(inside)}, {minutes:.0f} min"]
-    if hr_max and any(s.hr is not None for s in inside):
-        with_hr = [s for s in inside if s.hr is not None]
-        parts.append(f"HR load {sum(hr_load(s, hr_max) for s in with_hr):.0f}")
-        zones = sum(zone_seconds(s, hr_max) for s in with_hr)
+    with_hr = [s for s in inside if s.trimp_edwards is not None]
+    if with_hr:
+        parts.append(f"HR load {sum(s.trimp_edwards or 0.0 for s in with_hr):.0f}")
+        zones: dict[str, float] = {}
+        for s in with_hr:
+            for zone, seconds in s.time_in_hr_zones_s.items():
+                zones[zone] = zones.get(zone, 0.0) + seconds
         parts.append("time in HR zones " + ", ".join(
             f"{zone} {seconds / 60:.0f} min" for zone, seconds in zones.items()))
     srpe = [d.srpe_load for d in log_days if start <= d.day <= end and d.srpe_load is not None]
@@ -267,14 +258,15 @@ def _wellness_lines(log_days: list[LogDay], end: date) -> list[str]:
              if d.rmssd_ms and 0 <= (end - d.day).days < 28}
     if rmssd:
         lines.append(_hrv_line(rmssd, end))
-    for label, attr, unit in (("Resting HR", "resting_hr", "bpm"), ("Sleep", "sleep_h", "h")):
+    for label, attr, unit in (("Resting HR", "resting_hr", "bpm"), ("Sleep", "sleep_h", "h"),
+                              ("Hooper index (4 best - 28 worst)", "hooper", "")):
         week = [getattr(d, attr) for d in log_days if getattr(d, attr) is not None
                 and 0 <= (end - d.day).days < 7]
         month = [getattr(d, attr) for d in log_days if getattr(d, attr) is not None
                  and 0 <= (end - d.day).days < 28]
         if week:
-            lines.append(f"{label}: 7-day mean {np.mean(week):.1f} {unit}, 28-day mean "
-                         f"{np.mean(month):.1f} {unit}.")
+            lines.append(f"{label}: 7-day mean {np.mean(week):.1f}{unit and ' ' + unit}, "
+                         f"28-day mean {np.mean(month):.1f}{unit and ' ' + unit}.")
     return lines
 
 
@@ -294,18 +286,19 @@ def _hrv_line(ln_rmssd_by_day: dict[pd.Timestamp, float], end: date) -> str:
             f"{band}.")
 
 
-def _session_line(s: Session, hr_max: float | None) -> str:
+def _session_line(s: SessionSummary) -> str:
     parts = [f"- {s.start:%Y-%m-%d %H:%M} UTC {s.file}: {s.duration_s / 60:.0f} min"]
-    if s.distance_km is not None:
-        parts.append(f"{s.distance_km:.1f} km")
-    if s.hr is not None and hr_max:
-        parts.append(f"mean HR {s.hr.mean():.0f} bpm, HR load {hr_load(s, hr_max):.0f}")
+    if s.distance_m is not None:
+        parts.append(f"{s.distance_m / 1000:.1f} km")
+    if s.avg_hr_bpm is not None and s.trimp_edwards is not None:
+        parts.append(f"mean HR {s.avg_hr_bpm:.0f} bpm, HR load {s.trimp_edwards:.0f}")
     if s.weighted_power_w is not None:
         parts.append(f"weighted power {s.weighted_power_w:.0f} W")
+        if s.intensity is not None and s.stress_score is not None:
+            parts.append(f"intensity {s.intensity:.2f}, stress score {s.stress_score:.0f}")
         parts.append("best " + ", ".join(f"{_duration(d)} {w:.0f} W"
-                                         for d, w in s.best_efforts_w.items()))
-    if s.problem:
-        parts.append(s.problem)
+                                         for d, w in s.best_power_w.items()))
+    parts += s.problems
     return ", ".join(parts)
 
 

@@ -22,15 +22,22 @@ them) and answers from their numbers. Type `/data` in the chat to see what it se
 
 Optional daily log: a file `log.csv` here, one line per day, with the header
 
-    date,rpe,minutes,sleep_h,resting_hr,rmssd_ms
-    2026-03-02,6,75,7.5,48,62
+    date,rpe,minutes,sleep_h,resting_hr,rmssd_ms,sleep_quality,stress,fatigue,soreness
+    2026-03-02,6,75,7.5,48,62,2,3,3,2
 
-(date as YYYY-MM-DD; session RPE 0-10 and minutes give the session-RPE load; any column may be
-left empty).
+(date as YYYY-MM-DD; session RPE 0-10 and minutes give the session-RPE load; the last four are
+the Hooper ratings 1 (very good) to 7 (very bad); any column may be left empty; older files with
+only the first six columns still work).
+
+Optional thresholds: a file `profile.toml` here, e.g. `ftp_w = 265` and `hr_max_bpm = 192`
+(also `hr_rest_bpm`, `lthr_bpm`, `threshold_pace_s_per_km`, `weight_kg`); without it the Coach
+uses the highest heart rate on record and says so.
 
 Положите сюда записи тренировок (файлы FIT, GPX или TCX): перетащите их в эту папку в браузере
 файлов JupyterLab. Тренер их только читает и отвечает по вашим цифрам. Команда `/data` в чате
-покажет, что он видит. Дневник по желанию: файл `log.csv` с заголовком, как выше.
+покажет, что он видит. Дневник по желанию: файл `log.csv` с заголовком, как выше (последние
+четыре столбца — оценки по Хуперу от 1, очень хорошо, до 7, очень плохо). Пороги по желанию:
+файл `profile.toml`, например `ftp_w = 265` и `hr_max_bpm = 192`.
 """
 
 

@@ -4,8 +4,9 @@ Readers for FIT/GPX/TCX recordings, training-load, heart-rate, power, running an
 plots, an ipywidgets dashboard and a synthetic team season. Formulas cite their references.
 """
 
-from sportlab import datasets, metrics, resample
+from sportlab import athlete, datasets, metrics, resample
 from sportlab.readers import ActivityReadError, read_activity, read_sessions
+from sportlab.session import SessionSummary, summarize_session
 
 __version__ = "0.1.0"
 
@@ -21,10 +22,13 @@ def __getattr__(name: str) -> object:
 
 __all__ = [
     "ActivityReadError",
+    "SessionSummary",
     "__version__",
+    "athlete",
     "datasets",
     "metrics",
     "read_activity",
     "read_sessions",
     "resample",
+    "summarize_session",
 ]

@@ -52,8 +52,9 @@ def read_activity(path: str | Path) -> pd.DataFrame:
     """Read a FIT, GPX or TCX recording (chosen by file extension).
 
     Returns a DataFrame indexed by UTC timestamp with the SI columns listed in the module
-    docstring. Duplicate timestamps (TCX repeats the boundary point of each lap) keep the first
-    sample. Raises :class:`ActivityReadError` for a missing, corrupt, empty or unknown file.
+    docstring; ``frame.attrs["sport"]`` is the sport the file names (lower-case), or None.
+    Duplicate timestamps (TCX repeats the boundary point of each lap) keep the first sample.
+    Raises :class:`ActivityReadError` for a missing, corrupt, empty or unknown file.
     """
     path = Path(path)
     readers: dict[str, Callable[[Path], pd.DataFrame]] = {
@@ -167,9 +168,14 @@ def _read_fit(path: Path) -> pd.DataFrame:
         "position_long": "longitude_deg",
     }
     records: list[dict[str, object]] = []
+    sport = None
     with fitdecode.FitReader(str(path), check_crc=fitdecode.CrcCheck.RAISE) as fit:
         for frame in fit:
-            if not (isinstance(frame, fitdecode.FitDataMessage) and frame.name == "record"):
+            if not isinstance(frame, fitdecode.FitDataMessage):
+                continue
+            if frame.name in ("session", "sport") and sport is None:
+                sport = frame.get_value("sport", fallback=None)
+            if frame.name != "record":
                 continue
             row: dict[str, object] = {"timestamp": frame.get_value("timestamp", fallback=None)}
             for field in frame.fields:
@@ -183,7 +189,13 @@ def _read_fit(path: Path) -> pd.DataFrame:
                     value = value * _SEMICIRCLE_TO_DEG
                 row[column] = value
             records.append(row)
-    return _tidy(records)
+    return _with_sport(_tidy(records), sport)
+
+
+def _with_sport(frame: pd.DataFrame, sport: object) -> pd.DataFrame:
+    # The sport as the file names it (FIT "cycling", GPX/TCX "Biking", ...), lower-cased.
+    frame.attrs["sport"] = str(sport).strip().lower() if sport not in (None, "") else None
+    return frame
 
 
 def _read_gpx(path: Path) -> pd.DataFrame:
@@ -193,6 +205,7 @@ def _read_gpx(path: Path) -> pd.DataFrame:
         gpx = gpxpy.parse(handle)
     extension_map = {"hr": "heart_rate_bpm", "cad": "cadence_rpm", "power": "power_w"}
     records: list[dict[str, object]] = []
+    sport = next((t.type for t in gpx.tracks if t.type), None)
     for track in gpx.tracks:
         for segment in track.segments:
             for point in segment.points:
@@ -215,7 +228,7 @@ def _read_gpx(path: Path) -> pd.DataFrame:
         frame["distance_m"] = cumulative_distance_m(
             frame["latitude_deg"].to_numpy(), frame["longitude_deg"].to_numpy(), elapsed_s
         )
-    return frame
+    return _with_sport(frame, sport)
 
 
 def _read_tcx(path: Path) -> pd.DataFrame:
@@ -240,7 +253,7 @@ def _read_tcx(path: Path) -> pd.DataFrame:
                 "power_w": extensions.get("Watts"),
             }
         )
-    return _tidy(records)
+    return _with_sport(_tidy(records), getattr(exercise, "activity_type", None))
 
 
 def _walk(elements: Iterable[ET.Element]) -> Iterable[ET.Element]:

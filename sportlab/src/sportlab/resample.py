@@ -42,11 +42,11 @@ _TICKS_PER_S = {"s": 1.0, "ms": 1e3, "us": 1e6, "ns": 1e9}
 def sample_times_s(values: ArrayLike | pd.DataFrame, sample_s: float | None = None) -> np.ndarray:
     """Seconds since the first sample: from the index if it has times, else ``i * sample_s``.
 
-    A Series with a DatetimeIndex or TimedeltaIndex carries its own timing, so ``sample_s`` must
-    not be given too. Any other input is taken to be sampled every ``sample_s`` seconds
-    (default 1 s).
+    A Series (or a ride's DataFrame) with a DatetimeIndex or TimedeltaIndex carries its own
+    timing, so ``sample_s`` must not be given too. Any other input is taken to be sampled
+    every ``sample_s`` seconds (default 1 s).
     """
-    if isinstance(values, pd.Series) and isinstance(
+    if isinstance(values, pd.Series | pd.DataFrame) and isinstance(
         values.index, pd.DatetimeIndex | pd.TimedeltaIndex
     ):
         if sample_s is not None:
@@ -184,7 +184,8 @@ def grid_1hz(
             raise ValueError(
                 f"{name} has no value for {length} s from {where} while recording (a sensor "
                 f"dropout longer than max_dropout_s={max_dropout_s:g} s): pass a larger "
-                "max_dropout_s to interpolate across it, or cut the ride there"
+                "max_dropout_s= (every sportlab function that resamples accepts it) to "
+                "interpolate across it, or cut the ride there"
             )
         fill = inner & ~too_long
         if fill.any():

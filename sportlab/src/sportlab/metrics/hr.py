@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 
 from sportlab._typing import ArrayLike
-from sportlab.resample import grid_1hz, is_1hz_with_pauses
+from sportlab.resample import MAX_DROPOUT_S, PAUSE_GAP_S, grid_1hz, is_1hz_with_pauses
 
 # Banister's weighting constants (a, b) in TRIMP = D * dHR * a * exp(b * dHR).
 _BANISTER_CONSTANTS = {"male": (0.64, 1.92), "female": (0.86, 1.67)}
@@ -55,21 +55,31 @@ def _check_reserve(hr_max: np.ndarray, hr_rest: np.ndarray) -> None:
         )
 
 
-def per_second(values: ArrayLike, sample_s: float | None = None) -> tuple[np.ndarray, float]:
+def per_second(
+    values: ArrayLike,
+    sample_s: float | None = None,
+    *,
+    pause_gap_s: float = PAUSE_GAP_S,
+    max_dropout_s: float = MAX_DROPOUT_S,
+) -> tuple[np.ndarray, float]:
     """Samples and the seconds each stands for, for summing time in zones.
 
     A series with timestamps is put on a 1-s grid by them (:func:`sportlab.resample.resample_1hz`:
     short gaps and dropouts interpolated; pauses and long dropouts NaN, so not counted); a plain
-    array's samples each stand for ``sample_s`` seconds (default 1).
+    array's samples each stand for ``sample_s`` seconds (default 1). ``pause_gap_s`` and
+    ``max_dropout_s`` as in :func:`sportlab.resample.grid_1hz`; a dropout longer than
+    ``max_dropout_s`` is not counted (heart-rate functions never refuse a ride for it).
     """
     if isinstance(values, pd.Series) and isinstance(
         values.index, pd.DatetimeIndex | pd.TimedeltaIndex
     ):
         data = values.to_numpy(dtype=float)
-        if sample_s is None and is_1hz_with_pauses(values.index) and not np.isnan(data).any():
+        if (sample_s is None and pause_gap_s == PAUSE_GAP_S and not np.isnan(data).any()
+                and is_1hz_with_pauses(values.index)):
             # Each sample is one second; pauses have no seconds to count.
             return data, 1.0
-        grid, _ = grid_1hz(values, sample_s, long_dropouts="nan", name=str(values.name))
+        grid, _ = grid_1hz(values, sample_s, long_dropouts="nan", name=str(values.name),
+                           pause_gap_s=pause_gap_s, max_dropout_s=max_dropout_s)
         return grid, 1.0
     step = 1.0 if sample_s is None else float(sample_s)
     if not step > 0:
@@ -81,18 +91,21 @@ def _weighted_minutes(weights: np.ndarray, sample_s: float) -> float:
     return float(np.sum(weights) * sample_s / 60.0)
 
 
-def trimp_edwards(hr_series: ArrayLike, hr_max: float, sample_s: float | None = None) -> float:
+def trimp_edwards(
+    hr_series: ArrayLike, hr_max: float, sample_s: float | None = None, **gaps: float
+) -> float:
     """Edwards' summated-zone TRIMP: minutes in each %HRmax zone x zone weight 1-5.
 
     Zones 50-60, 60-70, 70-80, 80-90 and 90-100 % HRmax weigh 1-5; samples below 50 % count 0 and
     above HRmax count as zone 5. Timing as :func:`per_second`: a timestamped series by its
     timestamps (short gaps and dropouts interpolated; pauses and longer dropouts not counted), a
-    plain array at ``sample_s`` s per sample (default 1; NaN samples not counted).
+    plain array at ``sample_s`` s per sample (default 1; NaN samples not counted); ``gaps``:
+    ``pause_gap_s``, ``max_dropout_s`` (:func:`per_second`).
     Edwards S. The Heart Rate Monitor Book. Sacramento: Fleet Feet Press, 1993.
     """
     if not hr_max > 0:
         raise ValueError(f"hr_max must be positive, got {hr_max}")
-    values, step = per_second(hr_series, sample_s)
+    values, step = per_second(hr_series, sample_s, **gaps)
     # Scale to tenths before dividing so exact boundaries (e.g. 140/200) land in the upper zone.
     tenths = values * 10.0 / hr_max
     weights = np.where(np.isnan(tenths), 0, np.clip(np.floor(tenths) - 4, 0, 5))
@@ -100,7 +113,11 @@ def trimp_edwards(hr_series: ArrayLike, hr_max: float, sample_s: float | None = 
 
 
 def trimp_lucia(
-    hr_series: ArrayLike, vt1_bpm: float, vt2_bpm: float, sample_s: float | None = None
+    hr_series: ArrayLike,
+    vt1_bpm: float,
+    vt2_bpm: float,
+    sample_s: float | None = None,
+    **gaps: float,
 ) -> float:
     """Lucia's TRIMP: minutes below VT1 x1, between VT1 and VT2 x2, at or above VT2 x3.
 
@@ -111,7 +128,7 @@ def trimp_lucia(
     """
     if not vt1_bpm < vt2_bpm:
         raise ValueError(f"vt1_bpm must be below vt2_bpm, got {vt1_bpm} and {vt2_bpm}")
-    hr, step = per_second(hr_series, sample_s)
+    hr, step = per_second(hr_series, sample_s, **gaps)
     weights = np.select([hr >= vt2_bpm, hr >= vt1_bpm, hr > 0], [3, 2, 1], default=0)
     return _weighted_minutes(weights, step)
 
@@ -174,6 +191,7 @@ def time_in_zones(
     zones: pd.DataFrame,
     sample_s: float | None = None,
     lower_col: str = "lower_bpm",
+    **gaps: float,
 ) -> pd.Series:
     """Seconds spent in each zone (by each zone's lower bound), e.g. for a zone-distribution plot.
 
@@ -184,7 +202,7 @@ def time_in_zones(
     1). Zones: Edwards 1993, Karvonen et al. 1957, Friel 2009 (see :func:`hr_zones`); power
     levels: Allen & Coggan 2010.
     """
-    data, step = per_second(values, sample_s)
+    data, step = per_second(values, sample_s, **gaps)
     data = data[~np.isnan(data)]
     lower = zones[lower_col].to_numpy(dtype=float)
     position = np.searchsorted(lower, data, side="right") - 1

@@ -90,7 +90,14 @@ def to_1hz(
     return series[~not_recorded]
 
 
-def weighted_power(power_w: PowerInput, window_s: int = 30, sample_s: float | None = None) -> float:
+def weighted_power(
+    power_w: PowerInput,
+    window_s: int = 30,
+    sample_s: float | None = None,
+    *,
+    pause_gap_s: float = PAUSE_GAP_S,
+    max_dropout_s: float = MAX_DROPOUT_S,
+) -> float:
     """30-s rolling fourth-power mean of power over recorded (moving) time, in watts.
 
     Rolling ``window_s`` mean of 1-Hz power, raised to the 4th power, averaged over the ride, then
@@ -100,11 +107,12 @@ def weighted_power(power_w: PowerInput, window_s: int = 30, sample_s: float | No
     Only recorded seconds count: pauses are left out and the riding either side joined up, as
     the head units compute the value they store in a FIT file's session message (checked
     against it in the tests). Rides shorter than one window return the plain mean. Timing,
-    gaps and dropouts: see :func:`to_1hz`.
+    gaps and dropouts (``pause_gap_s``, ``max_dropout_s``): see :func:`to_1hz`.
     """
     if window_s < 1:
         raise ValueError(f"window_s must be at least 1 s, got {window_s}")
-    power = to_1hz(power_series(power_w, "weighted_power"), sample_s, pauses="drop").to_numpy()
+    power = to_1hz(power_series(power_w, "weighted_power"), sample_s, pauses="drop",
+                   pause_gap_s=pause_gap_s, max_dropout_s=max_dropout_s).to_numpy()
     if power.size == 0:
         raise ValueError("power_w is empty: weighted power needs at least one sample")
     if power.size < window_s:
@@ -160,25 +168,42 @@ def _default_durations(n: int) -> np.ndarray:
 
 
 def mean_max_power(
-    power_w: PowerInput, durations_s: ArrayLike | None = None, sample_s: float | None = None
+    power_w: PowerInput,
+    durations_s: ArrayLike | None = None,
+    sample_s: float | None = None,
+    *,
+    at_least: bool = False,
+    pause_gap_s: float = PAUSE_GAP_S,
+    max_dropout_s: float = MAX_DROPOUT_S,
 ) -> pd.Series:
     """Mean-maximal power curve: best average power (W) for each duration (s).
 
-    For each duration d the best mean over any d consecutive seconds is found from cumulative
-    sums. The raw best means can rise with duration (e.g. 1.5, 0, 1.5 W: best 2-s 0.75 W, best
-    3-s 1.0 W), so the curve reported is its upper envelope, "best mean power over any effort of
-    *at least* d seconds", which is non-increasing; GoldenCheetah presents its mean-maximal curve
-    the same way. Default durations: every second to 120 s, ~150 log-spaced durations up to the
-    ride length, and the standard test durations in :data:`STANDARD_DURATIONS_S` (3, 5, 12,
-    20 min, ...) that fit in the ride.
+    The value at d is the best mean power over any d consecutive seconds of the ride, the
+    record power profile's definition (Quod MJ et al. Int J Sports Med 2010;31:397-401; Pinot J,
+    Grappe F. Int J Sports Med 2011;32:839-844). It depends only on the ride and d, never on
+    which other durations are asked for (computed exactly from cumulative sums).
+
+    The best *exactly*-d means can rise a little with d (e.g. 1.5, 0, 1.5 W: best 2 s 0.75 W,
+    best 3 s 1.0 W). With ``at_least=True`` the value is instead the best mean over any effort
+    of *at least* d seconds, a non-increasing curve, also exact and independent of the list:
+    an effort of length L >= 2d splits into two of at least d, one as good as the whole, so
+    only lengths d..2d-1 matter; those not asked for are checked by a Dinkelbach iteration
+    (Dinkelbach W. Management Science 1967;13:492-498), skipped where a bound proves they cannot
+    win. It costs several times the default on long rides.
+
+    Default durations: every second to 120 s, ~150 log-spaced durations up to the ride length,
+    and the standard test durations in :data:`STANDARD_DURATIONS_S` (3, 5, 12, 20 min, ...)
+    that fit in the ride.
 
     Pauses count as 0 W on the elapsed-time grid (:func:`to_1hz`): an effort interrupted by a
     pause is not joined up across it, so the curve is never above what was ridden in one go.
-    Short gaps and dropouts are interpolated; a plain array is sampled every ``sample_s`` s.
+    Short gaps and dropouts are interpolated; a plain array is sampled every ``sample_s`` s;
+    ``pause_gap_s`` and ``max_dropout_s`` as in :func:`to_1hz`.
 
     Returns a Series named ``power_w`` indexed by ``duration_s``.
     """
-    power = to_1hz(power_series(power_w, "mean_max_power"), sample_s).to_numpy()
+    power = to_1hz(power_series(power_w, "mean_max_power"), sample_s,
+                   pause_gap_s=pause_gap_s, max_dropout_s=max_dropout_s).to_numpy()
     n = power.size
     if durations_s is None:
         durations = _default_durations(n)
@@ -186,9 +211,59 @@ def mean_max_power(
         durations = np.unique(np.asarray(durations_s, dtype=int))
         durations = durations[(durations >= 1) & (durations <= n)]
     cumulative = np.concatenate([[0.0], np.cumsum(power)])
-    best = np.array([np.max(cumulative[d:] - cumulative[:-d]) / d for d in durations])
-    envelope = np.maximum.accumulate(best[::-1])[::-1] if best.size else best
-    return pd.Series(envelope, index=pd.Index(durations, name="duration_s"), name="power_w")
+    exact = np.array([np.max(cumulative[d:] - cumulative[:-d]) / d for d in durations])
+    best = _best_at_least(power, cumulative, durations, exact) if at_least else exact
+    return pd.Series(best, index=pd.Index(durations, name="duration_s"), name="power_w")
+
+
+def _best_at_least(
+    power: np.ndarray, cumulative: np.ndarray, durations: np.ndarray, exact: np.ndarray
+) -> np.ndarray:
+    """Exact best mean over any window of at least d samples, for each (sorted) d, from the
+    best means over exactly d (``exact``)."""
+    n = power.size
+    if durations.size == 0:
+        return exact
+    # Lower bound from the durations computed: the best of every asked length >= d.
+    best = np.maximum.accumulate(exact[::-1])[::-1]
+    # Lengths not asked for: the gaps between asked durations, and above the longest one.
+    gap_low = durations + 1  # first and last length of each gap
+    gap_high = np.append(durations[1:] - 1, n)
+    has_gap = gap_high >= gap_low
+    # A window of length L in a gap, grown to the next asked length b (or to the whole ride),
+    # gains only non-negative samples, so its sum is at most b * best(b) (or the ride's sum).
+    bound = np.where(has_gap, np.append(durations[1:] * exact[1:], cumulative[-1]) / gap_low,
+                     -np.inf)
+    if power.min() < 0:  # the bound needs non-negative power; to_1hz gives that for rides
+        bound = np.where(has_gap, np.inf, -np.inf)
+    for k, d in enumerate(durations):
+        reach = min(2 * d - 1, n)  # the lengths that can hold the best of at least d
+        relevant = has_gap[k:] & (gap_low[k:] <= reach)
+        if relevant.any() and np.max(bound[k:][relevant]) > best[k]:
+            best[k] = _dinkelbach(cumulative, int(d), best[k])
+    return best
+
+
+def _dinkelbach(cumulative: np.ndarray, d: int, start: float) -> float:
+    """The best mean over windows of at least ``d`` samples, from a known achievable ``start``.
+
+    Each step finds the window of length >= d maximising sum(p - mean) (prefix minimum) and
+    moves to its mean; the mean rises strictly until no window beats it."""
+    steps = np.arange(cumulative.size, dtype=float)
+    value = start
+    while True:
+        shifted = cumulative - value * steps
+        lowest = np.minimum.accumulate(shifted[: cumulative.size - d])
+        gains = shifted[d:] - lowest
+        j = int(np.argmax(gains))
+        if not gains[j] > 0:
+            return value
+        end = j + d
+        begin = int(np.argmin(shifted[: j + 1]))
+        candidate = (cumulative[end] - cumulative[begin]) / (end - begin)
+        if not candidate > value:
+            return value
+        value = candidate
 
 
 @dataclass(frozen=True)
@@ -259,8 +334,9 @@ def critical_power(
     durations beyond the curve are left out.
 
     ``mean_max`` is a Series of power (W) indexed by duration (s), e.g. from
-    :func:`mean_max_power`. The result is only as good as the efforts in it: a ride without
-    all-out efforts at those durations underestimates CP and W'. An
+    :func:`mean_max_power` (``at_least=True`` gives the capacity envelope: an athlete who rode
+    21 min at a power can ride 20 min at it). The result is only as good as the efforts in
+    it: a ride without all-out efforts at those durations underestimates CP and W'. An
     :class:`ImplausibleFitWarning` is issued when the fitted CP is above the curve's best 20-min
     power (CP is sustainable for longer than that, so it cannot be) or W' lies outside
     :data:`W_PRIME_PLAUSIBLE_J` (Poole DC, Burnley M, Vanhatalo A, Rossiter HB, Jones AM.
@@ -358,6 +434,9 @@ def w_prime_balance(
     method: Literal["integral", "differential"] = "integral",
     tau_s: float | None = None,
     sample_s: float | None = None,
+    *,
+    pause_gap_s: float = PAUSE_GAP_S,
+    max_dropout_s: float = MAX_DROPOUT_S,
 ) -> pd.Series:
     """W' balance (J) second by second: how much of W' is left.
 
@@ -375,7 +454,8 @@ def w_prime_balance(
     Neither form clips at zero: a negative balance means the model's W' or CP is too low.
     Pauses count as 0 W on the elapsed-time grid of :func:`to_1hz`: W' recovers while the rider
     is stopped. Short gaps and dropouts are interpolated; a plain array is sampled every
-    ``sample_s`` s. Returns a Series named ``w_prime_balance_j`` on that 1-s grid.
+    ``sample_s`` s; ``pause_gap_s`` and ``max_dropout_s`` as in :func:`to_1hz`. Returns a
+    Series named ``w_prime_balance_j`` on that 1-s grid.
     """
     if not cp_w > 0:
         raise ValueError(f"cp_w must be positive, got {cp_w}")
@@ -385,7 +465,8 @@ def w_prime_balance(
         raise ValueError(f"tau_s must be positive, got {tau_s}")
     if method not in ("integral", "differential"):
         raise ValueError(f"method must be 'integral' or 'differential', got {method!r}")
-    power = to_1hz(power_series(power_w, "w_prime_balance"), sample_s)
+    power = to_1hz(power_series(power_w, "w_prime_balance"), sample_s,
+                   pause_gap_s=pause_gap_s, max_dropout_s=max_dropout_s)
     values = power.to_numpy()
     above = np.clip(values - cp_w, 0.0, None)
     if method == "integral":
