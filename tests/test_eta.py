@@ -305,3 +305,16 @@ async def test_an_answer_that_was_not_streamed_teaches_the_speed_too():
     waiting = s.submit("b", 0, "m", max_tokens=200)
     # the running one has written about 2 of its 10 tokens at 5 tokens/s: 8 left, 1.6 s
     assert s.eta(waiting) == pytest.approx(1.6, abs=0.3)
+
+
+async def test_a_fair_turn_ahead_of_others_starts_about_when_the_one_it_passed_would_have():
+    clock = Clock()
+    s = known(clock, length=50, tokens_per_s=50.0, queued=10)  # 1 s an answer
+    s.submit("a", 0, "m")
+    flood = [s.submit("a", 0, "m") for _ in range(3)]  # rounds 2, 3, 4
+    newcomer = s.submit("b", 0, "m")  # round 2: ahead of a's second and third
+    assert s.position(newcomer) == 2
+    assert newcomer.eta_given_s == pytest.approx(flood[1].eta_given_s, abs=0.05)
+    clock.now += 1.0  # the periodic re-estimate: the flood's later ones moved back by one
+    assert s.eta(newcomer) == pytest.approx(1.0, abs=0.05)
+    assert [s.eta(t) for t in flood[1:]] == pytest.approx([2.0, 3.0], abs=0.05)

@@ -21,11 +21,13 @@ backends' slots with what the gateway knows (:class:`Speed`, :class:`Lengths`):
   rate of one, so each is slower), learnt online per backend and per concurrency.
 
 Slots are processor-shared: n streams on a backend each advance at ``rate(n)``. The simulation is
-one O(n log slots) pass, run lazily: at most every :data:`ETA_REFRESH_S`, or after the queue
-changed. An arrival at the tail of its queue (the usual case) continues the last simulation by one
-step instead of rerunning it, so admission stays O(log n) with hundreds waiting. The shown ETA is
-smoothed (:meth:`Scheduler._smooth`): a change of the queue moves it at once, the periodic
-re-estimate only by half of a difference larger than the dead band.
+one pass over the queue (sampled futures for the first :data:`SAMPLED_DEPTH`, throughput behind
+them), run lazily: at most every :data:`ETA_REFRESH_S`, or at the next read after a request got
+a slot, ended or left. An arrival never reruns it: at the tail of its queue (the usual case) it
+continues the last simulation by one step and wakes nobody; a fair turn ahead of others takes the
+ETA of the one it passed, and the others hear theirs at the next periodic re-estimate. So
+admission stays O(log n) with hundreds waiting. The shown ETA is smoothed
+(:meth:`Scheduler._smooth`): news moves it at once, a re-measure only past a dead band.
 
 Nothing here foresees people who have not arrived yet: a later arrival of a higher priority class
 or a fairer turn may overtake. Past :data:`HONEST_DEPTH` in line, or when the learnt answer
@@ -70,7 +72,7 @@ HONEST_DEPTH = 12
 # answer lengths) stays under this share of the estimate
 HONEST_SPREAD = 0.5
 # the futures simulated for the first SAMPLED_DEPTH in line (further back: throughput)
-SAMPLES, SAMPLED_DEPTH = 16, 40
+SAMPLES, SAMPLED_DEPTH = 12, 24
 # the periodic re-estimate moves the shown ETA only past this many seconds or this share
 DEAD_BAND_S, DEAD_BAND_SHARE = 1.0, 0.1
 
@@ -360,18 +362,17 @@ class _Simulation:
         of that over the simulated futures."""
         self.placed += 1
         if self.placed > SAMPLED_DEPTH:
-            # deep in line: the backends run full; each request ahead takes its expected work
-            # spread over all slots
-            start = self.deep_at
-            speed = self.speeds[0]
-            work = (speed.prefill_s(ticket.prompt_tokens)
-                    + self._lengths.expected(ticket.max_tokens) / speed.rate(1))
-            self.deep_at += work / (self.capacity * self.throughput)
-            return start, 0.0
-        starts = [self._place_in(k, ticket) for k in range(SAMPLES)]
-        mean = statistics.fmean(starts)
-        self.deep_at = mean
-        return mean, statistics.pstdev(starts)
+            start, deviation = self.deep_at, 0.0
+        else:
+            starts = [self._place_in(k, ticket) for k in range(SAMPLES)]
+            start, deviation = statistics.fmean(starts), statistics.pstdev(starts)
+        # further back the backends run full: the next start comes this one's expected work
+        # (spread over all slots) later
+        speed = self.speeds[0]
+        work = (speed.prefill_s(ticket.prompt_tokens)
+                + self._lengths.expected(ticket.max_tokens) / speed.rate(1))
+        self.deep_at = start + work / (self.capacity * self.throughput)
+        return start, deviation
 
     def _place_in(self, k: int, ticket: Ticket) -> float:
         ends, virtual = self.ends[k], self.virtual[k]
@@ -449,7 +450,11 @@ class Scheduler:
         return self._changed
 
     def _notify(self) -> None:
+        """The queue changed in a way that moves the ETAs: they are recomputed when next read."""
         self._eta_dirty = True
+        self._wake()
+
+    def _wake(self) -> None:
         if self._changed is not None and not self._changed.done():
             self._changed.set_result(None)
 
@@ -480,7 +485,11 @@ class Scheduler:
             # simulation of this queue, if still fresh, goes on by one step
             self._eta_for_tail(ticket, now)
         else:
-            self._notify()  # the ones behind it moved back
+            # a fair turn ahead of others: it starts about when the one it passed would have;
+            # the ones behind move back, and hear it from the next periodic re-estimate (an
+            # arrival never reruns the whole estimate: with hundreds waiting that is the cost)
+            self._eta_for_insert(ticket, queue, now)
+            self._wake()
         if ticket.backend is None:
             ticket.eta_given_s = self.eta(ticket)
         return ticket
@@ -498,6 +507,15 @@ class Scheduler:
         ticket.eta_s = max(start - (now - sim.now), 0.0)
         ticket.spread = _share(deviation, start)
         self._smooth(ticket, now, moved=True)
+
+    def _eta_for_insert(self, ticket: Ticket, queue: SortedList, now: float) -> None:
+        passed = queue[queue.index(ticket) + 1]
+        if self._eta_dirty or passed.eta_at is None or passed.eta_s == math.inf:
+            self._eta_dirty = True
+            return
+        ticket.eta_s = max(passed.eta_s - (now - self._eta_computed_at), 0.0)
+        ticket.spread = passed.spread
+        ticket.eta_at = now + ticket.eta_s
 
     async def wait(self, ticket: Ticket, timeout: float) -> str:
         """Wait for a slot; leaving (timeout, cancellation) gives the place up at once."""
