@@ -33,9 +33,10 @@ async def test_order_is_priority_then_turns_then_arrival():
     assert order[1] is flood[0] and order[3] is flood[1]  # FIFO within a user
 
 
-async def test_positions_and_eta_follow_the_measured_service_time():
+async def test_positions_and_eta_follow_the_answer_lengths_and_the_speed():
     s = scheduler()
-    s.service_s["m"] = 4.0
+    s.seed_lengths({"m": [40] * 10})  # every answer 40 tokens
+    s.speed_of(s.pools["gpu"]).per_stream[1] = 10.0  # 10 tokens/s alone: 4 s an answer
     running = s.submit("a", 0, "m")
     waiting = [s.submit(user, 0, "m") for user in ("b", "c", "d")]
     assert [s.position(t) for t in waiting] == [1, 2, 3]
@@ -121,7 +122,8 @@ async def test_a_starting_backend_is_waited_for_and_a_down_one_refuses():
 
 async def test_a_queued_ticket_keeps_the_eta_it_was_given_and_knows_its_error():
     s = scheduler()
-    s.service_s["m"] = 4.0
+    s.seed_lengths({"m": [40] * 10})
+    s.speed_of(s.pools["gpu"]).per_stream[1] = 10.0
     running = s.submit("a", 0, "m")
     waiting = [s.submit(user, 0, "m") for user in ("b", "c")]
     # a slot at once: no ETA was given, nothing to be wrong about

@@ -12,7 +12,7 @@ import sqlalchemy
 
 from tests.support.fake_backend import MODEL, FakeBackend
 
-COMMENT = re.compile(r"^: queue position=(\d+) eta_s=(-?\d+)$")
+COMMENT = re.compile(r"^: queue position=(\d+) eta_s=(-?\d+)(?: more_than_s=(\d+))?$")
 
 
 def new_user(gw, *groups: str) -> str:
