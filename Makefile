@@ -9,8 +9,6 @@ OIDC_STAMP := $(OIDC_VENV)/.installed
 # the load suite's Locust lives in a venv of its own too (gevent is not SportHub's)
 LOCUST_VENV := .venv-locust
 LOCUST_STAMP := $(LOCUST_VENV)/.installed
-# the slow gateway suites (faults, load, fuzz): not in `make test`
-SUITES := tests/suites
 # JupyterLab's status-bar item; its built labextension is committed (see `labextension` below)
 STATUSBAR := extensions/sporthub-statusbar
 
@@ -20,7 +18,7 @@ DEPLOY_VENV := .venv-deploy
 DEPLOY_STAMP := $(DEPLOY_VENV)/.installed
 DEPLOY_APT := caddy prometheus prometheus-node-exporter
 
-.PHONY: up test test-all test-suites test-deploy test-vllm test-containers test-compose images \
+.PHONY: up test test-unit test-all test-suites test-deploy test-vllm test-containers test-compose images \
 	install lint clean recordings labextension
 
 up: install
@@ -29,33 +27,39 @@ up: install
 # everything, what CI (.ci/run) runs: the fast suite first, then each slow tier
 test-all: test test-suites test-vllm test-deploy test-containers test-compose
 
+# Tiers are pytest markers (pyproject.toml): `make test` runs every test not in a slow tier below
 test: install $(OIDC_STAMP) recordings
 	$(BIN)/sporthub prepare
 	$(BIN)/pytest $(PYTEST_ARGS)
+
+# what needs no stack (no hub, proxy, gateway process or browser): a quick check while working
+test-unit: install recordings
+	$(BIN)/pytest -m 'not stack and not suites and not deploy and not vllm and not containers and not compose' $(PYTEST_ARGS)
 
 # the backend contract against real llama-server and vLLM (CPU): ~3 GB of disk and ~4 GB of memory;
 # the first run prepares vLLM (a few minutes, once per machine)
 test-vllm: install $(OIDC_STAMP)
 	$(BIN)/sporthub prepare
 	SPORTHUB_EMBEDDED_BACKEND=vllm $(BIN)/sporthub prepare
-	$(BIN)/pytest -m vllm tests/test_backend_contract.py $(PYTEST_ARGS)
+	$(BIN)/pytest -m vllm $(PYTEST_ARGS)
 
 # the deploy tier (pytest marker `deploy`): Compose, Caddy, Prometheus, Grafana, Kubernetes files
 test-deploy: install $(DEPLOY_STAMP)
 	$(BIN)/sporthub prepare
 	$(BIN)/pytest -m deploy $(PYTEST_ARGS)
 
-# the container tier (tests/containers): a real engine (podman is set up if no Docker Engine runs),
+# the container tier (pytest marker `containers`, tests/containers): a real engine (podman is set
+# up if no Docker Engine runs),
 # the user image built from Debian packages; slow, so not part of `make test`
 test-containers: install
 	$(BIN)/sporthub prepare
-	$(BIN)/pytest --containers tests/containers $(PYTEST_ARGS)
+	$(BIN)/pytest -m containers $(PYTEST_ARGS)
 
 # the compose tier (pytest marker `compose`): compose.yaml + compose.cpu.yaml up under podman
 # (images built from a Debian base, cached by their inputs), a login through Caddy, a chat answer,
 # Prometheus' targets; everything it started is removed. Slow: not part of `make test`
 test-compose: install $(DEPLOY_STAMP)
-	$(BIN)/pytest -m compose tests/compose $(PYTEST_ARGS)
+	$(BIN)/pytest -m compose $(PYTEST_ARGS)
 
 # the images SPORTHUB_PROFILE needs (docker: singleuser and hub), rebuilt only when their inputs
 # changed; BASE=debian makes the base from Debian packages (no container registry needed)
@@ -90,9 +94,10 @@ $(OIDC_STAMP): tests/oidc-mock-requirements.txt
 	$(OIDC_VENV)/bin/pip install --quiet -r tests/oidc-mock-requirements.txt
 	touch $(OIDC_STAMP)
 
-# faults (backend killed, PostgreSQL and hub restarted, ...), load (Locust) and fuzz (Hypothesis)
+# the slow gateway suites (pytest marker `suites`, tests/suites): faults (backend killed,
+# PostgreSQL and hub restarted, ...), load (Locust) and fuzz (Hypothesis)
 test-suites: install $(LOCUST_STAMP)
-	$(BIN)/pytest $(SUITES) $(PYTEST_ARGS)
+	$(BIN)/pytest -m suites $(PYTEST_ARGS)
 
 $(LOCUST_STAMP): tests/locust-requirements.txt
 	test -d $(LOCUST_VENV) || $(PYTHON) -m venv $(LOCUST_VENV)

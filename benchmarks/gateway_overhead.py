@@ -248,7 +248,7 @@ def wait_http(url: str, timeout: float, proc: subprocess.Popen | None = None,
 
 
 def start_backend(cleanup: Cleanup, name: str) -> str:
-    from tests.stack import free_port
+    from tests.support.stack import free_port
 
     port = free_port()
     proc = subprocess.Popen([sys.executable, __file__, "--serve-backend", str(port)])
@@ -259,7 +259,7 @@ def start_backend(cleanup: Cleanup, name: str) -> str:
 
 
 def start_passthrough(cleanup: Cleanup, backend_url: str) -> tuple[str, subprocess.Popen]:
-    from tests.stack import free_port
+    from tests.support.stack import free_port
 
     port = free_port()
     proc = subprocess.Popen([sys.executable, __file__, "--serve-passthrough", str(port),
@@ -273,7 +273,7 @@ def start_passthrough(cleanup: Cleanup, backend_url: str) -> tuple[str, subproce
 def start_stack(cleanup: Cleanup, name: str, tmp: Path, backend_url: str, **settings: str):
     """The real SportHub stack in front of the fast backend, and a normal user's token (an
     athlete's: the per-user budget setting passed here is higher than the group's, and wins)."""
-    from tests.stack import HubClient, make_stack
+    from tests.support.stack import HubClient, make_stack
 
     backends = json.dumps([{"name": "fast", "url": backend_url, "api_key": BACKEND_KEY,
                             "models": [MODEL], "max_concurrency": int(settings.pop("slots"))}])
@@ -294,7 +294,7 @@ def start_stack(cleanup: Cleanup, name: str, tmp: Path, backend_url: str, **sett
     admin = HubClient.admin(stack)
     response = admin.api("POST", "/users/bench")
     assert response.status_code == 201, response.text
-    # membership of a role group is what grants the LLM scope (as in tests/test_gateway_queue.py)
+    # membership of a role group is what grants the LLM scope (as in tests/gateway/test_gateway_queue.py)
     admin.api("POST", "/groups/athletes")  # 201, or 409 when it exists
     response = admin.api("POST", "/groups/athletes/users", json={"users": ["bench"]})
     assert response.status_code == 200, response.text
@@ -378,7 +378,7 @@ def ensure_litellm(venv: Path) -> tuple[str, str]:
 
 def start_litellm(cleanup: Cleanup, tmp: Path, venv: Path, backend_url: str):
     """LiteLLM proxy as a plain pass-through to the fast backend; returns (proc, url)."""
-    from tests.stack import free_port
+    from tests.support.stack import free_port
 
     config = tmp / "litellm.yaml"
     config.write_text(

@@ -115,6 +115,20 @@ RUSSIAN = {
     "mean wait ms": "среднее ожидание, мс",
     "p95 wait ms": "p95 ожидания, мс",
     "errors week": "ошибок за неделю",
+    "Queue waits and their ETAs, last 7 days": "Ожидание в очереди и его прогноз за 7 дней",
+    "Requests that were told a wait when they joined the queue: their real waits, and how far "
+    "the ETA they were told was from it (positive: later than told), in seconds; within = "
+    "the share within 25 % of the real wait or 2 s.":
+        "Запросы, которым при постановке в очередь назвали время ожидания: сколько они ждали на "
+        "самом деле и насколько прогноз разошёлся с этим (плюс — ждали дольше обещанного), в "
+        "секундах; «в пределах» — доля прогнозов, ошибившихся не более чем на 25 % ожидания "
+        "или на 2 с.",
+    "requests that waited": "запросов ждали",
+    "median wait": "медиана ожидания",
+    "p90 wait": "p90 ожидания",
+    "median ETA error": "медиана ошибки прогноза",
+    "p90 ETA error size": "p90 модуля ошибки",
+    "within the bound": "в пределах",
     "Recent errors": "Последние ошибки",
     "time (UTC)": "время (UTC)",
     "endpoint": "адрес API",

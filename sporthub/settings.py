@@ -169,7 +169,8 @@ class Settings(BaseSettings):
                     "backend; a larger one is cut with a 502 and its slot freed. The default is "
                     "about twice the largest answer within the caps (2048 tokens, 20 top "
                     "log probabilities each)")
-    # the ETA before any request has been measured
+    # the ETA before any request has been measured: a typical answer (200 tokens) alone takes this
+    # long, which sets the decode rate the estimator starts from until it has measured one
     llm_initial_service_s: float = Field(default=10.0, gt=0)
     llm_health_interval_s: float = Field(default=10.0, gt=0, le=3600)
     # who the client is, for the hub's sign-in throttling and the gateway's audit log alike

@@ -7,7 +7,8 @@ from pathlib import Path
 import pytest
 
 from tests.sportlab.recordings import ensure_recordings
-from tests.stack import HubClient, Stack, make_stack, started
+from tests.support import stack as support_stack
+from tests.support.stack import HubClient, Stack, make_stack, started
 
 
 @pytest.fixture(scope="session")
@@ -31,14 +32,7 @@ def activities(request) -> Path:
         return ensure_recordings()
 
 
-def pytest_addoption(parser):
-    parser.addoption("--containers", action="store_true",
-                     help="also run tests/containers: a real container engine, images built "
-                          "(make test-containers)")
-
-
-def pytest_ignore_collect(collection_path, config):
-    # the container tier is slow (images, an engine): not part of the fast `make test`
-    if collection_path.name == "containers" and collection_path.parent.name == "tests":
-        return not config.getoption("--containers")
-    return None
+@pytest.hookimpl(tryfirst=True)
+def pytest_runtest_setup(item):
+    # tests/support/stack.py starts a stack only for a test marked `stack` (see Stack.start)
+    support_stack.CURRENT_TEST = item

@@ -96,6 +96,8 @@ class Gateway:
                 "model": ticket.model,
                 "position": position,
                 "eta_s": seconds(self.scheduler.eta(ticket)) if position else 0,
+                # set when no number is honest: the wait very likely exceeds this many seconds
+                "eta_more_than_s": _whole(self.scheduler.more_than(ticket)) if position else None,
                 "waited_s": round(time.monotonic() - ticket.enqueued_at, 1),
             })
         return JSONResponse({
@@ -234,6 +236,10 @@ class Gateway:
         self.ledger.close()
 
 
+def _whole(seconds: float | None) -> int | None:
+    return None if seconds is None else int(seconds)
+
+
 def client_ip(request: Request, trusted_proxies: list[str], hops: int = 1) -> str | None:
     """The caller's address: X-Forwarded-For is believed only from a proxy we trust, and only
     the hops our own proxies appended (sporthub.forwarded, the same rule as the hub's)."""
@@ -289,5 +295,7 @@ def create_app(settings: Settings, hub_api_url: str | None = None,
                             405: _method_not_allowed},
         lifespan=lifespan,
     )
+    # the typical answer lengths the wait estimate starts from: the ledger's recent answers
+    gateway.scheduler.seed_lengths(gateway.ledger.recent_answer_lengths())
     app.state.gateway = gateway
     return app

@@ -57,6 +57,8 @@ class RequestRow(Base):
     prompt_tokens: Mapped[int] = mapped_column(Integer, default=0)
     completion_tokens: Mapped[int] = mapped_column(Integer, default=0)
     queued_ms: Mapped[float | None]
+    # the wait the caller was told on joining the queue (NULL: no wait, or no estimate)
+    eta_ms: Mapped[float | None]
     ttft_ms: Mapped[float | None]
     duration_ms: Mapped[float | None]
     status: Mapped[int] = mapped_column(Integer)
@@ -78,6 +80,7 @@ class RequestRecord:
     prompt_tokens: int = 0
     completion_tokens: int = 0
     queued_ms: float | None = None
+    eta_ms: float | None = None
     ttft_ms: float | None = None
     duration_ms: float | None = None
     status: int = 200
@@ -146,6 +149,19 @@ class Ledger:
         query = select(total).where(RequestRow.user == user, RequestRow.started_at >= since)
         with self.engine.connect() as conn:
             return int(conn.execute(query).scalar_one())
+
+    def recent_answer_lengths(self, limit: int = 1000) -> dict[str, list[int]]:
+        """The completion tokens of the last ``limit`` complete answers, per model, oldest
+        first: where the wait estimate's typical answer lengths start after a restart."""
+        query = (select(RequestRow.model, RequestRow.completion_tokens)
+                 .where(RequestRow.outcome == "ok", RequestRow.completion_tokens > 0,
+                        RequestRow.model.is_not(None))
+                 .order_by(RequestRow.started_at.desc()).limit(limit))
+        lengths: dict[str, list[int]] = {}
+        with self.engine.connect() as conn:
+            for model, tokens in conn.execute(query).all():
+                lengths.setdefault(model, []).append(tokens)
+        return {model: recent[::-1] for model, recent in lengths.items()}
 
     def close(self) -> None:
         self.engine.dispose()

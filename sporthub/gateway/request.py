@@ -36,7 +36,7 @@ from sporthub.gateway.payload import (
     read_json,
 )
 from sporthub.gateway.policy import budget_window
-from sporthub.gateway.scheduler import STARTING, Ticket
+from sporthub.gateway.scheduler import STARTING, Scheduler, Ticket
 from sporthub.gateway.upstream import Upstream, upstream_error, without_usage
 
 if TYPE_CHECKING:
@@ -138,7 +138,10 @@ class ModelRequest:
         self.max_tokens = min(p.max_tokens, available - p.prompt_estimate)
         self.reserved = p.prompt_estimate + self.max_tokens
         g.tokens.reserve(r.user, self.reserved)
-        self.ticket = g.scheduler.submit(r.user, policy.priority, p.model)
+        self.ticket = g.scheduler.submit(r.user, policy.priority, p.model,
+                                         max_tokens=self.max_tokens,
+                                         prompt_tokens=p.prompt_estimate, stream=p.stream)
+        r.eta_ms = _eta_ms(self.ticket.eta_given_s)
 
     def _budget_exhausted(self, limit: int) -> GatewayError:
         used = self.g.tokens.peek(self.record.user)
@@ -163,8 +166,7 @@ class ModelRequest:
                 now = time.monotonic()
                 if position and (position != last_position
                                  or now - last_sent >= QUEUE_COMMENT_EVERY_S):
-                    eta = seconds(scheduler.eta(self.ticket))
-                    yield f": queue position={position} eta_s={eta}\n\n".encode()
+                    yield queue_comment(scheduler, self.ticket, position)
                     last_position, last_sent = position, now
                 # wake on any change of the queue, or in time for the periodic comment
                 next_comment = max(QUEUE_COMMENT_EVERY_S - (time.monotonic() - last_sent), 0.05)
@@ -312,6 +314,7 @@ class ModelRequest:
                         event = without_usage(event)
                 if _HAS_TEXT.search(event):
                     self.delivered += 1
+                    self.g.scheduler.progress(self.ticket)  # the wait estimate's clock
                     if r.ttft_ms is None:
                         r.ttft_ms = (time.monotonic() - self.started) * 1000
             yield event + b"\n\n"
@@ -348,7 +351,8 @@ class ModelRequest:
         r, g = self.record, self.g
         if self.ticket is not None:
             if self.ticket.backend is not None:
-                g.scheduler.release(self.ticket, succeeded=r.outcome == "ok")
+                g.scheduler.release(self.ticket, succeeded=r.outcome == "ok",
+                                    tokens=r.completion_tokens)
             else:
                 g.scheduler.withdraw(self.ticket)
         if self.upstream_response is not None:
@@ -416,6 +420,20 @@ async def _until_disconnect(request: Request) -> None:
 
 def seconds(eta: float) -> int:
     return -1 if eta == float("inf") else round(eta)
+
+
+def _eta_ms(eta_s: float | None) -> float | None:
+    return None if eta_s is None or eta_s == float("inf") else round(eta_s * 1000, 1)
+
+
+def queue_comment(scheduler: Scheduler, ticket: Ticket, position: int) -> bytes:
+    """``: queue position=3 eta_s=110``, with `` more_than_s=600`` when no number is honest
+    (deep in line, or too uncertain): the wait will very likely exceed that."""
+    comment = f": queue position={position} eta_s={seconds(scheduler.eta(ticket))}"
+    more_than = scheduler.more_than(ticket)
+    if more_than is not None:
+        comment += f" more_than_s={int(more_than)}"
+    return (comment + "\n\n").encode()
 
 
 def _count(usage, name: str) -> int:

@@ -6,17 +6,46 @@ within a class users take turns: one user with ten requests waiting does not hol
 with one (round-robin fair queueing). Within a user the order is FIFO.
 
 Queues are sorted lists, so admission, removal and "what is my position" are O(log n) in the
-number waiting. The wait estimate (ETA) simulates the backends' slots with the measured service
-time (an EWMA per model) - one O(n log slots) pass, recomputed at most twice a second.
+number waiting.
+
+The wait estimate (ETA) is the time until a waiting request gets a slot. It simulates the
+backends' slots with what the gateway knows (:class:`Speed`, :class:`Lengths`):
+
+- a running request has generated ``generated`` tokens (the relay reports each streamed chunk)
+  and is expected to write as many more as the model's recent answers that were longer than that,
+  capped by its own ``max_tokens``;
+- a waiting request is expected to write the model's typical answer, capped by its ``max_tokens``,
+  after a prefill of its prompt;
+- a backend decodes at a per-stream rate that depends on how many streams it runs at once
+  (continuous batching: llama-server and vLLM serve four streams at two to four times the total
+  rate of one, so each is slower), learnt online per backend and per concurrency.
+
+Slots are processor-shared: n streams on a backend each advance at ``rate(n)``. The simulation is
+one pass over the queue (sampled futures for the first :data:`SAMPLED_DEPTH`, throughput behind
+them), run lazily: at most every :data:`ETA_REFRESH_S`, or at the next read after a request got
+a slot, ended or left. An arrival never reruns it: at the tail of its queue (the usual case) it
+continues the last simulation by one step and wakes nobody; a fair turn ahead of others takes the
+ETA of the one it passed, and the others hear theirs at the next periodic re-estimate. So
+admission stays O(log n) with hundreds waiting. The shown ETA is smoothed
+(:meth:`Scheduler._smooth`): news moves it at once, a re-measure only past a dead band.
+
+Nothing here foresees people who have not arrived yet: a later arrival of a higher priority class
+or a fairer turn may overtake. Past :data:`HONEST_DEPTH` in line, or when the learnt answer
+lengths spread so much that the estimate is a guess, :meth:`Scheduler.more_than` gives a lower
+bound to say ("more than N minutes") instead of a number.
 """
 
 from __future__ import annotations
 
 import asyncio
+import bisect
 import heapq
 import itertools
+import math
+import statistics
 import time
-from collections import Counter
+from collections import Counter, deque
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
 from sortedcontainers import SortedList
@@ -24,6 +53,28 @@ from sortedcontainers import SortedList
 from sporthub.gateway.errors import GatewayError
 
 ETA_REFRESH_S = 0.5
+# an answer's length before any was measured for the model
+PRIOR_ANSWER_TOKENS = 200
+# prompt tokens per second before a backend's prefill was measured
+PRIOR_PREFILL_TPS = 1000.0
+# how the total decode rate grows with concurrency before it is measured: total(n) = total(1) *
+# n**SCALING. Measured here: vLLM CPU 25 tok/s alone, 70-95 over 4 streams (n**0.8 .. 0.95);
+# llama-server on two cores gains less. A measured neighbour is scaled by this exponent too.
+SCALING = 0.7
+RATE_ALPHA = 0.3  # EWMA weight of a new rate sample
+RATE_SAMPLE_S = 1.0  # a rate sample spans at least this long (chunks come in bursts)
+LENGTH_WINDOW = 200  # recent answer lengths kept per model
+ALIKE_ENOUGH = 5  # answers bounded alike needed to judge by them alone
+# the estimate is said as a number only this deep in line: further back, fair turns and priority
+# arrivals reorder the queue more than any estimate can know
+HONEST_DEPTH = 12
+# ... and only while the spread (one standard deviation of the wait, from the spread of the
+# answer lengths) stays under this share of the estimate
+HONEST_SPREAD = 0.5
+# the futures simulated for the first SAMPLED_DEPTH in line (further back: throughput)
+SAMPLES, SAMPLED_DEPTH = 12, 24
+# the periodic re-estimate moves the shown ETA only past this many seconds or this share
+DEAD_BAND_S, DEAD_BAND_SHARE = 1.0, 0.1
 
 
 @dataclass(eq=False)
@@ -37,9 +88,18 @@ class Ticket:
     seq: int
     enqueued_at: float = field(default_factory=time.monotonic)
     admitted: asyncio.Future = field(default_factory=lambda: asyncio.get_running_loop().create_future())
+    max_tokens: int = 0  # the answer's bound (0: unknown)
+    prompt_tokens: int = 0  # an estimate, for the prefill
+    stream: bool = True  # a unary request reports no progress: its tokens are estimated
     backend: str | None = None
     started_at: float | None = None
-    eta_s: float = 0.0
+    first_token_at: float | None = None
+    generated: int = 0  # tokens streamed so far
+    eta_s: float = 0.0  # the raw estimate, from the last simulation
+    # the smoothed expected start (scheduler clock) that ETAs are shown from; None before any
+    eta_at: float | None = None
+    # how uncertain the estimate is: one standard deviation of the wait, as a share of it
+    spread: float = 0.0
     # the ETA computed when the ticket joined the queue (what the person is told first); None
     # when it got a slot at once
     eta_given_s: float | None = None
@@ -65,6 +125,139 @@ class Ticket:
 UP, STARTING, DOWN = "up", "starting", "down"
 
 
+class Speed:
+    """A backend's measured speed: per-stream decode rate by concurrency, and its prefill rate.
+
+    Decode samples are taken over spans in which the number of running streams did not change
+    (the scheduler marks each change): tokens streamed in the span / its length / the streams
+    that were decoding, filed under the number running (prefilling ones slow the others too).
+    """
+
+    def __init__(self, initial_tps: float):
+        self.initial_tps = initial_tps
+        self.per_stream: dict[int, float] = {}  # concurrency -> tokens/s of one stream
+        self.prefill_tps: float | None = None
+        self._span_start: float | None = None
+        self._span_tokens = 0
+        self._span_running = 0
+        self._span_decoding = 0
+
+    def rate(self, running: int) -> float:
+        """Tokens/s of one stream when ``running`` streams share the backend."""
+        running = max(running, 1)
+        known = self.per_stream.get(running)
+        if known is not None:
+            return known
+        if not self.per_stream:
+            base, at = self.initial_tps, 1
+        else:
+            at = min(self.per_stream, key=lambda n: abs(n - running))
+            base = self.per_stream[at]
+        return base * (running / at) ** (SCALING - 1)
+
+    def prefill_s(self, prompt_tokens: int) -> float:
+        return max(prompt_tokens, 1) / (self.prefill_tps or PRIOR_PREFILL_TPS)
+
+    def tokens(self, n: int) -> None:
+        self._span_tokens += n
+
+    def mark(self, now: float, running: int, decoding: int, force: bool = True) -> None:
+        """End the current span (learning from it) and start one with these counts."""
+        if self._span_start is not None:
+            span = now - self._span_start
+            if not force and span < RATE_SAMPLE_S:
+                return
+            if self._span_decoding and self._span_tokens and span >= 0.2:
+                self.learn(self._span_running, self._span_tokens / span / self._span_decoding)
+        self._span_start, self._span_tokens = now, 0
+        self._span_running, self._span_decoding = running, decoding
+
+    def learn(self, running: int, per_stream_tps: float) -> None:
+        old = self.per_stream.get(running)
+        self.per_stream[running] = (per_stream_tps if old is None
+                                    else old + RATE_ALPHA * (per_stream_tps - old))
+
+    def learn_prefill(self, prompt_tokens: int, seconds: float) -> None:
+        if seconds <= 0 or prompt_tokens <= 0:
+            return
+        sample = prompt_tokens / seconds
+        old = self.prefill_tps
+        self.prefill_tps = sample if old is None else old + RATE_ALPHA * (sample - old)
+
+
+class Lengths:
+    """Recent answer lengths of one model, and what they say about an answer still to come.
+
+    Each length is kept with the ``max_tokens`` its request asked for (0: unknown, as for the
+    ledger's rows at start): callers that ask for short answers get short ones, so a request is
+    judged by the answers of requests bounded alike (within a factor 1.5), when there are enough
+    of them, else by all of them, capped by its own bound."""
+
+    def __init__(self, seed: Iterable[int] = ()):
+        self.recent: deque[tuple[int, int]] = deque(
+            ((n, 0) for n in seed if n > 0), maxlen=LENGTH_WINDOW)
+        self._alike: dict[int, list[int]] = {}  # max_tokens -> lengths to judge by (cache)
+        self._expected: dict[int, float] = {}  # max_tokens -> expected length (cache)
+        self._sorted: dict[int, list[float]] = {}  # max_tokens -> alike lengths, capped, sorted
+
+    def add(self, n: int, max_tokens: int = 0) -> None:
+        if n > 0:
+            self.recent.append((n, max_tokens))
+            self._alike.clear()
+            self._expected.clear()
+            self._sorted.clear()
+
+    def alike(self, max_tokens: int) -> list[int]:
+        """The lengths of answers whose requests were bounded like ``max_tokens``."""
+        cached = self._alike.get(max_tokens)
+        if cached is None:
+            everything = [n for n, _ in self.recent]
+            near = [n for n, bound in self.recent
+                    if bound and max_tokens / 1.5 <= bound <= max_tokens * 1.5]
+            cached = near if max_tokens and len(near) >= ALIKE_ENOUGH else everything
+            self._alike[max_tokens] = cached
+        return cached
+
+    def expected(self, max_tokens: int) -> float:
+        """The expected length of a new answer bounded by ``max_tokens`` (0: no bound known)."""
+        cached = self._expected.get(max_tokens)
+        if cached is None:
+            alike = self.alike(max_tokens)
+            if alike:
+                cap = max_tokens or math.inf
+                cached = statistics.fmean(min(n, cap) for n in alike)
+            else:
+                cached = min(max_tokens or PRIOR_ANSWER_TOKENS, PRIOR_ANSWER_TOKENS)
+            self._expected[max_tokens] = cached
+        return cached
+
+    def remaining(self, generated: int, max_tokens: int) -> float:
+        """Tokens still to come of an answer that has ``generated`` so far: as many as the recent
+        answers longer than that had left, within its bound."""
+        if generated == 0:
+            return self.expected(max_tokens)
+        cap = max_tokens or math.inf
+        longer = [min(n, cap) - generated for n in self.alike(max_tokens) if n > generated]
+        if longer:
+            return max(statistics.fmean(longer), 1.0)
+        # longer than any answer seen: it ends within its bound, likely soon
+        return max(min(cap - generated, generated / 2 + 8), 1.0)
+
+    def draw(self, u: float, max_tokens: int, generated: int = 0) -> float:
+        """The tokens still to come, drawn at quantile ``u`` of the recent answers bounded like
+        this one (capped by its bound) that are longer than ``generated``."""
+        ordered = self._sorted.get(max_tokens)
+        if ordered is None:
+            cap = max_tokens or math.inf
+            ordered = self._sorted[max_tokens] = sorted(min(n, cap) for n in self.alike(max_tokens))
+        if not ordered:
+            return max(self.expected(max_tokens) - generated, 1.0)
+        first = bisect.bisect_right(ordered, generated)
+        if first == len(ordered):
+            return self.remaining(generated, max_tokens)  # longer than any seen
+        return ordered[first + int(u * (len(ordered) - first))] - generated
+
+
 @dataclass(eq=False)
 class Pool:
     """A backend's slots.
@@ -79,6 +272,7 @@ class Pool:
     models: frozenset[str]
     running: set[Ticket] = field(default_factory=set)
     state: str = UP
+    speed: Speed | None = None
 
     @property
     def up(self) -> bool:
@@ -88,25 +282,166 @@ class Pool:
     def free(self) -> int:
         return self.capacity - len(self.running) if self.up else 0
 
+    @property
+    def decoding(self) -> int:
+        return sum(1 for t in self.running if t.first_token_at is not None)
+
+
+_MASK64 = 2**64 - 1
+
+
+def _uniform(seq: int, sample: int) -> float:
+    """A fixed draw in [0, 1) for a request in one of the simulated futures: the same request
+    draws the same in every re-estimate, so the ETA moves with facts, not with dice."""
+    # splitmix64's finaliser: neighbouring requests draw independently
+    x = (seq * 0x9E3779B97F4A7C15 + (sample + 1) * 0xBF58476D1CE4E5B9) & _MASK64
+    x = ((x ^ (x >> 30)) * 0xBF58476D1CE4E5B9) & _MASK64
+    x = ((x ^ (x >> 27)) * 0x94D049BB133111EB) & _MASK64
+    return (x ^ (x >> 31)) / 2**64
+
+
+class _Simulation:
+    """The slots of one model's pools, advanced in time; continued by one step per arrival.
+
+    The first :data:`SAMPLED_DEPTH` in line are placed in :data:`SAMPLES` simulated futures, in
+    each of which every answer has a length drawn from the recent ones (the running ones: of
+    those longer than what they have written): the ETA is their mean, the spread their standard
+    deviation. One future with every answer at its mean length would be biased: the first of
+    four running answers ends sooner than any one of them is expected to. Further back, each
+    request adds its expected work to a backend running at full concurrency (its throughput).
+    """
+
+    def __init__(self, scheduler: Scheduler, model: str, pools: list[Pool], now: float):
+        self.s, self.model, self.now = scheduler, model, now
+        self.pools = pools
+        self.placed = 0
+        self.speeds = [scheduler.speed_of(p) for p in pools]
+        # per future: its clock, and per pool the work done by each of its streams (virtual
+        # time; all streams of a pool advance alike) and a heap of the virtual times at which
+        # each running one ends. Work is in seconds of a stream running alone.
+        self.t = [0.0] * SAMPLES
+        self.virtual = [[0.0] * len(pools) for _ in range(SAMPLES)]
+        self.ends: list[list[list[float]]] = [[[] for _ in pools] for _ in range(SAMPLES)]
+        for i, pool in enumerate(pools):
+            speed = self.speeds[i]
+            for ticket in pool.running:
+                prefill, generated = self._running_state(ticket, speed, now)
+                for k in range(SAMPLES):
+                    tokens = self._lengths.draw(_uniform(ticket.seq, k), ticket.max_tokens,
+                                                generated)
+                    self.ends[k][i].append(prefill + tokens / speed.rate(1))
+        for k in range(SAMPLES):
+            for heap in self.ends[k]:
+                heapq.heapify(heap)
+        # past the sampled depth: when the last sampled one starts, and the throughput after
+        self.deep_at = 0.0
+        capacity = sum(p.capacity for p in pools)
+        self.throughput = sum(p.capacity * sp.rate(p.capacity) / sp.rate(1)
+                              for p, sp in zip(pools, self.speeds, strict=True)) / capacity
+        self.capacity = capacity
+
+    @property
+    def _lengths(self) -> Lengths:
+        return self.s.lengths_of(self.model)
+
+    def _running_state(self, ticket: Ticket, speed: Speed, now: float) -> tuple[float, int]:
+        """The prefill still to do (seconds alone) and the tokens written so far."""
+        generated, prefill = ticket.generated, 0.0
+        if ticket.first_token_at is None:
+            elapsed = now - (ticket.started_at or now)
+            prefill = max(speed.prefill_s(ticket.prompt_tokens) - elapsed, 0.0)
+            if not ticket.stream:
+                # a unary answer says nothing until it ends: assume it decodes since its prefill
+                decode_s = max(elapsed - speed.prefill_s(ticket.prompt_tokens), 0.0)
+                running = len(self.s.pools[ticket.backend].running)
+                generated = int(decode_s * speed.rate(running))
+        return prefill, generated
+
+    def place(self, ticket: Ticket) -> tuple[float, float]:
+        """When (from ``now``) this next one in line gets a slot, and one standard deviation
+        of that over the simulated futures."""
+        self.placed += 1
+        if self.placed > SAMPLED_DEPTH:
+            start, deviation = self.deep_at, 0.0
+        else:
+            starts = [self._place_in(k, ticket) for k in range(SAMPLES)]
+            start, deviation = statistics.fmean(starts), statistics.pstdev(starts)
+        # further back the backends run full: the next start comes this one's expected work
+        # (spread over all slots) later
+        speed = self.speeds[0]
+        work = (speed.prefill_s(ticket.prompt_tokens)
+                + self._lengths.expected(ticket.max_tokens) / speed.rate(1))
+        self.deep_at = start + work / (self.capacity * self.throughput)
+        return start, deviation
+
+    def _place_in(self, k: int, ticket: Ticket) -> float:
+        ends, virtual = self.ends[k], self.virtual[k]
+        while True:
+            free = [i for i, p in enumerate(self.pools) if len(ends[i]) < p.capacity]
+            if free:
+                break
+            self._advance(k)
+        i = min(free, key=lambda i: len(ends[i]) / self.pools[i].capacity)
+        speed = self.speeds[i]
+        tokens = self._lengths.draw(_uniform(ticket.seq, k), ticket.max_tokens)
+        heapq.heappush(ends[i], virtual[i] + speed.prefill_s(ticket.prompt_tokens)
+                       + tokens / speed.rate(1))
+        return self.t[k]
+
+    def _advance(self, k: int) -> None:
+        """Future ``k`` to the next end of a stream on any pool."""
+        ends, virtual = self.ends[k], self.virtual[k]
+        # each stream of pool i advances rate(n)/rate(1) seconds of lone work per second
+        shares = [self.speeds[i].rate(len(ends[i])) / self.speeds[i].rate(1)
+                  for i in range(len(self.pools))]
+        dt, first = min(((ends[i][0] - virtual[i]) / shares[i], i)
+                        for i in range(len(self.pools)) if ends[i])
+        dt = max(dt, 0.0)
+        for i in range(len(self.pools)):
+            virtual[i] += dt * shares[i]
+        heapq.heappop(ends[first])
+        self.t[k] += dt
+
 
 class Scheduler:
     def __init__(self, pools: list[Pool], *, max_running_per_user: int, max_queued_per_user: int,
-                 initial_service_s: float, ewma_alpha: float = 0.2):
+                 initial_service_s: float, clock: Callable[[], float] = time.monotonic,
+                 answer_lengths: dict[str, Iterable[int]] | None = None):
         self.pools = {p.name: p for p in pools}
         self.max_running_per_user = max_running_per_user
         self.max_queued_per_user = max_queued_per_user
-        self.ewma_alpha = ewma_alpha
-        self.initial_service_s = initial_service_s
-        self.service_s: dict[str, float] = {}
+        # before anything is measured a typical answer takes ``initial_service_s`` alone
+        self.initial_tps = PRIOR_ANSWER_TOKENS / initial_service_s
+        self.clock = clock
+        self.lengths: dict[str, Lengths] = {m: Lengths(n) for m, n in (answer_lengths or {}).items()}
         self.queues: dict[str, SortedList] = {}
         self.running_by_user: Counter[str] = Counter()
         self.queued_by_user: Counter[str] = Counter()
         self._last_round: dict[str, int] = {}
         self._current_round = 0
         self._seq = itertools.count()
-        self._eta_computed_at = 0.0
+        self._eta_computed_at = -math.inf
         self._eta_dirty = True
+        # the last simulation of each model, continued by arrivals at the tail of its queue
+        self._tails: dict[str, _Simulation] = {}
         self._changed: asyncio.Future | None = None
+
+    def speed_of(self, pool: Pool) -> Speed:
+        if pool.speed is None:
+            pool.speed = Speed(self.initial_tps)
+        return pool.speed
+
+    def lengths_of(self, model: str) -> Lengths:
+        if model not in self.lengths:
+            self.lengths[model] = Lengths()
+        return self.lengths[model]
+
+    def seed_lengths(self, lengths: dict[str, Iterable[int]]) -> None:
+        """Recent answer lengths per model (from the ledger at start), oldest first."""
+        for model, recent in lengths.items():
+            for n in recent:
+                self.lengths_of(model).add(n)
+        self._eta_dirty = True
 
     def changed(self) -> asyncio.Future:
         """A future resolved at the next change of the queues (waiters then re-read their place)."""
@@ -115,13 +450,18 @@ class Scheduler:
         return self._changed
 
     def _notify(self) -> None:
+        """The queue changed in a way that moves the ETAs: they are recomputed when next read."""
         self._eta_dirty = True
+        self._wake()
+
+    def _wake(self) -> None:
         if self._changed is not None and not self._changed.done():
             self._changed.set_result(None)
 
     # -- admission ------------------------------------------------------------------------
 
-    def submit(self, user: str, priority: int, model: str) -> Ticket:
+    def submit(self, user: str, priority: int, model: str, *, max_tokens: int = 0,
+               prompt_tokens: int = 0, stream: bool = True) -> Ticket:
         """Take a place in line (or a slot at once). Raises 429/503 when that is not possible."""
         if not self._servable(model):
             raise _backend_down(model)
@@ -131,14 +471,51 @@ class Scheduler:
                                {"Retry-After": "5"})
         round_ = max(self._current_round, self._last_round.get(user, 0)) + 1
         self._last_round[user] = round_
+        now = self.clock()
         ticket = Ticket(user=user, priority=priority, model=model, round=round_,
-                        seq=next(self._seq))
-        self.queues.setdefault(model, SortedList(key=lambda t: t.key)).add(ticket)
+                        seq=next(self._seq), enqueued_at=now, max_tokens=max_tokens,
+                        prompt_tokens=prompt_tokens, stream=stream)
+        queue = self.queues.setdefault(model, SortedList(key=lambda t: t.key))
+        queue.add(ticket)
         self.queued_by_user[user] += 1
-        self._dispatch()
+        if self._runnable_somewhere(ticket):
+            self._dispatch()
+        elif queue[-1] is ticket:
+            # at the tail nobody's place changes: the waiters need not wake, and the last
+            # simulation of this queue, if still fresh, goes on by one step
+            self._eta_for_tail(ticket, now)
+        else:
+            # a fair turn ahead of others: it starts about when the one it passed would have;
+            # the ones behind move back, and hear it from the next periodic re-estimate (an
+            # arrival never reruns the whole estimate: with hundreds waiting that is the cost)
+            self._eta_for_insert(ticket, queue, now)
+            self._wake()
         if ticket.backend is None:
             ticket.eta_given_s = self.eta(ticket)
         return ticket
+
+    def _runnable_somewhere(self, ticket: Ticket) -> bool:
+        return (self.running_by_user[ticket.user] < self.max_running_per_user
+                and any(p.free > 0 and ticket.model in p.models for p in self.pools.values()))
+
+    def _eta_for_tail(self, ticket: Ticket, now: float) -> None:
+        sim = self._tails.get(ticket.model)
+        if (self._eta_dirty or sim is None or now - self._eta_computed_at > ETA_REFRESH_S):
+            self._eta_dirty = True
+            return
+        start, deviation = sim.place(ticket)
+        ticket.eta_s = max(start - (now - sim.now), 0.0)
+        ticket.spread = _share(deviation, start)
+        self._smooth(ticket, now, moved=True)
+
+    def _eta_for_insert(self, ticket: Ticket, queue: SortedList, now: float) -> None:
+        passed = queue[queue.index(ticket) + 1]
+        if self._eta_dirty or passed.eta_at is None or passed.eta_s == math.inf:
+            self._eta_dirty = True
+            return
+        ticket.eta_s = max(passed.eta_s - (now - self._eta_computed_at), 0.0)
+        ticket.spread = passed.spread
+        ticket.eta_at = now + ticket.eta_s
 
     async def wait(self, ticket: Ticket, timeout: float) -> str:
         """Wait for a slot; leaving (timeout, cancellation) gives the place up at once."""
@@ -166,19 +543,43 @@ class Scheduler:
         if not ticket.admitted.done():
             ticket.admitted.cancel()
 
-    def release(self, ticket: Ticket, succeeded: bool) -> None:
-        """Free the ticket's slot; a successful run updates the service-time estimate."""
+    def progress(self, ticket: Ticket, tokens: int = 1) -> None:
+        """A running stream sent ``tokens`` more tokens (called by the relay for each chunk)."""
+        pool = self.pools.get(ticket.backend or "")
+        if pool is None:
+            return
+        speed = self.speed_of(pool)
+        now = self.clock()
+        if ticket.first_token_at is None:
+            ticket.first_token_at = now
+            speed.learn_prefill(ticket.prompt_tokens, now - (ticket.started_at or now))
+            # one more stream decodes: a new span (this chunk belongs to it)
+            speed.mark(now, len(pool.running), pool.decoding)
+        else:
+            speed.mark(now, len(pool.running), pool.decoding, force=False)
+        ticket.generated += tokens
+        speed.tokens(tokens)
+
+    def release(self, ticket: Ticket, succeeded: bool, tokens: int | None = None) -> None:
+        """Free the ticket's slot; a complete answer teaches the model's typical length.
+
+        ``tokens``: the answer's length if known better than the streamed count (usage)."""
         pool = self.pools.get(ticket.backend or "")
         if pool is None or ticket not in pool.running:
             return
+        now = self.clock()
+        speed = self.speed_of(pool)
+        if succeeded and tokens and ticket.first_token_at is None and ticket.started_at is not None:
+            # an answer that was not streamed: its whole decode at about today's concurrency
+            decode_s = now - ticket.started_at - speed.prefill_s(ticket.prompt_tokens)
+            if decode_s >= 0.2:
+                speed.learn(len(pool.running), tokens / decode_s)
         pool.running.discard(ticket)
         self.running_by_user[ticket.user] -= 1
-        if succeeded and ticket.started_at is not None:
-            elapsed = time.monotonic() - ticket.started_at
-            old = self.service_s.get(ticket.model)
-            self.service_s[ticket.model] = (
-                elapsed if old is None else old + self.ewma_alpha * (elapsed - old)
-            )
+        speed.mark(now, len(pool.running), pool.decoding)
+        if succeeded:
+            self.lengths_of(ticket.model).add(max(tokens or 0, ticket.generated),
+                                              ticket.max_tokens)
         self._dispatch()
 
     def _dispatch(self) -> None:
@@ -215,8 +616,9 @@ class Scheduler:
         self.running_by_user[ticket.user] += 1
         self._current_round = max(self._current_round, ticket.round)
         ticket.backend = pool.name
-        ticket.started_at = time.monotonic()
+        ticket.started_at = now = self.clock()
         pool.running.add(ticket)
+        self.speed_of(pool).mark(now, len(pool.running), pool.decoding)
         ticket.admitted.set_result(pool.name)
 
     # -- health -----------------------------------------------------------------------------
@@ -254,35 +656,65 @@ class Scheduler:
         return queue.index(ticket) + 1
 
     def eta(self, ticket: Ticket) -> float:
-        """Seconds until this ticket is expected to get a slot."""
-        now = time.monotonic()
+        """Seconds until this ticket is expected to get a slot (smoothed; inf: no estimate)."""
+        if ticket.backend is not None:
+            return 0.0
+        now = self.clock()
+        self._refresh(now)
+        if ticket.eta_at is None or ticket.eta_s == math.inf:
+            return ticket.eta_s
+        return max(ticket.eta_at - now, 0.0)
+
+    def more_than(self, ticket: Ticket) -> float | None:
+        """When no number is honest for this ticket (deep in line, or its wait too uncertain):
+        a wait it will very likely exceed, in seconds, to say "more than N minutes"; else None."""
+        eta = self.eta(ticket)
+        if eta == math.inf or ticket.backend is not None:
+            return None
+        if self.position(ticket) <= HONEST_DEPTH and ticket.spread <= HONEST_SPREAD:
+            return None
+        # one standard deviation below the estimate: a bound that holds about five times in six
+        return eta * max(1.0 - ticket.spread, 0.0)
+
+    def _refresh(self, now: float) -> None:
         if self._eta_dirty or now - self._eta_computed_at > ETA_REFRESH_S:
-            self._estimate(now)
-        return ticket.eta_s if ticket.backend is None else 0.0
+            moved = self._eta_dirty
+            self._estimate(now, moved)
 
-    def expected_service_s(self, model: str) -> float:
-        return self.service_s.get(model, self.initial_service_s)
-
-    def _estimate(self, now: float) -> None:
+    def _estimate(self, now: float, moved: bool) -> None:
         """Simulate each model's slots: the next in line takes the slot that frees first."""
         self._eta_computed_at, self._eta_dirty = now, False
         for model, queue in self.queues.items():
             if not queue:
+                self._tails.pop(model, None)
                 continue
-            service = self.expected_service_s(model)
             pools = [p for p in self.pools.values() if model in p.models and p.up]
-            frees = [max(service - (now - t.started_at), 0.0)
-                     for p in pools for t in p.running if t.started_at is not None]
-            frees += [0.0] * sum(max(p.free, 0) for p in pools)
-            if not frees:
+            if not pools:
                 for ticket in queue:
-                    ticket.eta_s = float("inf")
+                    ticket.eta_s, ticket.eta_at = math.inf, None
+                self._tails.pop(model, None)
                 continue
-            heapq.heapify(frees)
+            sim = self._tails[model] = _Simulation(self, model, pools, now)
             for ticket in queue:
-                start = heapq.heappop(frees)
-                ticket.eta_s = start
-                heapq.heappush(frees, start + service)
+                start, deviation = sim.place(ticket)
+                ticket.eta_s, ticket.spread = start, _share(deviation, start)
+                self._smooth(ticket, now, moved)
+
+    @staticmethod
+    def _smooth(ticket: Ticket, now: float, moved: bool) -> None:
+        """Move the shown ETA to the new estimate: at once when the queue changed or the
+        estimate is far off (new facts); when only time passed and the re-measure differs a
+        little, by half past a dead band (the same facts, re-measured: noise is not news)."""
+        raw_at = now + ticket.eta_s
+        if ticket.eta_at is None or moved:
+            ticket.eta_at = raw_at
+            return
+        difference = raw_at - ticket.eta_at
+        band = max(DEAD_BAND_S, DEAD_BAND_SHARE * ticket.eta_s)
+        if abs(difference) > 3 * band:
+            ticket.eta_at = raw_at
+        elif abs(difference) > band:
+            ticket.eta_at += difference / 2
 
     def waiting_by_priority(self) -> Counter[int]:
         return Counter(t.priority for q in self.queues.values() for t in q)
@@ -291,6 +723,11 @@ class Scheduler:
         running = [t for p in self.pools.values() for t in p.running if t.user == user]
         waiting = [t for q in self.queues.values() for t in q if t.user == user]
         return running + waiting
+
+
+def _share(deviation: float, mean: float) -> float:
+    # a wait of under a second is certain enough, whatever its relative spread
+    return deviation / mean if mean >= 1.0 else 0.0
 
 
 def _backend_down(model: str) -> GatewayError:

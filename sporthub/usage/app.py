@@ -108,6 +108,38 @@ def _ms(lang: str, value: float | None) -> str:
     return "–" if value is None else i18n.number(lang, round(value))
 
 
+def _s(lang: str, ms: float, signed: bool = False) -> str:
+    """Milliseconds as seconds with one decimal; ``signed`` writes the + of a late ETA."""
+    text = i18n.number(lang, round(ms / 1000, 1))
+    return f"+{text}" if signed and ms > 0 else text
+
+
+def render_eta(report: Report, lang: str) -> str:
+    """The waits of the last 7 days and how right the ETAs told before them were."""
+    e = html.escape
+
+    def _(text: str, **values: object) -> str:
+        return e(i18n.gettext(lang, text, **values))
+
+    a = report.eta
+    if a is None:
+        body = f'<tr><td colspan="6">{_("none")}</td></tr>'
+    else:
+        body = (f'<tr><td class="waited">{i18n.number(lang, a.waited)}</td>'
+                f'<td class="median-wait">{_s(lang, a.median_wait_ms)}</td>'
+                f'<td class="p90-wait">{_s(lang, a.p90_wait_ms)}</td>'
+                f'<td class="median-error">{_s(lang, a.median_error_ms, signed=True)}</td>'
+                f'<td class="p90-error">{_s(lang, a.p90_abs_error_ms)}</td>'
+                f'<td class="within">{i18n.number(lang, round(a.within_share * 100))} %</td></tr>')
+    return f"""<h2>{_("Queue waits and their ETAs, last 7 days")}</h2>
+<p>{_("Requests that were told a wait when they joined the queue: their real waits, and how far "
+      "the ETA they were told was from it (positive: later than told), in seconds; within = "
+      "the share within 25 % of the real wait or 2 s.")}</p>
+<table id="eta-table"><thead><tr><th>{_("requests that waited")}</th><th>{_("median wait")}</th>
+<th>{_("p90 wait")}</th><th>{_("median ETA error")}</th><th>{_("p90 ETA error size")}</th>
+<th>{_("within the bound")}</th></tr></thead><tbody>{body}</tbody></table>"""
+
+
 def render_page(report: Report, hub_prefix: str, lang: str = "en") -> str:
     e = html.escape
 
@@ -155,6 +187,7 @@ td:first-child,th:first-child,td:nth-child(2){{text-align:left}}
 <th>{_("week budget")}</th><th>{_("requests week")}</th><th>{_("mean wait ms")}</th>
 <th>{_("p95 wait ms")}</th><th>{_("errors week")}</th></tr></thead>
 <tbody>{rows}</tbody></table>
+{render_eta(report, lang)}
 <h2>{e(chart_title)}</h2>
 {bar_chart(report.days, lang=lang, label=chart_title)}
 <h2>{_("Recent errors")}</h2>

@@ -7,7 +7,10 @@ accounts that is a few thousand rows.
 Definitions (also on the page): *today* is the current UTC day, as the budgets are; *week* is the
 last 7 UTC days including today, against 7 times the daily budget; queue wait is ``queued_ms`` of
 the requests that waited at all (NULL = not measured, left out); p95 is the nearest-rank 95th
-percentile.
+percentile. ETA accuracy compares, for the requests of the last 7 days that were told a wait on
+joining the queue (``eta_ms``), that ETA with the real wait (``queued_ms``): the median signed
+error (positive: later than told), the 90th percentile of its size, and the share within
+max(25 %, 2 s) of the real wait (the bound the gateway's estimate aims at).
 """
 
 from __future__ import annotations
@@ -28,6 +31,8 @@ from sporthub.settings import Settings
 
 CHART_DAYS = 14
 WEEK_DAYS = 7
+# an ETA is right when within this share of the real wait, or this many ms (issue 19's bound)
+ETA_BOUND_SHARE, ETA_BOUND_MS = 0.25, 2000.0
 
 
 @dataclass(frozen=True)
@@ -55,11 +60,39 @@ class ErrorRow:
 
 
 @dataclass(frozen=True)
+class EtaAccuracy:
+    """How right the queue's ETAs were (last 7 days), next to the waits they foretold."""
+
+    waited: int  # requests told an ETA that then got a slot
+    median_wait_ms: float
+    p90_wait_ms: float
+    median_error_ms: float  # signed: positive, people waited longer than told
+    p90_abs_error_ms: float
+    within_share: float  # within max(25 %, 2 s) of the real wait
+
+    @classmethod
+    def of(cls, pairs: list[tuple[float, float]]) -> EtaAccuracy | None:
+        """``pairs``: (ETA given, real wait), in milliseconds."""
+        if not pairs:
+            return None
+        waits = [wait for _, wait in pairs]
+        errors = [wait - eta for eta, wait in pairs]
+        within = sum(abs(wait - eta) <= max(ETA_BOUND_SHARE * wait, ETA_BOUND_MS)
+                     for eta, wait in pairs)
+        return cls(waited=len(pairs), median_wait_ms=nearest_rank(waits, 0.5),
+                   p90_wait_ms=nearest_rank(waits, 0.9),
+                   median_error_ms=nearest_rank(errors, 0.5),
+                   p90_abs_error_ms=nearest_rank([abs(x) for x in errors], 0.9),
+                   within_share=within / len(pairs))
+
+
+@dataclass(frozen=True)
 class Report:
     generated_at: datetime
     users: list[UserUsage]
     days: list[tuple[date, int]]
     errors: list[ErrorRow]
+    eta: EtaAccuracy | None = None
 
 
 def read_only_engine(url: str) -> Engine:
@@ -76,11 +109,16 @@ def _utc(moment: datetime) -> datetime:
     return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
 
 
-def p95(values: list[float]) -> float | None:
+def nearest_rank(values: list[float], q: float) -> float | None:
+    """The nearest-rank ``q`` quantile (0 < q <= 1); None for no values."""
     if not values:
         return None
     ordered = sorted(values)
-    return ordered[max(0, math.ceil(0.95 * len(ordered)) - 1)]
+    return ordered[max(0, math.ceil(q * len(ordered)) - 1)]
+
+
+def p95(values: list[float]) -> float | None:
+    return nearest_rank(values, 0.95)
 
 
 def build_report(engine: Engine, settings: Settings, users: dict[str, list[str]],
@@ -91,7 +129,8 @@ def build_report(engine: Engine, settings: Settings, users: dict[str, list[str]]
     week_start = today - timedelta(days=WEEK_DAYS - 1)
     chart_start = today - timedelta(days=CHART_DAYS - 1)
     columns = (RequestRow.started_at, RequestRow.user, RequestRow.prompt_tokens,
-               RequestRow.completion_tokens, RequestRow.queued_ms, RequestRow.outcome)
+               RequestRow.completion_tokens, RequestRow.queued_ms, RequestRow.outcome,
+               RequestRow.eta_ms)
     with engine.connect() as conn:
         rows = conn.execute(select(*columns).where(RequestRow.started_at >= chart_start)).all()
         error_rows = conn.execute(
@@ -102,7 +141,8 @@ def build_report(engine: Engine, settings: Settings, users: dict[str, list[str]]
 
     per_day = {(chart_start + timedelta(days=i)).date(): 0 for i in range(CHART_DAYS)}
     stats: dict[str, dict] = {}
-    for started_at, user, prompt, completion, queued_ms, outcome in rows:
+    told: list[tuple[float, float]] = []
+    for started_at, user, prompt, completion, queued_ms, outcome, eta_ms in rows:
         started_at = _utc(started_at)
         tokens = (prompt or 0) + (completion or 0)
         if started_at.date() in per_day:
@@ -116,6 +156,8 @@ def build_report(engine: Engine, settings: Settings, users: dict[str, list[str]]
             s["requests"] += 1
             if queued_ms is not None:
                 s["waits"].append(queued_ms)
+                if eta_ms is not None:
+                    told.append((eta_ms, queued_ms))
             if outcome != "ok":
                 s["errors"] += 1
 
@@ -135,7 +177,7 @@ def build_report(engine: Engine, settings: Settings, users: dict[str, list[str]]
         ))
     errors = [ErrorRow(_utc(r[0]), *r[1:]) for r in error_rows]
     return Report(generated_at=now, users=report_users, days=sorted(per_day.items()),
-                  errors=errors)
+                  errors=errors, eta=EtaAccuracy.of(told))
 
 
 # a spreadsheet runs a cell that starts with one of these as a formula (OWASP "CSV injection")

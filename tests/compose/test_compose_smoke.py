@@ -35,9 +35,9 @@ from sporthub.containers import engine as engines
 from sporthub.containers import images
 from tests.compose.conftest import TIMINGS
 from tests.containers import kernel
-from tests.stack import REPO, SPORTHUB
+from tests.support.stack import REPO, SPORTHUB
 
-pytestmark = [pytest.mark.compose, pytest.mark.timeout(3600)]
+pytestmark = [pytest.mark.compose, pytest.mark.timeout(3600), pytest.mark.stack]
 
 HERE = Path(__file__).parent
 COMPOSE = REPO / "deploy" / "compose"

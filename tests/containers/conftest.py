@@ -1,6 +1,6 @@
 """The container tier: a real Docker-compatible engine, SportHub's user image, the docker profile.
 
-Run with ``make test-containers`` (``pytest --containers tests/containers``). The engine is found
+Run with ``make test-containers`` (``pytest -m containers``). The engine is found
 or set up (podman from Debian, installed with apt if missing, its API service started and stopped
 again here); the user image is built from a Debian base made here, unless its inputs are unchanged.
 If the engine cannot start, every test here fails with the reason: nothing is skipped.
@@ -16,15 +16,17 @@ import pytest
 
 from sporthub.containers import engine as engines
 from sporthub.containers import images
-from tests.stack import HubClient, create_account, make_stack, set_password, started
+from tests.support.stack import HubClient, create_account, make_stack, set_password, started
 
 PASSWORD = "long-enough-pass-42"
 TIMINGS: dict[str, float] = {}
 
 
 def pytest_collection_modifyitems(items):
+    # this hook sees every test of the session, not only this folder's
     for item in items:
-        item.add_marker(pytest.mark.timeout(1800))
+        if item.get_closest_marker("containers"):
+            item.add_marker(pytest.mark.timeout(1800))
 
 
 @pytest.fixture(scope="session")

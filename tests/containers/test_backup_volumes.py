@@ -20,8 +20,10 @@ from sporthub import backup
 from sporthub.settings import load_settings
 from tests.containers import kernel
 from tests.containers.conftest import PASSWORD, TIMINGS
-from tests.stack import HubClient, make_stack, started
-from tests.test_backup import NOTEBOOK, chat_file, contents, save, sporthub
+from tests.hub.test_backup import NOTEBOOK, chat_file, contents, save, sporthub
+from tests.support.stack import HubClient, make_stack, started
+
+pytestmark = [pytest.mark.containers, pytest.mark.stack]
 
 SAMPLE = "season.bin"
 SAMPLE_MB = 32

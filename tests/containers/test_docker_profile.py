@@ -10,9 +10,13 @@ import asyncio
 import json
 import time
 
+import pytest
+
 from tests.containers import kernel
 from tests.containers.conftest import TIMINGS
-from tests.test_walking_skeleton import COACH, chat
+from tests.e2e.test_walking_skeleton import COACH, chat
+
+pytestmark = [pytest.mark.containers, pytest.mark.stack]
 
 HOME = "/home/jovyan"
 PODMAN_DEFAULT_CAPS = {"CHOWN", "DAC_OVERRIDE", "FOWNER", "FSETID", "KILL", "NET_BIND_SERVICE",

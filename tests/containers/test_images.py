@@ -4,8 +4,12 @@ from __future__ import annotations
 
 import time
 
+import pytest
+
 from sporthub.containers import images
 from tests.containers.conftest import TIMINGS
+
+pytestmark = pytest.mark.containers
 
 
 def test_the_hub_image_builds_and_carries_hub_gateway_proxy_and_dockerspawner(engine):

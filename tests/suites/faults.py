@@ -17,8 +17,8 @@ from pathlib import Path
 
 import httpx
 
-from tests.fake_backend import KEY
-from tests.stack import REPO, free_port
+from tests.support.fake_backend import KEY
+from tests.support.stack import REPO, free_port
 
 
 class BackendProcess:
@@ -30,7 +30,7 @@ class BackendProcess:
         self.proc: subprocess.Popen | None = None
 
     def start(self) -> BackendProcess:
-        self.proc = subprocess.Popen([sys.executable, "-m", "tests.fake_backend", str(self.port)],
+        self.proc = subprocess.Popen([sys.executable, "-m", "tests.support.fake_backend", str(self.port)],
                                      cwd=REPO)
         deadline = time.monotonic() + 30
         while True:

@@ -13,8 +13,9 @@ import httpx
 import psutil
 import pytest
 
-from tests.fake_backend import KEY, MODEL, FakeBackend
-from tests.gateway_client import (
+from tests.suites.faults import BackendProcess, CuttableProxy, PostgresServer
+from tests.support.fake_backend import KEY, MODEL, FakeBackend
+from tests.support.gateway_client import (
     ledger,
     new_user,
     post,
@@ -23,8 +24,9 @@ from tests.gateway_client import (
     user_of,
     wait_for,
 )
-from tests.stack import HubClient, make_stack
-from tests.suites.faults import BackendProcess, CuttableProxy, PostgresServer
+from tests.support.stack import HubClient, make_stack
+
+pytestmark = [pytest.mark.suites, pytest.mark.stack]
 
 
 def health(gw) -> dict:
@@ -253,7 +255,7 @@ def test_postgresql_restarted_loses_no_row(pg, thread_backend, tmp_path):
 
 def test_the_hub_gone_cached_tokens_work_until_expiry_new_ones_fail_closed(
         gw, thread_backend, tmp_path):
-    from tests.gateway_server import InProcessGateway
+    from tests.support.gateway_server import InProcessGateway
 
     hub = CuttableProxy(int(gw.env["SPORTHUB_HUB_PORT"]))
     server = InProcessGateway(gw, gw.admin.token, thread_backend, tmp_path,

@@ -15,9 +15,11 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from tests.fake_backend import KEY, MODEL, FakeBackend
-from tests.gateway_client import ledger, new_user, user_of
-from tests.stack import HubClient, make_stack
+from tests.support.fake_backend import KEY, MODEL, FakeBackend
+from tests.support.gateway_client import ledger, new_user, user_of
+from tests.support.stack import HubClient, make_stack
+
+pytestmark = [pytest.mark.suites, pytest.mark.stack]
 
 ENDPOINTS = ("chat/completions", "completions")
 
@@ -107,7 +109,7 @@ def hub(tmp_path_factory, backend):
 
 @pytest.fixture(scope="module")
 def gateway(hub, backend, tmp_path_factory):
-    from tests.gateway_server import InProcessGateway
+    from tests.support.gateway_server import InProcessGateway
 
     server = InProcessGateway(hub, hub.admin.token, backend, tmp_path_factory.mktemp("fuzz"),
                               llm_tokens_per_day=10**9, llm_stall_timeout_s=2,

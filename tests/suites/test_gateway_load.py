@@ -13,9 +13,11 @@ from statistics import quantiles
 
 import pytest
 
-from tests.fake_backend import KEY, MODEL, FakeBackend
-from tests.gateway_client import ledger
-from tests.stack import REPO, HubClient, make_stack
+from tests.support.fake_backend import KEY, MODEL, FakeBackend
+from tests.support.gateway_client import ledger
+from tests.support.stack import REPO, HubClient, make_stack
+
+pytestmark = [pytest.mark.suites, pytest.mark.stack]
 
 LOCUST = REPO / ".venv-locust" / "bin" / "locust"
 REPORTS = REPO / "reports" / "load"

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 import httpx
 
-QUEUE_COMMENT = re.compile(r"^: queue position=(\d+) eta_s=(-?\d+)")
+QUEUE_COMMENT = re.compile(r"^: queue position=(\d+) eta_s=(-?\d+)(?: more_than_s=(\d+))?")
 
 
 class GatewayRefused(Exception):
@@ -38,11 +38,16 @@ class GatewayRefused(Exception):
 class Place:
     position: int
     eta_s: int
+    # the gateway's lower bound when no number is honest (deep in line, or too uncertain)
+    more_than_s: int | None = None
 
     def describe(self, lang: str = "en") -> str:
-        """E.g. "3rd in line, about 2 min" / "3-й в очереди, примерно 2 мин"."""
+        """E.g. "3rd in line, about 2 min" / "3-й в очереди, примерно 2 мин"; "12th in line,
+        more than 5 minutes" / "12-й в очереди, больше 5 минут" when a number would be a guess."""
         ru = lang == "ru"
-        if self.eta_s < 0:
+        if self.more_than_s is not None and self.more_than_s >= 60:
+            wait = more_than_minutes(self.more_than_s // 60, lang)
+        elif self.eta_s < 0:
             wait = "ждём, пока модель вернётся" if ru else "waiting for the model to come back"
         elif self.eta_s < 60:
             wait = (f"примерно {max(self.eta_s, 1)} с" if ru
@@ -52,6 +57,15 @@ class Place:
                     else f"about {round(self.eta_s / 60)} min")
         place = f"{self.position}-й в очереди" if ru else f"{ordinal(self.position)} in line"
         return f"{place}, {wait}"
+
+
+def more_than_minutes(n: int, lang: str = "en") -> str:
+    """"more than 1 minute", "больше 1 минуты", "больше 2 минут", "больше 21 минуты": after
+    "больше" Russian takes the genitive (singular for 1, 21, 31 but not 11; plural otherwise)."""
+    if lang == "ru":
+        word = "минуты" if n % 10 == 1 and n % 100 != 11 else "минут"
+        return f"больше {n} {word}"
+    return f"more than {n} {'minute' if n == 1 else 'minutes'}"
 
 
 def ordinal(n: int) -> str:
@@ -93,7 +107,9 @@ async def _stream(base_url: str, api_key: str, payload: dict,
         async for line in response.aiter_lines():
             place = QUEUE_COMMENT.match(line)
             if place:
-                on_queue(Place(int(place.group(1)), int(place.group(2))))
+                more_than = place.group(3)
+                on_queue(Place(int(place.group(1)), int(place.group(2)),
+                               int(more_than) if more_than else None))
                 continue
             if not line.startswith("data:") or line == "data: [DONE]":
                 continue

@@ -2,8 +2,11 @@
 
 JupyterLab's status bar polls it. It asks the gateway's ``GET /queue`` with the server's own
 hub token (the gateway answers with this person's requests and budget) and condenses it to
-``{state, position, eta_s, budget: {used, limit, resets_at}}`` with ``state`` one of ``idle``,
-``waiting``, ``answering``, ``over_budget`` or ``unavailable`` (gateway or model unreachable).
+``{state, position, eta_s, eta_more_than_s, budget: {used, limit, resets_at}}`` with ``state`` one
+of ``idle``, ``waiting``, ``answering``, ``over_budget`` or ``unavailable`` (gateway or model
+unreachable). ``eta_more_than_s`` is set (seconds) when the gateway has no honest number for the
+wait: the status bar then says "more than N minutes". New fields are added, none renamed: the
+status bar of an older build reads the ones it knows.
 """
 
 from __future__ import annotations
@@ -27,7 +30,7 @@ def queue_url() -> str | None:
 def condense(queue: dict) -> dict:
     """The gateway's answer as the status bar needs it."""
     budget = queue.get("budget") or {}
-    status = {"state": "idle", "position": None, "eta_s": None,
+    status = {"state": "idle", "position": None, "eta_s": None, "eta_more_than_s": None,
               "budget": {"used": budget.get("used_tokens"), "limit": budget.get("limit_tokens"),
                          "resets_at": budget.get("resets_at")}}
     requests = queue.get("requests") or []
@@ -35,7 +38,8 @@ def condense(queue: dict) -> dict:
         status["state"] = "answering"
     elif requests:
         first = min(requests, key=lambda r: r.get("position") or 0)
-        status.update(state="waiting", position=first.get("position"), eta_s=first.get("eta_s"))
+        status.update(state="waiting", position=first.get("position"), eta_s=first.get("eta_s"),
+                      eta_more_than_s=first.get("eta_more_than_s"))
     elif (status["budget"]["limit"] is not None and status["budget"]["used"] is not None
           and status["budget"]["used"] >= status["budget"]["limit"]):
         status["state"] = "over_budget"
@@ -47,7 +51,7 @@ class StatusHandler(APIHandler):
     async def get(self):
         url, token = queue_url(), os.environ.get("JUPYTERHUB_API_TOKEN")
         status = {"state": "unavailable", "position": None, "eta_s": None,
-                  "budget": {"used": None, "limit": None, "resets_at": None}}
+                  "eta_more_than_s": None, "budget": {"used": None, "limit": None, "resets_at": None}}
         if url and token:
             try:
                 async with httpx.AsyncClient(timeout=TIMEOUT_S) as client:

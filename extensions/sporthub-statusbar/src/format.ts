@@ -10,6 +10,8 @@ export interface Status {
   state: State;
   position: number | null;
   eta_s: number | null;
+  /** Set when the gateway has no honest number (deep in line, or too uncertain): a lower bound. */
+  eta_more_than_s?: number | null;
   budget: { used: number | null; limit: number | null; resets_at: string | null };
 }
 
@@ -81,8 +83,23 @@ function budget(status: Status, lang: Language): string {
   return `${tokens(used, lang)} of ${shortLimit} ${limit === 1 ? 'token' : 'tokens'} today`;
 }
 
+/**
+ * "more than 1 minute", "больше 1 минуты", "больше 2 минут", "больше 21 минуты": after "больше"
+ * Russian takes the genitive, singular for 1, 21, 31 (not 11), plural otherwise.
+ */
+export function moreThanMinutes(n: number, lang: Language): string {
+  if (lang === 'ru') {
+    return `больше ${n} ${pluralRu(n, 'минуты', 'минут', 'минут')}`;
+  }
+  return `more than ${n} ${n === 1 ? 'minute' : 'minutes'}`;
+}
+
 /** The wait in whole minutes, said plainly; '' when the gateway has no estimate yet. */
-function wait(eta: number | null, lang: Language): string {
+function wait(eta: number | null, lang: Language, moreThan: number | null = null): string {
+  if (moreThan !== null && moreThan >= 60) {
+    // no honest number: a bound the wait will very likely exceed
+    return moreThanMinutes(Math.floor(moreThan / 60), lang);
+  }
   if (eta === null) {
     return '';
   }
@@ -147,7 +164,7 @@ export function describe(status: Status | null, lang: Language): Shown {
   switch (status.state) {
     case 'waiting': {
       const place = status.position === null ? '' : t.inLine(lang === 'ru' ? `${status.position}-й` : ordinalEn(status.position));
-      return { text: join(place || t.inLine('').trim(), wait(status.eta_s, lang)), title: t.waitingTitle };
+      return { text: join(place || t.inLine('').trim(), wait(status.eta_s, lang, status.eta_more_than_s ?? null)), title: t.waitingTitle };
     }
     case 'answering':
       return { text: join(t.answering), title: t.answeringTitle };

@@ -1,0 +1,56 @@
+"""A person in a real browser: logs in, JupyterLab opens, they ask the Coach and get an answer.
+
+Chromium is Debian's (``/usr/bin/chromium``), driven by Playwright; ``.ci/run`` installs it.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+from playwright.sync_api import expect, sync_playwright
+
+pytestmark = pytest.mark.stack
+
+CHROMIUM = Path("/usr/bin/chromium")
+# these machines have no network: without these flags Chromium keeps calling home and failing
+FLAGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+         "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+
+
+@pytest.fixture(scope="module")
+def browser():
+    assert CHROMIUM.exists(), "Chromium is needed for the browser tests: apt-get install chromium"
+    with sync_playwright() as playwright:
+        chromium = playwright.chromium.launch(executable_path=str(CHROMIUM), args=FLAGS)
+        yield chromium
+        chromium.close()
+
+
+def test_an_athlete_logs_in_and_chats_with_the_coach_in_jupyterlab(stack, admin, browser,
+                                                                   tmp_path):
+    page = browser.new_page(viewport={"width": 1400, "height": 900})
+    page.set_default_timeout(120_000)
+    page.goto(f"{stack.url}/hub/login")
+    page.fill("#username_input", stack.admin_user)
+    page.fill("#password_input", stack.admin_password)
+    page.click("#login_submit")
+    page.wait_for_url(f"**/user/{stack.admin_user}/lab**")
+    page.wait_for_selector("#jp-main-dock-panel")
+    # no pop-up asking about Jupyter news: SportHub switches it off for everyone
+    expect(page.get_by_text("Would you like to get notified")).to_have_count(0)
+
+    page.locator('.jp-SideBar .lm-TabBar-tab[data-id="JupyterlabChat:sidepanel"]').click()
+    page.get_by_role("button", name="New chat").first.click()
+    box = page.locator(".jp-chat-input-container textarea").first
+    box.fill("What should I eat before a long run?")
+    expect(page.locator(".jp-chat-input-container").get_by_text("Coach")).to_be_visible()
+    box.press("Enter")
+
+    answer = page.locator('.jp-chat-message:has(div[title="Coach"]) .jp-chat-rendered-message')
+    expect(answer.first).to_have_text(re.compile(r"\w{3}"), timeout=180_000)
+    expect(page.get_by_text("Coach is typing")).to_have_count(0, timeout=180_000)
+    page.screenshot(path=str(tmp_path / "coach-answer.png"))
+    rows = [r for r in stack.ledger_rows() if r["user"] == stack.admin_user]
+    assert rows and rows[-1]["outcome"] == "ok" and rows[-1]["stream"]

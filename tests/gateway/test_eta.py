@@ -1,0 +1,320 @@
+"""The wait estimate against scripted queues: a fake clock, and a fake backend whose speed
+depends on how many streams it runs at once as llama-server's and vLLM's do (DESIGN.md's
+measured figures). No network: this is the estimator's arithmetic; the real model's waits are
+``benchmarks/queue_eta.py``'s and ``test_embedded_backend``'s."""
+
+from __future__ import annotations
+
+import itertools
+import random
+from dataclasses import dataclass, field
+
+import pytest
+
+from sporthub.gateway.scheduler import HONEST_DEPTH, Pool, Scheduler, Ticket
+from sporthub_coach.gateway import QUEUE_COMMENT, Place
+
+TICK = 0.02
+
+
+def llama_server(n: int) -> float:
+    """Per-stream tokens/s: 110 alone (measured 80-140), the total growing as sqrt(n) on two
+    cores."""
+    return 110.0 * n ** 0.5 / n
+
+
+def vllm_cpu(n: int) -> float:
+    """Per-stream tokens/s: 25 alone, 85 in total over four (measured 70-95)."""
+    return 25.0 * n ** 0.88 / n
+
+
+class Clock:
+    def __init__(self):
+        self.now = 0.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+@dataclass
+class Job:
+    length: int
+    prefill_s: float
+    done: float = 0.0
+
+
+@dataclass
+class Arrival:
+    at: float
+    user: str
+    max_tokens: int
+    length: int
+    prompt_tokens: int = 40
+    ticket: Ticket | None = None
+    etas: list[tuple[float, float]] = field(default_factory=list)  # (time, shown ETA)
+
+
+class FakeBackend:
+    """Serves the scheduler's running tickets: prefill, then tokens at ``per_stream(n)`` each,
+    reporting each token as the gateway's relay does, and releasing the slot at the end."""
+
+    def __init__(self, scheduler: Scheduler, clock: Clock, per_stream, prefill_tps=2000.0):
+        self.s, self.clock, self.per_stream, self.prefill_tps = scheduler, clock, per_stream, prefill_tps
+        self.jobs: dict[Ticket, Job] = {}
+
+    def take(self, ticket: Ticket, length: int) -> None:
+        self.jobs[ticket] = Job(length, ticket.prompt_tokens / self.prefill_tps)
+
+    def step(self, dt: float) -> None:
+        running = [t for t in self.jobs if t.backend is not None]
+        rate = self.per_stream(len(running)) if running else 0.0
+        for ticket in running:
+            job = self.jobs[ticket]
+            if job.prefill_s > 0:
+                # prefill shares the machine like decoding does
+                job.prefill_s -= dt * rate / self.per_stream(1)
+                continue
+            before = int(job.done)
+            job.done = min(job.done + rate * dt, job.length)
+            if int(job.done) > before:
+                self.s.progress(ticket, int(job.done) - before)
+            if job.done >= job.length:
+                del self.jobs[ticket]
+                self.s.release(ticket, succeeded=True, tokens=job.length)
+
+
+def run(arrivals: list[Arrival], per_stream, capacity: int = 4, sample_every: float = 1.0,
+        scheduler: Scheduler | None = None, clock: Clock | None = None) -> Scheduler:
+    """Play the arrivals through a scheduler and the fake backend until all are answered."""
+    clock = clock or Clock()
+    s = scheduler or Scheduler([Pool("b", capacity, frozenset({"m"}))], max_running_per_user=4,
+                               max_queued_per_user=50, initial_service_s=10.0, clock=clock)
+    backend = FakeBackend(s, clock, per_stream)
+    pending = sorted(arrivals, key=lambda a: a.at)
+    next_sample = 0.0
+    while pending or backend.jobs:
+        while pending and pending[0].at <= clock.now:
+            a = pending.pop(0)
+            a.ticket = s.submit(a.user, 0, "m", max_tokens=a.max_tokens,
+                                prompt_tokens=a.prompt_tokens)
+            backend.take(a.ticket, a.length)
+        if clock.now >= next_sample:
+            for a in arrivals:
+                if a.ticket is not None and a.ticket.backend is None:
+                    a.etas.append((clock.now, s.eta(a.ticket)))
+            next_sample += sample_every
+        clock.now += TICK
+        backend.step(TICK)
+        assert clock.now < 3600, "the scripted queue never drained"
+    return s
+
+
+def known(clock: Clock, length: int, tokens_per_s: float, queued: int = 50,
+          running: int = 4) -> Scheduler:
+    """One slot, every recent answer ``length`` tokens, decoded at ``tokens_per_s``."""
+    s = Scheduler([Pool("b", 1, frozenset({"m"}))], max_running_per_user=running,
+                  max_queued_per_user=queued, initial_service_s=10.0, clock=clock)
+    s.seed_lengths({"m": [length] * 20})
+    s.speed_of(s.pools["b"]).per_stream[1] = tokens_per_s
+    return s
+
+
+def evening(rng: random.Random, start: float, people: int = 4, count: int = 16) -> list[Arrival]:
+    """A burst of mixed requests: short questions, long plans, a notebook's batch."""
+    arrivals = []
+    for i in range(count):
+        kind = rng.choice(["question", "question", "plan", "batch"])
+        max_tokens, length = {
+            "question": (150, rng.randint(30, 150)),
+            "plan": (600, rng.randint(300, 600)),
+            "batch": (80, rng.randint(40, 80)),
+        }[kind]
+        arrivals.append(Arrival(start + 0.2 * i, f"u{i % people}", max_tokens, length))
+    return arrivals
+
+
+def within(eta: float, wait: float) -> bool:
+    return abs(eta - wait) <= max(0.25 * wait, 2.0)
+
+
+def scored(arrivals: list[Arrival]) -> list[Arrival]:
+    """The ones that waited and that nobody overtook (a later arrival started before them)."""
+    waited = [a for a in arrivals if a.ticket.eta_given_s is not None]
+    return [a for a in waited
+            if not any(b.at > a.at and b.ticket.started_at < a.ticket.started_at
+                       for b in arrivals)]
+
+
+def scheduler_with_history(rng: random.Random, per_stream, clock: Clock,
+                           capacity: int = 4) -> Scheduler:
+    """A scheduler that has served three busy evenings: it knows the backend's speed and has
+    48 recent answers (a gateway restarted on a used ledger starts with more)."""
+    s = Scheduler([Pool("b", capacity, frozenset({"m"}))], max_running_per_user=4,
+                  max_queued_per_user=50, initial_service_s=10.0, clock=clock)
+    for _ in range(3):
+        run(evening(rng, clock.now), per_stream, capacity=capacity, scheduler=s, clock=clock)
+    return s
+
+
+@pytest.mark.parametrize("per_stream", [llama_server, vllm_cpu], ids=["llama-server", "vllm"])
+async def test_first_etas_of_busy_evenings_are_within_a_quarter_without_bias(per_stream):
+    judged = []
+    for seed in range(8):
+        rng = random.Random(seed)
+        clock = Clock()
+        s = scheduler_with_history(rng, per_stream, clock)
+        arrivals = evening(rng, clock.now + 1.0)
+        run(arrivals, per_stream, scheduler=s, clock=clock)
+        judged += scored(arrivals)
+    assert len(judged) >= 60
+    good = [a for a in judged if within(a.ticket.eta_given_s, a.ticket.waited_s)]
+    assert len(good) >= 0.8 * len(judged), [
+        (round(a.ticket.eta_given_s, 1), round(a.ticket.waited_s, 1)) for a in judged]
+    # no systematic bias: the median relative error (late or early) stays within 10 %
+    relative = sorted(a.ticket.eta_error_s / a.ticket.waited_s for a in judged)
+    assert abs(relative[len(relative) // 2]) <= 0.1, relative
+
+
+@pytest.mark.parametrize("per_stream", [llama_server, vllm_cpu], ids=["llama-server", "vllm"])
+async def test_the_speed_by_concurrency_is_learnt(per_stream):
+    clock = Clock()
+    s = Scheduler([Pool("b", 4, frozenset({"m"}))], max_running_per_user=4,
+                  max_queued_per_user=50, initial_service_s=10.0, clock=clock)
+    run([Arrival(0.0, "a", 400, 400)], per_stream, scheduler=s, clock=clock)
+    run([Arrival(clock.now + 0.5 + 0.01 * i, f"u{i}", 400, 400) for i in range(4)], per_stream,
+        scheduler=s, clock=clock)
+    speed = s.speed_of(s.pools["b"])
+    assert speed.rate(1) == pytest.approx(per_stream(1), rel=0.1)
+    assert speed.rate(4) == pytest.approx(per_stream(4), rel=0.1)
+    assert speed.rate(4) < speed.rate(1)  # each of four streams is slower than one alone
+
+
+async def test_etas_while_waiting_follow_the_queue_and_do_not_jump_back_and_forth():
+    rng = random.Random(7)
+    clock = Clock()
+    s = scheduler_with_history(rng, llama_server, clock, capacity=2)
+    arrivals = evening(rng, clock.now + 1.0, count=12)
+    run(arrivals, llama_server, capacity=2, sample_every=0.5, scheduler=s, clock=clock)
+    updates = good = 0
+    for a in scored(arrivals):
+        start = a.ticket.started_at
+        for at, eta in a.etas:
+            updates += 1
+            good += within(eta, start - at)
+        # the expected start (now + ETA) drifts as facts arrive, but does not swing: the sum
+        # of its moves is at most three times its net move plus a second per update
+        expected = [at + eta for at, eta in a.etas]
+        moves = sum(abs(b - c) for b, c in itertools.pairwise(expected))
+        assert moves <= 3 * abs(expected[-1] - expected[0]) + 1.0 * len(expected), expected
+    assert updates >= 20 and good >= 0.8 * updates, (good, updates)
+
+
+async def test_a_running_answer_that_has_written_much_is_expected_to_end_sooner():
+    clock = Clock()
+    s = known(clock, length=500, tokens_per_s=50.0, queued=50, running=4)
+    running = s.submit("a", 0, "m", max_tokens=1000)
+    waiting = s.submit("b", 0, "m", max_tokens=1000)
+    assert s.eta(waiting) == pytest.approx(10.0, abs=0.1)  # 500 tokens at 50/s
+    clock.now += 2.0
+    s.progress(running, 400)  # much faster than thought: 100 left, 2 s
+    shown, left = [], []
+    for i in range(1, 4):
+        clock.now += 0.6  # each look is a periodic re-estimate
+        s.progress(running, 30)  # 50 tokens/s
+        shown.append(s.eta(waiting))
+        left.append((100 - 30 * i) / 50)
+    # far off: the new facts move it at once, and it follows them down
+    assert shown == pytest.approx(left, abs=0.3), (shown, left)
+    assert shown == sorted(shown, reverse=True)  # only ever down, never back up
+
+
+async def test_a_waiting_requests_own_bound_caps_its_expected_length():
+    clock = Clock()
+    s = known(clock, length=400, tokens_per_s=100.0, queued=50, running=4)
+    s.submit("a", 0, "m", max_tokens=50)  # runs: at most 50 tokens
+    short = s.submit("b", 0, "m", max_tokens=20)
+    behind = s.submit("c", 0, "m", max_tokens=1000)
+    assert s.eta(short) == pytest.approx(0.5, abs=0.1)
+    assert s.eta(behind) == pytest.approx(0.7, abs=0.1)
+
+
+async def test_arrivals_at_the_tail_continue_the_estimate_without_waking_the_waiters():
+    clock = Clock()
+    s = known(clock, length=50, tokens_per_s=50.0, queued=500, running=4)  # 1 s an answer
+    s.submit("a", 0, "m")
+    tickets = [s.submit("a", 0, "m") for _ in range(20)]
+    changed = s.changed()
+    more = [s.submit("a", 0, "m") for _ in range(5)]
+    assert not changed.done()  # nobody's place moved
+    assert [t.eta_given_s for t in tickets + more] == pytest.approx(range(1, 26), abs=0.05)
+    # a full re-estimate agrees with the continued one
+    clock.now += 1.0
+    assert s.eta(more[-1]) == pytest.approx(24.0, abs=0.05)
+
+
+async def test_deep_in_line_or_too_uncertain_it_says_more_than():
+    clock = Clock()
+    s = known(clock, length=100, tokens_per_s=10.0, queued=50, running=40)  # no spread at all
+    s.submit("a", 0, "m")
+    line = [s.submit("a", 0, "m") for _ in range(HONEST_DEPTH + 2)]
+    assert s.more_than(line[0]) is None
+    assert s.more_than(line[HONEST_DEPTH - 1]) is None
+    deep = line[HONEST_DEPTH]
+    bound = s.more_than(deep)
+    assert bound is not None and bound <= s.eta(deep)
+    # answers of very different lengths: the next in line behind one running answer is a guess
+    spread = Scheduler([Pool("b", 1, frozenset({"m"}))], max_running_per_user=4,
+                       max_queued_per_user=50, initial_service_s=10.0, clock=clock)
+    spread.seed_lengths({"m": [5, 400] * 10})
+    spread.submit("a", 0, "m")
+    next_one = spread.submit("b", 0, "m")
+    bound = spread.more_than(next_one)
+    assert bound is not None and 0 <= bound < spread.eta(next_one)
+
+
+@pytest.mark.parametrize("more_than_s, lang, said", [
+    (60, "en", "14th in line, more than 1 minute"),
+    (300, "en", "14th in line, more than 5 minutes"),
+    (61, "ru", "14-й в очереди, больше 1 минуты"),
+    (130, "ru", "14-й в очереди, больше 2 минут"),
+    (300, "ru", "14-й в очереди, больше 5 минут"),
+    (660, "ru", "14-й в очереди, больше 11 минут"),
+    (1260, "ru", "14-й в очереди, больше 21 минуты"),
+    (30, "en", "14th in line, about 40 s"),  # a bound under a minute says nothing: the number
+])
+def test_the_coach_says_more_than_n_minutes_when_no_number_is_honest(more_than_s, lang, said):
+    assert Place(14, 40, more_than_s).describe(lang) == said
+
+
+def test_the_coach_reads_the_bound_from_the_gateways_comment():
+    line = ": queue position=14 eta_s=700 more_than_s=420"
+    match = QUEUE_COMMENT.match(line)
+    assert match and match.group(3) == "420"
+    assert QUEUE_COMMENT.match(": queue position=2 eta_s=30").group(3) is None
+
+
+async def test_an_answer_that_was_not_streamed_teaches_the_speed_too():
+    clock = Clock()
+    s = Scheduler([Pool("b", 1, frozenset({"m"}))], max_running_per_user=2,
+                  max_queued_per_user=50, initial_service_s=10.0, clock=clock)
+    first = s.submit("a", 0, "m", max_tokens=200, stream=False)
+    clock.now += 2.0
+    s.release(first, succeeded=True, tokens=10)  # 10 tokens in 2 s, no chunk seen
+    s.submit("a", 0, "m", max_tokens=200, stream=False)
+    clock.now += 0.4
+    waiting = s.submit("b", 0, "m", max_tokens=200)
+    # the running one has written about 2 of its 10 tokens at 5 tokens/s: 8 left, 1.6 s
+    assert s.eta(waiting) == pytest.approx(1.6, abs=0.3)
+
+
+async def test_a_fair_turn_ahead_of_others_starts_about_when_the_one_it_passed_would_have():
+    clock = Clock()
+    s = known(clock, length=50, tokens_per_s=50.0, queued=10)  # 1 s an answer
+    s.submit("a", 0, "m")
+    flood = [s.submit("a", 0, "m") for _ in range(3)]  # rounds 2, 3, 4
+    newcomer = s.submit("b", 0, "m")  # round 2: ahead of a's second and third
+    assert s.position(newcomer) == 2
+    assert newcomer.eta_given_s == pytest.approx(flood[1].eta_given_s, abs=0.05)
+    clock.now += 1.0  # the periodic re-estimate: the flood's later ones moved back by one
+    assert s.eta(newcomer) == pytest.approx(1.0, abs=0.05)
+    assert [s.eta(t) for t in flood[1:]] == pytest.approx([2.0, 3.0], abs=0.05)
