@@ -23,7 +23,7 @@ from sporthub.forwarded import (
     socket_owner,
 )
 from sporthub.settings import SettingsError, load_settings
-from tests.support.stack import HubClient, create_account, make_stack, set_password
+from tests.support.stack import HubClient, create_account, make_stack, set_password, started
 
 CADDY = "127.0.0.90"  # the TLS front's address, as CHP sees it
 GOOD_PASSWORD = "river-stone-lantern-42"
@@ -42,11 +42,9 @@ def stack(tmp_path_factory):
     stack = make_stack(tmp_path_factory.mktemp("behind-caddy"), forwarded_hops="2",
                        trusted_proxies=json.dumps(["127.0.0.1", "::1", CADDY]),
                        login_max_failures="3")
-    stack.start()
-    stack.admin = HubClient.admin(stack)
-    yield stack
-    stack.descendants = stack.processes()
-    stack.stop()
+    with started(stack):
+        stack.admin = HubClient.admin(stack)
+        yield stack
 
 
 @pytest.mark.stack

@@ -16,7 +16,7 @@ from sporthub.gateway.errors import GatewayError
 from sporthub.gateway.payload import check, read_json
 from sporthub.gateway.request import _sse_events
 from tests.support.gateway_client import ledger, new_user, post, user_of
-from tests.support.stack import HubClient, make_stack
+from tests.support.stack import HubClient, make_stack, started
 
 CHAT = "chat/completions"
 MODEL = "smollm2-135m-instruct"
@@ -82,12 +82,10 @@ def gw(tmp_path_factory):
     stack = make_stack(tmp_path_factory.mktemp("limits"), llm_max_answer_bytes=str(ANSWER_CAP),
                        llm_max_concurrency="1", llm_tokens_per_day="1000000",
                        llm_groups='{"athletes": {"llm_tokens_per_day": 1000000}}')
-    stack.start()
-    stack.admin = HubClient.admin(stack)
-    stack.db_url = f"sqlite:///{stack.data_dir / 'gateway.sqlite'}"
-    yield stack
-    stack.descendants = stack.processes()
-    stack.stop()
+    with started(stack):
+        stack.admin = HubClient.admin(stack)
+        stack.db_url = f"sqlite:///{stack.data_dir / 'gateway.sqlite'}"
+        yield stack
 
 
 @pytest.mark.stack
