@@ -18,17 +18,30 @@ DEPLOY_VENV := .venv-deploy
 DEPLOY_STAMP := $(DEPLOY_VENV)/.installed
 DEPLOY_APT := caddy prometheus prometheus-node-exporter
 
-.PHONY: up test test-unit test-all test-suites test-deploy test-vllm test-containers test-compose images \
+.PHONY: preflight up test test-unit test-all test-suites test-deploy test-vllm test-containers test-compose images \
 	install lint clean recordings labextension
 
-up: install
+up: preflight install
 	$(BIN)/sporthub up
+
+# As root the local profile runs each person's server as a system user of their own, who must be
+# able to read this checkout's environment: a checkout in a private folder (a clone in /root) is
+# refused here, before anything is downloaded or compiled, with the folder to move or open.
+# `sporthub prepare` checks the installed environment itself; this is only the early word. Skipped
+# for another profile named in the environment, or settings from a file (prepare decides then).
+preflight:
+	@if [ "$$(id -u)" = 0 ] && [ -z "$(filter docker k8s,$(SPORTHUB_PROFILE))" ] \
+			&& [ -z "$(SPORTHUB_CONFIG)" ] && [ ! -e sporthub.toml ]; then \
+		folder=; for part in $$(echo "$(CURDIR)" | tr / ' '); do folder="$$folder/$$part"; \
+			if [ -z "$$(find "$$folder" -maxdepth 0 -perm -o+x)" ]; then \
+				echo "sporthub: people's servers run as system users of their own, who cannot enter $$folder. Put SportHub in a folder others may traverse (for example: git clone ... /srv/sporthub) or, if nothing private lies in $$folder, let others traverse it: chmod o+x $$folder" >&2; \
+				exit 2; fi; done; fi
 
 # everything, what CI (.ci/run) runs: the fast suite first, then each slow tier
 test-all: test test-suites test-vllm test-deploy test-containers test-compose
 
 # Tiers are pytest markers (pyproject.toml): `make test` runs every test not in a slow tier below
-test: install $(OIDC_STAMP) recordings
+test: preflight install $(OIDC_STAMP) recordings
 	$(BIN)/sporthub prepare
 	$(BIN)/pytest $(PYTEST_ARGS)
 
