@@ -8,6 +8,7 @@ from datetime import UTC, date, datetime, timedelta
 import numpy as np
 import pandas as pd
 
+import sportlab.session
 from sporthub_coach import athlete_data
 from sporthub_coach.athlete_data import read_log, summarise
 from sporthub_coach.messages import language_of, refusal
@@ -36,10 +37,28 @@ def test_files_are_read_once_per_content(tmp_path, activities, monkeypatch):
     summarise(tmp_path)
     reads = []
     monkeypatch.setattr(athlete_data, "summarize_session",
-                        lambda path, profile: reads.append(path) or pytest_fail())
+                        lambda path, *_, **__: reads.append(path) or pytest_fail())
     shutil.copy(tmp_path / "a.fit", tmp_path / "same-ride-renamed.fit")
     summary = summarise(tmp_path)
     assert reads == [] and "same-ride-renamed.fit" in summary.text
+
+
+def test_a_new_recording_is_parsed_once_for_its_peak_and_its_row(tmp_path, activities,
+                                                                  monkeypatch):
+    shutil.copy(activities / "2020-06-01-16-52-40.fit", tmp_path / "new.fit")
+    parsed = []
+    monkeypatch.setattr(athlete_data, "_cache", {})  # as if the server had just started
+    monkeypatch.setattr(athlete_data, "_peaks", {})
+
+    def counting(read):
+        return lambda path, *args, **kwargs: parsed.append(path) or read(path, *args, **kwargs)
+
+    # every way in: the Coach's own reading and summarize_session's reading of a path
+    monkeypatch.setattr(athlete_data, "read_activity", counting(athlete_data.read_activity))
+    monkeypatch.setattr(sportlab.session, "read_activity", counting(sportlab.session.read_activity))
+    summary = summarise(tmp_path)
+    assert parsed == [tmp_path / "new.fit"]
+    assert "HRmax" in summary.text and "highest heart rate on record" in summary.text
 
 
 def pytest_fail():

@@ -7,8 +7,9 @@ Reads ``~/activities/`` (FIT/GPX/TCX), the athlete's thresholds ``profile.toml``
 log ``log.csv`` (both formats are sportlab's, :mod:`sportlab.athlete`), and never writes
 anything. Each session is sportlab's own row (:func:`sportlab.summarize_session`); rows are kept
 in memory, keyed by the file's content hash and the thresholds, so a question never waits on
-re-reading a season (only new or changed files are read; without a measured HRmax a new
-highest heart rate on record changes every session's zones, and all are read once more).
+re-reading a season: a new or changed file is read once (without a measured HRmax, that reading
+gives both its peak heart rate, for the estimate, and its row). Only a new highest heart rate on
+record, which changes every session's zones, has the others read once more.
 """
 
 from __future__ import annotations
@@ -33,6 +34,7 @@ from sportlab.athlete import (
     read_profile,
 )
 from sportlab.metrics import acwr, hrv_readiness, session_rpe_load
+from sportlab.readers import read_activity
 from sportlab.session import SessionSummary, summarize_session
 
 ACTIVITY_SUFFIXES = (".fit", ".gpx", ".tcx")
@@ -54,14 +56,19 @@ class Summary:
 # (content hash, thresholds) -> the session's row; lives as long as the user's server (nothing
 # is written to disk). The thresholds are part of the key: zones and loads depend on them.
 _cache: dict[tuple[str, Profile], SessionSummary] = {}
+# content hash -> the highest heart rate in the recording (None: it has none), for the estimate
+# of HRmax when the athlete has not measured it
+_peaks: dict[str, float | None] = {}
 
 
-def read_session(path: Path, content_hash: str, profile: Profile) -> SessionSummary:
-    """One recording's row from sportlab (cached by content and thresholds). Raises
-    ActivityReadError (a ValueError) for a file sportlab cannot read."""
+def read_session(path: Path, content_hash: str, profile: Profile,
+                 frame: pd.DataFrame | None = None) -> SessionSummary:
+    """One recording's row from sportlab (cached by content and thresholds), from ``frame`` when
+    it was read already. Raises ActivityReadError (a ValueError) for a file sportlab cannot read."""
     cached = _cache.get((content_hash, profile))
     if cached is None:
-        cached = _cache[(content_hash, profile)] = summarize_session(path, profile)
+        cached = _cache[(content_hash, profile)] = summarize_session(
+            path if frame is None else frame, profile, name=path.name)
     return replace(cached, file=path.name)
 
 
@@ -117,15 +124,14 @@ def summarise(folder: Path, today: date | None = None) -> Summary:
             hashes[path] = hashlib.sha256(path.read_bytes()).hexdigest()
         except OSError as e:
             unreadable.append(f"{path.name} ({e})")
-    sessions = _rows(hashes, profile, unreadable)
-    if profile.hr_max_bpm is None and sessions:
+    frames: dict[Path, pd.DataFrame] = {}  # recordings read by this call, read only once
+    if profile.hr_max_bpm is None:
         # Without a measured HRmax, the highest heart rate on record stands in for it, in
-        # every session alike (a second pass; cached, so only once per file and estimate).
-        peaks = [s.max_hr_bpm for s in sessions if s.max_hr_bpm is not None]
-        if peaks:
-            profile = profile.with_estimates(hr_max_bpm=(max(peaks), ON_RECORD))
-            sessions = _rows({p: h for p, h in hashes.items()
-                              if p.name in {s.file for s in sessions}}, profile, [])
+        # every session alike.
+        peak = _hr_max_on_record(hashes, frames, unreadable)
+        if peak is not None:
+            profile = profile.with_estimates(hr_max_bpm=(peak, ON_RECORD))
+    sessions = _rows(hashes, profile, frames, unreadable)
     log_days: list[LogDay] = []
     log_path = folder / LOG_NAME
     if log_path.is_file():
@@ -165,15 +171,40 @@ def summarise(folder: Path, today: date | None = None) -> Summary:
     return Summary(_with_problems("\n".join(lines), unreadable, log_problems), used, unreadable)
 
 
-def _rows(hashes: dict[Path, str], profile: Profile, unreadable: list[str]
-          ) -> list[SessionSummary]:
+def _hr_max_on_record(hashes: dict[Path, str], frames: dict[Path, pd.DataFrame],
+                      unreadable: list[str]) -> float | None:
+    """The highest heart rate over every recording. A file whose peak is not known yet is read
+    into ``frames``, where its row is taken from too; one sportlab cannot read leaves ``hashes``."""
+    peaks = []
+    for path, content_hash in list(hashes.items()):
+        if content_hash not in _peaks:
+            try:
+                frames[path] = read_activity(path)
+            except ValueError as e:  # sportlab.ActivityReadError is a ValueError
+                unreadable.append(_unreadable(path, e))
+                del hashes[path]
+                continue
+            hr = frames[path].get("heart_rate_bpm")
+            _peaks[content_hash] = float(hr.max()) if hr is not None and hr.notna().any() \
+                else None
+        peaks.append(_peaks[content_hash])
+    known = [p for p in peaks if p is not None]
+    return max(known) if known else None
+
+
+def _rows(hashes: dict[Path, str], profile: Profile, frames: dict[Path, pd.DataFrame],
+          unreadable: list[str]) -> list[SessionSummary]:
     rows = []
     for path, content_hash in hashes.items():
         try:
-            rows.append(read_session(path, content_hash, profile))
+            rows.append(read_session(path, content_hash, profile, frames.get(path)))
         except ValueError as e:  # sportlab.ActivityReadError is a ValueError
-            unreadable.append(f"{path.name} ({getattr(e, 'problem', None) or e})")
+            unreadable.append(_unreadable(path, e))
     return rows
+
+
+def _unreadable(path: Path, error: ValueError) -> str:
+    return f"{path.name} ({getattr(error, 'problem', None) or error})"
 
 
 def _threshold_lines(profile: Profile) -> list[str]:
