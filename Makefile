@@ -62,8 +62,8 @@ test-deploy: install $(DEPLOY_STAMP)
 	$(BIN)/pytest -m deploy $(PYTEST_ARGS)
 
 # the container tier (pytest marker `containers`, tests/containers): a real engine (podman is set
-# up if no Docker Engine runs),
-# the user image built from Debian packages; slow, so not part of `make test`
+# up if no Docker Engine runs), the user image built from Debian packages; slow, so not part of
+# `make test`
 test-containers: install
 	$(BIN)/sporthub prepare
 	$(BIN)/pytest -m containers $(PYTEST_ARGS)

@@ -52,10 +52,11 @@ import httpx
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
+from sporthub.usage.report import ETA_BOUND_MS, ETA_BOUND_SHARE
+
 MODEL = "smollm2-135m-instruct"
 SLOTS = 4
 OLD_ALPHA, OLD_INITIAL_S = 0.2, 10.0
-BOUND_SHARE, BOUND_S = 0.25, 2.0
 
 TOPICS = ["sprint intervals", "a tempo run", "recovery after a match", "hill repeats",
           "a long ride", "core strength", "a taper week", "sleep before a race",
@@ -233,7 +234,8 @@ def summary(pairs: list[tuple[float, float]]) -> dict:
     def q(values, p):
         return round(values[min(int(p * len(values)), len(values) - 1)] * 100, 1) if values else None
 
-    within = sum(abs(w - e) <= max(BOUND_SHARE * w, BOUND_S) for e, w in pairs)
+    # the usage page's bound, in seconds here
+    within = sum(abs(w - e) <= max(ETA_BOUND_SHARE * w, ETA_BOUND_MS / 1000) for e, w in pairs)
     ordered = sorted(errors)
     return {"n": len(pairs), "within": round(within / len(pairs), 3),
             "median_error_pct": q(ordered, 0.5),
@@ -292,7 +294,7 @@ def main() -> None:
     parser.add_argument("--keep", action="store_true", help="keep the data and logs")
     args = parser.parse_args()
 
-    from tests.stack import HubClient, make_stack, started
+    from tests.support.stack import HubClient, make_stack, started
 
     tmp = Path(tempfile.mkdtemp(prefix="queue-eta-"))
     load_before = os.getloadavg()
