@@ -199,7 +199,7 @@ def run_restore(settings: Settings, args) -> int:
     return 0
 
 
-# the k8s profile runs in the chart's hub pod, started by the chart (README, Kubernetes)
+# the k8s profile runs in the chart's hub pod, started by the chart (docs/production.md, Kubernetes)
 K8S_NOT_HERE = {
     "up": "the chart's hub pod runs the hub (helm upgrade --install, deploy/k8s/values.yaml)",
     "prepare": "the images carry everything; nothing to prepare",

@@ -436,7 +436,7 @@ class Settings(BaseSettings):
 
 
 # the k8s profile: settings the Zero to JupyterHub chart owns, and the chart value that does the
-# same; SportHub refuses them there rather than accept them without effect (README, Kubernetes)
+# same; SportHub refuses them there rather than accept them without effect (docs/production.md, Kubernetes)
 K8S_CHART_OWNED = {
     "ip": "set proxy.service in values.yaml",
     "port": "set proxy.service in values.yaml",

@@ -7,7 +7,7 @@ storage, ``singleuser.extraEnv``), the idle culler (``cull.*``) and its role. Th
 what is SportHub's: accounts, roles and groups, the LLM scope, the gateway and the usage page as
 hub-managed services, the pages. It replaces nothing the chart set: it adds to the chart's lists
 of services and roles and to the user pods' environment. Where both would set the same value
-they must agree, or the start stops with a message that names both (README, Kubernetes).
+they must agree, or the start stops with a message that names both (docs/production.md, Kubernetes).
 """
 
 from __future__ import annotations
