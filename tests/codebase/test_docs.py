@@ -21,14 +21,14 @@ def slug(heading: str) -> str:
 
 def anchors(path: Path) -> set[str]:
     text = path.read_text(encoding="utf-8")
-    text = re.sub(r"```.*?```", "", text, flags=re.S)  # a `#` comment in a code block is no heading
+    text = re.sub(r"```.*?```", "", text, flags=re.DOTALL)  # a `#` comment in a code block is no heading
     return {slug(line.lstrip("#")) for line in text.splitlines() if line.startswith("#")}
 
 
 def test_readme_is_a_landing_page_opening_with_the_two_commands():
     text = README.read_text(encoding="utf-8")
     assert len(text.splitlines()) < 200
-    first_block = re.search(r"```bash\n(.*?)```", text, flags=re.S).group(1)
+    first_block = re.search(r"```bash\n(.*?)```", text, flags=re.DOTALL).group(1)
     commands = [line.split("#")[0].strip() for line in first_block.splitlines()]
     assert commands == ["make up", "make test"]
     assert text.index("```bash") < text.index("\n## ")
