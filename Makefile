@@ -133,6 +133,7 @@ recordings: install ## fetch the sportlab tests' real recordings once
 # every benchmark in benchmarks/ runs with --smoke: a few iterations, no figure asserted, so a
 # change that breaks one is seen in CI (gateway_overhead.py had stopped running unnoticed)
 bench-smoke: install ## every benchmark once, briefly (part of make test-all)
+	$(BIN)/sporthub prepare
 	@set -e; for bench in benchmarks/*.py; do echo "[bench-smoke] $$bench"; \
 		$(BIN)/python $$bench --smoke; done
 

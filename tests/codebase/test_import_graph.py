@@ -85,8 +85,7 @@ def test_the_cycle_finder_finds_a_circle():
     assert cycles({"a": {"b"}, "b": set()}) == []
 
 
-@pytest.mark.xfail(strict=True, reason="two circles left: sporthub.hub.config <-> sporthub.hub.kube "
-                   "(the profiles split removes it) and sporthub.gateway.app <-> "
+@pytest.mark.xfail(strict=True, reason="one circle left: sporthub.gateway.app <-> "
                    "sporthub.gateway.request (the gateway split removes it)")
 def test_sporthub_has_no_import_circle():
     assert cycles(import_graph()) == []
