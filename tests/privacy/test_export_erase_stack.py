@@ -23,6 +23,7 @@ import httpx
 import psycopg
 import pytest
 
+from sporthub.pseudonym import Pseudonyms
 from tests.support.fake_backend import KEY, MODEL, FakeBackend
 from tests.support.stack import (
     SPORTHUB,
@@ -238,6 +239,13 @@ def test_export_then_erase_of_a_person_whose_server_runs(stack):
     home = stack.system_user(finn["name"]).pw_dir
     with open(os.path.join(home, "activities", "log.csv")) as f:
         assert f.read() == finn["home"]
+    # Prometheus never sees a name: the gateway labels tokens with the pseudonym
+    metrics = httpx.get(f"{stack.gateway}/metrics", timeout=30,
+                        headers={"Authorization": f"Bearer {stack.admin.token}"}).text
+    key = (stack.data_dir / "secrets" / "pseudonym-key").read_text().strip()
+    assert f'user="{Pseudonyms(key)(finn["name"])}"' in metrics
+    assert f'user="{alias}"' in metrics and Pseudonyms(key)(erin["name"]) == alias
+    assert finn["name"] not in metrics and erin["name"] not in metrics
     usage = stack.admin.http.get("/services/usage/")
     assert usage.status_code == 200 and finn["name"] in usage.text
 
