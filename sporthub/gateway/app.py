@@ -36,8 +36,10 @@ from sporthub.gateway.ledger import Ledger, RequestRecord, migrate
 from sporthub.gateway.metrics import GatewayMetrics
 from sporthub.gateway.policy import Policy, budget_window, resolve
 from sporthub.gateway.request import ModelRequest, seconds
+from sporthub.gateway.retention import RetentionTask
 from sporthub.gateway.scheduler import DOWN, STARTING, UP, Pool, Scheduler
 from sporthub.gateway.upstream import Router
+from sporthub.pseudonym import Pseudonyms
 from sporthub.settings import Settings
 
 log = logging.getLogger("sporthub.gateway")
@@ -63,6 +65,10 @@ class Gateway:
         self.tokens = TokenCounter(self.ledger)
         self.audit = AuditLog(settings.audit_log_path, settings.gateway_audit_prompts)
         self.metrics = GatewayMetrics()
+        # names never reach Prometheus: its series outlive an erase (its own retention)
+        self.pseudonyms = Pseudonyms.of(settings)
+        self.retention = RetentionTask(settings.ledger_url, settings.audit_log_path,
+                                       settings.audit_retention_days, self.pseudonyms)
         self.client = httpx.AsyncClient(
             # the read timeout is per chunk: a stream silent for this long has stalled
             # (request.py also bounds each wait, and the whole request by its deadline)
@@ -185,7 +191,7 @@ class Gateway:
             m.ttft.observe(record.ttft_ms / 1000)
         for kind, n in (("prompt", record.prompt_tokens), ("completion", record.completion_tokens)):
             if n:
-                m.tokens_by_user.labels(record.user, kind).inc(n)
+                m.tokens_by_user.labels(self.pseudonyms(record.user), kind).inc(n)
                 for group in self.directory.cached_groups_of(record.user):
                     m.tokens_by_group.labels(group, kind).inc(n)
 
@@ -277,8 +283,11 @@ def create_app(settings: Settings, hub_api_url: str | None = None,
     @asynccontextmanager
     async def lifespan(app):
         watcher = asyncio.create_task(gateway.watch_backends())
+        # SPORTHUB_AUDIT_RETENTION_DAYS, applied at start and then daily
+        retention = asyncio.create_task(gateway.retention.forever())
         yield
         watcher.cancel()
+        retention.cancel()
         await gateway.close()
 
     routes = [
