@@ -180,7 +180,8 @@ K8S_NOT_HERE = {
     "up": "the chart's hub pod runs the hub (helm upgrade --install, deploy/k8s/values.yaml)",
     "prepare": "the images carry everything; nothing to prepare",
     "users": "from inside the hub pod the public address is out of reach; use the admin panel "
-             "(Admin, and /hub/invites for invite links)",
+             "(Admin, /hub/invites for invite links, /hub/people/<name> to export or erase a "
+             "person)",
     "backup": "back up the PostgreSQL databases, the hub's data volume and the home volumes",
     "restore": "restore the PostgreSQL databases and the volumes",
 }
@@ -201,6 +202,16 @@ def main(argv: list[str] | None = None) -> int:
     imp = users_commands.add_parser("import", help="create accounts from a CSV username,group")
     imp.add_argument("file", type=Path)
     users_commands.add_parser("list", help="accounts, their groups and whether they set a password")
+    out = users_commands.add_parser("export", help="everything SportHub holds about a person, "
+                                    "into one archive (0600)")
+    out.add_argument("name")
+    out.add_argument("file", type=Path, help="the archive to write (must not exist)")
+    out.add_argument("--format", choices=["zip", "tar.gz"], default="zip")
+    erase = users_commands.add_parser("erase", help="erase a person everywhere (asks for the "
+                                      "name again); the admin panel's delete removes the "
+                                      "account only")
+    erase.add_argument("name")
+    erase.add_argument("--yes", action="store_true", help="do not ask for the name again")
     usage = commands.add_parser("usage", help="language model usage per user, from the ledger")
     usage.add_argument("--since", default="7d", help="how far back: 7d, 12h, 30m (default 7d)")
     keys = commands.add_parser("secrets", help="generate the Compose stack's secret files")
@@ -235,6 +246,10 @@ def main(argv: list[str] | None = None) -> int:
                 return admin.invite(settings, args.name)
             if args.users_command == "import":
                 return admin.import_csv(settings, args.file)
+            if args.users_command == "export":
+                return admin.export_person(settings, args.name, args.file, args.format)
+            if args.users_command == "erase":
+                return admin.erase_person(settings, args.name, args.yes)
             return admin.list_users(settings)
         if args.command == "usage":
             return admin.usage(settings, args.since)

@@ -260,6 +260,12 @@ class Settings(BaseSettings):
     gateway_audit_prompts: bool = Field(
         default=False,
         description="also write prompt text to the audit log (off: privacy)")
+    audit_retention_days: int = Field(
+        default=90, ge=1, le=3650,
+        description="after this many days the gateway's ledger rows and audit lines keep their "
+                    "counts but lose the client address, the prompt texts and the name (replaced "
+                    "by a pseudonym); applied daily by the gateway (docs/privacy.md). The usage "
+                    "page shows the last 14 days: below 14 it shows pseudonyms for older days")
     # how long a checked token is believed (the revocation lag); 0 asks the hub every time
     gateway_auth_cache_s: int = Field(
         default=30, ge=0, le=30,

@@ -34,8 +34,10 @@ from sporthub.gateway.ledger import Ledger, migrate
 from sporthub.gateway.metrics import GatewayMetrics
 from sporthub.gateway.policy import PolicyLookup, budget_window
 from sporthub.gateway.request import Collaborators, ModelRequest, seconds
+from sporthub.gateway.retention import RetentionTask
 from sporthub.gateway.scheduler import DOWN, STARTING, UP, Pool, Scheduler
 from sporthub.gateway.upstream import Router, UpstreamClient
+from sporthub.pseudonym import Pseudonyms
 from sporthub.settings import Settings
 
 log = logging.getLogger("sporthub.gateway")
@@ -64,9 +66,13 @@ class Gateway:
         self.ledger = Ledger(settings.ledger_url)
         self.tokens = TokenCounter(self.ledger)
         self.metrics = GatewayMetrics()
+        # names never reach Prometheus: its series outlive an erase (its own retention)
+        self.pseudonyms = Pseudonyms.of(settings)
+        self.retention = RetentionTask(settings.ledger_url, settings.audit_log_path,
+                                       settings.audit_retention_days, self.pseudonyms)
         self.books = Bookkeeping(
             self.ledger, AuditLog(settings.audit_log_path, settings.gateway_audit_prompts),
-            self.metrics, self.directory)
+            self.metrics, self.directory, self.pseudonyms)
         self.parts = Collaborators(settings=settings, router=self.router,
                                    upstreams=self.upstreams, scheduler=self.scheduler,
                                    tokens=self.tokens, policy=self.policy, books=self.books)
@@ -200,8 +206,11 @@ def create_app(settings: Settings, hub_api_url: str | None = None,
     @asynccontextmanager
     async def lifespan(app):
         watcher = asyncio.create_task(gateway.watch_backends())
+        # SPORTHUB_AUDIT_RETENTION_DAYS, applied at start and then daily
+        retention = asyncio.create_task(gateway.retention.forever())
         yield
         watcher.cancel()
+        retention.cancel()
         await gateway.close()
 
     routes = [

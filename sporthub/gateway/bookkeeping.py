@@ -17,6 +17,7 @@ from sporthub.gateway.directory import HubDirectory
 from sporthub.gateway.ledger import Ledger, RequestRecord
 from sporthub.gateway.metrics import GatewayMetrics
 from sporthub.gateway.scheduler import Ticket
+from sporthub.pseudonym import Pseudonyms
 
 log = logging.getLogger("sporthub.gateway")
 ROW_WAIT_S = 5.0
@@ -24,10 +25,12 @@ ROW_WAIT_S = 5.0
 
 class Bookkeeping:
     def __init__(self, ledger: Ledger, audit: AuditLog, metrics: GatewayMetrics,
-                 directory: HubDirectory):
+                 directory: HubDirectory, pseudonyms: Pseudonyms):
         self.ledger = ledger
         self.audit = audit
         self.metrics = metrics
+        # names never reach Prometheus: its series outlive an erase (its own retention)
+        self.pseudonyms = pseudonyms
         self.directory = directory  # the groups a user's tokens are counted under
         self.in_flight = 0  # requests between admission and their settlement
         self._pending: set[asyncio.Task] = set()
@@ -72,7 +75,7 @@ class Bookkeeping:
             m.ttft.observe(record.ttft_ms / 1000)
         for kind, n in (("prompt", record.prompt_tokens), ("completion", record.completion_tokens)):
             if n:
-                m.tokens_by_user.labels(record.user, kind).inc(n)
+                m.tokens_by_user.labels(self.pseudonyms(record.user), kind).inc(n)
                 for group in self.directory.cached_groups_of(record.user):
                     m.tokens_by_group.labels(group, kind).inc(n)
 

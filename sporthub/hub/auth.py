@@ -94,7 +94,10 @@ class CappedAccountsMixin(Authenticator):
         self.fill_default_group_properties(app.db)
         self._hub_db = app.db
         self._hub_ready = True
-        return [*super().get_handlers(app), *self.extra_handlers()]
+        # the people's data pages: with either way of signing in
+        from sporthub.hub.people import handlers as people_handlers
+
+        return [*super().get_handlers(app), *self.extra_handlers(), *people_handlers()]
 
     def extra_handlers(self) -> list:
         return []

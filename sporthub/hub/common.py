@@ -16,6 +16,7 @@ from prometheus_client import REGISTRY, Gauge
 
 from sporthub import i18n
 from sporthub.hub.logs import scrub_hub_log
+from sporthub.pseudonym import KEY_SECRET as PSEUDONYM_KEY
 from sporthub.settings import Settings
 
 LLM_SCOPE = "custom:llm:use"
@@ -216,6 +217,8 @@ def services(c, settings: Settings, host: str = "127.0.0.1") -> None:
     Prometheus token, the idle culler and the embedded backend."""
     k8s = settings.profile == "k8s"
     env = service_environments(settings)
+    # made now, before the gateway and the hub both want it (sporthub.pseudonym): never twice
+    settings.secret(PSEUDONYM_KEY)
     c.JupyterHub.services = [
         {
             "name": "llm",
