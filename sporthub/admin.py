@@ -30,9 +30,9 @@ class AdminError(Exception):
 
 class Hub:
     def __init__(self, settings: Settings):
-        # through the public address, so the invite links the hub builds are the ones people use
+        # on this machine; the invite links the hub builds are on SPORTHUB_PUBLIC_URL when set
         self.http = httpx.Client(
-            base_url=f"{settings.public_url}hub/api/", timeout=30,
+            base_url=f"{settings.local_url}hub/api/", timeout=30,
             headers={"Authorization": f"token {settings.secret('cli-api-token')}"})
 
     def request(self, method: str, path: str, **kwargs) -> httpx.Response:

@@ -68,7 +68,7 @@ def up(settings: Settings) -> int:
     say("starting JupyterHub, the LLM gateway and the language model ...")
     if wait_until_ready(settings, hub):
         say("")
-        say(f"SportHub is running at {settings.public_url}")
+        say(f"SportHub is running at {settings.people_url}")
         if settings.auth == "oidc":
             say("  sign in with the club's account (OpenID Connect); Ctrl-C stops everything")
             return hub.wait()
@@ -90,7 +90,7 @@ def wait_until_ready(settings: Settings, hub: subprocess.Popen, timeout: float =
     a second, vLLM in a minute); until then chats would only wait in line.
     """
     deadline = time.monotonic() + timeout
-    for url in (f"{settings.public_url}hub/health",
+    for url in (f"{settings.local_url}hub/health",
                 f"{settings.gateway_url}{settings.gateway_prefix}/health"):
         while not _answers(url):
             if time.monotonic() > deadline or hub.poll() is not None:

@@ -18,6 +18,7 @@ from collections.abc import Collection
 from ipaddress import ip_network
 from pathlib import Path
 from typing import Annotated, Any, Literal
+from urllib.parse import urlsplit
 
 from pydantic import (
     BaseModel,
@@ -150,6 +151,16 @@ class Settings(BaseSettings):
     ip: str = Field(default="127.0.0.1", description="where people reach the hub: its address")
     port: Port = Field(default=8000, description="where people reach the hub: its port")
     base_url: str = Field(default="/", description="URL prefix, when the hub shares a domain")
+    # the address people type, behind a TLS front (Caddy, an ingress): every absolute URL the hub
+    # prints (invite links, the OAuth callback, the start banner) is built on it, never guessed
+    # from a request's headers; unset, on the hub's own address (ip, port: a local trial)
+    public_url: str | None = Field(
+        default=None,
+        description="the address people type, e.g. `https://hub.club.example/` (behind a TLS "
+                    "front): invite links, the OAuth callback and every other absolute URL the "
+                    "hub prints use it; its path, if any, is `SPORTHUB_BASE_URL`. Unset: "
+                    "`http://<ip>:<port>/`, with `https` only from a trusted proxy's "
+                    "`X-Forwarded-Proto` for links made through it")
     data_dir: Path = Field(
         default=Path("data"),
         description="hub database, gateway ledger, secrets (0700, the hub's account only)")
@@ -439,6 +450,25 @@ class Settings(BaseSettings):
     def _slashes(cls, base_url: str) -> str:
         return "/" + base_url.strip("/") + "/" if base_url.strip("/") else "/"
 
+    @model_validator(mode="after")
+    def _public_url_whole(self) -> Settings:
+        # scheme://host[:port] and the hub's prefix, nothing else: a link built on it must lead
+        # to the hub, so a path other than base_url (or a query) is refused, not guessed at
+        if self.public_url is None:
+            return self
+        parts = urlsplit(self.public_url.strip())
+        problem = None
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            problem = "must be http(s)://<name>[:port]/, e.g. https://hub.club.example/"
+        elif parts.query or parts.fragment or parts.username or parts.password:
+            problem = "must have no query, fragment or credentials"
+        elif parts.path.strip("/") and "/" + parts.path.strip("/") + "/" != self.base_url:
+            problem = f"its path must be SPORTHUB_BASE_URL ({self.base_url}) or nothing"
+        if problem:
+            raise ValueError(f"{ENV_PREFIX}PUBLIC_URL {self.public_url!r} {problem}")
+        self.public_url = f"{parts.scheme}://{parts.netloc}{self.base_url}"
+        return self
+
     @classmethod
     def settings_customise_sources(
         cls,
@@ -463,8 +493,14 @@ class Settings(BaseSettings):
         return self.data_dir / "secrets"
 
     @property
-    def public_url(self) -> str:
+    def local_url(self) -> str:
+        """Where the hub answers on this machine (health checks, the admin CLI's API calls)."""
         return f"http://{self.ip}:{self.port}{self.base_url}"
+
+    @property
+    def people_url(self) -> str:
+        """The address people use: SPORTHUB_PUBLIC_URL, else the hub's own."""
+        return self.public_url or self.local_url
 
     @property
     def gateway_prefix(self) -> str:

@@ -24,7 +24,7 @@ DOCS_FILE = Path(__file__).resolve().parent.parent / "docs" / "settings.md"
 
 # the reference's sections, in the order an admin meets them; every setting is in exactly one
 GROUPS: list[tuple[str, list[str]]] = [
-    ("Where the hub runs", ["profile", "ip", "port", "base_url", "data_dir", "admin_user",
+    ("Where the hub runs", ["profile", "ip", "port", "base_url", "public_url", "data_dir", "admin_user",
                             "admin_password"]),
     ("Sign-in and accounts", ["auth", "max_accounts", "invite_ttl_hours", "login_max_failures",
                               "login_lockout_minutes", "trusted_proxies", "forwarded_hops"]),

@@ -48,6 +48,10 @@ def proxy_command() -> str:
 
 def accounts(c, settings: Settings) -> None:
     c.JupyterHub.template_paths = [str(TEMPLATES)]
+    if settings.public_url:
+        # the hub builds its own absolute URLs (redirects, cookies' secure flag, the invite links
+        # of sporthub.hub.handlers) on it instead of guessing from each request's headers
+        c.JupyterHub.public_url = settings.public_url
     # this file runs inside the hub's process: the filter goes on the hub's own logger
     scrub_hub_log()
     c.CappedAccountsMixin.max_accounts = settings.max_accounts
@@ -82,10 +86,13 @@ def oidc(c, settings: Settings) -> None:
     oidc.authorize_url = settings.oidc_authorize_url
     oidc.token_url = settings.oidc_token_url
     oidc.userdata_url = settings.oidc_userdata_url
-    if settings.profile != "k8s":
-        oidc.oauth_callback_url = f"{settings.public_url}hub/oauth_callback"
-    # k8s: the public name is the chart's (proxy.https.hosts); OAuthenticator derives the callback
-    # from each request, whose Host the proxy keeps and whose scheme X-Forwarded-Proto gives
+    if settings.public_url or settings.profile != "k8s":
+        oidc.oauth_callback_url = f"{settings.people_url}hub/oauth_callback"
+    # k8s without SPORTHUB_PUBLIC_URL: the public name is the chart's (proxy.https.hosts), and the
+    # callback is built from each request, whose Host the proxy keeps, with the scheme our trusted
+    # proxies forwarded (SportHubOIDCAuthenticator.get_callback_url)
+    oidc.trusted_proxies = list(settings.trusted_proxies)
+    oidc.forwarded_hops = settings.forwarded_hops
     oidc.scope = list(settings.oidc_scopes)
     oidc.username_claim = settings.oidc_username_claim
     # groups follow the provider at every sign-in; the roles of load_roles create the hub's
