@@ -18,7 +18,7 @@ from pathlib import Path
 
 import httpx
 
-from sporthub.hub.config import CLI_SERVICE
+from sporthub.hub.common import CLI_SERVICE
 from sporthub.settings import Settings
 
 USERNAME = re.compile(r"^[a-z0-9][a-z0-9._-]{0,63}$")

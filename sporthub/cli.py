@@ -6,7 +6,6 @@ import argparse
 import getpass
 import os
 import secrets
-import shutil
 import signal
 import subprocess
 import sys
@@ -18,18 +17,12 @@ import httpx
 
 from sporthub import admin, backup
 from sporthub.hub import localusers
+from sporthub.hub.profiles import profile_of
 from sporthub.llm import build, vllm_cpu
 from sporthub.settings import SECRET_SETTINGS, Settings, SettingsError, load_settings
 from sporthub.stack_secrets import STACK_SECRETS
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
-SINGLEUSER_FILES = {
-    "jupyter_server_config.py": Path("etc/jupyter/jupyter_server_config.py"),
-    "ipython_config.py": Path("etc/ipython/ipython_config.py"),
-    # no "would you like news?" pop-up: the hub's users are not the place to ask, and a
-    # closed server often cannot reach the news feed anyway
-    "overrides.json": Path("share/jupyter/lab/settings/overrides.json"),
-}
 
 
 def say(message: str) -> None:
@@ -47,29 +40,12 @@ def prepare(settings: Settings) -> None:
             vllm_cpu.ensure_vllm(progress=say)
         else:
             build.ensure_server(progress=say)
-    if settings.profile == "local":
-        install_singleuser_config()
-        if os.geteuid() == 0:
-            # people's servers run as system users: they need a Python they may read
-            localusers.check_user_environment(localusers.prepare_user_environment())
-    elif settings.profile == "docker":
-        from sporthub.hub import spawners  # the docker SDK only for this profile
-
-        spawners.check(settings)
-
-
-def install_singleuser_config() -> None:
-    """Put Jupyter AI's gateway configuration where every user server of this Python reads it."""
-    source = Path(__file__).with_name("singleuser")
-    for name, target in SINGLEUSER_FILES.items():
-        destination = Path(sys.prefix) / target
-        destination.parent.mkdir(parents=True, exist_ok=True)
-        if not destination.exists() or destination.read_bytes() != (source / name).read_bytes():
-            shutil.copyfile(source / name, destination)
+    # local: Jupyter AI's configuration, the people's environment; docker: engine, network, image
+    profile_of(settings).prepare(settings)
 
 
 def up(settings: Settings) -> int:
-    notice = localusers.check_start(settings)
+    notice = profile_of(settings).check(settings)
     if notice:
         say(notice)
     prepare(settings)

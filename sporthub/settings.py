@@ -347,7 +347,8 @@ class Settings(BaseSettings):
     usage_port: Port = Field(default=8093, description="internal port of the admin's usage page")
 
     # the docker profile: one container per person (DockerSpawner); the limits are defaults that
-    # the hub's group properties user_mem_limit / user_cpu_limit override (most generous wins)
+    # the hub's group properties user_mem_limit / user_cpu_limit override (most generous wins),
+    # applied by one pre_spawn_hook in every profile (sporthub.hub.limits)
     singleuser_image: str = Field(default="sporthub-singleuser:latest", min_length=1,
                                   description="the user image (the only one allowed)")
     docker_network: str = Field(
@@ -365,10 +366,12 @@ class Settings(BaseSettings):
         description="the hub's address as containers see it; unset: the network's gateway")
     user_mem_limit: str = Field(
         default="2G", pattern=r"^[0-9]+(\.[0-9]+)?[KMGT]?$",
-        description="memory per person, when none of their groups sets `user_mem_limit`")
+        description="memory per person, when none of their groups sets `user_mem_limit` (docker; "
+                    "local only with the hub run as root: refused otherwise)")
     user_cpu_limit: float = Field(
         default=1.0, gt=0,
-        description="CPUs per person, when none of their groups sets `user_cpu_limit`")
+        description="CPUs per person, when none of their groups sets `user_cpu_limit` (docker; "
+                    "local only with the hub run as root: refused otherwise)")
 
     @field_validator("trusted_proxies")
     @classmethod

@@ -45,6 +45,10 @@ if TYPE_CHECKING:
 log = logging.getLogger("sporthub.gateway")
 
 QUEUE_COMMENT_EVERY_S = 1.5
+# only this many at the front of the line are woken by every change of the queue (someone got a
+# slot, left, or took a fair turn ahead): further back a move of one place is not worth waking
+# hundreds of streams for at each arrival, and they hear their place at the periodic comment
+WAKE_DEPTH = 24
 # a backend's refusal is a short JSON message: no more of it is read
 ERROR_BODY_BYTES = 64 * 1024
 
@@ -168,9 +172,11 @@ class ModelRequest:
                                  or now - last_sent >= QUEUE_COMMENT_EVERY_S):
                     yield queue_comment(scheduler, self.ticket, position)
                     last_position, last_sent = position, now
-                # wake on any change of the queue, or in time for the periodic comment
+                # near the front, wake on any change of the queue; always in time for the
+                # periodic comment
                 next_comment = max(QUEUE_COMMENT_EVERY_S - (time.monotonic() - last_sent), 0.05)
-                await asyncio.wait({waiter, scheduler.changed()}, timeout=next_comment,
+                wake = {waiter, scheduler.changed()} if position <= WAKE_DEPTH else {waiter}
+                await asyncio.wait(wake, timeout=next_comment,
                                    return_when=asyncio.FIRST_COMPLETED)
             waiter.result()  # a queue timeout, or the backend gone, raises here
         finally:
