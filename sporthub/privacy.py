@@ -21,6 +21,7 @@ import contextlib
 import csv
 import hashlib
 import importlib
+import inspect
 import io
 import json
 import os
@@ -362,16 +363,30 @@ async def _maybe_await(value):
     return await value if asyncio.iscoroutine(value) else value
 
 
+def _squad_kwargs(function, person: Person) -> dict:
+    """What of (settings, pseudonym) the squad's function takes: it has its own database and
+    folder, found from the settings; its kept rows may carry the same pseudonym as ours."""
+    parameters = inspect.signature(function).parameters
+    kwargs = {}
+    if "settings" in parameters:
+        kwargs["settings"] = person.settings
+    if "pseudonym" in parameters:
+        kwargs["pseudonym"] = person.pseudonyms(person.name)
+    return kwargs
+
+
 async def _export_squad(person: Person, archive: Archive) -> None:
     squad = _squad()
     if squad is None:
         archive.contents.append("squad/: none (no squad service in this installation)")
         return
-    items = await _maybe_await(squad[0](person.name)) or {}
+    export = squad[0]
+    items = await _maybe_await(export(person.name, **_squad_kwargs(export, person))) or {}
     items = items.items() if isinstance(items, dict) else items
     count = 0
     for path, data in items:
-        archive.add(f"squad/{path}", data if isinstance(data, (bytes, str))
+        path = path if path.startswith("squad/") else f"squad/{path}"
+        archive.add(path, data if isinstance(data, (bytes, str))
                     else json.dumps(data, indent=2, default=str))
         count += 1
     archive.contents.append(f"squad/: {count} items the squad service holds (shared copies, "
@@ -382,13 +397,15 @@ async def _erase_squad(person: Person) -> Outcome:
     squad = _squad()
     if squad is None:
         return Outcome()
-    result = await _maybe_await(squad[1](person.name))
+    erase = squad[1]
+    result = await _maybe_await(erase(person.name, **_squad_kwargs(erase, person)))
     if isinstance(result, Outcome):
         return result
     if isinstance(result, dict):
         return Outcome(removed=[str(x) for x in result.get("removed", [])],
                        kept=[str(x) for x in result.get("kept", [])])
-    return Outcome(removed=[f"squad service: {result}"] if result else ["squad service data"])
+    return Outcome(removed=["the squad service's shared copies, summaries and consent"],
+                   kept=["the squad's consent history and read log, without the person"])
 
 
 def _ledger_engine(person: Person):

@@ -79,9 +79,15 @@ def test_the_squad_store_uses_the_squad_service_when_installed(person, monkeypat
     calls = []
     fake = types.ModuleType("sporthub.squad")
     fake.export_person = lambda name: calls.append(("export", name)) or {
-        "consent.json": {"sharing": True}, "files/log.csv": b"date,rpe\n"}
+        "consent.json": {"sharing": True}, "files/log.csv": b"date,rpe\n",
+        "squad/record.json": b"{}"}
     fake.erase_person = lambda name: calls.append(("erase", name)) or {
         "removed": ["2 shared files", "consent record"], "kept": []}
+
+    def erase_as_the_squad_does(name, settings=None, pseudonym=None):
+        calls.append(("erase", name, settings is person.settings, pseudonym))
+
+    squad_store = next(s for s in privacy.STORES if s.name == "squad")
     monkeypatch.setitem(sys.modules, "sporthub.squad", fake)
     squad = next(s for s in privacy.STORES if s.name == "squad")
     buffer = io.BytesIO()
@@ -89,10 +95,14 @@ def test_the_squad_store_uses_the_squad_service_when_installed(person, monkeypat
     asyncio.run(squad.export(person, archive))
     archive.close("readme")
     members = zipfile.ZipFile(buffer).namelist()
-    assert {"squad/consent.json", "squad/files/log.csv"} <= set(members)
+    assert {"squad/consent.json", "squad/files/log.csv", "squad/record.json"} <= set(members)
     outcome = asyncio.run(squad.erase(person))
     assert outcome.removed == ["2 shared files", "consent record"]
     assert calls == [("export", "zoe"), ("erase", "zoe")]
+    # the squad helper's own signature (issue 20): settings and a pseudonym, returns None
+    fake.erase_person = erase_as_the_squad_does
+    outcome = asyncio.run(squad_store.erase(person))
+    assert calls[-1] == ("erase", "zoe", True, person.pseudonyms("zoe")) and outcome.removed
 
 
 def test_without_a_squad_service_the_squad_store_says_so(person, monkeypatch):
