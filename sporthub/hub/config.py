@@ -12,7 +12,7 @@ from pathlib import Path
 
 from prometheus_client import REGISTRY, Gauge
 
-from sporthub import i18n
+from sporthub import i18n, quickexit
 from sporthub.hub import localusers
 from sporthub.hub.logs import scrub_hub_log
 from sporthub.settings import Settings
@@ -26,9 +26,13 @@ PROJECT_ROOT = Path(__file__).resolve().parents[2]
 TEMPLATES = Path(__file__).with_name("templates")
 # roles are groups: membership decides who uses the assistant and with which budget and priority
 ROLE_GROUPS = ("athletes", "scientists", "priority")
+# seconds a user's server gets after SIGINT, and again after SIGTERM, when it is stopped
+STOP_GRACE_S = 3
 
 
 def configure(c, settings: Settings) -> None:
+    # this runs inside the hub's process: its exit (after a Ctrl-C) skips the full collection
+    quickexit.enable()
     if settings.profile == "k8s":
         # imported here: KubeSpawner and the chart's configuration belong to this profile only
         from sporthub.hub import kube
@@ -161,6 +165,10 @@ def _spawner(c, settings: Settings, data_dir: Path) -> None:
         "OPENAI_API_BASE": settings.gateway_api_base,
         "LLM_GATEWAY_MODEL": settings.backends()[0].models[0],
     }
+    # a stopping server gets 3 s after SIGINT, then SIGTERM and 3 s more before SIGKILL (the
+    # defaults, 10 s and 5 s, made Ctrl-C on `make up` wait for a server that hung in teardown)
+    c.Spawner.interrupt_timeout = STOP_GRACE_S
+    c.Spawner.term_timeout = STOP_GRACE_S
     if settings.profile == "local":
         _local_spawner(c, settings, data_dir)
     elif settings.profile == "docker":
@@ -218,7 +226,8 @@ def _idle_culler(settings: Settings) -> tuple[dict, dict]:
     """Stops servers idle for ``idle_timeout_s``, which frees places under the server limit."""
     service = {
         "name": "idle-culler",
-        "command": [sys.executable, "-m", "jupyterhub_idle_culler",
+        # a module of ours around jupyterhub_idle_culler: it stops at once when the hub stops
+        "command": [sys.executable, "-m", "sporthub.hub.culler",
                     f"--timeout={settings.idle_timeout_s}"],
     }
     # exactly what culling servers needs; not admin:users (no culling of accounts here)
