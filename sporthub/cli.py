@@ -15,7 +15,7 @@ from pathlib import Path
 
 import httpx
 
-from sporthub import admin, backup
+from sporthub import admin, backup, quickexit
 from sporthub.hub import localusers
 from sporthub.hub.profiles import profile_of
 from sporthub.llm import build, vllm_cpu
@@ -188,6 +188,7 @@ K8S_NOT_HERE = {
 
 
 def main(argv: list[str] | None = None) -> int:
+    quickexit.enable()  # Ctrl-C on `make up` ends with this process's exit
     parser = argparse.ArgumentParser(prog="sporthub", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
     commands.add_parser("up", help="prepare and run the hub (Ctrl-C stops it)")

@@ -28,6 +28,8 @@ PROJECT_ROOT = Path(__file__).resolve().parents[2]
 TEMPLATES = Path(__file__).with_name("templates")
 # roles are groups: membership decides who uses the assistant and with which budget and priority
 ROLE_GROUPS = ("athletes", "scientists", "priority")
+# seconds a user's server gets after SIGINT, and again after SIGTERM, when it is stopped
+STOP_GRACE_S = 3
 # on /hub/metrics beside jupyterhub_running_servers, so a dashboard draws the line it meets; made
 # once per process (a second configure, as in tests, would register the name twice)
 ACTIVE_SERVER_LIMIT = Gauge("sporthub_active_server_limit",
@@ -166,6 +168,10 @@ def user_servers(c, settings: Settings) -> None:
         "OPENAI_API_BASE": settings.gateway_api_base,
         "LLM_GATEWAY_MODEL": settings.backends()[0].models[0],
     }
+    # a stopping server gets 3 s after SIGINT, then SIGTERM and 3 s more before SIGKILL (the
+    # defaults, 10 s and 5 s, made Ctrl-C on `make up` wait for a server that hung in teardown)
+    c.Spawner.interrupt_timeout = STOP_GRACE_S
+    c.Spawner.term_timeout = STOP_GRACE_S
 
 
 def capacity(c, settings: Settings, idle_timeout_s: int) -> None:
@@ -194,7 +200,8 @@ def idle_culler(settings: Settings) -> tuple[dict, dict]:
     """Stops servers idle for ``idle_timeout_s``, which frees places under the server limit."""
     service = {
         "name": "idle-culler",
-        "command": [sys.executable, "-m", "jupyterhub_idle_culler",
+        # a module of ours around jupyterhub_idle_culler: it stops at once when the hub stops
+        "command": [sys.executable, "-m", "sporthub.hub.culler",
                     f"--timeout={settings.idle_timeout_s}"],
     }
     # exactly what culling servers needs; not admin:users (no culling of accounts here)

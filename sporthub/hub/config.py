@@ -7,9 +7,12 @@ profile shares (``sporthub.hub.common``); a profile changes configuration only, 
 
 from __future__ import annotations
 
+from sporthub import quickexit
 from sporthub.hub.profiles import profile_of
 from sporthub.settings import Settings
 
 
 def configure(c, settings: Settings) -> None:
+    # this runs inside the hub's process: its exit (after a Ctrl-C) skips the full collection
+    quickexit.enable()
     profile_of(settings).configure(c, settings)
