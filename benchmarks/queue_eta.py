@@ -28,8 +28,9 @@ one moving average of whole request durations per model, alpha 0.2, starting at
 slots and ends - so both are judged against the very same waits. The replay is that estimator's
 arithmetic, kept only in this benchmark (the gateway no longer has it).
 
-Then the cost of an arrival (``--admission``, 400 by default: the most 100 accounts can queue):
-the four slots are held by long answers, 100 people (four requests each, in a random order, so
+First, the cost of an arrival (``--admission``, 400 by default: the most 100 accounts can queue;
+``--admission-only`` for just that), on a stack of its own whose backend is the tests' fake one
+(the model does not matter here, and it holds its four slots until told): 100 people (four requests each, in a random order, so
 that fair turns put many ahead of others already waiting) open streams at 100 a second, and the
 time from sending a request to its first ``: queue position=`` comment is measured over HTTP on
 the gateway's port (every person's token checked once before, as in a busy evening). Target:
@@ -202,11 +203,62 @@ def match_rows(asks: list[Ask], rows: list[dict], users: list[str]) -> None:
 # -- the cost of an arrival ------------------------------------------------------------------
 
 
-HOLD = "Write a very long and detailed 12-week marathon training plan, week by week, day by day."
+HOLD = "hold tokens=2"  # the fake backend keeps the slot until told to let go
 
 
-async def admission(gateway: str, holders: list[str], people: list[str], per_person: int,
-                    rate: float, seed: int) -> dict:
+def measure_admission(count: int, seed: int) -> dict:
+    """Its own stack, whose backend (the tests' fake one, 4 slots) holds them all while
+    ``count`` requests queue: the gateway's cost of an arrival, whatever the model."""
+    from tests.support.fake_backend import KEY, FakeBackend
+    from tests.support.fake_backend import MODEL as FAKE
+    from tests.support.stack import HubClient, make_stack, started
+
+    tmp = Path(tempfile.mkdtemp(prefix="queue-admission-"))
+    with FakeBackend() as backend:
+        backend.hold()
+        backends = json.dumps([{"name": "fake", "url": backend.url, "api_key": KEY,
+                                "models": [FAKE], "max_concurrency": SLOTS}])
+        stack = make_stack(tmp, llm_backends=backends, llm_tokens_per_day="100000000",
+                           llm_max_queued_per_user="4",
+                           max_accounts=str(max(count // 4, 1) + SLOTS + 1))
+        try:
+            with started(stack):
+                admin = HubClient.admin(stack)
+                people = [f"crowd{i}" for i in range(max(count // 4, 1))]
+                holders = [f"holder{i}" for i in range(SLOTS)]
+                assert admin.api("POST", "/users", json={"usernames": people + holders}
+                                 ).status_code == 201
+                admin.api("POST", "/groups/athletes")
+                admin.api("POST", "/groups/athletes/users", json={"users": people + holders})
+                crowd = [admin.new_token(n, note="queue ETA benchmark") for n in people]
+                holding = [admin.new_token(n, note="queue ETA benchmark") for n in holders]
+                print(f"arrival cost: {len(people) * 4} requests from {len(people)} people "
+                      f"behind {SLOTS} held slots", flush=True)
+                gateway = f"http://127.0.0.1:{stack.env['SPORTHUB_GATEWAY_PORT']}/services/llm"
+                process = next(p for p in stack.processes()
+                               if "sporthub.gateway" in " ".join(p.cmdline()))
+
+                def cpu() -> float:
+                    times = process.cpu_times()
+                    return times.user + times.system
+
+                try:
+                    import uvloop  # the client's own loop should cost as little as can be
+                    run = uvloop.run
+                except ImportError:
+                    run = asyncio.run
+                try:
+                    return run(admission(gateway, FAKE, holding, crowd, 4, 100.0, seed, cpu))
+                finally:
+                    backend.release()
+        finally:
+            backend.release()
+            import shutil
+            shutil.rmtree(tmp, ignore_errors=True)
+
+
+async def admission(gateway: str, model: str, holders: list[str], people: list[str],
+                    per_person: int, rate: float, seed: int, cpu=lambda: 0.0) -> dict:
     """Hold the slots, then queue ``per_person`` streams from each of ``people`` (tokens) in a
     random order: each one's time from sending to its first position comment, in ms."""
     url = f"{gateway}/v1/chat/completions"
@@ -222,7 +274,7 @@ async def admission(gateway: str, holders: list[str], people: list[str], per_per
         return response.json()["requests"]
 
     async def hold(token: str) -> None:
-        body = {"model": MODEL, "stream": True, "max_tokens": 2000,
+        body = {"model": model, "stream": True, "max_tokens": 200,
                 "messages": [{"role": "user", "content": HOLD}]}
         with contextlib.suppress(httpx.HTTPError, asyncio.CancelledError):
             async with client.stream("POST", url, json=body,
@@ -230,28 +282,46 @@ async def admission(gateway: str, holders: list[str], people: list[str], per_per
                 async for _ in response.aiter_lines():
                     pass
 
+    host, port = httpx.URL(url).host, httpx.URL(url).port
+    path = httpx.URL(url).raw_path.decode()
+
     async def waiter(token: str) -> None:
-        body = {"model": MODEL, "stream": True, "max_tokens": 8,
-                "messages": [{"role": "user", "content": "Hi"}]}
+        # a bare HTTP/1.1 client on a socket of its own: httpx's own cost per request, times
+        # 400, would be measured instead of the gateway's
+        body = json.dumps({"model": model, "stream": True, "max_tokens": 8,
+                           "messages": [{"role": "user", "content": "tokens=1 hi"}]}).encode()
+        request = (f"POST {path} HTTP/1.1\r\nHost: {host}:{port}\r\n"
+                   f"Authorization: Bearer {token}\r\nContent-Type: application/json\r\n"
+                   f"Content-Length: {len(body)}\r\n\r\n").encode() + body
         start = time.perf_counter()
+        writer = None
         try:
-            async with client.stream("POST", url, json=body,
-                                     headers={"Authorization": f"Bearer {token}"}) as response:
-                if response.status_code != 200:
-                    raise RuntimeError(f"HTTP {response.status_code}")
-                # the first line says whether it waits; then it waits, as a person would,
-                # until told to hang up
-                async for line in response.aiter_lines():
-                    if start is not None and line.startswith(": queue position="):
-                        admitted.append((time.perf_counter() - start) * 1000)
-                        start = None
-                    elif start is not None and line.startswith("data:"):
-                        outcome["at_once"] += 1
-                        start = None
+            reader, writer = await asyncio.open_connection(host, port)
+            writer.write(request)
+            seen = b""
+            while True:
+                data = await reader.read(65536)
+                if not data:
+                    raise RuntimeError(f"closed: {seen[:200]!r}")
+                seen += data
+                if b": queue position=" in seen:
+                    admitted.append((time.perf_counter() - start) * 1000)
+                    break
+                if b"data:" in seen:
+                    outcome["at_once"] += 1
+                    break
+                if seen.startswith(b"HTTP/1.1 ") and not seen.startswith(b"HTTP/1.1 200"):
+                    raise RuntimeError(seen[:200].decode(errors="replace"))
+            # then it waits, as a person would, until told to hang up
+            while await reader.read(65536):
+                pass
         except asyncio.CancelledError:
             pass
         except Exception as e:  # noqa: BLE001 - counted and reported
             outcome["errors"].append(f"{type(e).__name__}: {e}"[:200])
+        finally:
+            if writer is not None:
+                writer.close()
 
     try:
         # every token checked once (the gateway's short cache), then the slots held
@@ -262,7 +332,7 @@ async def admission(gateway: str, holders: list[str], people: list[str], per_per
         order = [t for t in people for _ in range(per_person)]
         random.Random(seed).shuffle(order)
         tasks = []
-        opened = time.monotonic()
+        opened, cpu_before = time.monotonic(), cpu()
         for i, token in enumerate(order):
             tasks.append(asyncio.create_task(waiter(token)))
             await asyncio.sleep(max(opened + (i + 1) / rate - time.monotonic(), 0))
@@ -271,6 +341,7 @@ async def admission(gateway: str, holders: list[str], people: list[str], per_per
                and time.monotonic() < deadline):
             await asyncio.sleep(0.05)
         all_queued_s = time.monotonic() - opened
+        cpu_s = cpu() - cpu_before
         for task in tasks + holding:
             task.cancel()
         await asyncio.gather(*tasks, *holding, return_exceptions=True)
@@ -290,7 +361,11 @@ async def admission(gateway: str, holders: list[str], people: list[str], per_per
 
     return {"sent": len(order), "queued": len(admitted), "at_once": outcome["at_once"],
             "errors": len(outcome["errors"]), "error_example": outcome["errors"][:1],
-            "opened_over_s": round(all_queued_s, 1), "p50_ms": q(0.5), "p90_ms": q(0.9),
+            "opened_over_s": round(all_queued_s, 1),
+            # the gateway's own CPU per arrival, comments to those waiting included: what the
+            # latency would be made of on an idle machine
+            "gateway_cpu_ms_per_arrival": round(cpu_s * 1000 / max(len(order), 1), 2),
+            "load_average": round(os.getloadavg()[0], 2), "p50_ms": q(0.5), "p90_ms": q(0.9),
             "p99_ms": q(0.99), "max_ms": q(1.0),
             "last_100_p99_ms": (round(sorted(admitted[-100:])[min(98, len(admitted[-100:]) - 1)],
                                       2) if admitted[-100:] else None),
@@ -487,6 +562,8 @@ def main() -> None:
                         help="also replay the estimator of this git revision (e.g. main)")
     parser.add_argument("--admission", type=int, default=400,
                         help="requests queued to measure an arrival's cost (0: skip)")
+    parser.add_argument("--admission-only", action="store_true",
+                        help="measure only the arrival's cost (no model needed)")
     args = parser.parse_args()
 
     if args.rescore:
@@ -498,6 +575,15 @@ def main() -> None:
         result.update(evening_s=0, load_average=[], load_average_after=[])
         report(result)
         return
+
+    cost = None
+    if args.admission:
+        cost = measure_admission(min(args.admission, 40) if args.smoke else args.admission,
+                                 args.seed)
+        report_admission(cost)
+        if args.admission_only:
+            print(json.dumps({"admission": cost}))
+            return
 
     from tests.support.stack import HubClient, make_stack, started
 
@@ -532,19 +618,6 @@ def main() -> None:
         evening_s = time.monotonic() - evening_began
         time.sleep(1.0)  # the last rows
         rows = read_ledger(stack.data_dir / "gateway.sqlite")
-        cost = None
-        if args.admission:
-            count = min(args.admission, 40) if args.smoke else args.admission
-            people = [f"crowd{i}" for i in range(max(count // 4, 1))]
-            holders = [f"holder{i}" for i in range(SLOTS)]
-            assert admin.api("POST", "/users", json={"usernames": people + holders}
-                             ).status_code == 201
-            admin.api("POST", "/groups/athletes/users", json={"users": people + holders})
-            crowd = [admin.new_token(n, note="queue ETA benchmark") for n in people]
-            holding = [admin.new_token(n, note="queue ETA benchmark") for n in holders]
-            print(f"arrival cost: {count} requests from {len(people)} people, slots held",
-                  flush=True)
-            cost = asyncio.run(admission(gateway, holding, crowd, 4, 100.0, args.seed))
     match_rows(warmup + asks, rows, users)
     everything = warmup + asks
     for a in everything:
@@ -588,15 +661,20 @@ def report(result: dict) -> None:
                   f"late n={s['late']['n']} median {s['late']['median_pct']} % p90 "
                   f"{s['late']['p90_pct']} %  early n={s['early']['n']} median "
                   f"{s['early']['median_pct']} % p90 {s['early']['p90_pct']} %")
-    cost = result.get("admission")
+    report_admission(result.get("admission"))
+    print(json.dumps(result))
+
+
+def report_admission(cost: dict | None) -> None:
     if cost:
         print(f"arrival cost over HTTP ({cost['queued']} queued of {cost['sent']} sent over "
               f"{cost['opened_over_s']} s, {cost['at_once']} got a slot at once, "
-              f"{cost['errors']} errors): sent -> first position comment p50 {cost['p50_ms']} ms, "
+              f"{cost['errors']} errors, load {cost['load_average']}): sent -> first position "
+              f"comment p50 {cost['p50_ms']} ms, "
               f"p90 {cost['p90_ms']} ms, p99 {cost['p99_ms']} ms, max {cost['max_ms']} ms; "
               f"last 100 p99 {cost['last_100_p99_ms']} ms; left in line after hanging up: "
-              f"{cost['left_in_queue_after_hang_up']}")
-    print(json.dumps(result))
+              f"{cost['left_in_queue_after_hang_up']}; the gateway's CPU per arrival "
+              f"{cost['gateway_cpu_ms_per_arrival']} ms", flush=True)
 
 
 if __name__ == "__main__":
