@@ -161,6 +161,7 @@ def configure(c, settings: Settings) -> None:
     c.Spawner.environment = {
         **c.Spawner.environment,
         "OPENAI_API_BASE": f"{hub_url}{settings.gateway_prefix}/v1",
+        "SQUAD_API_URL": f"{hub_url}{settings.squad_prefix}/api",
     }
     spawner.default_mem_limit = settings.user_mem_limit
     spawner.default_cpu_limit = settings.user_cpu_limit
