@@ -138,6 +138,53 @@ RUSSIAN = {
     "none": "нет",
     "The usage page is for hub admins.":
         "Страница использования доступна только администраторам SportHub.",
+    # my data (sharing with the club's staff, sporthub/hub/mydata.py)
+    "My data": "Мои данные",
+    "My training data": "Мои тренировочные данные",
+    "Sharing with the club's staff is for the club's athletes and staff; ask your admin.":
+        "Обмен данными с тренерским штабом доступен спортсменам и штабу клуба; обратитесь к "
+        "администратору.",
+    "Your recordings and daily log stay private unless you share them. While sharing is on, "
+    "your JupyterLab server sends the files in your activities folder to the club's staff "
+    "(groups the admin names), and every time they read them it is listed below. Turning "
+    "sharing off deletes every shared copy at once.":
+        "Ваши записи тренировок и дневник видите только вы, пока вы ими не поделитесь. Пока "
+        "доступ открыт, ваш сервер JupyterLab отправляет файлы из папки activities тренерскому "
+        "штабу клуба (группам, которые назначает администратор), и каждое их обращение "
+        "показано ниже. Если закрыть доступ, все переданные копии сразу удаляются.",
+    "Sharing with the club's staff:": "Доступ тренерского штаба:",
+    "on": "открыт",
+    "off": "закрыт",
+    "last update": "последнее обновление",
+    "You are registered as a minor: sharing needs your guardian's consent, recorded by the "
+    "club's admin.": "Вы зарегистрированы как несовершеннолетний: для доступа нужно согласие "
+                     "законного представителя, которое вносит администратор клуба.",
+    "Recorded: {name}, {moment} UTC.": "Внесено: {name}, {moment} UTC.",
+    "Stop sharing and delete the shared copies": "Закрыть доступ и удалить переданные копии",
+    "Share my training data with the club's staff":
+        "Открыть доступ тренерскому штабу к моим данным",
+    "What is stored": "Что хранится",
+    "{files} files, {sessions} sessions, {days} daily log lines.":
+        "Файлов: {files}, тренировок: {sessions}, строк дневника: {days}.",
+    "Who read your data": "Кто смотрел ваши данные",
+    "who": "кто",
+    "what": "что",
+    "address": "адрес",
+    "nobody yet": "пока никто",
+    "Your decisions": "Ваши решения",
+    "change": "изменение",
+    "by": "кто внёс",
+    "share on": "доступ открыт",
+    "share off": "доступ закрыт",
+    "guardian consent": "согласие законного представителя",
+    "guardian consent withdrawn": "согласие законного представителя отозвано",
+    "Sharing is on.": "Доступ открыт.",
+    "Sharing is off: your shared files and rows were deleted.":
+        "Доступ закрыт: переданные файлы и записи удалены.",
+    "You are registered as a minor: sharing needs your guardian's consent, which the club's "
+    "admin records first.": "Вы зарегистрированы как несовершеннолетний: для доступа нужно "
+                            "согласие законного представителя, которое сначала вносит "
+                            "администратор клуба.",
 }
 CATALOGUES = {"ru": RUSSIAN}
 
