@@ -161,9 +161,16 @@ def _llm_access(c, settings: Settings) -> None:
 
 def _spawner(c, settings: Settings, data_dir: Path) -> None:
     c.Spawner.default_url = "/lab"
+    first = settings.backends()[0]
     c.Spawner.environment = {
         "OPENAI_API_BASE": settings.gateway_api_base,
-        "LLM_GATEWAY_MODEL": settings.backends()[0].models[0],
+        "LLM_GATEWAY_MODEL": first.models[0],
+        # the Coach tells people once per chat when its model is only a demo
+        "SPORTHUB_LLM_DEMO": "1" if first.demo else "0",
+        # read at each start: the page language of the request that started the server, and
+        # whether JupyterLab opens on the Coach (athletes) or the Launcher (everyone else)
+        "SPORTHUB_LANG": spawn_language,
+        "SPORTHUB_LANDING": landing,
     }
     # a stopping server gets 3 s after SIGINT, then SIGTERM and 3 s more before SIGKILL (the
     # defaults, 10 s and 5 s, made Ctrl-C on `make up` wait for a server that hung in teardown)
@@ -176,6 +183,20 @@ def _spawner(c, settings: Settings, data_dir: Path) -> None:
         from sporthub.hub import spawners
 
         spawners.configure(c, settings)
+
+
+def spawn_language(spawner) -> str:
+    """The hub page's language (``sporthub_lang`` cookie, else Accept-Language) of the browser
+    request that started this server; English for a start through the API."""
+    handler = getattr(spawner, "handler", None)
+    request = getattr(handler, "request", None)
+    return i18n.language_of_request(request) if request is not None else "en"
+
+
+def landing(spawner) -> str:
+    """``coach`` for an athlete (in ``athletes``, not in ``scientists``), else ``launcher``."""
+    groups = {g.name for g in spawner.user.groups}
+    return "coach" if "athletes" in groups and "scientists" not in groups else "launcher"
 
 
 def _local_spawner(c, settings: Settings, data_dir: Path) -> None:
