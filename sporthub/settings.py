@@ -74,6 +74,10 @@ class Backend(BaseModel):
     accepts_media: bool = Field(
         default=False,
         description="a vision or audio model: image, audio and file parts reach it, inline only")
+    # a model for trying SportHub, not for advice (the embedded SmolLM2-135M is one): the Coach
+    # says so once per chat and the status bar shows "AI (demo model)"
+    demo: bool = Field(default=False, description="a demo model: people are told its answers "
+                       "are not advice")
 
     @field_validator("url")
     @classmethod
@@ -589,6 +593,7 @@ class Settings(BaseSettings):
                 url=f"http://127.0.0.1:{self.embedded_llm_port}",
                 api_key=SecretStr(self.secret("embedded-llm-key")),
                 models=[EMBEDDED_MODEL],
+                demo=True,  # 135M parameters: for trying SportHub, not for coaching
                 # vLLM parses tool calls (hermes); llama-server's model is too small, so the
                 # gateway drops tools for it
                 supports_tools=self.embedded_backend == "vllm",

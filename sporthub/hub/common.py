@@ -180,6 +180,7 @@ def user_servers(c, settings: Settings) -> None:
     c.Spawner.environment = {
         "OPENAI_API_BASE": settings.gateway_api_base,
         "LLM_GATEWAY_MODEL": settings.backends()[0].models[0],
+        **first_minutes_environment(settings),
         # sportlab.squad and the sync reach the squad service through the proxy, like the gateway
         "SQUAD_API_URL": settings.squad_api_base,
         "SQUAD_SYNC_INTERVAL_S": str(settings.squad_sync_interval_s),
@@ -188,6 +189,33 @@ def user_servers(c, settings: Settings) -> None:
     # defaults, 10 s and 5 s, made Ctrl-C on `make up` wait for a server that hung in teardown)
     c.Spawner.interrupt_timeout = STOP_GRACE_S
     c.Spawner.term_timeout = STOP_GRACE_S
+
+
+def first_minutes_environment(settings: Settings) -> dict:
+    """What a person's server needs for their first minutes, in every profile: whether the model
+    is only a demo, their language and where JupyterLab opens."""
+    return {
+        # the Coach tells people once per chat when its model is only a demo
+        "SPORTHUB_LLM_DEMO": "1" if settings.backends()[0].demo else "0",
+        # read at each start: the page language of the request that started the server, and
+        # whether JupyterLab opens on the Coach (athletes) or the Launcher (everyone else)
+        "SPORTHUB_LANG": spawn_language,
+        "SPORTHUB_LANDING": landing,
+    }
+
+
+def spawn_language(spawner) -> str:
+    """The hub page's language (``sporthub_lang`` cookie, else Accept-Language) of the browser
+    request that started this server; English for a start through the API."""
+    handler = getattr(spawner, "handler", None)
+    request = getattr(handler, "request", None)
+    return i18n.language_of_request(request) if request is not None else "en"
+
+
+def landing(spawner) -> str:
+    """``coach`` for an athlete (in ``athletes``, not in ``scientists``), else ``launcher``."""
+    groups = {g.name for g in spawner.user.groups}
+    return "coach" if "athletes" in groups and "scientists" not in groups else "launcher"
 
 
 def capacity(c, settings: Settings, idle_timeout_s: int) -> None:

@@ -11,10 +11,11 @@ from jupyter_ai_persona_manager import BasePersona, PersonaDefaults
 from jupyter_ai_persona_manager.awareness_models import CommandOption
 from jupyterlab_chat.models import Message
 
-from sporthub_coach import checkin
+from sporthub_coach import checkin, landing
 from sporthub_coach.folder import ACTIVITIES
 from sporthub_coach.gateway import GatewayRefused, Place, stream_chat
-from sporthub_coach.messages import language_of, refusal, say
+from sporthub_coach.language import interface_language
+from sporthub_coach.messages import refusal, say
 
 if TYPE_CHECKING:
     from sporthub_coach.athlete_data import Summary
@@ -71,7 +72,10 @@ class CoachPersona(BasePersona):
     _last_lang = "en"
 
     async def process_message(self, message: Message) -> None:
-        lang = self._last_lang = language_of(message.body)
+        # the Coach's own words follow the person's interface language (JupyterLab's); the
+        # model answers a free question in the question's language (SYSTEM_PROMPT)
+        lang = self._last_lang = interface_language()
+        self._demo_notice(lang)
         if await self._check_in(message.body, lang):
             return
         # sportlab (pandas, scipy) loads at the first question, not with the server: a user's
@@ -96,6 +100,14 @@ class CoachPersona(BasePersona):
                 summary, lang))
         except GatewayRefused as refused:
             self._say(refusal(lang, refused.code, refused.status, refused.retry_after_s))
+
+    def _demo_notice(self, lang: str) -> None:
+        """Once per chat, when the model is a demo: its answers are not advice."""
+        if not landing.is_demo():
+            return
+        said = [m.body for m in self.chat.get_messages() if m.sender == self.id and m.body]
+        if not landing.has_demo_notice(said):
+            self.send_message(f"_{landing.DEMO_NOTICE.get(lang, landing.DEMO_NOTICE['en'])}_")
 
     async def _check_in(self, body: str, lang: str) -> bool:
         """``/log`` and ``/profile`` (and the values asked for after a bare ``/log``): the

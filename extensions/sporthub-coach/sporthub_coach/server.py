@@ -16,6 +16,7 @@ from pathlib import Path
 from jupyter_server.utils import url_path_join
 from tornado.ioloop import IOLoop
 
+from sporthub_coach import landing, language
 from sporthub_coach.folder import ACTIVITIES
 from sporthub_coach.status import StatusHandler
 
@@ -74,6 +75,23 @@ def _load_jupyter_server_extension(serverapp) -> None:
     # registered once the server runs (the callback runs when its loop starts): a server that
     # fails to start keeps its own exit status
     IOLoop.current().add_callback(atexit.register, _exit_without_teardown)
+    if landing.is_athlete():
+        landing.make_coach_chat(Path(serverapp.root_dir).expanduser(),
+                                language.interface_language(), landing.is_demo())
+    # once every extension is loaded (jupyterlab's handlers and its workspaces folder exist),
+    # before the first request
+    IOLoop.current().add_callback(_after_extensions, serverapp)
+
+
+def _after_extensions(serverapp) -> None:
+    if not language.follow_the_person(serverapp.web_app):
+        serverapp.log.warning("SportHub: JupyterLab's translations API not found; JupyterLab "
+                              "will not follow the person's language")
+    if landing.is_athlete():
+        labs = serverapp.extension_manager.extension_apps.get("jupyterlab") or set()
+        for lab in labs:
+            if getattr(lab, "workspaces_dir", ""):
+                landing.make_workspace(Path(lab.workspaces_dir))
     base_url = serverapp.web_app.settings["base_url"]
     serverapp.web_app.add_handlers(".*$", [(url_path_join(base_url, "sporthub/status"),
                                             StatusHandler)])

@@ -160,4 +160,5 @@ def _user_environment(c, settings: Settings) -> dict:
     if environment.setdefault("LLM_GATEWAY_MODEL", model) != model:
         raise SettingsError(f"singleuser.extraEnv.LLM_GATEWAY_MODEL={environment['LLM_GATEWAY_MODEL']}"
                             f" is not the first model of SPORTHUB_LLM_BACKENDS ({model}); remove it")
+    environment.update(common.first_minutes_environment(settings))
     return environment
