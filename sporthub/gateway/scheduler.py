@@ -18,7 +18,9 @@ backends' slots with what the gateway knows (:class:`Speed`, :class:`Lengths`):
   after a prefill of its prompt;
 - a backend decodes at a per-stream rate that depends on how many streams it runs at once
   (continuous batching: llama-server and vLLM serve four streams at two to four times the total
-  rate of one, so each is slower), learnt online per backend and per concurrency.
+  rate of one, so each is slower), learnt online per backend and per concurrency, times the
+  machine's current load (shared by every level: other work on the host slows one stream and
+  four alike).
 
 Slots are processor-shared: n streams on a backend each advance at ``rate(n)``. The simulation is
 one pass over the queue (sampled futures for the first :data:`SAMPLED_DEPTH`, throughput behind
