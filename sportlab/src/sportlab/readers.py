@@ -21,6 +21,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from sportlab.plausible import OnImplausible, clean_frame
 from sportlab.resample import PAUSE_GAP_S
 
 COLUMNS = (
@@ -48,12 +49,16 @@ class ActivityReadError(ValueError):
         super().__init__(f"cannot read activity file {str(path)!r}: {problem}")
 
 
-def read_activity(path: str | Path) -> pd.DataFrame:
+def read_activity(path: str | Path, *, on_implausible: OnImplausible = "gap") -> pd.DataFrame:
     """Read a FIT, GPX or TCX recording (chosen by file extension).
 
     Returns a DataFrame indexed by UTC timestamp with the SI columns listed in the module
     docstring; ``frame.attrs["sport"]`` is the sport the file names (lower-case), or None.
     Duplicate timestamps (TCX repeats the boundary point of each lap) keep the first sample.
+    Samples outside their channel's bounds (negative power, a 255-bpm heart rate, ...; see
+    :mod:`sportlab.plausible`) are read as missing with an
+    :class:`sportlab.plausible.ImplausibleSampleWarning`, or with ``on_implausible="raise"``
+    refused (:class:`sportlab.plausible.ImplausibleSampleError`).
     Raises :class:`ActivityReadError` for a missing, corrupt, empty or unknown file.
     """
     path = Path(path)
@@ -77,7 +82,7 @@ def read_activity(path: str | Path) -> pd.DataFrame:
         raise ActivityReadError(path, f"{type(exc).__name__}: {exc}") from exc
     if frame.empty:
         raise ActivityReadError(path, "no timestamped samples in the file")
-    return frame
+    return clean_frame(frame, on_implausible=on_implausible)
 
 
 # FIT session fields (FIT SDK profile names) -> sportlab's SI column names. "normalized_power",

@@ -30,6 +30,7 @@ import numpy as np
 import pandas as pd
 
 from sportlab._typing import ArrayLike
+from sportlab.plausible import clean
 
 # Longer than any "smart recording" interval (Garmin records every 1-8 s), so a gap this long
 # means the timer was stopped.
@@ -116,7 +117,9 @@ def grid_1hz(
     ``pause_gap_s``: a step between samples longer than this is a pause. ``max_dropout_s``: the
     longest run of seconds without a value that is interpolated between two valid values.
     ``long_dropouts``: what a longer run does, ``"raise"`` (ValueError) or ``"nan"`` (left not
-    recorded).
+    recorded). ``name`` is the channel: a sample outside its bounds in
+    :data:`sportlab.plausible.BOUNDS` (any infinite sample, for other names) is a dropout, with
+    an :class:`sportlab.plausible.ImplausibleSampleWarning`.
     """
     if pause_gap_s <= 0:
         raise ValueError(f"pause_gap_s must be positive, got {pause_gap_s}")
@@ -125,7 +128,8 @@ def grid_1hz(
     if long_dropouts not in ("raise", "nan"):
         raise ValueError(f"long_dropouts must be 'raise' or 'nan', got {long_dropouts!r}")
     times = sample_times_s(values, sample_s)
-    data = np.asarray(values, dtype="float64")
+    # Samples no human produces (negative power, inf, ...) are dropouts: sportlab.plausible.
+    data = clean(np.asarray(values, dtype="float64"), name, stacklevel=4)
     start = None
     if isinstance(values, pd.Series) and _has_times(values) and len(data):
         start = values.index[0]

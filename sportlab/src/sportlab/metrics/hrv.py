@@ -6,6 +6,7 @@ import numpy as np
 import pandas as pd
 
 from sportlab._typing import ArrayLike
+from sportlab.plausible import clean
 
 
 def rmssd(rr_ms: ArrayLike) -> float:
@@ -17,9 +18,11 @@ def rmssd(rr_ms: ArrayLike) -> float:
     Circulation 1996;93:1043-1065. RR intervals must be artefact-corrected beforehand; a NaN
     interval (a rejected or missed beat) is a break in the sequence: the differences are taken
     first and those involving a NaN dropped, so two beats either side of the gap, which were not
-    successive, are never differenced.
+    successive, are never differenced. An interval outside 250-2500 ms or infinite
+    (:data:`sportlab.plausible.BOUNDS`) is such a break too, with an
+    :class:`sportlab.plausible.ImplausibleSampleWarning`.
     """
-    rr = np.asarray(rr_ms, dtype=float)
+    rr = clean(np.asarray(rr_ms, dtype=float), "rr_ms")
     differences = np.diff(rr)
     differences = differences[~np.isnan(differences)]
     if differences.size < 1:
@@ -67,7 +70,7 @@ def hrv_readiness(
     for name, days in (("baseline_days", baseline_days), ("rolling_days", rolling_days)):
         if days < 1:
             raise ValueError(f"{name} must be at least 1, got {days}")
-    series = pd.Series(ln_rmssd_daily, dtype="float64")
+    series = clean(pd.Series(ln_rmssd_daily, dtype="float64"), "ln_rmssd")  # inf: a missed day
     original_index = series.index
     if isinstance(series.index, pd.DatetimeIndex):
         days_index = series.index.normalize()
