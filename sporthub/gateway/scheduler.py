@@ -369,7 +369,7 @@ class _Simulation:
         """The prefill still to do (seconds alone) and the tokens written so far."""
         generated, prefill = ticket.generated, 0.0
         if ticket.first_token_at is None:
-            elapsed = now - (ticket.started_at or now)
+            elapsed = now - (now if ticket.started_at is None else ticket.started_at)
             prefill = max(speed.prefill_s(ticket.prompt_tokens) - elapsed, 0.0)
             if not ticket.stream:
                 # a unary answer says nothing until it ends: assume it decodes since its prefill
@@ -575,7 +575,10 @@ class Scheduler:
         now = self.clock()
         if ticket.first_token_at is None:
             ticket.first_token_at = now
-            speed.learn_prefill(ticket.prompt_tokens, now - (ticket.started_at or now))
+            # its prefill shared the backend with the others running: the simulation wants
+            # it in seconds of a stream alone (it slows it by the concurrency again)
+            speed.learn_prefill(ticket.prompt_tokens, (now - (now if ticket.started_at is None else ticket.started_at))
+                                * speed.rate(len(pool.running)) / speed.rate(1))
             # one more stream decodes: a new span (this chunk belongs to it)
             speed.mark(now, len(pool.running), pool.decoding)
         else:

@@ -84,12 +84,13 @@ class FakeBackend:
 
 
 def run(arrivals: list[Arrival], per_stream, capacity: int = 4, sample_every: float = 1.0,
-        scheduler: Scheduler | None = None, clock: Clock | None = None) -> Scheduler:
+        scheduler: Scheduler | None = None, clock: Clock | None = None,
+        prefill_tps: float = 2000.0) -> Scheduler:
     """Play the arrivals through a scheduler and the fake backend until all are answered."""
     clock = clock or Clock()
     s = scheduler or Scheduler([Pool("b", capacity, frozenset({"m"}))], max_running_per_user=4,
                                max_queued_per_user=50, initial_service_s=10.0, clock=clock)
-    backend = FakeBackend(s, clock, per_stream)
+    backend = FakeBackend(s, clock, per_stream, prefill_tps)
     pending = sorted(arrivals, key=lambda a: a.at)
     next_sample = 0.0
     while pending or backend.jobs:
@@ -229,6 +230,24 @@ async def test_a_slowdown_seen_at_one_concurrency_slows_every_level():
     before = speed.rate(4)
     speed.learn(4, 40.0, weight=0.1)
     assert speed.rate(4) < before * 1.1
+
+
+async def test_a_prefill_shared_with_others_is_learnt_as_the_time_it_takes_alone():
+    """Four long prompts at once each take four streams' share of the machine to read: the
+    rate learnt is the lone one, as the simulation slows it by the concurrency itself (before,
+    it was slowed twice)."""
+    clock = Clock()
+    s = Scheduler([Pool("b", 4, frozenset({"m"}))], max_running_per_user=4,
+                  max_queued_per_user=50, initial_service_s=10.0, clock=clock)
+    # the speeds alone and by four are known first (short prompts)
+    run([Arrival(1.0, "a", 300, 300, prompt_tokens=4)], llama_server, scheduler=s, clock=clock)
+    run([Arrival(clock.now + 0.01 * i, f"u{i}", 300, 300, prompt_tokens=4) for i in range(4)],
+        llama_server, scheduler=s, clock=clock)
+    speed = s.speed_of(s.pools["b"])
+    speed.prefill_tps = None
+    run([Arrival(clock.now + 0.5 + 0.01 * i, f"u{i}", 50, 50, prompt_tokens=400)
+         for i in range(4)], llama_server, scheduler=s, clock=clock, prefill_tps=200.0)
+    assert speed.prefill_tps == pytest.approx(200.0, rel=0.15)
 
 
 @pytest.mark.parametrize("per_stream", [llama_server, vllm_cpu], ids=["llama-server", "vllm"])
