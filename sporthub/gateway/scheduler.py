@@ -319,6 +319,10 @@ class _Simulation:
         # per future: its clock, and per pool the work done by each of its streams (virtual
         # time; all streams of a pool advance alike) and a heap of the virtual times at which
         # each running one ends. Work is in seconds of a stream running alone.
+        # the rates are read thousands of times per estimate: once per pool and concurrency
+        self.alone = [sp.rate(1) for sp in self.speeds]
+        self.shares = [[sp.rate(n) / sp.rate(1) for n in range(p.capacity + 1)]
+                       for p, sp in zip(pools, self.speeds, strict=True)]
         self.t = [0.0] * SAMPLES
         self.virtual = [[0.0] * len(pools) for _ in range(SAMPLES)]
         self.ends: list[list[list[float]]] = [[[] for _ in pools] for _ in range(SAMPLES)]
@@ -329,7 +333,7 @@ class _Simulation:
                 for k in range(SAMPLES):
                     tokens = self._lengths.draw(_uniform(ticket.seq, k), ticket.max_tokens,
                                                 generated)
-                    self.ends[k][i].append(prefill + tokens / speed.rate(1))
+                    self.ends[k][i].append(prefill + tokens / self.alone[i])
         for k in range(SAMPLES):
             for heap in self.ends[k]:
                 heapq.heapify(heap)
@@ -365,12 +369,14 @@ class _Simulation:
             start, deviation = self.deep_at, 0.0
         else:
             starts = [self._place_in(k, ticket) for k in range(SAMPLES)]
-            start, deviation = statistics.fmean(starts), statistics.pstdev(starts)
+            # floats, not statistics.pstdev's exact fractions: this runs hundreds of times
+            start = sum(starts) / SAMPLES
+            deviation = math.sqrt(max(sum(x * x for x in starts) / SAMPLES - start * start, 0.0))
         # further back the backends run full: the next start comes this one's expected work
         # (spread over all slots) later
         speed = self.speeds[0]
         work = (speed.prefill_s(ticket.prompt_tokens)
-                + self._lengths.expected(ticket.max_tokens) / speed.rate(1))
+                + self._lengths.expected(ticket.max_tokens) / self.alone[0])
         self.deep_at = start + work / (self.capacity * self.throughput)
         return start, deviation
 
@@ -381,18 +387,18 @@ class _Simulation:
             if free:
                 break
             self._advance(k)
-        i = min(free, key=lambda i: len(ends[i]) / self.pools[i].capacity)
-        speed = self.speeds[i]
+        i = free[0] if len(free) == 1 else min(
+            free, key=lambda i: len(ends[i]) / self.pools[i].capacity)
         tokens = self._lengths.draw(_uniform(ticket.seq, k), ticket.max_tokens)
-        heapq.heappush(ends[i], virtual[i] + speed.prefill_s(ticket.prompt_tokens)
-                       + tokens / speed.rate(1))
+        heapq.heappush(ends[i], virtual[i] + self.speeds[i].prefill_s(ticket.prompt_tokens)
+                       + tokens / self.alone[i])
         return self.t[k]
 
     def _advance(self, k: int) -> None:
         """Future ``k`` to the next end of a stream on any pool."""
         ends, virtual = self.ends[k], self.virtual[k]
         # each stream of pool i advances rate(n)/rate(1) seconds of lone work per second
-        shares = [self.speeds[i].rate(len(ends[i])) / self.speeds[i].rate(1)
+        shares = [self.shares[i][min(len(ends[i]), self.pools[i].capacity)]
                   for i in range(len(self.pools))]
         dt, first = min(((ends[i][0] - virtual[i]) / shares[i], i)
                         for i in range(len(self.pools)) if ends[i])

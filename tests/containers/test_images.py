@@ -19,7 +19,7 @@ def test_the_hub_image_builds_and_carries_hub_gateway_proxy_and_dockerspawner(en
     result = engine.run("run", "--rm", "--network", "none", tag, "sh", "-c",
                         "configurable-http-proxy --version && jupyterhub --version && "
                         "python -c 'import dockerspawner, sporthub.gateway, sporthub.usage, "
-                        "sporthub.hub.kube, tornado.curl_httpclient' && "
+                        "kubespawner, sporthub.hub.profiles.k8s, tornado.curl_httpclient' && "
                         "sporthub --help >/dev/null && pg_dump --version && "
                         "pg_restore --version && echo ok", capture_output=True)
     assert result.returncode == 0, result.stderr
