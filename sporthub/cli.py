@@ -225,6 +225,9 @@ def main(argv: list[str] | None = None) -> int:
     imp = users_commands.add_parser("import", help="create accounts from a CSV username,group")
     imp.add_argument("file", type=Path)
     users_commands.add_parser("list", help="accounts, their groups and whether they set a password")
+    users_commands.add_parser(
+        "move-homes", help="docker profile: copy each person's local-profile home into their "
+                           "volume (once, before they start; the old homes stay)")
     usage = commands.add_parser("usage", help="language model usage per user, from the ledger")
     usage.add_argument("--since", default="7d", help="how far back: 7d, 12h, 30m (default 7d)")
     keys = commands.add_parser("secrets", help="generate the Compose stack's secret files")
@@ -259,6 +262,13 @@ def main(argv: list[str] | None = None) -> int:
                 return admin.invite(settings, args.name)
             if args.users_command == "import":
                 return admin.import_csv(settings, args.file)
+            if args.users_command == "move-homes":
+                moved = backup.move_homes(settings)
+                for name, volume in moved.items():
+                    print(f"{name}: home copied into the volume {volume}")
+                print(f"{len(moved)} home(s) moved; the local profile's homes are left as they "
+                      "were (remove them once people found their files)")
+                return 0
             return admin.list_users(settings)
         if args.command == "usage":
             return admin.usage(settings, args.since)
