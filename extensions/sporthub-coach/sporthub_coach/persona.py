@@ -11,6 +11,7 @@ from jupyter_ai_persona_manager import BasePersona, PersonaDefaults
 from jupyter_ai_persona_manager.awareness_models import CommandOption
 from jupyterlab_chat.models import Message
 
+from sporthub_coach import sharing
 from sporthub_coach.folder import ACTIVITIES
 from sporthub_coach.gateway import GatewayRefused, Place, stream_chat
 from sporthub_coach.messages import language_of, refusal, say
@@ -39,8 +40,13 @@ class CoachPersona(BasePersona):
         super().__init__(*args, **kwargs)
         # Jupyter AI 3.2's convention: a persona advertises its own slash commands, and the
         # message ("/data ...") reaches process_message unchanged
-        self.report_slash_commands([CommandOption(
-            name=DATA_COMMAND, description="Show the training summary the Coach answers from")])
+        self.report_slash_commands([
+            CommandOption(name=DATA_COMMAND,
+                          description="Show the training summary the Coach answers from"),
+            CommandOption(name=sharing.COMMAND,
+                          description="Share your training data with the club's staff: "
+                                      "/share on, /share off, /share (state and who read it)"),
+        ])
 
     @property
     def defaults(self) -> PersonaDefaults:
@@ -61,6 +67,10 @@ class CoachPersona(BasePersona):
 
     async def process_message(self, message: Message) -> None:
         lang = self._last_lang = language_of(message.body)
+        if message.body.strip().split(maxsplit=1)[:1] == [sharing.COMMAND]:
+            # the athlete's own switch: the squad service, never the model
+            self._say(await sharing.answer(message.body))
+            return
         # sportlab (pandas, scipy) loads at the first question, not with the server: a user's
         # server must be up within the hub's 30 s
         from sporthub_coach.athlete_data import summarise
