@@ -116,9 +116,10 @@ def describe(me: dict, lang: str, skipped: dict[str, str] | None = None) -> str:
     return "\n".join(lines)
 
 
-async def answer(body: str) -> str:
-    """The Coach's reply to a ``/share ...`` message."""
-    lang = language_of(body)
+async def answer(body: str, lang: str = "en") -> str:
+    """The Coach's reply to a ``/share ...`` message: in ``lang`` (the interface's), or in
+    Russian for a command written in Russian."""
+    lang = "ru" if language_of(body) == "ru" else (lang if lang in TEXTS else "en")
     words = body.strip().split()[1:]
     try:
         client = squad_sync.SquadClient()
