@@ -12,8 +12,8 @@ __version__ = "0.1.0"
 
 
 def __getattr__(name: str) -> object:
-    # plots and widgets pull in matplotlib/ipywidgets: import them only when first used.
-    if name in ("plots", "widgets"):
+    # plots and widgets pull in matplotlib/ipywidgets, squad httpx: imported when first used.
+    if name in ("plots", "widgets", "squad"):
         import importlib
 
         return importlib.import_module(f"sportlab.{name}")
