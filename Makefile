@@ -38,7 +38,7 @@ preflight: ## stop at once when people's servers could not enter this checkout (
 				exit 2; fi; done; fi
 
 # everything, what CI (.ci/run) runs: the fast suite first, then each slow tier
-test-all: test test-suites test-vllm test-deploy test-containers test-compose ## everything CI (.ci/run) runs: make test, then each slow tier
+test-all: test test-suites test-vllm test-deploy test-containers test-compose bench-smoke ## everything CI (.ci/run) runs: make test, then each slow tier
 
 # Tiers are pytest markers (pyproject.toml): `make test` runs every test not in a slow tier below
 test: preflight install $(OIDC_STAMP) recordings ## the fast test suite (real stack; the developer loop)
@@ -130,6 +130,13 @@ $(DEPLOY_STAMP): deploy/test-requirements.txt
 # ~/.cache/sporthub (never installed: only the data and its licence are extracted)
 recordings: install ## fetch the sportlab tests' real recordings once
 	$(BIN)/python tests/sportlab/recordings.py
+
+# every benchmark in benchmarks/ runs with --smoke: a few iterations, no figure asserted, so a
+# change that breaks one is seen in CI (gateway_overhead.py had stopped running unnoticed)
+bench-smoke: install ## every benchmark once, briefly (part of make test-all)
+	$(BIN)/sporthub prepare
+	@set -e; for bench in benchmarks/*.py; do echo "[bench-smoke] $$bench"; \
+		$(BIN)/python $$bench --smoke; done
 
 # docs/settings.md is generated from sporthub/settings.py (tests/hub/test_settings_reference.py
 # fails when they differ): run this after adding or changing a setting

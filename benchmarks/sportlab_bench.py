@@ -2,7 +2,7 @@
 
 Run from the repository root with the sportlab venv:
 
-    .venv/bin/python benchmarks/sportlab_bench.py [--repeat 7]
+    .venv/bin/python benchmarks/sportlab_bench.py [--repeat 7] [--smoke]
 
 Prints the median (and fastest) wall time of each operation over ``--repeat`` runs, after one
 warm-up run, so the numbers reflect steady state in a notebook kernel.
@@ -52,7 +52,11 @@ def measure(fn: Callable[[], object], repeat: int) -> tuple[float, float]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeat", type=int, default=7, help="timed runs per operation")
+    parser.add_argument("--smoke", action="store_true",
+                        help="one timed run each, for CI (make bench-smoke): it still runs")
     args = parser.parse_args()
+    if args.smoke:
+        args.repeat = 1
 
     ride = synthetic_ride(duration_s=5 * 3600, cp_w=CP_W, w_prime_j=W_PRIME_J, seed=0)
     power = to_1hz(ride["power_w"])

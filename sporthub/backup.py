@@ -486,7 +486,7 @@ class Volumes:
     """The people's home volumes, read and written through the engine's API only."""
 
     def __init__(self, settings: Settings):
-        from sporthub.hub import spawners  # the docker SDK and DockerSpawner: this profile only
+        from sporthub.hub.profiles import docker as spawners  # the docker SDK: this profile only
 
         self.settings = settings
         self.spawners = spawners

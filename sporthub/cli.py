@@ -6,7 +6,6 @@ import argparse
 import getpass
 import os
 import secrets
-import shutil
 import signal
 import subprocess
 import sys
@@ -16,20 +15,14 @@ from pathlib import Path
 
 import httpx
 
-from sporthub import admin, backup
+from sporthub import admin, backup, quickexit
 from sporthub.hub import localusers
+from sporthub.hub.profiles import profile_of
 from sporthub.llm import build, vllm_cpu
 from sporthub.settings import SECRET_SETTINGS, Settings, SettingsError, load_settings
 from sporthub.stack_secrets import STACK_SECRETS
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
-SINGLEUSER_FILES = {
-    "jupyter_server_config.py": Path("etc/jupyter/jupyter_server_config.py"),
-    "ipython_config.py": Path("etc/ipython/ipython_config.py"),
-    # no "would you like news?" pop-up: the hub's users are not the place to ask, and a
-    # closed server often cannot reach the news feed anyway
-    "overrides.json": Path("share/jupyter/lab/settings/overrides.json"),
-}
 
 
 def say(message: str) -> None:
@@ -47,29 +40,12 @@ def prepare(settings: Settings) -> None:
             vllm_cpu.ensure_vllm(progress=say)
         else:
             build.ensure_server(progress=say)
-    if settings.profile == "local":
-        install_singleuser_config()
-        if os.geteuid() == 0:
-            # people's servers run as system users: they need a Python they may read
-            localusers.check_user_environment(localusers.prepare_user_environment())
-    elif settings.profile == "docker":
-        from sporthub.hub import spawners  # the docker SDK only for this profile
-
-        spawners.check(settings)
-
-
-def install_singleuser_config() -> None:
-    """Put Jupyter AI's gateway configuration where every user server of this Python reads it."""
-    source = Path(__file__).with_name("singleuser")
-    for name, target in SINGLEUSER_FILES.items():
-        destination = Path(sys.prefix) / target
-        destination.parent.mkdir(parents=True, exist_ok=True)
-        if not destination.exists() or destination.read_bytes() != (source / name).read_bytes():
-            shutil.copyfile(source / name, destination)
+    # local: Jupyter AI's configuration, the people's environment; docker: engine, network, image
+    profile_of(settings).prepare(settings)
 
 
 def up(settings: Settings) -> int:
-    notice = localusers.check_start(settings)
+    notice = profile_of(settings).check(settings)
     if notice:
         say(notice)
     prepare(settings)
@@ -204,13 +180,15 @@ K8S_NOT_HERE = {
     "up": "the chart's hub pod runs the hub (helm upgrade --install, deploy/k8s/values.yaml)",
     "prepare": "the images carry everything; nothing to prepare",
     "users": "from inside the hub pod the public address is out of reach; use the admin panel "
-             "(Admin, and /hub/invites for invite links)",
+             "(Admin, /hub/invites for invite links, /hub/people/<name> to export or erase a "
+             "person)",
     "backup": "back up the PostgreSQL databases, the hub's data volume and the home volumes",
     "restore": "restore the PostgreSQL databases and the volumes",
 }
 
 
 def main(argv: list[str] | None = None) -> int:
+    quickexit.enable()  # Ctrl-C on `make up` ends with this process's exit
     parser = argparse.ArgumentParser(prog="sporthub", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
     commands.add_parser("up", help="prepare and run the hub (Ctrl-C stops it)")
@@ -228,6 +206,16 @@ def main(argv: list[str] | None = None) -> int:
     users_commands.add_parser(
         "move-homes", help="docker profile: copy each person's local-profile home into their "
                            "volume (once, before they start; the old homes stay)")
+    out = users_commands.add_parser("export", help="everything SportHub holds about a person, "
+                                    "into one archive (0600)")
+    out.add_argument("name")
+    out.add_argument("file", type=Path, help="the archive to write (must not exist)")
+    out.add_argument("--format", choices=["zip", "tar.gz"], default="zip")
+    erase = users_commands.add_parser("erase", help="erase a person everywhere (asks for the "
+                                      "name again); the admin panel's delete removes the "
+                                      "account only")
+    erase.add_argument("name")
+    erase.add_argument("--yes", action="store_true", help="do not ask for the name again")
     usage = commands.add_parser("usage", help="language model usage per user, from the ledger")
     usage.add_argument("--since", default="7d", help="how far back: 7d, 12h, 30m (default 7d)")
     keys = commands.add_parser("secrets", help="generate the Compose stack's secret files")
@@ -269,6 +257,10 @@ def main(argv: list[str] | None = None) -> int:
                 print(f"{len(moved)} home(s) moved; the local profile's homes are left as they "
                       "were (remove them once people found their files)")
                 return 0
+            if args.users_command == "export":
+                return admin.export_person(settings, args.name, args.file, args.format)
+            if args.users_command == "erase":
+                return admin.erase_person(settings, args.name, args.yes)
             return admin.list_users(settings)
         if args.command == "usage":
             return admin.usage(settings, args.since)

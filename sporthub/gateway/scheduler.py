@@ -18,7 +18,9 @@ backends' slots with what the gateway knows (:class:`Speed`, :class:`Lengths`):
   after a prefill of its prompt;
 - a backend decodes at a per-stream rate that depends on how many streams it runs at once
   (continuous batching: llama-server and vLLM serve four streams at two to four times the total
-  rate of one, so each is slower), learnt online per backend and per concurrency.
+  rate of one, so each is slower), learnt online per backend and per concurrency, times the
+  machine's current load (shared by every level: other work on the host slows one stream and
+  four alike).
 
 Slots are processor-shared: n streams on a backend each advance at ``rate(n)``. The simulation is
 one pass over the queue (sampled futures for the first :data:`SAMPLED_DEPTH`, throughput behind
@@ -62,6 +64,7 @@ PRIOR_PREFILL_TPS = 1000.0
 # llama-server on two cores gains less. A measured neighbour is scaled by this exponent too.
 SCALING = 0.7
 RATE_ALPHA = 0.3  # EWMA weight of a new rate sample
+LOAD_ALPHA = 0.5  # ... and its weight in the load, shared by every concurrency
 RATE_SAMPLE_S = 1.0  # a rate sample spans at least this long (chunks come in bursts)
 LENGTH_WINDOW = 200  # recent answer lengths kept per model
 ALIKE_ENOUGH = 5  # answers bounded alike needed to judge by them alone
@@ -135,7 +138,11 @@ class Speed:
 
     def __init__(self, initial_tps: float):
         self.initial_tps = initial_tps
-        self.per_stream: dict[int, float] = {}  # concurrency -> tokens/s of one stream
+        # concurrency -> tokens/s of one stream, at the machine's load when it was measured...
+        self.per_stream: dict[int, float] = {}
+        # ... times how fast the machine runs now relative to that: what it shares with other
+        # processes changes every level's rate alike, so news from one level moves them all
+        self.load = 1.0
         self.prefill_tps: float | None = None
         self._span_start: float | None = None
         self._span_tokens = 0
@@ -147,13 +154,13 @@ class Speed:
         running = max(running, 1)
         known = self.per_stream.get(running)
         if known is not None:
-            return known
+            return known * self.load
         if not self.per_stream:
             base, at = self.initial_tps, 1
         else:
             at = min(self.per_stream, key=lambda n: abs(n - running))
             base = self.per_stream[at]
-        return base * (running / at) ** (SCALING - 1)
+        return base * self.load * (running / at) ** (SCALING - 1)
 
     def prefill_s(self, prompt_tokens: int) -> float:
         return max(prompt_tokens, 1) / (self.prefill_tps or PRIOR_PREFILL_TPS)
@@ -168,14 +175,24 @@ class Speed:
             if not force and span < RATE_SAMPLE_S:
                 return
             if self._span_decoding and self._span_tokens and span >= 0.2:
-                self.learn(self._span_running, self._span_tokens / span / self._span_decoding)
+                # a short span (cut by a start or an end) counts its tokens to within one a
+                # stream: it says less, and weighs less
+                self.learn(self._span_running, self._span_tokens / span / self._span_decoding,
+                           min(span / RATE_SAMPLE_S, 1.0))
         self._span_start, self._span_tokens = now, 0
         self._span_running, self._span_decoding = running, decoding
 
-    def learn(self, running: int, per_stream_tps: float) -> None:
-        old = self.per_stream.get(running)
-        self.per_stream[running] = (per_stream_tps if old is None
-                                    else old + RATE_ALPHA * (per_stream_tps - old))
+    def learn(self, running: int, per_stream_tps: float, weight: float = 1.0) -> None:
+        """A sample at ``running`` streams: the first of a level is its rate; later ones move
+        both that level's rate and the load (every level), each by part of the surprise."""
+        if per_stream_tps <= 0:
+            return
+        if running not in self.per_stream:
+            self.per_stream[running] = per_stream_tps / self.load
+            return
+        surprise = per_stream_tps / self.rate(running)
+        self.load *= surprise ** (LOAD_ALPHA * weight)
+        self.per_stream[running] *= surprise ** (RATE_ALPHA * weight)
 
     def learn_prefill(self, prompt_tokens: int, seconds: float) -> None:
         if seconds <= 0 or prompt_tokens <= 0:
@@ -352,7 +369,7 @@ class _Simulation:
         """The prefill still to do (seconds alone) and the tokens written so far."""
         generated, prefill = ticket.generated, 0.0
         if ticket.first_token_at is None:
-            elapsed = now - (ticket.started_at or now)
+            elapsed = now - (now if ticket.started_at is None else ticket.started_at)
             prefill = max(speed.prefill_s(ticket.prompt_tokens) - elapsed, 0.0)
             if not ticket.stream:
                 # a unary answer says nothing until it ends: assume it decodes since its prefill
@@ -558,7 +575,10 @@ class Scheduler:
         now = self.clock()
         if ticket.first_token_at is None:
             ticket.first_token_at = now
-            speed.learn_prefill(ticket.prompt_tokens, now - (ticket.started_at or now))
+            # its prefill shared the backend with the others running: the simulation wants
+            # it in seconds of a stream alone (it slows it by the concurrency again)
+            speed.learn_prefill(ticket.prompt_tokens, (now - (now if ticket.started_at is None else ticket.started_at))
+                                * speed.rate(len(pool.running)) / speed.rate(1))
             # one more stream decodes: a new span (this chunk belongs to it)
             speed.mark(now, len(pool.running), pool.decoding)
         else:

@@ -22,6 +22,7 @@ from sporthub import i18n
 from sporthub.forwarded import client_address, client_scheme, local_end
 from sporthub.hub.accounts import AccountStore, Throttled
 from sporthub.hub.handlers import handlers as sporthub_handlers
+from sporthub.hub.mydata import handlers as my_data_handlers
 
 
 class AccountLimitReached(web.HTTPError):
@@ -45,6 +46,7 @@ class CappedAccountsMixin(Authenticator):
 
     max_accounts = Integer(100, config=True, help="Hub accounts allowed, admins included.")
     default_groups = Dict(config=True, help="Group name -> properties given to a group that has none.")
+    squad_url = Unicode("", config=True, help="The squad service at its own socket (/hub/my-data).")
 
     # add_user is also called for every existing user while the hub loads its database; those
     # accounts exist already and must never be refused, so the cap applies once the hub is up.
@@ -94,7 +96,11 @@ class CappedAccountsMixin(Authenticator):
         self.fill_default_group_properties(app.db)
         self._hub_db = app.db
         self._hub_ready = True
-        return [*super().get_handlers(app), *self.extra_handlers()]
+        # the people's data pages: with either way of signing in
+        from sporthub.hub.people import handlers as people_handlers
+
+        return [*super().get_handlers(app), *my_data_handlers(), *self.extra_handlers(),
+                *people_handlers()]
 
     def extra_handlers(self) -> list:
         return []

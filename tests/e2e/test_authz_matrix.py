@@ -144,7 +144,7 @@ def callers(matrix_stack, known_secrets) -> dict[str, Caller]:
                            .read_text().strip())
     result["gateway"] = Caller("llm", _service_token(stack, "sporthub.gateway"))
     result["usage"] = Caller("usage", _service_token(stack, "sporthub.usage"))
-    result["culler"] = Caller("idle-culler", _service_token(stack, "jupyterhub_idle_culler"))
+    result["culler"] = Caller("idle-culler", _service_token(stack, "sporthub.hub.culler"))
     known_secrets |= {c.token for c in result.values() if c.token}
     for session in (c.session for c in result.values() if c.session):
         known_secrets |= {c.value for c in session.http.cookies.jar if len(c.value or "") >= 16}

@@ -347,6 +347,15 @@ def test_a_hub_not_run_as_root_refuses_to_listen_beyond_this_machine(tmp_path):
     assert not (tmp_path / "data").exists(), "refused before anything was written"
 
 
+@as_root
+def test_a_hub_not_run_as_root_refuses_a_memory_limit_it_could_not_hold(tmp_path):
+    tmp_path.chmod(0o777)
+    result = run_up(tmp_path, as_nobody=True, user_mem_limit="1G")
+    assert result.returncode == 2, result.stderr
+    assert "SPORTHUB_USER_MEM_LIMIT" in result.stderr and "root" in result.stderr
+    assert not (tmp_path / "data").exists(), "refused before anything was written"
+
+
 @pytest.mark.stack
 @as_root
 def test_a_hub_not_run_as_root_says_it_is_a_single_person_trial():

@@ -63,6 +63,9 @@ class Stack:
     admin_user: str = "admin"
     admin_password: str = "tempo-test-harbour-61"
     descendants: list[psutil.Process] = field(default_factory=list)
+    # a process group of its own, as `make up` has in a terminal: a test can then press Ctrl-C
+    # (SIGINT to the group) without reaching pytest
+    session: bool = False
 
     @property
     def url(self) -> str:
@@ -97,6 +100,7 @@ class Stack:
         self.proc = subprocess.Popen(
             [str(SPORTHUB), "up"], cwd=self.data_dir.parent, env=self.env,
             stdout=self.log_path.open("wb"), stderr=subprocess.STDOUT,
+            start_new_session=self.session,
         )
         deadline = time.monotonic() + timeout
         while "SportHub is running at" not in self.log():
@@ -119,6 +123,18 @@ class Stack:
         root = psutil.Process(self.proc.pid)
         return [root, *root.children(recursive=True)]
 
+    def interrupt(self, timeout: float = 60) -> tuple[float, list[psutil.Process]]:
+        """Ctrl-C in the terminal: SIGINT to the process group (needs ``session``). Returns the
+        seconds until every process was gone (or ``timeout``) and the processes left alive."""
+        assert self.session, "interrupt() needs Stack.session: its own process group"
+        processes = self.descendants or self.processes()
+        start = time.monotonic()
+        os.killpg(self.proc.pid, signal.SIGINT)
+        _, alive = psutil.wait_procs(processes, timeout=timeout)
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            self.proc.wait(1)
+        return time.monotonic() - start, alive
+
     def stop(self, timeout: float = 60) -> list[psutil.Process]:
         """SIGTERM, as an admin's service manager would; returns processes left alive."""
         self.proc.send_signal(signal.SIGTERM)
@@ -139,6 +155,7 @@ def make_stack(tmp: Path, **settings: str) -> Stack:
         "SPORTHUB_GATEWAY_PORT": str(free_port()),
         "SPORTHUB_EMBEDDED_LLM_PORT": str(free_port()),
         "SPORTHUB_USAGE_PORT": str(free_port()),
+        "SPORTHUB_SQUAD_PORT": str(free_port()),
         "SPORTHUB_ADMIN_PASSWORD": Stack.admin_password,
         **{f"SPORTHUB_{k.upper()}": v for k, v in settings.items()},
     })

@@ -11,9 +11,11 @@ from jupyter_ai_persona_manager import BasePersona, PersonaDefaults
 from jupyter_ai_persona_manager.awareness_models import CommandOption
 from jupyterlab_chat.models import Message
 
+from sporthub_coach import checkin, landing
 from sporthub_coach.folder import ACTIVITIES
 from sporthub_coach.gateway import GatewayRefused, Place, stream_chat
-from sporthub_coach.messages import language_of, refusal, say
+from sporthub_coach.language import interface_language
+from sporthub_coach.messages import refusal, say
 
 if TYPE_CHECKING:
     from sporthub_coach.athlete_data import Summary
@@ -39,8 +41,18 @@ class CoachPersona(BasePersona):
         super().__init__(*args, **kwargs)
         # Jupyter AI 3.2's convention: a persona advertises its own slash commands, and the
         # message ("/data ...") reaches process_message unchanged
-        self.report_slash_commands([CommandOption(
-            name=DATA_COMMAND, description="Show the training summary the Coach answers from")])
+        self.report_slash_commands([
+            CommandOption(name=DATA_COMMAND,
+                          description="Show the training summary the Coach answers from"),
+            CommandOption(name=checkin.LOG_COMMAND,
+                          description="Daily check-in into activities/log.csv: /log rpe 7 "
+                                      "60min sleep 7.5h soreness 3"),
+            CommandOption(name=checkin.PROFILE_COMMAND,
+                          description="Show or set your thresholds (activities/profile.toml): "
+                                      "/profile hrmax 192 ftp 265"),
+        ])
+        # after a bare "/log" the Coach asked for the values: the next message may be them
+        self._awaiting_log = False
 
     @property
     def defaults(self) -> PersonaDefaults:
@@ -60,7 +72,12 @@ class CoachPersona(BasePersona):
     _last_lang = "en"
 
     async def process_message(self, message: Message) -> None:
-        lang = self._last_lang = language_of(message.body)
+        # the Coach's own words follow the person's interface language (JupyterLab's); the
+        # model answers a free question in the question's language (SYSTEM_PROMPT)
+        lang = self._last_lang = interface_language()
+        self._demo_notice(lang)
+        if await self._check_in(message.body, lang):
+            return
         # sportlab (pandas, scipy) loads at the first question, not with the server: a user's
         # server must be up within the hub's 30 s
         from sporthub_coach.athlete_data import summarise
@@ -83,6 +100,33 @@ class CoachPersona(BasePersona):
                 summary, lang))
         except GatewayRefused as refused:
             self._say(refusal(lang, refused.code, refused.status, refused.retry_after_s))
+
+    def _demo_notice(self, lang: str) -> None:
+        """Once per chat, when the model is a demo: its answers are not advice."""
+        if not landing.is_demo():
+            return
+        said = [m.body for m in self.chat.get_messages() if m.sender == self.id and m.body]
+        if not landing.has_demo_notice(said):
+            self.send_message(f"_{landing.DEMO_NOTICE.get(lang, landing.DEMO_NOTICE['en'])}_")
+
+    async def _check_in(self, body: str, lang: str) -> bool:
+        """``/log`` and ``/profile`` (and the values asked for after a bare ``/log``): the
+        only writes the Coach makes, into the athlete's own activities folder. True if handled."""
+        command, rest = checkin.command_of(body)
+        awaiting, self._awaiting_log = self._awaiting_log, False
+        if command is None and awaiting and checkin.looks_like_log(body):
+            command = checkin.LOG_COMMAND
+        if command == checkin.LOG_COMMAND and not rest.strip():
+            self._awaiting_log = True
+            self._say(checkin.text(lang, "log_help"))
+            return True
+        if command == checkin.LOG_COMMAND:
+            self._say(await asyncio.to_thread(checkin.log, self.activities, rest, lang))
+            return True
+        if command == checkin.PROFILE_COMMAND:
+            self._say(await asyncio.to_thread(checkin.profile, self.activities, rest, lang))
+            return True
+        return False
 
     async def handle_uncaught_exception(self, exc: Exception) -> None:
         # a person gets a sentence, never a traceback (the server log has the details)

@@ -7,10 +7,16 @@ exist yet: the Coach itself only reads it.
 
 from __future__ import annotations
 
+import atexit
+import logging
+import os
+import sys
 from pathlib import Path
 
 from jupyter_server.utils import url_path_join
+from tornado.ioloop import IOLoop
 
+from sporthub_coach import landing, language
 from sporthub_coach.folder import ACTIVITIES
 from sporthub_coach.status import StatusHandler
 
@@ -48,8 +54,44 @@ def make_activities_folder(root: Path) -> None:
         (folder / "README.md").write_text(README, encoding="utf-8")
 
 
+def _exit_without_teardown() -> None:
+    """The last step of a server that has stopped: leave at once.
+
+    The server has shut its kernels and extensions down by now; what remains is the
+    interpreter's own teardown, which garbage-collects everything Jupyter AI imported (LiteLLM,
+    LangChain): measured 14 s on a busy 2-core machine, during which the hub waits and then
+    kills. Nothing is lost by skipping it: logs are flushed here."""
+    logging.shutdown()
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except (OSError, ValueError):
+            pass
+    os._exit(0)
+
+
 def _load_jupyter_server_extension(serverapp) -> None:
     make_activities_folder(Path(serverapp.root_dir).expanduser())
+    # registered once the server runs (the callback runs when its loop starts): a server that
+    # fails to start keeps its own exit status
+    IOLoop.current().add_callback(atexit.register, _exit_without_teardown)
+    if landing.is_athlete():
+        landing.make_coach_chat(Path(serverapp.root_dir).expanduser(),
+                                language.interface_language(), landing.is_demo())
+    # once every extension is loaded (jupyterlab's handlers and its workspaces folder exist),
+    # before the first request
+    IOLoop.current().add_callback(_after_extensions, serverapp)
+
+
+def _after_extensions(serverapp) -> None:
+    if not language.follow_the_person(serverapp.web_app):
+        serverapp.log.warning("SportHub: JupyterLab's translations API not found; JupyterLab "
+                              "will not follow the person's language")
+    if landing.is_athlete():
+        labs = serverapp.extension_manager.extension_apps.get("jupyterlab") or set()
+        for lab in labs:
+            if getattr(lab, "workspaces_dir", ""):
+                landing.make_workspace(Path(lab.workspaces_dir))
     base_url = serverapp.web_app.settings["base_url"]
     serverapp.web_app.add_handlers(".*$", [(url_path_join(base_url, "sporthub/status"),
                                             StatusHandler)])
