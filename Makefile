@@ -18,10 +18,10 @@ DEPLOY_VENV := .venv-deploy
 DEPLOY_STAMP := $(DEPLOY_VENV)/.installed
 DEPLOY_APT := caddy prometheus prometheus-node-exporter
 
-.PHONY: preflight up test test-unit test-all test-suites test-deploy test-vllm test-containers test-compose images \
-	install lint clean recordings labextension
+.PHONY: help preflight up test test-unit test-all test-suites test-deploy test-vllm test-containers test-compose images \
+	install lint clean recordings labextension settings-reference bench-smoke
 
-up: preflight install
+up: preflight install ## run SportHub on this machine (embedded default)
 	$(BIN)/sporthub up
 
 # As root the local profile runs each person's server as a system user of their own, who must be
@@ -29,7 +29,7 @@ up: preflight install
 # refused here, before anything is downloaded or compiled, with the folder to move or open.
 # `sporthub prepare` checks the installed environment itself; this is only the early word. Skipped
 # for another profile named in the environment, or settings from a file (prepare decides then).
-preflight:
+preflight: ## stop at once when people's servers could not enter this checkout (root)
 	@if [ "$$(id -u)" = 0 ] && [ -z "$(filter docker k8s,$(SPORTHUB_PROFILE))" ] \
 			&& [ -z "$(SPORTHUB_CONFIG)" ] && [ ! -e sporthub.toml ]; then \
 		folder=; for part in $$(echo "$(CURDIR)" | tr / ' '); do folder="$$folder/$$part"; \
@@ -38,48 +38,49 @@ preflight:
 				exit 2; fi; done; fi
 
 # everything, what CI (.ci/run) runs: the fast suite first, then each slow tier
-test-all: test test-suites test-vllm test-deploy test-containers test-compose
+test-all: test test-suites test-vllm test-deploy test-containers test-compose bench-smoke ## everything CI (.ci/run) runs: make test, then each slow tier
 
 # Tiers are pytest markers (pyproject.toml): `make test` runs every test not in a slow tier below
-test: preflight install $(OIDC_STAMP) recordings
+test: preflight install $(OIDC_STAMP) recordings ## the fast test suite (real stack; the developer loop)
 	$(BIN)/sporthub prepare
 	$(BIN)/pytest $(PYTEST_ARGS)
 
 # what needs no stack (no hub, proxy, gateway process or browser): a quick check while working
-test-unit: install recordings
+test-unit: install recordings ## every test that starts no stack (no hub, proxy, gateway or browser)
 	$(BIN)/pytest -m 'not stack and not suites and not deploy and not vllm and not containers and not compose' $(PYTEST_ARGS)
 
 # the backend contract against real llama-server and vLLM (CPU): ~3 GB of disk and ~4 GB of memory;
 # the first run prepares vLLM (a few minutes, once per machine)
-test-vllm: install $(OIDC_STAMP)
+test-vllm: install $(OIDC_STAMP) ## the backend contract against real llama-server and vLLM (CPU)
 	$(BIN)/sporthub prepare
 	SPORTHUB_EMBEDDED_BACKEND=vllm $(BIN)/sporthub prepare
 	$(BIN)/pytest -m vllm $(PYTEST_ARGS)
 
 # the deploy tier (pytest marker `deploy`): Compose, Caddy, Prometheus, Grafana, Kubernetes files
-test-deploy: install $(DEPLOY_STAMP)
+test-deploy: install $(DEPLOY_STAMP) ## deploy/ checked by the real tools (Compose, Caddy, Prometheus, Kubernetes)
 	$(BIN)/sporthub prepare
 	$(BIN)/pytest -m deploy $(PYTEST_ARGS)
 
 # the container tier (pytest marker `containers`, tests/containers): a real engine (podman is set
 # up if no Docker Engine runs), the user image built from Debian packages; slow, so not part of
 # `make test`
-test-containers: install
+test-containers: install ## the docker profile with a real engine and the user image
 	$(BIN)/sporthub prepare
 	$(BIN)/pytest -m containers $(PYTEST_ARGS)
 
 # the compose tier (pytest marker `compose`): compose.yaml + compose.cpu.yaml up under podman
 # (images built from a Debian base, cached by their inputs), a login through Caddy, a chat answer,
 # Prometheus' targets; everything it started is removed. Slow: not part of `make test`
-test-compose: install $(DEPLOY_STAMP)
+test-compose: install $(DEPLOY_STAMP) ## the production compose stack under podman
 	$(BIN)/pytest -m compose $(PYTEST_ARGS)
 
-# the images SPORTHUB_PROFILE needs (docker: singleuser and hub), rebuilt only when their inputs
-# changed; BASE=debian makes the base from Debian packages (no container registry needed)
-images: install
+# the images the docker profile runs (singleuser and hub; IMAGES= names others), whatever
+# SPORTHUB_PROFILE says yet, rebuilt only when their inputs changed; BASE=debian makes the base
+# from Debian packages (no container registry needed)
+images: install ## build the docker profile's images, singleuser and hub (BASE=debian without a registry)
 	$(BIN)/python -m sporthub.containers images --base $(or $(BASE),default) $(IMAGES)
 
-install: $(STAMP)
+install: $(STAMP) ## install everything into .venv (again only when a pin changes)
 
 # reinstall only when a pin changes
 $(STAMP): pyproject.toml sportlab/pyproject.toml extensions/sporthub-coach/pyproject.toml package.json package-lock.json \
@@ -98,7 +99,7 @@ $(STAMP): pyproject.toml sportlab/pyproject.toml extensions/sporthub-coach/pypro
 
 # after changing $(STATUSBAR)/src: rebuild the prebuilt labextension (Node.js; pins in its
 # package-lock.json), commit sporthub_statusbar/labextension, and it is installed again
-labextension: install
+labextension: install ## rebuild the status bar's prebuilt labextension after changing its src/
 	cd $(STATUSBAR) && npm ci --no-audit --no-fund && PATH=$(CURDIR)/$(BIN):$$PATH npm run build
 	$(BIN)/pip install --quiet --no-deps --force-reinstall ./$(STATUSBAR)
 
@@ -109,7 +110,7 @@ $(OIDC_STAMP): tests/oidc-mock-requirements.txt
 
 # the slow gateway suites (pytest marker `suites`, tests/suites): faults (backend killed,
 # PostgreSQL and hub restarted, ...), load (Locust) and fuzz (Hypothesis)
-test-suites: install $(LOCUST_STAMP)
+test-suites: install $(LOCUST_STAMP) ## the slow gateway suites: faults, load, fuzz
 	$(BIN)/pytest -m suites $(PYTEST_ARGS)
 
 $(LOCUST_STAMP): tests/locust-requirements.txt
@@ -127,12 +128,29 @@ $(DEPLOY_STAMP): deploy/test-requirements.txt
 
 # the sportlab tests' real recordings: sweat 0.25.0's example data (MIT), fetched once into
 # ~/.cache/sporthub (never installed: only the data and its licence are extracted)
-recordings: install
+recordings: install ## fetch the sportlab tests' real recordings once
 	$(BIN)/python tests/sportlab/recordings.py
 
-lint: install
+# every benchmark in benchmarks/ runs with --smoke: a few iterations, no figure asserted, so a
+# change that breaks one is seen in CI (gateway_overhead.py had stopped running unnoticed)
+bench-smoke: install ## every benchmark once, briefly (part of make test-all)
+	$(BIN)/sporthub prepare
+	@set -e; for bench in benchmarks/*.py; do echo "[bench-smoke] $$bench"; \
+		$(BIN)/python $$bench --smoke; done
+
+# docs/settings.md is generated from sporthub/settings.py (tests/hub/test_settings_reference.py
+# fails when they differ): run this after adding or changing a setting
+settings-reference: install ## write docs/settings.md again from the settings model
+	$(BIN)/python -m sporthub.settings_reference --write
+
+lint: install ## ruff
 	$(BIN)/ruff check sporthub tests
 
-clean:
+clean: ## remove the venvs and node_modules
 	rm -rf $(VENV) $(OIDC_VENV) $(LOCUST_VENV) $(DEPLOY_VENV) node_modules $(STATUSBAR)/node_modules \
 		$(STATUSBAR)/lib
+
+# a target's `## text` on its rule line is its line here (`make` alone still runs `up`)
+help: ## list the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/^([a-z-]+):.*## (.*)/\1\t\2/' \
+		| awk -F'\t' '{ printf "  %-18s %s\n", $$1, $$2 }'

@@ -3,7 +3,11 @@ clients cost it.
 
 Run from the repository root with the project venv:
 
-    .venv/bin/python benchmarks/gateway_overhead.py [--requests 2000] [--waiting 500]
+    .venv/bin/python benchmarks/gateway_overhead.py [--requests 2000] [--waiting 500] [--smoke]
+
+``--smoke`` (``make bench-smoke``, part of ``make test-all``) runs every path a few times, without
+LiteLLM (its venv is installed on a first run), so a change that breaks the benchmark is seen in
+CI; its figures mean nothing.
 
 One fast OpenAI-compatible streaming server (its own process, a real socket, canned tokens) is
 called, one request at a time over HTTP/1.1 keep-alive, in shuffled interleaved rounds:
@@ -272,9 +276,13 @@ def start_passthrough(cleanup: Cleanup, backend_url: str) -> tuple[str, subproce
 
 def start_stack(cleanup: Cleanup, name: str, tmp: Path, backend_url: str, **settings: str):
     """The real SportHub stack in front of the fast backend, and a normal user's token (an
-    athlete's: the per-user budget setting passed here is higher than the group's, and wins)."""
+    athlete's: membership of a role group is what grants the LLM scope, so the group's budget is
+    raised to ``llm_tokens_per_day`` too; the athletes' own 50k would end the run with 429s)."""
     from tests.support.stack import HubClient, make_stack
 
+    budget = int(settings["llm_tokens_per_day"])
+    settings.setdefault("llm_groups", json.dumps(
+        {"athletes": {"llm_tokens_per_day": budget, "llm_priority": 0}}))
     backends = json.dumps([{"name": "fast", "url": backend_url, "api_key": BACKEND_KEY,
                             "models": [MODEL], "max_concurrency": int(settings.pop("slots"))}])
     stack = make_stack(tmp / name, llm_backends=backends, **settings)
@@ -665,6 +673,8 @@ def main() -> None:
                         help="skip d) (the gateway through the hub's proxy)")
     parser.add_argument("--litellm-venv", type=Path, default=LITELLM_VENV)
     parser.add_argument("--keep", action="store_true", help="keep the temporary data and logs")
+    parser.add_argument("--smoke", action="store_true",
+                        help="a few requests on every path but LiteLLM, for CI: it still runs")
     parser.add_argument("--serve-backend", type=int, help=argparse.SUPPRESS)
     parser.add_argument("--serve-passthrough", nargs=2, help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -674,6 +684,8 @@ def main() -> None:
     if args.serve_passthrough:
         serve_passthrough(int(args.serve_passthrough[0]), args.serve_passthrough[1])
         return
+    if args.smoke:
+        args.requests, args.warmup, args.waiting, args.no_litellm = 10, 2, 10, True
 
     def on_term(signum, frame):
         raise KeyboardInterrupt
@@ -749,6 +761,8 @@ def main() -> None:
         cleanup.run_one("passthrough")
         cleanup.run_one("stack")
         added = report_overhead(results)
+        if args.smoke and any(r["errors"] for r in results.values()):
+            raise SystemExit("smoke run: a path answered with errors (above)")
         served = {"gateway": sum(len(results[t]["total"]) for t in ("gateway", "via_proxy")
                                  if t in results),
                   "litellm": len(results.get("litellm", {}).get("total", [])),
@@ -804,6 +818,8 @@ def main() -> None:
                                                  args.waiting_rate))
             cleanup.run_one("stack2")
             summary.update(report_waiting(waited, args.waiting))
+            if args.smoke and (waited["errors"] or waited["done"] < args.waiting):
+                raise SystemExit("smoke run: a waiting client got no answer (above)")
     except KeyboardInterrupt:
         print("\ninterrupted: stopping everything ...", file=sys.stderr)
         raise

@@ -28,6 +28,14 @@ one moving average of whole request durations per model, alpha 0.2, starting at
 slots and ends - so both are judged against the very same waits. The replay is that estimator's
 arithmetic, kept only in this benchmark (the gateway no longer has it).
 
+First, the cost of an arrival (``--admission``, 400 by default: the most 100 accounts can queue;
+``--admission-only`` for just that), on a stack of its own whose backend is the tests' fake one
+(the model does not matter here, and it holds its four slots until told): 100 people (four requests each, in a random order, so
+that fair turns put many ahead of others already waiting) open streams at 100 a second, and the
+time from sending a request to its first ``: queue position=`` comment is measured over HTTP on
+the gateway's port (every person's token checked once before, as in a busy evening). Target:
+p99 <= 20 ms. The waiting streams then hang up, which must empty the queue.
+
 The last line printed is one JSON object with the figures. ``--smoke`` runs a short evening for
 CI (it checks that everything is measured, not how well).
 """
@@ -36,6 +44,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import heapq
 import json
 import os
@@ -75,6 +84,7 @@ class Ask:
     sent: float | None = None
     first_token: float | None = None
     comments: list[tuple[float, int, int]] = field(default_factory=list)  # (time, pos, eta_s)
+    chunks: list[float] = field(default_factory=list)  # when each content chunk came
     usage: tuple[int, int] | None = None
     error: str | None = None
     # from the ledger
@@ -154,9 +164,11 @@ async def send(client: httpx.AsyncClient, gateway: str, token: str, a: Ask) -> N
                     a.comments.append((now, int(fields["position"]), int(fields["eta_s"])))
                 elif line.startswith("data: {"):
                     chunk = json.loads(line[6:])
-                    if a.first_token is None and any(
-                            (c.get("delta") or {}).get("content") for c in chunk.get("choices", [])):
-                        a.first_token = now
+                    if any((c.get("delta") or {}).get("content")
+                           for c in chunk.get("choices", [])):
+                        a.chunks.append(now)
+                        if a.first_token is None:
+                            a.first_token = now
                     if chunk.get("usage"):
                         a.usage = (chunk["usage"]["prompt_tokens"],
                                    chunk["usage"]["completion_tokens"])
@@ -186,6 +198,178 @@ def match_rows(asks: list[Ask], rows: list[dict], users: list[str]) -> None:
                 a.row = r
                 free.remove(r)
                 break
+
+
+# -- the cost of an arrival ------------------------------------------------------------------
+
+
+HOLD = "hold tokens=2"  # the fake backend keeps the slot until told to let go
+
+
+def measure_admission(count: int, seed: int) -> dict:
+    """Its own stack, whose backend (the tests' fake one, 4 slots) holds them all while
+    ``count`` requests queue: the gateway's cost of an arrival, whatever the model."""
+    from tests.support.fake_backend import KEY, FakeBackend
+    from tests.support.fake_backend import MODEL as FAKE
+    from tests.support.stack import HubClient, make_stack, started
+
+    tmp = Path(tempfile.mkdtemp(prefix="queue-admission-"))
+    with FakeBackend() as backend:
+        backend.hold()
+        backends = json.dumps([{"name": "fake", "url": backend.url, "api_key": KEY,
+                                "models": [FAKE], "max_concurrency": SLOTS}])
+        stack = make_stack(tmp, llm_backends=backends, llm_tokens_per_day="100000000",
+                           llm_max_queued_per_user="4",
+                           max_accounts=str(max(count // 4, 1) + SLOTS + 1))
+        try:
+            with started(stack):
+                admin = HubClient.admin(stack)
+                people = [f"crowd{i}" for i in range(max(count // 4, 1))]
+                holders = [f"holder{i}" for i in range(SLOTS)]
+                assert admin.api("POST", "/users", json={"usernames": people + holders}
+                                 ).status_code == 201
+                admin.api("POST", "/groups/athletes")
+                admin.api("POST", "/groups/athletes/users", json={"users": people + holders})
+                crowd = [admin.new_token(n, note="queue ETA benchmark") for n in people]
+                holding = [admin.new_token(n, note="queue ETA benchmark") for n in holders]
+                print(f"arrival cost: {len(people) * 4} requests from {len(people)} people "
+                      f"behind {SLOTS} held slots", flush=True)
+                gateway = f"http://127.0.0.1:{stack.env['SPORTHUB_GATEWAY_PORT']}/services/llm"
+                process = next(p for p in stack.processes()
+                               if "sporthub.gateway" in " ".join(p.cmdline()))
+
+                def cpu() -> float:
+                    times = process.cpu_times()
+                    return times.user + times.system
+
+                try:
+                    import uvloop  # the client's own loop should cost as little as can be
+                    run = uvloop.run
+                except ImportError:
+                    run = asyncio.run
+                try:
+                    return run(admission(gateway, FAKE, holding, crowd, 4, 100.0, seed, cpu))
+                finally:
+                    backend.release()
+        finally:
+            backend.release()
+            import shutil
+            shutil.rmtree(tmp, ignore_errors=True)
+
+
+async def admission(gateway: str, model: str, holders: list[str], people: list[str],
+                    per_person: int, rate: float, seed: int, cpu=lambda: 0.0) -> dict:
+    """Hold the slots, then queue ``per_person`` streams from each of ``people`` (tokens) in a
+    random order: each one's time from sending to its first position comment, in ms."""
+    url = f"{gateway}/v1/chat/completions"
+    client = httpx.AsyncClient(timeout=httpx.Timeout(600, connect=30), limits=httpx.Limits(
+        max_connections=len(people) * per_person + len(holders) + 20,
+        max_keepalive_connections=0))
+    admitted: list[float] = []
+    outcome = {"at_once": 0, "errors": []}
+
+    async def queue_of(token: str) -> list[dict]:
+        response = await client.get(f"{gateway}/queue",
+                                    headers={"Authorization": f"Bearer {token}"})
+        return response.json()["requests"]
+
+    async def hold(token: str) -> None:
+        body = {"model": model, "stream": True, "max_tokens": 200,
+                "messages": [{"role": "user", "content": HOLD}]}
+        with contextlib.suppress(httpx.HTTPError, asyncio.CancelledError):
+            async with client.stream("POST", url, json=body,
+                                     headers={"Authorization": f"Bearer {token}"}) as response:
+                async for _ in response.aiter_lines():
+                    pass
+
+    host, port = httpx.URL(url).host, httpx.URL(url).port
+    path = httpx.URL(url).raw_path.decode()
+
+    async def waiter(token: str) -> None:
+        # a bare HTTP/1.1 client on a socket of its own: httpx's own cost per request, times
+        # 400, would be measured instead of the gateway's
+        body = json.dumps({"model": model, "stream": True, "max_tokens": 8,
+                           "messages": [{"role": "user", "content": "tokens=1 hi"}]}).encode()
+        request = (f"POST {path} HTTP/1.1\r\nHost: {host}:{port}\r\n"
+                   f"Authorization: Bearer {token}\r\nContent-Type: application/json\r\n"
+                   f"Content-Length: {len(body)}\r\n\r\n").encode() + body
+        start = time.perf_counter()
+        writer = None
+        try:
+            reader, writer = await asyncio.open_connection(host, port)
+            writer.write(request)
+            seen = b""
+            while True:
+                data = await reader.read(65536)
+                if not data:
+                    raise RuntimeError(f"closed: {seen[:200]!r}")
+                seen += data
+                if b": queue position=" in seen:
+                    admitted.append((time.perf_counter() - start) * 1000)
+                    break
+                if b"data:" in seen:
+                    outcome["at_once"] += 1
+                    break
+                if seen.startswith(b"HTTP/1.1 ") and not seen.startswith(b"HTTP/1.1 200"):
+                    raise RuntimeError(seen[:200].decode(errors="replace"))
+            # then it waits, as a person would, until told to hang up
+            while await reader.read(65536):
+                pass
+        except asyncio.CancelledError:
+            pass
+        except Exception as e:  # noqa: BLE001 - counted and reported
+            outcome["errors"].append(f"{type(e).__name__}: {e}"[:200])
+        finally:
+            if writer is not None:
+                writer.close()
+
+    try:
+        # every token checked once (the gateway's short cache), then the slots held
+        await asyncio.gather(*(queue_of(t) for t in holders + people))
+        holding = [asyncio.create_task(hold(t)) for t in holders]
+        while sum(len(r) for r in await asyncio.gather(*map(queue_of, holders))) < len(holders):
+            await asyncio.sleep(0.05)
+        order = [t for t in people for _ in range(per_person)]
+        random.Random(seed).shuffle(order)
+        tasks = []
+        opened, cpu_before = time.monotonic(), cpu()
+        for i, token in enumerate(order):
+            tasks.append(asyncio.create_task(waiter(token)))
+            await asyncio.sleep(max(opened + (i + 1) / rate - time.monotonic(), 0))
+        deadline = time.monotonic() + 60
+        while (len(admitted) + outcome["at_once"] + len(outcome["errors"]) < len(order)
+               and time.monotonic() < deadline):
+            await asyncio.sleep(0.05)
+        all_queued_s = time.monotonic() - opened
+        cpu_s = cpu() - cpu_before
+        for task in tasks + holding:
+            task.cancel()
+        await asyncio.gather(*tasks, *holding, return_exceptions=True)
+        # hanging up gives the places up: the queue empties
+        left = None
+        for _ in range(100):
+            await asyncio.sleep(0.1)
+            left = sum(len(r) for r in await asyncio.gather(*(queue_of(t) for t in people)))
+            if not left:
+                break
+    finally:
+        await client.aclose()
+    ordered = sorted(admitted)
+
+    def q(p):
+        return round(ordered[min(int(p * len(ordered)), len(ordered) - 1)], 2) if ordered else None
+
+    return {"sent": len(order), "queued": len(admitted), "at_once": outcome["at_once"],
+            "errors": len(outcome["errors"]), "error_example": outcome["errors"][:1],
+            "opened_over_s": round(all_queued_s, 1),
+            # the gateway's own CPU per arrival, comments to those waiting included: what the
+            # latency would be made of on an idle machine
+            "gateway_cpu_ms_per_arrival": round(cpu_s * 1000 / max(len(order), 1), 2),
+            "load_average": round(os.getloadavg()[0], 2), "p50_ms": q(0.5), "p90_ms": q(0.9),
+            "p99_ms": q(0.99), "max_ms": q(1.0),
+            "last_100_p99_ms": (round(sorted(admitted[-100:])[min(98, len(admitted[-100:]) - 1)],
+                                      2) if admitted[-100:] else None),
+            "left_in_queue_after_hang_up": left}
 
 
 # -- the old estimator, replayed --------------------------------------------------------------
@@ -219,6 +403,80 @@ def waiting_before(a: Ask, at: float, asks: list[Ask]) -> list[Ask]:
             and b.arrived <= at and (b.slot is None or b.slot > at)]
 
 
+# -- the gateway's estimator, replayed -------------------------------------------------------
+
+
+def load_scheduler(source: str | None):
+    """The scheduler module of the working tree (None), or of a git revision (``main``)."""
+    import importlib.util
+    import subprocess
+
+    if source is None:
+        from sporthub.gateway import scheduler
+        return scheduler
+    code = subprocess.run(["git", "show", f"{source}:sporthub/gateway/scheduler.py"], cwd=REPO,
+                          capture_output=True, text=True, check=True).stdout
+    path = Path(tempfile.mkdtemp(prefix="scheduler-")) / "scheduler_replayed.py"
+    path.write_text(code)
+    spec = importlib.util.spec_from_file_location(f"scheduler_{abs(hash(source))}", path)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # dataclasses look their module up there
+    spec.loader.exec_module(module)
+    return module
+
+
+def replay(everything: list[Ask], module) -> dict[int, float]:
+    """Feed the run's events (arrivals, streamed chunks, ends; the same times) to a scheduler
+    on a fake clock, and return the first ETA it gives each request that waits (by index).
+
+    The slots are the scheduler's to give: with the same arrivals and ends it gives them in
+    the same order as the live gateway did (requests whose replayed slot differs are left
+    out), so an estimator's variants are judged on the very same evening."""
+
+    class Clock:
+        now = 0.0
+
+        def __call__(self):
+            return self.now
+
+    asks = [a for a in everything if a.row is not None and a.slot is not None and a.end]
+    events = []
+    for i, a in enumerate(asks):
+        events.append((a.arrived, 0, i, "arrive"))
+        events.extend((t, 1, i, "chunk") for t in a.chunks)
+        events.append((a.end, 2, i, "end"))
+    events.sort()
+
+    async def run() -> dict[int, float]:
+        clock = Clock()
+        s = module.Scheduler([module.Pool("embedded", SLOTS, frozenset({MODEL}))],
+                             max_running_per_user=SLOTS, max_queued_per_user=20,
+                             initial_service_s=OLD_INITIAL_S, clock=clock)
+        tickets, given = {}, {}
+        for at, _, i, kind in events:
+            clock.now = at
+            a = asks[i]
+            if kind == "arrive":
+                prompt = len(a.prompt) // 4 + 1
+                tickets[i] = s.submit(f"u{a.user}", 0, MODEL, max_tokens=a.max_tokens,
+                                      prompt_tokens=prompt, stream=a.stream)
+                if tickets[i].eta_given_s is not None:
+                    given[id(a)] = tickets[i].eta_given_s
+            elif tickets[i].backend is None:
+                continue  # the replay gave this slot to another one
+            elif kind == "chunk":
+                s.progress(tickets[i])
+            else:
+                s.release(tickets[i], succeeded=True, tokens=a.row["completion_tokens"])
+        # only where the replayed slot came when the real one did
+        return {k: v for k, v in given.items()
+                if any(id(a) == k and tickets[i].started_at is not None
+                       and abs(tickets[i].started_at - a.slot) < 0.5
+                       for i, a in enumerate(asks))}
+
+    return asyncio.run(run())
+
+
 # -- scoring ----------------------------------------------------------------------------------
 
 
@@ -243,8 +501,9 @@ def summary(pairs: list[tuple[float, float]]) -> dict:
             "early": {"n": len(early), "median_pct": q(early, 0.5), "p90_pct": q(early, 0.9)}}
 
 
-def score(asks: list[Ask], history: list[Ask]) -> dict:
-    """Judge ``asks``; ``history`` (the warm-up too) is what the old estimator had seen."""
+def score(asks: list[Ask], history: list[Ask], replays: dict[str, dict[int, float]]) -> dict:
+    """Judge ``asks``; ``history`` (the warm-up too) is what the old estimator had seen;
+    ``replays``: the first ETAs the replayed estimators gave (by name)."""
     waited = [a for a in asks if a.row is not None and a.row["eta_ms"] is not None
               and a.slot is not None]
     overtaken = [a for a in waited
@@ -268,10 +527,16 @@ def score(asks: list[Ask], history: list[Ask]) -> dict:
             ahead = waiting_before(a, at, history)
             updates_old.append((old_eta(at, history, ahead, old_service_at(at, history)),
                                 slot - at))
+    first = {"new": summary(first_new), "old": summary(first_old)}
+    for name, given in replays.items():
+        # the replay of today's estimator must give what the live gateway gave: the check
+        # that the replay is faithful
+        first[name] = summary([(given[id(a)], a.row["queued_ms"] / 1000) for a in judged
+                               if id(a) in given])
     return {"requests": len(asks), "errors": sum(a.error is not None for a in asks),
             "unmatched": sum(a.row is None for a in asks), "waited": len(waited),
             "overtaken": len(overtaken), "scored": len(judged),
-            "first_eta": {"new": summary(first_new), "old": summary(first_old)},
+            "first_eta": first,
             "updates": {"new": summary(updates_new), "old": summary(updates_old)}}
 
 
@@ -292,7 +557,34 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=19)
     parser.add_argument("--smoke", action="store_true", help="a short evening, for CI")
     parser.add_argument("--keep", action="store_true", help="keep the data and logs")
+    parser.add_argument("--rescore", metavar="EVENTS",
+                        help="judge the estimators on a saved evening (events.json), no stack")
+    parser.add_argument("--replay", action="append", default=[], metavar="REV",
+                        help="also replay the estimator of this git revision (e.g. main)")
+    parser.add_argument("--admission", type=int, default=400,
+                        help="requests queued to measure an arrival's cost (0: skip)")
+    parser.add_argument("--admission-only", action="store_true",
+                        help="measure only the arrival's cost (no model needed)")
     args = parser.parse_args()
+
+    if args.rescore:
+        saved = json.loads(Path(args.rescore).read_text())
+        everything = [Ask(**a) for a in saved["asks"]]
+        replays = {f"replayed {name or 'working tree'}": replay(everything, load_scheduler(name))
+                   for name in (*args.replay, None)}
+        result = score(everything[saved["warmup"]:], everything, replays)
+        result.update(evening_s=0, load_average=[], load_average_after=[])
+        report(result)
+        return
+
+    cost = None
+    if args.admission:
+        cost = measure_admission(min(args.admission, 40) if args.smoke else args.admission,
+                                 args.seed)
+        report_admission(cost)
+        if args.admission_only:
+            print(json.dumps({"admission": cost}))
+            return
 
     from tests.support.stack import HubClient, make_stack, started
 
@@ -331,17 +623,26 @@ def main() -> None:
     everything = warmup + asks
     for a in everything:
         a.arrived = a.row["started_at"] if a.row else (a.sent or 0)
+    # the evening's events, to judge other estimators on it later (--rescore)
+    events = Path(tempfile.gettempdir()) / f"queue-eta-events-{args.seed}-{int(time.time())}.json"
+    events.write_text(json.dumps({"warmup": len(warmup), "asks": [vars(a) for a in everything]}))
+    print(f"events in {events}", flush=True)
     # the warm-up's requests ran before the evening: the replay needs their durations too
-    result = score(asks, everything)
+    replays = {f"replayed {name or 'working tree'}": replay(everything, load_scheduler(name))
+               for name in (*args.replay, None)}
+    result = score(asks, everything, replays)
     result["evening_s"] = round(evening_s, 1)
     result["load_average"] = [round(x, 2) for x in load_before]
     result["load_average_after"] = [round(x, 2) for x in os.getloadavg()]
     result["completion_tokens"] = sorted(a.row["completion_tokens"] for a in asks if a.row)
+    result["admission"] = cost
     report(result)
     if not args.keep:
         import shutil
         shutil.rmtree(tmp, ignore_errors=True)
-    if args.smoke and (result["unmatched"] or result["errors"] or not result["waited"]):
+    if args.smoke and (result["unmatched"] or result["errors"] or not result["waited"]
+                       or (cost and (not cost["queued"] or cost["errors"]
+                                     or cost["left_in_queue_after_hang_up"]))):
         sys.exit(1)
 
 
@@ -351,17 +652,30 @@ def report(result: dict) -> None:
           f"overtaken (not scored), {result['scored']} scored; load {result['load_average']} "
           f"-> {result['load_average_after']}")
     for what in ("first_eta", "updates"):
-        for which in ("old", "new"):
+        for which in result[what]:
             s = result[what][which]
             if not s["n"]:
                 print(f"  {what:<9} {which}: nothing to score")
                 continue
-            print(f"  {what:<9} {which}: n={s['n']:>3} within max(25 %, 2 s): "
+            print(f"  {what:<9} {which:<22}: n={s['n']:>3} within max(25 %, 2 s): "
                   f"{s['within'] * 100:5.1f} %  median error {s['median_error_pct']} %  "
                   f"late n={s['late']['n']} median {s['late']['median_pct']} % p90 "
                   f"{s['late']['p90_pct']} %  early n={s['early']['n']} median "
                   f"{s['early']['median_pct']} % p90 {s['early']['p90_pct']} %")
+    report_admission(result.get("admission"))
     print(json.dumps(result))
+
+
+def report_admission(cost: dict | None) -> None:
+    if cost:
+        print(f"arrival cost over HTTP ({cost['queued']} queued of {cost['sent']} sent over "
+              f"{cost['opened_over_s']} s, {cost['at_once']} got a slot at once, "
+              f"{cost['errors']} errors, load {cost['load_average']}): sent -> first position "
+              f"comment p50 {cost['p50_ms']} ms, "
+              f"p90 {cost['p90_ms']} ms, p99 {cost['p99_ms']} ms, max {cost['max_ms']} ms; "
+              f"last 100 p99 {cost['last_100_p99_ms']} ms; left in line after hanging up: "
+              f"{cost['left_in_queue_after_hang_up']}; the gateway's CPU per arrival "
+              f"{cost['gateway_cpu_ms_per_arrival']} ms", flush=True)
 
 
 if __name__ == "__main__":

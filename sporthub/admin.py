@@ -9,13 +9,16 @@ apply as in the admin panel.
 from __future__ import annotations
 
 import csv
+import os
 import re
+import sys
+import tempfile
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import httpx
 
-from sporthub.hub.config import CLI_SERVICE
+from sporthub.hub.common import CLI_SERVICE
 from sporthub.settings import Settings
 
 USERNAME = re.compile(r"^[a-z0-9][a-z0-9._-]{0,63}$")
@@ -27,9 +30,9 @@ class AdminError(Exception):
 
 class Hub:
     def __init__(self, settings: Settings):
-        # through the public address, so the invite links the hub builds are the ones people use
+        # on this machine; the invite links the hub builds are on SPORTHUB_PUBLIC_URL when set
         self.http = httpx.Client(
-            base_url=f"{settings.public_url}hub/api/", timeout=30,
+            base_url=f"{settings.local_url}hub/api/", timeout=30,
             headers={"Authorization": f"token {settings.secret('cli-api-token')}"})
 
     def request(self, method: str, path: str, **kwargs) -> httpx.Response:
@@ -188,3 +191,67 @@ def _table(rows: list[tuple]) -> None:
     widths = [max(len(str(r[i])) for r in rows) for i in range(len(rows[0]))]
     for row in rows:
         print("  ".join(str(v).ljust(w) for v, w in zip(row, widths, strict=True)).rstrip())
+
+
+# -- a person's data: export and erase (sporthub.privacy, run inside the hub) -------------------
+
+
+def export_person(settings: Settings, name: str, target: Path, fmt: str = "zip") -> int:
+    """Everything about ``name`` into ``target`` (0600), which appears only when complete."""
+    target = target.resolve()
+    if target.exists():
+        raise AdminError(f"{target} exists already; choose a new file name")
+    hub = Hub(settings)
+    # a private folder beside the target: the partial file is nobody else's, then linked
+    with tempfile.TemporaryDirectory(prefix=".sporthub-export-", dir=target.parent) as tmp:
+        partial = Path(tmp) / "export.partial"
+        fd = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
+        with os.fdopen(fd, "wb") as out:
+            try:
+                with hub.http.stream("GET", f"sporthub/people/{name}/export",
+                                     params={"format": fmt}, timeout=600) as response:
+                    if not response.is_success:
+                        response.read()
+                        _check(response)
+                    for chunk in response.iter_bytes():
+                        out.write(chunk)
+            except AdminError:
+                raise
+            except Exception as e:  # noqa: BLE001 (httpx's errors: the hub went away)
+                raise AdminError(f"the export did not complete ({e}); is SportHub running?") \
+                    from None
+            out.flush()
+            os.fsync(out.fileno())
+        try:
+            os.link(partial, target)
+        except FileExistsError:
+            raise AdminError(f"{target} appeared meanwhile; choose a new file name") from None
+    print(f"{name}: everything SportHub holds is in {target} (0600; its README.txt says what "
+          "is inside, SHA256SUMS checks it)")
+    return 0
+
+
+def erase_person(settings: Settings, name: str, yes: bool = False) -> int:
+    """Erase ``name`` everywhere, after the admin typed the name again (or ``--yes``)."""
+    hub = Hub(settings)
+    response = hub.request("GET", f"users/{name}")
+    if response.status_code == 404:
+        raise AdminError(f"no account named {name!r} (sporthub users list shows them)")
+    _check(response)
+    if not yes:
+        if not sys.stdin.isatty():
+            raise AdminError("no terminal to confirm on: add --yes")
+        print(f"This erases {name}: stops their server, deletes the account, the home, chats "
+              "and shared copies; ledger rows and audit lines stay under a pseudonym. It cannot "
+              "be undone (older backups still hold them until rotated).")
+        if input("type the name again to erase: ").strip() != name:
+            raise AdminError("the name typed does not match; nothing was erased")
+    response = hub.request("POST", f"sporthub/people/{name}/erase", timeout=300)
+    _check(response)
+    result = response.json()
+    print(f"{name} erased.")
+    for line in result["removed"]:
+        print(f"  removed: {line}")
+    for line in result["kept"]:
+        print(f"  kept:    {line}")
+    return 0

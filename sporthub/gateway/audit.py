@@ -1,7 +1,13 @@
-"""The audit log: one JSON line per request. Never a token; prompt text only when enabled."""
+"""The audit log: one JSON line per request. Never a token; prompt text only when enabled.
+
+Each line is appended under the log's lock (``retention.audit_lock``): an erase or the daily
+retention rewrites the file under the same lock, so a line is never lost between its reading and
+the rename; the handler reopens the file once it was replaced.
+"""
 
 from __future__ import annotations
 
+import fcntl
 import json
 import logging
 import os
@@ -24,6 +30,8 @@ class AuditLog:
         # WatchedFileHandler reopens the file after logrotate moves it
         handler = WatchedFileHandler(path, encoding="utf-8")
         self.logger.handlers = [handler]
+        # the lock file of retention.audit_lock, held open: one flock call per line
+        self._lock = os.open(f"{path}.lock", os.O_RDWR | os.O_CREAT, 0o600)
 
     def write(self, record: RequestRecord, messages: list | None = None) -> None:
         entry = {
@@ -41,4 +49,9 @@ class AuditLog:
         }
         if self.include_prompts and messages is not None:
             entry["messages"] = messages
-        self.logger.info(json.dumps(entry, default=str))
+        line = json.dumps(entry, default=str)
+        fcntl.flock(self._lock, fcntl.LOCK_EX)
+        try:
+            self.logger.info(line)
+        finally:
+            fcntl.flock(self._lock, fcntl.LOCK_UN)

@@ -10,13 +10,12 @@ from __future__ import annotations
 import time
 from urllib.parse import quote
 
-import httpx
+from sporthub.service_auth import hub_api_client
 
 
 class HubDirectory:
     def __init__(self, api_url: str, api_token: str, cache_s: float):
-        self.client = httpx.AsyncClient(base_url=api_url.rstrip("/") + "/", timeout=10,
-                                         headers={"Authorization": f"token {api_token}"})
+        self.client = hub_api_client(api_url, api_token, timeout=10)
         self.cache_s = cache_s
         self._groups: dict[str, tuple[float, dict]] = {}
         self._members: dict[str, tuple[float, list[str]]] = {}

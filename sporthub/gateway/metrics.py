@@ -35,7 +35,8 @@ class GatewayMetrics:
             self.eta_error.labels(direction)  # both series exist from the start, at 0
         self.ttft = Histogram("sporthub_llm_time_to_first_token_seconds", "Time from arrival to "
                               "the first streamed token", buckets=TTFT_BUCKETS, registry=r)
-        self.tokens_by_user = Counter("sporthub_llm_user_tokens", "Tokens by user",
+        self.tokens_by_user = Counter("sporthub_llm_user_tokens", "Tokens by person, labelled "
+                                      "with their pseudonym (sporthub.pseudonym), never the name",
                                       ["user", "kind"], registry=r)
         self.tokens_by_group = Counter("sporthub_llm_group_tokens", "Tokens by group (a user in "
                                        "two groups counts in both)", ["group", "kind"], registry=r)

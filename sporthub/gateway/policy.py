@@ -9,10 +9,17 @@ among the values compared, or a group could never be given less than it.
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
+import httpx
+
+from sporthub.gateway.directory import HubDirectory
+from sporthub.gateway.errors import GatewayError
 from sporthub.settings import Settings
+
+log = logging.getLogger("sporthub.gateway")
 
 
 @dataclass(frozen=True)
@@ -39,6 +46,25 @@ def resolve(settings: Settings, group_properties: dict[str, dict]) -> Policy:
             priorities.append(priority)
     return Policy(tokens_per_day=max(budgets, default=settings.llm_tokens_per_day),
                   priority=max(priorities))
+
+
+class PolicyLookup:
+    """A user's policy now: their groups and the groups' properties from the hub (cached briefly
+    by the directory), resolved with the settings' defaults."""
+
+    def __init__(self, settings: Settings, directory: HubDirectory):
+        self.settings = settings
+        self.directory = directory
+
+    async def __call__(self, user: str) -> Policy:
+        try:
+            groups = await self.directory.group_properties_of(user)
+        except httpx.HTTPError as e:
+            log.warning("reading %s's groups failed: %s %s", user, type(e).__name__,
+                        getattr(getattr(e, "response", None), "status_code", ""))
+            raise GatewayError(503, "JupyterHub is not reachable to read your groups; retry "
+                               "shortly.", "hub_unavailable", {"Retry-After": "5"}) from None
+        return resolve(self.settings, groups)
 
 
 def _int(value) -> int | None:

@@ -16,8 +16,8 @@ import logging
 import re
 import time
 import uuid
+from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING
 
 import httpx
 from starlette.requests import Request
@@ -25,6 +25,8 @@ from starlette.responses import Response, StreamingResponse
 from starlette.types import Send
 
 from sporthub.gateway.auth import Caller
+from sporthub.gateway.bookkeeping import Bookkeeping
+from sporthub.gateway.budgets import TokenCounter
 from sporthub.gateway.errors import GatewayError
 from sporthub.gateway.ledger import RequestRecord
 from sporthub.gateway.payload import (
@@ -35,26 +37,54 @@ from sporthub.gateway.payload import (
     read_at_most,
     read_json,
 )
-from sporthub.gateway.policy import budget_window
+from sporthub.gateway.policy import PolicyLookup, budget_window
 from sporthub.gateway.scheduler import STARTING, Scheduler, Ticket
-from sporthub.gateway.upstream import Upstream, upstream_error, without_usage
-
-if TYPE_CHECKING:
-    from sporthub.gateway.app import Gateway
+from sporthub.gateway.upstream import (
+    Router,
+    Upstream,
+    UpstreamClient,
+    upstream_error,
+    without_usage,
+)
+from sporthub.settings import Settings
 
 log = logging.getLogger("sporthub.gateway")
 
 QUEUE_COMMENT_EVERY_S = 1.5
+# only this many at the front of the line are woken by every change of the queue (someone got a
+# slot, left, or took a fair turn ahead): further back a move of one place is not worth waking
+# hundreds of streams for at each arrival, and they hear their place at the periodic comment
+WAKE_DEPTH = 24
 # a backend's refusal is a short JSON message: no more of it is read
 ERROR_BODY_BYTES = 64 * 1024
 
 
+@dataclass(frozen=True)
+class Collaborators:
+    """What a request works with; the gateway builds them once and hands them to each request."""
+
+    settings: Settings
+    router: Router
+    upstreams: UpstreamClient
+    scheduler: Scheduler
+    tokens: TokenCounter
+    policy: PolicyLookup
+    books: Bookkeeping
+
+
 class ModelRequest:
-    def __init__(self, gateway: Gateway, request: Request, caller: Caller, endpoint: str):
-        self.g = gateway
+    def __init__(self, parts: Collaborators, request: Request, caller: Caller, endpoint: str,
+                 client_ip: str | None):
+        self.settings = parts.settings
+        self.router = parts.router
+        self.upstreams = parts.upstreams
+        self.scheduler = parts.scheduler
+        self.tokens = parts.tokens
+        self.policy = parts.policy
+        self.books = parts.books
         self.request = request
         self.record = RequestRecord(id=str(uuid.uuid4()), user=caller.name, endpoint=endpoint,
-                                    client_ip=gateway.client_ip(request))
+                                    client_ip=client_ip)
         self.started = time.monotonic()
         self.payload: Payload | None = None
         self.ticket: Ticket | None = None
@@ -73,14 +103,14 @@ class ModelRequest:
             await anext(life, None)  # the life ends (row written) before the answer goes out
             return first
         self.head_sent = True
-        return _SSEResponse(first, life, self.g.settings.llm_client_write_timeout_s,
+        return _SSEResponse(first, life, self.settings.llm_client_write_timeout_s,
                             self._client_too_slow)
 
     # -- the life ---------------------------------------------------------------------------
 
     async def _life(self):
         r = self.record
-        self.g.in_flight += 1
+        self.books.in_flight += 1
         try:
             await self._admit()
             if self.payload.stream and not self.ticket.admitted.done():
@@ -119,33 +149,33 @@ class ModelRequest:
 
     async def _admit(self) -> None:
         """Body, limits, budget reservation, and a place in line (or a slot at once)."""
-        g, r, s = self.g, self.record, self.g.settings
+        r, s = self.record, self.settings
         body = await read_json(self.request)
         self.payload = p = check(body, r.endpoint, s.llm_max_tokens, s.llm_max_prompt_chars)
         r.model, r.stream = p.model, p.stream
-        g.router.check_model(p.model)
+        self.router.check_model(p.model)
         if p.endpoint == "chat/completions" and has_media(p.text) \
-                and not g.router.accepts_media(p.model):
+                and not self.router.accepts_media(p.model):
             raise GatewayError(400, f"The model '{p.model}' takes text only here: send the "
                                "message without image, audio or file parts.",
                                "media_not_supported", param="messages")
-        policy = await g.policy(r.user)
-        available = await g.tokens.available(r.user, policy.tokens_per_day)
+        policy = await self.policy(r.user)
+        available = await self.tokens.available(r.user, policy.tokens_per_day)
         # nothing is awaited from here on: the check and the reservation are one step
         if available < p.prompt_estimate + 1:
             raise self._budget_exhausted(policy.tokens_per_day)
         # the answer may use what is left, and no more: the budget cannot be overshot
         self.max_tokens = min(p.max_tokens, available - p.prompt_estimate)
         self.reserved = p.prompt_estimate + self.max_tokens
-        g.tokens.reserve(r.user, self.reserved)
-        self.ticket = g.scheduler.submit(r.user, policy.priority, p.model,
+        self.tokens.reserve(r.user, self.reserved)
+        self.ticket = self.scheduler.submit(r.user, policy.priority, p.model,
                                          max_tokens=self.max_tokens,
                                          prompt_tokens=p.prompt_estimate, stream=p.stream)
         r.eta_ms = _eta_ms(self.ticket.eta_given_s)
 
     def _budget_exhausted(self, limit: int) -> GatewayError:
-        used = self.g.tokens.peek(self.record.user)
-        reserved = self.g.tokens.reserved[self.record.user]
+        used = self.tokens.peek(self.record.user)
+        reserved = self.tokens.reserved[self.record.user]
         _, resets_at = budget_window()
         retry_after = int((resets_at - datetime.now(UTC)).total_seconds()) + 1
         running = f", {reserved} held by your requests running now" if reserved else ""
@@ -156,9 +186,9 @@ class ModelRequest:
 
     async def _queue_comments(self):
         """SSE comments with the place in line until a slot is free (or the wait ends)."""
-        scheduler = self.g.scheduler
+        scheduler = self.scheduler
         waiter = asyncio.ensure_future(
-            scheduler.wait(self.ticket, self.g.settings.llm_queue_timeout_s))
+            scheduler.wait(self.ticket, self.settings.llm_queue_timeout_s))
         try:
             last_position, last_sent = None, 0.0
             while not waiter.done():
@@ -168,9 +198,11 @@ class ModelRequest:
                                  or now - last_sent >= QUEUE_COMMENT_EVERY_S):
                     yield queue_comment(scheduler, self.ticket, position)
                     last_position, last_sent = position, now
-                # wake on any change of the queue, or in time for the periodic comment
+                # near the front, wake on any change of the queue; always in time for the
+                # periodic comment
                 next_comment = max(QUEUE_COMMENT_EVERY_S - (time.monotonic() - last_sent), 0.05)
-                await asyncio.wait({waiter, scheduler.changed()}, timeout=next_comment,
+                wake = {waiter, scheduler.changed()} if position <= WAKE_DEPTH else {waiter}
+                await asyncio.wait(wake, timeout=next_comment,
                                    return_when=asyncio.FIRST_COMPLETED)
             waiter.result()  # a queue timeout, or the backend gone, raises here
         finally:
@@ -182,7 +214,7 @@ class ModelRequest:
             self.ticket.admitted.result()  # raises when the backend went down meanwhile
             return
         waiter = asyncio.ensure_future(
-            self.g.scheduler.wait(self.ticket, self.g.settings.llm_queue_timeout_s))
+            self.scheduler.wait(self.ticket, self.settings.llm_queue_timeout_s))
         gone = asyncio.ensure_future(_until_disconnect(self.request))
         try:
             await asyncio.wait({waiter, gone}, return_when=asyncio.FIRST_COMPLETED)
@@ -196,11 +228,9 @@ class ModelRequest:
 
     def _on_slot(self) -> Upstream:
         # both from the moment the scheduler gave the slot, not from when this task resumed
-        self.g.metrics.queue_wait.observe(self.ticket.waited_s)
-        if self.ticket.eta_error_s is not None:
-            self.g.metrics.observe_eta_error(self.ticket.eta_error_s)
-        self.deadline = asyncio.get_running_loop().time() + self.g.settings.llm_request_timeout_s
-        upstream = self.g.router.get(self.ticket.backend)
+        self.books.slot_given(self.ticket)
+        self.deadline = asyncio.get_running_loop().time() + self.settings.llm_request_timeout_s
+        upstream = self.router.get(self.ticket.backend)
         self.record.backend = upstream.name
         self.record.queued_ms = (time.monotonic() - self.started) * 1000
         return upstream
@@ -215,7 +245,7 @@ class ModelRequest:
 
     async def _unary(self, upstream: Upstream) -> Response:
         response = await self._open(upstream)
-        limit = self.g.settings.llm_max_answer_bytes
+        limit = self.settings.llm_max_answer_bytes
         content = await self._read_at_most(response, limit)
         if content is None:
             # cut unread: the backend may have generated all it was allowed, so that is charged
@@ -242,20 +272,9 @@ class ModelRequest:
     async def _open(self, upstream: Upstream) -> httpx.Response:
         """Send the request and read the answer's head; its body is read as it comes, never
         taken whole without a limit (a backend's answer can be far larger than its request)."""
-        stream = self.payload.stream
-        request = self.g.client.build_request(
-            "POST", f"{upstream.url}/v1/{self.record.endpoint}", json=self._body_for(upstream),
-            headers=upstream.headers,
-            # an answer that is not streamed says nothing until it is whole: no stall timeout
-            **({} if stream else {"timeout": httpx.Timeout(self._remaining(), connect=5.0)}))
-        try:
-            async with asyncio.timeout(self._remaining()):
-                response = await self.g.client.send(request, stream=True)
-        except TimeoutError:
-            raise GatewayError(504, f"The language model backend '{upstream.name}' did not "
-                               "answer in time.", "upstream_timeout") from None
-        except httpx.HTTPError as e:
-            raise self._backend_error(e, upstream) from None
+        response = await self.upstreams.open(upstream, self.record.endpoint,
+                                             self._body_for(upstream), self.payload.stream,
+                                             self._remaining())
         self.upstream_response = response
         if response.status_code >= 400:
             raise self._refused_by(upstream, response,
@@ -270,7 +289,7 @@ class ModelRequest:
                 return await read_at_most(response.aiter_bytes(), limit)
         except TimeoutError:
             raise GatewayError(504, "The answer took longer than the "
-                               f"{self.g.settings.llm_request_timeout_s:.0f} s allowed for one "
+                               f"{self.settings.llm_request_timeout_s:.0f} s allowed for one "
                                "request.", "deadline") from None
         except httpx.HTTPError:
             log.warning("answer from %s broke", self.record.backend)
@@ -281,8 +300,8 @@ class ModelRequest:
         """The backend's events as they come, counting usage, within the stall and the deadline."""
         r = self.record
         loop = asyncio.get_running_loop()
-        stall = self.g.settings.llm_stall_timeout_s
-        events = _sse_events(response, self.g.settings.llm_max_answer_bytes)
+        stall = self.settings.llm_stall_timeout_s
+        events = _sse_events(response, self.settings.llm_max_answer_bytes)
         while True:
             try:
                 async with asyncio.timeout_at(min(loop.time() + stall, self.deadline)):
@@ -290,7 +309,7 @@ class ModelRequest:
             except TimeoutError:
                 if loop.time() >= self.deadline:
                     raise GatewayError(504, "The answer took longer than the "
-                                       f"{self.g.settings.llm_request_timeout_s:.0f} s allowed "
+                                       f"{self.settings.llm_request_timeout_s:.0f} s allowed "
                                        "for one request.", "deadline") from None
                 log.warning("stream from %s stalled", r.backend)
                 raise GatewayError(502, "The language model backend stopped mid-answer.",
@@ -314,7 +333,7 @@ class ModelRequest:
                         event = without_usage(event)
                 if _HAS_TEXT.search(event):
                     self.delivered += 1
-                    self.g.scheduler.progress(self.ticket)  # the wait estimate's clock
+                    self.scheduler.progress(self.ticket)  # the wait estimate's clock
                     if r.ttft_ms is None:
                         r.ttft_ms = (time.monotonic() - self.started) * 1000
             yield event + b"\n\n"
@@ -323,7 +342,7 @@ class ModelRequest:
                     content: bytes) -> GatewayError:
         if response.status_code == 503:
             # llama-server and vLLM answer 503 while loading the model: not ready, not broken
-            self.g.scheduler.set_state(upstream.name, STARTING)
+            self.scheduler.set_state(upstream.name, STARTING)
             return GatewayError(503, "The language model is starting; retry in a moment.",
                                 "backend_starting", {"Retry-After": "10"})
         if response.status_code in (400, 413, 422):
@@ -332,15 +351,6 @@ class ModelRequest:
             self.forwarded = True
         return upstream_error(response, content)
 
-    def _backend_error(self, error: httpx.HTTPError, upstream: Upstream) -> GatewayError:
-        log.warning("backend %s failed: %s", upstream.name, type(error).__name__)
-        if isinstance(error, httpx.TimeoutException):
-            return GatewayError(504, f"The language model backend '{upstream.name}' did not "
-                                "answer in time.", "upstream_timeout")
-        return GatewayError(503, f"The language model backend '{upstream.name}' is not "
-                            "reachable; retry in a minute.", "upstream_unavailable",
-                            {"Retry-After": "30"})
-
     def _client_too_slow(self) -> None:
         self.record.status, self.record.outcome = 408, "client_too_slow"
 
@@ -348,15 +358,15 @@ class ModelRequest:
 
     async def _settle(self) -> None:
         """Slot, budget, row: everything that must happen is done before the first await."""
-        r, g = self.record, self.g
+        r = self.record
         if self.ticket is not None:
             if self.ticket.backend is not None:
-                g.scheduler.release(self.ticket, succeeded=r.outcome == "ok",
+                self.scheduler.release(self.ticket, succeeded=r.outcome == "ok",
                                     tokens=r.completion_tokens)
             else:
-                g.scheduler.withdraw(self.ticket)
+                self.scheduler.withdraw(self.ticket)
         if self.upstream_response is not None:
-            g.spawn(self.upstream_response.aclose())
+            self.books.spawn(self.upstream_response.aclose())
         if self.forwarded:
             # the backend read the prompt whatever happened next (llama-server sends usage
             # only at the end, so a caller who hangs up early would otherwise pay nothing)
@@ -365,11 +375,11 @@ class ModelRequest:
         r.duration_ms = (time.monotonic() - self.started) * 1000
         if r.backend is None and self.ticket is not None:
             r.backend = self.ticket.backend
-        g.tokens.settle(r.user, self.reserved, r.prompt_tokens + r.completion_tokens,
+        self.tokens.settle(r.user, self.reserved, r.prompt_tokens + r.completion_tokens,
                         r.started_at)
         self.reserved = 0
-        row = g.write_row(r, self.payload.text if self.payload else None)
-        g.in_flight -= 1
+        row = self.books.write_row(r, self.payload.text if self.payload else None)
+        self.books.in_flight -= 1
         await row
 
 

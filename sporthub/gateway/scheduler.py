@@ -18,7 +18,9 @@ backends' slots with what the gateway knows (:class:`Speed`, :class:`Lengths`):
   after a prefill of its prompt;
 - a backend decodes at a per-stream rate that depends on how many streams it runs at once
   (continuous batching: llama-server and vLLM serve four streams at two to four times the total
-  rate of one, so each is slower), learnt online per backend and per concurrency.
+  rate of one, so each is slower), learnt online per backend and per concurrency, times the
+  machine's current load (shared by every level: other work on the host slows one stream and
+  four alike).
 
 Slots are processor-shared: n streams on a backend each advance at ``rate(n)``. The simulation is
 one pass over the queue (sampled futures for the first :data:`SAMPLED_DEPTH`, throughput behind
@@ -62,6 +64,7 @@ PRIOR_PREFILL_TPS = 1000.0
 # llama-server on two cores gains less. A measured neighbour is scaled by this exponent too.
 SCALING = 0.7
 RATE_ALPHA = 0.3  # EWMA weight of a new rate sample
+LOAD_ALPHA = 0.5  # ... and its weight in the load, shared by every concurrency
 RATE_SAMPLE_S = 1.0  # a rate sample spans at least this long (chunks come in bursts)
 LENGTH_WINDOW = 200  # recent answer lengths kept per model
 ALIKE_ENOUGH = 5  # answers bounded alike needed to judge by them alone
@@ -103,6 +106,9 @@ class Ticket:
     # the ETA computed when the ticket joined the queue (what the person is told first); None
     # when it got a slot at once
     eta_given_s: float | None = None
+    # when its estimate was last computed (scheduler clock): a reader within ETA_REFRESH_S of
+    # it, and with no news since, is told it without a re-estimate
+    estimated_at: float | None = None
 
     @property
     def waited_s(self) -> float | None:
@@ -135,7 +141,11 @@ class Speed:
 
     def __init__(self, initial_tps: float):
         self.initial_tps = initial_tps
-        self.per_stream: dict[int, float] = {}  # concurrency -> tokens/s of one stream
+        # concurrency -> tokens/s of one stream, at the machine's load when it was measured...
+        self.per_stream: dict[int, float] = {}
+        # ... times how fast the machine runs now relative to that: what it shares with other
+        # processes changes every level's rate alike, so news from one level moves them all
+        self.load = 1.0
         self.prefill_tps: float | None = None
         self._span_start: float | None = None
         self._span_tokens = 0
@@ -147,13 +157,13 @@ class Speed:
         running = max(running, 1)
         known = self.per_stream.get(running)
         if known is not None:
-            return known
+            return known * self.load
         if not self.per_stream:
             base, at = self.initial_tps, 1
         else:
             at = min(self.per_stream, key=lambda n: abs(n - running))
             base = self.per_stream[at]
-        return base * (running / at) ** (SCALING - 1)
+        return base * self.load * (running / at) ** (SCALING - 1)
 
     def prefill_s(self, prompt_tokens: int) -> float:
         return max(prompt_tokens, 1) / (self.prefill_tps or PRIOR_PREFILL_TPS)
@@ -168,14 +178,24 @@ class Speed:
             if not force and span < RATE_SAMPLE_S:
                 return
             if self._span_decoding and self._span_tokens and span >= 0.2:
-                self.learn(self._span_running, self._span_tokens / span / self._span_decoding)
+                # a short span (cut by a start or an end) counts its tokens to within one a
+                # stream: it says less, and weighs less
+                self.learn(self._span_running, self._span_tokens / span / self._span_decoding,
+                           min(span / RATE_SAMPLE_S, 1.0))
         self._span_start, self._span_tokens = now, 0
         self._span_running, self._span_decoding = running, decoding
 
-    def learn(self, running: int, per_stream_tps: float) -> None:
-        old = self.per_stream.get(running)
-        self.per_stream[running] = (per_stream_tps if old is None
-                                    else old + RATE_ALPHA * (per_stream_tps - old))
+    def learn(self, running: int, per_stream_tps: float, weight: float = 1.0) -> None:
+        """A sample at ``running`` streams: the first of a level is its rate; later ones move
+        both that level's rate and the load (every level), each by part of the surprise."""
+        if per_stream_tps <= 0:
+            return
+        if running not in self.per_stream:
+            self.per_stream[running] = per_stream_tps / self.load
+            return
+        surprise = per_stream_tps / self.rate(running)
+        self.load *= surprise ** (LOAD_ALPHA * weight)
+        self.per_stream[running] *= surprise ** (RATE_ALPHA * weight)
 
     def learn_prefill(self, prompt_tokens: int, seconds: float) -> None:
         if seconds <= 0 or prompt_tokens <= 0:
@@ -319,6 +339,10 @@ class _Simulation:
         # per future: its clock, and per pool the work done by each of its streams (virtual
         # time; all streams of a pool advance alike) and a heap of the virtual times at which
         # each running one ends. Work is in seconds of a stream running alone.
+        # the rates are read thousands of times per estimate: once per pool and concurrency
+        self.alone = [sp.rate(1) for sp in self.speeds]
+        self.shares = [[sp.rate(n) / sp.rate(1) for n in range(p.capacity + 1)]
+                       for p, sp in zip(pools, self.speeds, strict=True)]
         self.t = [0.0] * SAMPLES
         self.virtual = [[0.0] * len(pools) for _ in range(SAMPLES)]
         self.ends: list[list[list[float]]] = [[[] for _ in pools] for _ in range(SAMPLES)]
@@ -329,7 +353,7 @@ class _Simulation:
                 for k in range(SAMPLES):
                     tokens = self._lengths.draw(_uniform(ticket.seq, k), ticket.max_tokens,
                                                 generated)
-                    self.ends[k][i].append(prefill + tokens / speed.rate(1))
+                    self.ends[k][i].append(prefill + tokens / self.alone[i])
         for k in range(SAMPLES):
             for heap in self.ends[k]:
                 heapq.heapify(heap)
@@ -348,7 +372,7 @@ class _Simulation:
         """The prefill still to do (seconds alone) and the tokens written so far."""
         generated, prefill = ticket.generated, 0.0
         if ticket.first_token_at is None:
-            elapsed = now - (ticket.started_at or now)
+            elapsed = now - (now if ticket.started_at is None else ticket.started_at)
             prefill = max(speed.prefill_s(ticket.prompt_tokens) - elapsed, 0.0)
             if not ticket.stream:
                 # a unary answer says nothing until it ends: assume it decodes since its prefill
@@ -365,12 +389,14 @@ class _Simulation:
             start, deviation = self.deep_at, 0.0
         else:
             starts = [self._place_in(k, ticket) for k in range(SAMPLES)]
-            start, deviation = statistics.fmean(starts), statistics.pstdev(starts)
+            # floats, not statistics.pstdev's exact fractions: this runs hundreds of times
+            start = sum(starts) / SAMPLES
+            deviation = math.sqrt(max(sum(x * x for x in starts) / SAMPLES - start * start, 0.0))
         # further back the backends run full: the next start comes this one's expected work
         # (spread over all slots) later
         speed = self.speeds[0]
         work = (speed.prefill_s(ticket.prompt_tokens)
-                + self._lengths.expected(ticket.max_tokens) / speed.rate(1))
+                + self._lengths.expected(ticket.max_tokens) / self.alone[0])
         self.deep_at = start + work / (self.capacity * self.throughput)
         return start, deviation
 
@@ -381,18 +407,18 @@ class _Simulation:
             if free:
                 break
             self._advance(k)
-        i = min(free, key=lambda i: len(ends[i]) / self.pools[i].capacity)
-        speed = self.speeds[i]
+        i = free[0] if len(free) == 1 else min(
+            free, key=lambda i: len(ends[i]) / self.pools[i].capacity)
         tokens = self._lengths.draw(_uniform(ticket.seq, k), ticket.max_tokens)
-        heapq.heappush(ends[i], virtual[i] + speed.prefill_s(ticket.prompt_tokens)
-                       + tokens / speed.rate(1))
+        heapq.heappush(ends[i], virtual[i] + self.speeds[i].prefill_s(ticket.prompt_tokens)
+                       + tokens / self.alone[i])
         return self.t[k]
 
     def _advance(self, k: int) -> None:
         """Future ``k`` to the next end of a stream on any pool."""
         ends, virtual = self.ends[k], self.virtual[k]
         # each stream of pool i advances rate(n)/rate(1) seconds of lone work per second
-        shares = [self.speeds[i].rate(len(ends[i])) / self.speeds[i].rate(1)
+        shares = [self.shares[i][min(len(ends[i]), self.pools[i].capacity)]
                   for i in range(len(self.pools))]
         dt, first = min(((ends[i][0] - virtual[i]) / shares[i], i)
                         for i in range(len(self.pools)) if ends[i])
@@ -500,10 +526,16 @@ class Scheduler:
 
     def _eta_for_tail(self, ticket: Ticket, now: float) -> None:
         sim = self._tails.get(ticket.model)
-        if (self._eta_dirty or sim is None or now - self._eta_computed_at > ETA_REFRESH_S):
+        deep = len(self.queues[ticket.model]) > SAMPLED_DEPTH
+        if self._eta_dirty or sim is None or (now - sim.now > ETA_REFRESH_S and not deep):
+            # news since the last simulation (or none yet), or a short line whose simulation
+            # is cheap to redo and better fresh: this arrival's ETA comes from a new one
             self._eta_dirty = True
             return
+        # with no news, an old simulation is only older: deep in a long line it goes on from
+        # where it stood (rerunning it for every arrival is what made admission slow)
         start, deviation = sim.place(ticket)
+        ticket.estimated_at = now
         ticket.eta_s = max(start - (now - sim.now), 0.0)
         ticket.spread = _share(deviation, start)
         self._smooth(ticket, now, moved=True)
@@ -516,6 +548,7 @@ class Scheduler:
         ticket.eta_s = max(passed.eta_s - (now - self._eta_computed_at), 0.0)
         ticket.spread = passed.spread
         ticket.eta_at = now + ticket.eta_s
+        ticket.estimated_at = now
 
     async def wait(self, ticket: Ticket, timeout: float) -> str:
         """Wait for a slot; leaving (timeout, cancellation) gives the place up at once."""
@@ -552,7 +585,10 @@ class Scheduler:
         now = self.clock()
         if ticket.first_token_at is None:
             ticket.first_token_at = now
-            speed.learn_prefill(ticket.prompt_tokens, now - (ticket.started_at or now))
+            # its prefill shared the backend with the others running: the simulation wants
+            # it in seconds of a stream alone (it slows it by the concurrency again)
+            speed.learn_prefill(ticket.prompt_tokens, (now - (now if ticket.started_at is None else ticket.started_at))
+                                * speed.rate(len(pool.running)) / speed.rate(1))
             # one more stream decodes: a new span (this chunk belongs to it)
             speed.mark(now, len(pool.running), pool.decoding)
         else:
@@ -660,7 +696,12 @@ class Scheduler:
         if ticket.backend is not None:
             return 0.0
         now = self.clock()
-        self._refresh(now)
+        if (self._eta_dirty or ticket.estimated_at is None
+                or now - ticket.estimated_at > ETA_REFRESH_S):
+            # an arrival was just given its ETA by continuing the last simulation: its first
+            # comment does not rerun the whole estimate (with hundreds waiting, that is the
+            # cost); everyone else's reads keep it fresh
+            self._refresh(now)
         if ticket.eta_at is None or ticket.eta_s == math.inf:
             return ticket.eta_s
         return max(ticket.eta_at - now, 0.0)
@@ -698,6 +739,7 @@ class Scheduler:
             for ticket in queue:
                 start, deviation = sim.place(ticket)
                 ticket.eta_s, ticket.spread = start, _share(deviation, start)
+                ticket.estimated_at = now
                 self._smooth(ticket, now, moved)
 
     @staticmethod

@@ -1,16 +1,22 @@
-"""Talking to the LLM backends: which one serves a model, and what each one can take.
+"""Talking to the LLM backends: which one serves a model, what each one can take, and every HTTP
+request the gateway sends them (a model request, a health check).
 
 Only the gateway holds a backend's key; the caller's token never leaves the gateway.
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
+import logging
 
 import httpx
 
 from sporthub.gateway.errors import GatewayError
+from sporthub.gateway.scheduler import DOWN, STARTING, UP
 from sporthub.settings import Backend
+
+log = logging.getLogger("sporthub.gateway")
 
 # OpenAI request fields that carry tool definitions or choices; dropped for backends without tools
 _TOOL_FIELDS = ("tools", "tool_choice", "parallel_tool_calls", "functions", "function_call")
@@ -109,3 +115,60 @@ def upstream_error(response: httpx.Response, body: bytes) -> GatewayError:
         return GatewayError(response.status_code, message, "upstream_rejected")
     return GatewayError(502, f"The language model backend failed ({response.status_code}): "
                         f"{message}", "upstream_error")
+
+
+class UpstreamClient:
+    """The one HTTP client to the backends, shared by every request and the health checks."""
+
+    def __init__(self, stall_timeout_s: float):
+        self.http = httpx.AsyncClient(
+            # the read timeout is per chunk: a stream silent for this long has stalled
+            # (request.py also bounds each wait, and the whole request by its deadline)
+            timeout=httpx.Timeout(stall_timeout_s, connect=5.0),
+            limits=httpx.Limits(max_connections=None, max_keepalive_connections=64),
+        )
+
+    async def open(self, upstream: Upstream, endpoint: str, body: dict, stream: bool,
+                   remaining_s: float) -> httpx.Response:
+        """Send a model request and read the answer's head, within ``remaining_s``; the body is
+        the caller's to read (never taken whole without a limit: an answer can be far larger
+        than its request). A backend that cannot be reached is a :class:`GatewayError`."""
+        request = self.http.build_request(
+            "POST", f"{upstream.url}/v1/{endpoint}", json=body, headers=upstream.headers,
+            # an answer that is not streamed says nothing until it is whole: no stall timeout
+            **({} if stream else {"timeout": httpx.Timeout(remaining_s, connect=5.0)}))
+        try:
+            async with asyncio.timeout(remaining_s):
+                return await self.http.send(request, stream=True)
+        except TimeoutError:
+            raise GatewayError(504, f"The language model backend '{upstream.name}' did not "
+                               "answer in time.", "upstream_timeout") from None
+        except httpx.HTTPError as e:
+            raise backend_error(e, upstream) from None
+
+    async def probe(self, upstream: Upstream, state: str) -> str:
+        """A health check: the backend's state now, given the state it was in.
+
+        A backend that answers 503 (llama-server and vLLM while they load the model), or that
+        has not answered since the gateway started, is *starting*: requests wait for it. One
+        that answered before and is now unreachable is *down*.
+        """
+        try:
+            response = await self.http.get(f"{upstream.url}/v1/models",
+                                           headers=upstream.headers, timeout=5)
+            return {200: UP, 503: STARTING}.get(response.status_code, DOWN)
+        except httpx.HTTPError:
+            return STARTING if state == STARTING else DOWN
+
+    async def close(self) -> None:
+        await self.http.aclose()
+
+
+def backend_error(error: httpx.HTTPError, upstream: Upstream) -> GatewayError:
+    log.warning("backend %s failed: %s", upstream.name, type(error).__name__)
+    if isinstance(error, httpx.TimeoutException):
+        return GatewayError(504, f"The language model backend '{upstream.name}' did not "
+                            "answer in time.", "upstream_timeout")
+    return GatewayError(503, f"The language model backend '{upstream.name}' is not "
+                        "reachable; retry in a minute.", "upstream_unavailable",
+                        {"Retry-After": "30"})

@@ -13,15 +13,16 @@ from datetime import timedelta
 
 from jupyterhub import orm
 from jupyterhub.auth import Authenticator
-from jupyterhub.utils import maybe_future
+from jupyterhub.utils import maybe_future, url_path_join
 from oauthenticator.generic import GenericOAuthenticator
 from tornado import web
 from traitlets import Dict, Float, Integer, List, Unicode, default
 
 from sporthub import i18n
-from sporthub.forwarded import client_address
+from sporthub.forwarded import client_address, client_scheme, local_end
 from sporthub.hub.accounts import AccountStore, Throttled
 from sporthub.hub.handlers import handlers as sporthub_handlers
+from sporthub.hub.mydata import handlers as my_data_handlers
 
 
 class AccountLimitReached(web.HTTPError):
@@ -45,6 +46,7 @@ class CappedAccountsMixin(Authenticator):
 
     max_accounts = Integer(100, config=True, help="Hub accounts allowed, admins included.")
     default_groups = Dict(config=True, help="Group name -> properties given to a group that has none.")
+    squad_url = Unicode("", config=True, help="The squad service at its own socket (/hub/my-data).")
 
     # add_user is also called for every existing user while the hub loads its database; those
     # accounts exist already and must never be refused, so the cap applies once the hub is up.
@@ -94,7 +96,11 @@ class CappedAccountsMixin(Authenticator):
         self.fill_default_group_properties(app.db)
         self._hub_db = app.db
         self._hub_ready = True
-        return [*super().get_handlers(app), *self.extra_handlers()]
+        # the people's data pages: with either way of signing in
+        from sporthub.hub.people import handlers as people_handlers
+
+        return [*super().get_handlers(app), *my_data_handlers(), *self.extra_handlers(),
+                *people_handlers()]
 
     def extra_handlers(self) -> list:
         return []
@@ -110,7 +116,8 @@ def request_address(request, trusted_proxies: list[str], hops: int) -> str:
     """
     peer, port = request.connection.context.address[:2]
     return client_address(peer, request.headers.get("X-Forwarded-For"), trusted_proxies,
-                          hops, port) or peer
+                          hops, port, local_end(request)) or peer
+
 
 
 class SportHubAuthenticator(CappedAccountsMixin, Authenticator):
@@ -181,6 +188,26 @@ class SportHubOIDCAuthenticator(CappedAccountsMixin, GenericOAuthenticator):
 
     group_map = Dict(config=True, help="provider group -> hub group")
     groups_claim = Unicode("groups", config=True)
+    trusted_proxies = List(Unicode(), ["127.0.0.1", "::1"], config=True,
+                           help="Proxies (addresses or networks) whose X-Forwarded-* are read.")
+    forwarded_hops = Integer(1, config=True,
+                             help="How many of X-Forwarded-For's last entries our proxies wrote.")
+
+    def get_callback_url(self, handler=None):
+        """The configured callback, else one built from the request with the scheme our trusted
+        proxies forwarded: OAuthenticator's guess takes tornado's ``request.protocol``, the last
+        X-Forwarded-Proto from anyone."""
+        if self.oauth_callback_url or handler is None:
+            return super().get_callback_url(handler)
+        request = handler.request
+        context = request.connection.context
+        own = getattr(context, "_orig_protocol", request.protocol)
+        scheme = client_scheme(context.address[0], request.headers.get("X-Forwarded-For"),
+                               request.headers.get("X-Forwarded-Proto"), self.trusted_proxies,
+                               self.forwarded_hops, own, context.address[1],
+                               local_end(request))
+        path = url_path_join(handler.hub.server.base_url, "oauth_callback")
+        return f"{scheme}://{request.host}{path}"
 
     @default("auth_state_groups_key")
     def _map_groups(self):

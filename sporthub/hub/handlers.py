@@ -22,7 +22,7 @@ from tornado import web
 from tornado.httputil import url_concat
 
 from sporthub import i18n
-from sporthub.forwarded import client_scheme
+from sporthub.forwarded import client_scheme, local_end
 from sporthub.hub.accounts import InvalidInvite, WeakPassword
 
 
@@ -30,15 +30,20 @@ def _invite_url(handler: BaseHandler, token: str) -> str:
     # a query parameter named "token", not a path segment: the hub's request log scrubs exactly
     # such parameters, and it logs paths as they are
     path = url_concat(url_path_join(handler.hub.base_url, "invite"), {"token": token})
-    # https behind a TLS front: the one-time token must not cross the network in clear text on
-    # its way to the redirect (tornado's request.protocol believes the last proxy, CHP: http)
+    # SPORTHUB_PUBLIC_URL (the hub's public_url): the address people type, whoever asked
+    public = handler.settings.get("public_url")
+    if public:
+        return f"{public.scheme}://{public.netloc}{path}"
+    # unset: https behind a TLS front: the one-time token must not cross the network in clear
+    # text on its way to the redirect (tornado's request.protocol believes the last proxy, CHP: http)
     request, auth = handler.request, handler.authenticator
     context = request.connection.context
     # the connection's own scheme (tornado keeps it aside when xheaders rewrite it)
     own = getattr(context, "_orig_protocol", request.protocol)
     scheme = client_scheme(context.address[0], request.headers.get("X-Forwarded-For"),
                            request.headers.get("X-Forwarded-Proto"), auth.trusted_proxies,
-                           auth.forwarded_hops, own, context.address[1])
+                           auth.forwarded_hops, own, context.address[1],
+                           local_end(request))
     return f"{scheme}://{request.host}{path}"
 
 

@@ -25,7 +25,7 @@ from pathlib import Path
 from jupyterhub.spawner import LocalProcessSpawner
 from traitlets import Unicode
 
-from sporthub.settings import ENV_PREFIX, Settings, SettingsError
+from sporthub.settings import SettingsError
 from sporthub.stack_secrets import STACK_SECRETS
 
 # Linux user names: at most 32 characters; these are safe for useradd everywhere
@@ -94,29 +94,6 @@ class SystemUserSpawner(LocalProcessSpawner):
         env.update(USER=user.pw_name, HOME=user.pw_dir, SHELL=user.pw_shell or "/bin/bash",
                    **user_environment_variables())
         return env
-
-
-def check_start(settings: Settings) -> str | None:
-    """Stop a start that would not be safe (:class:`SettingsError`); return what the admin
-    should be told at start, if anything."""
-    prefix_set = "local_user_prefix" in settings.model_fields_set
-    if settings.profile != "local":
-        if prefix_set:
-            raise SettingsError(f"{ENV_PREFIX}LOCAL_USER_PREFIX applies to the local profile only")
-        return None
-    if os.geteuid() == 0:
-        return None  # safe: prepare_user_environment and check_user_environment do the rest
-    if prefix_set:
-        raise SettingsError(
-            f"{ENV_PREFIX}LOCAL_USER_PREFIX: system users are made only by a hub running as root")
-    if not is_loopback(settings.ip):
-        raise SettingsError(
-            f"{ENV_PREFIX}IP={settings.ip}: this hub does not run as root, so every person's "
-            "server would run under its account and could read the others' files and the hub's "
-            "secrets. It listens on this machine only (127.0.0.1). For several people run it as "
-            f"root (each person gets a system user of their own) or use {ENV_PREFIX}PROFILE=docker.")
-    return ("single-person trial: the hub does not run as root, so every server runs under "
-            "this account and sees its files; it listens on this machine only")
 
 
 def is_loopback(ip: str) -> bool:

@@ -13,35 +13,24 @@ import os
 import signal
 from urllib.parse import urlparse
 
-import httpx
 from jupyterhub.services.auth import HubOAuthCallbackHandler, HubOAuthenticated
 from jupyterhub.utils import url_path_join
 from tornado import web
 
 from sporthub import i18n
+from sporthub.service_auth import get_all, hub_api_client
 from sporthub.settings import Settings
 from sporthub.usage.report import Report, bar_chart, build_report, read_only_engine, to_csv
 
 
 class HubAPI:
+    """The page's own calls to the hub, with its service token (the services' shared helper)."""
+
     def __init__(self, url: str, token: str):
-        self.client = httpx.AsyncClient(base_url=url.rstrip("/") + "/", timeout=15,
-                                        headers={"Authorization": f"token {token}"})
+        self.client = hub_api_client(url, token, timeout=15)
 
     async def get_all(self, path: str) -> list[dict]:
-        """Every item of a paginated list (the hub answers 50 at a time unless asked)."""
-        items, offset = [], 0
-        while True:
-            response = await self.client.get(
-                path, params={"offset": offset, "limit": 200},
-                headers={"Accept": "application/jupyterhub-pagination+json"})
-            response.raise_for_status()
-            page = response.json()
-            items.extend(page["items"])
-            following = page["_pagination"]["next"]
-            if not following:
-                return items
-            offset = following["offset"]
+        return await get_all(self.client, path)
 
 
 class UsageHandler(HubOAuthenticated, web.RequestHandler):

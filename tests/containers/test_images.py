@@ -19,7 +19,7 @@ def test_the_hub_image_builds_and_carries_hub_gateway_proxy_and_dockerspawner(en
     result = engine.run("run", "--rm", "--network", "none", tag, "sh", "-c",
                         "configurable-http-proxy --version && jupyterhub --version && "
                         "python -c 'import dockerspawner, sporthub.gateway, sporthub.usage, "
-                        "sporthub.hub.kube, tornado.curl_httpclient' && "
+                        "kubespawner, sporthub.hub.profiles.k8s, tornado.curl_httpclient' && "
                         "sporthub --help >/dev/null && pg_dump --version && "
                         "pg_restore --version && echo ok", capture_output=True)
     assert result.returncode == 0, result.stderr
@@ -31,7 +31,8 @@ def test_the_hub_image_builds_and_carries_hub_gateway_proxy_and_dockerspawner(en
 
 def test_the_user_image_runs_as_uid_1000_and_holds_no_secret(engine, image):
     names = ("admin-password", "jupyterhub_cookie_secret", "proxy-token", "cli-api-token",
-             "embedded-llm-key", "jupyterhub.sqlite", "accounts.sqlite", "gateway.sqlite")
+             "embedded-llm-key", "pseudonym-key", "jupyterhub.sqlite", "accounts.sqlite",
+             "gateway.sqlite")
     found = " -o ".join(f"-name {n}" for n in names)
     result = engine.run("run", "--rm", "--network", "none", image, "sh", "-c",
                         f"id -u; find / -xdev \\( {found} \\) -print 2>/dev/null; "

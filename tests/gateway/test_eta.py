@@ -84,12 +84,13 @@ class FakeBackend:
 
 
 def run(arrivals: list[Arrival], per_stream, capacity: int = 4, sample_every: float = 1.0,
-        scheduler: Scheduler | None = None, clock: Clock | None = None) -> Scheduler:
+        scheduler: Scheduler | None = None, clock: Clock | None = None,
+        prefill_tps: float = 2000.0) -> Scheduler:
     """Play the arrivals through a scheduler and the fake backend until all are answered."""
     clock = clock or Clock()
     s = scheduler or Scheduler([Pool("b", capacity, frozenset({"m"}))], max_running_per_user=4,
                                max_queued_per_user=50, initial_service_s=10.0, clock=clock)
-    backend = FakeBackend(s, clock, per_stream)
+    backend = FakeBackend(s, clock, per_stream, prefill_tps)
     pending = sorted(arrivals, key=lambda a: a.at)
     next_sample = 0.0
     while pending or backend.jobs:
@@ -173,6 +174,80 @@ async def test_first_etas_of_busy_evenings_are_within_a_quarter_without_bias(per
     # no systematic bias: the median relative error (late or early) stays within 10 %
     relative = sorted(a.ticket.eta_error_s / a.ticket.waited_s for a in judged)
     assert abs(relative[len(relative) // 2]) <= 0.1, relative
+
+
+def loaded(per_stream, clock: Clock, seed: int):
+    """``per_stream`` on a machine shared with other work that comes and goes: every few
+    seconds the backend gets between 35 % and all of what it had alone (measured here: the
+    agents sharing the two cores move llama-server's speed by a factor of two to three)."""
+    rng = random.Random(seed)
+    state = {"until": -1.0, "share": 1.0}
+
+    def speed(n: int) -> float:
+        if clock.now >= state["until"]:
+            state["share"] = rng.uniform(0.35, 1.0)
+            state["until"] = clock.now + rng.uniform(3.0, 15.0)
+        return per_stream(n) * state["share"]
+
+    return speed
+
+
+@pytest.mark.parametrize("per_stream", [llama_server, vllm_cpu], ids=["llama-server", "vllm"])
+async def test_first_etas_hold_on_a_machine_whose_load_comes_and_goes(per_stream):
+    judged = []
+    for seed in range(8):
+        rng = random.Random(seed)
+        clock = Clock()
+        speed = loaded(per_stream, clock, seed + 100)
+        s = scheduler_with_history(rng, speed, clock)
+        arrivals = evening(rng, clock.now + 1.0)
+        run(arrivals, speed, scheduler=s, clock=clock)
+        judged += scored(arrivals)
+    good = [a for a in judged if within(a.ticket.eta_given_s, a.ticket.waited_s)]
+    # no estimate foresees the other work: less than on a machine of its own, but most hold
+    # (each level's rate learnt apart, as before the shared load: 65-70 %)
+    assert len(good) >= 0.7 * len(judged), (len(good), len(judged))
+    relative = sorted(a.ticket.eta_error_s / a.ticket.waited_s for a in judged)
+    assert abs(relative[len(relative) // 2]) <= 0.15, relative
+
+
+async def test_a_slowdown_seen_at_one_concurrency_slows_every_level():
+    """The machine's load changes every level's rate alike: four streams found slower than
+    learnt means one alone will be slower too."""
+    clock = Clock()
+    s = Scheduler([Pool("b", 4, frozenset({"m"}))], max_running_per_user=4,
+                  max_queued_per_user=50, initial_service_s=10.0, clock=clock)
+    speed = s.speed_of(s.pools["b"])
+    speed.learn(1, 100.0)
+    speed.learn(4, 40.0)
+    for _ in range(6):
+        speed.learn(4, 20.0)  # half as fast: other work took the cores
+    assert speed.rate(4) == pytest.approx(20.0, rel=0.1)
+    # most of the surprise is put on the load (every level), the rest on this level's own rate
+    # (a level may simply have been measured wrong): alone, most of the slowdown is expected
+    assert 45.0 < speed.rate(1) < 70.0
+    # a sample cut short (a stream ended 0.1 s into it) moves the rates less than a full one
+    before = speed.rate(4)
+    speed.learn(4, 40.0, weight=0.1)
+    assert speed.rate(4) < before * 1.1
+
+
+async def test_a_prefill_shared_with_others_is_learnt_as_the_time_it_takes_alone():
+    """Four long prompts at once each take four streams' share of the machine to read: the
+    rate learnt is the lone one, as the simulation slows it by the concurrency itself (before,
+    it was slowed twice)."""
+    clock = Clock()
+    s = Scheduler([Pool("b", 4, frozenset({"m"}))], max_running_per_user=4,
+                  max_queued_per_user=50, initial_service_s=10.0, clock=clock)
+    # the speeds alone and by four are known first (short prompts)
+    run([Arrival(1.0, "a", 300, 300, prompt_tokens=4)], llama_server, scheduler=s, clock=clock)
+    run([Arrival(clock.now + 0.01 * i, f"u{i}", 300, 300, prompt_tokens=4) for i in range(4)],
+        llama_server, scheduler=s, clock=clock)
+    speed = s.speed_of(s.pools["b"])
+    speed.prefill_tps = None
+    run([Arrival(clock.now + 0.5 + 0.01 * i, f"u{i}", 50, 50, prompt_tokens=400)
+         for i in range(4)], llama_server, scheduler=s, clock=clock, prefill_tps=200.0)
+    assert speed.prefill_tps == pytest.approx(200.0, rel=0.15)
 
 
 @pytest.mark.parametrize("per_stream", [llama_server, vllm_cpu], ids=["llama-server", "vllm"])
@@ -318,3 +393,36 @@ async def test_a_fair_turn_ahead_of_others_starts_about_when_the_one_it_passed_w
     clock.now += 1.0  # the periodic re-estimate: the flood's later ones moved back by one
     assert s.eta(newcomer) == pytest.approx(1.0, abs=0.05)
     assert [s.eta(t) for t in flood[1:]] == pytest.approx([2.0, 3.0], abs=0.05)
+
+
+async def test_an_arrival_deep_in_a_long_line_never_reruns_the_whole_estimate(monkeypatch):
+    """With 400 waiting (the most 100 accounts can queue) an arrival's ETA, and the first
+    comment that reads it, continue the last simulation even when it is a few seconds old;
+    only news (a slot given or freed, someone leaving) or another waiter's periodic read
+    reruns it."""
+    clock = Clock()
+    s = known(clock, length=50, tokens_per_s=50.0, queued=5, running=1)
+    people = [f"p{i}" for i in range(100)]
+    s.submit("h", 0, "m")  # holds the slot
+    for _ in range(4):
+        for person in people:
+            s.submit(person, 0, "m")
+    s.eta(s.queues["m"][0])  # everyone estimated once
+    runs = []
+    real = s._estimate
+    monkeypatch.setattr(s, "_estimate", lambda now, moved: (runs.append(now), real(now, moved)))
+    late = []
+    for i in range(20):
+        clock.now += 0.3  # the last simulation gets older than ETA_REFRESH_S
+        ticket = s.submit(people[i], 0, "m")  # a fifth: at the tail
+        late.append(ticket)
+        assert s.eta(ticket) == pytest.approx(ticket.eta_given_s)
+    assert runs == []
+    assert [s.position(t) for t in late] == list(range(401, 421))
+    told = [t.eta_given_s - 0.3 * (19 - i) for i, t in enumerate(late)]  # as of now
+    # a periodic read by someone waiting long since reruns it
+    s.eta(s.queues["m"][5])
+    assert len(runs) == 1
+    # and the continued simulation agreed with the fresh one, to a second or two in 400 (the
+    # fresh one still sees the running answer's whole length: nothing streamed here)
+    assert told == pytest.approx([s.eta(t) for t in late], rel=0.02)

@@ -5,8 +5,7 @@ from __future__ import annotations
 import pytest
 from starlette.requests import Request
 
-from sporthub.gateway.app import client_ip
-from sporthub.gateway.auth import CACHE_ENTRIES, HubTokenAuth
+from sporthub.gateway.auth import CACHE_ENTRIES, HubTokenAuth, client_ip
 from sporthub.gateway.errors import GatewayError
 from sporthub.gateway.payload import check
 from sporthub.gateway.policy import resolve

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from sporthub.hub.spawners import home_volume, parse_bytes, resolve_limits
+from sporthub.hub.limits import parse_bytes, resolve_limits
+from sporthub.hub.profiles.docker import home_volume
 from sporthub.settings import SettingsError, load_settings
 
 G = 1024**3

@@ -11,7 +11,7 @@ from jupyter_ai_persona_manager import BasePersona, PersonaDefaults
 from jupyter_ai_persona_manager.awareness_models import CommandOption
 from jupyterlab_chat.models import Message
 
-from sporthub_coach import checkin, landing
+from sporthub_coach import checkin, landing, sharing
 from sporthub_coach.folder import ACTIVITIES
 from sporthub_coach.gateway import GatewayRefused, Place, stream_chat
 from sporthub_coach.language import interface_language
@@ -44,6 +44,9 @@ class CoachPersona(BasePersona):
         self.report_slash_commands([
             CommandOption(name=DATA_COMMAND,
                           description="Show the training summary the Coach answers from"),
+            CommandOption(name=sharing.COMMAND,
+                          description="Share your training data with the club's staff: "
+                                      "/share on, /share off, /share (state and who read it)"),
             CommandOption(name=checkin.LOG_COMMAND,
                           description="Daily check-in into activities/log.csv: /log rpe 7 "
                                       "60min sleep 7.5h soreness 3"),
@@ -75,6 +78,11 @@ class CoachPersona(BasePersona):
         # the Coach's own words follow the person's interface language (JupyterLab's); the
         # model answers a free question in the question's language (SYSTEM_PROMPT)
         lang = self._last_lang = interface_language()
+        if message.body.strip().split(maxsplit=1)[:1] == [sharing.COMMAND]:
+            # the athlete's own switch: the squad service, never the model (a command written
+            # in Russian, "/share вкл", is answered in Russian)
+            self._say(await sharing.answer(message.body, lang))
+            return
         self._demo_notice(lang)
         if await self._check_in(message.body, lang):
             return

@@ -18,6 +18,7 @@ from pathlib import Path
 import pandas as pd
 
 from sportlab.athlete import Profile, Threshold
+from sportlab.clock import forwards
 from sportlab.metrics.hr import hr_zones, time_in_zones, trimp_edwards
 from sportlab.metrics.power import (
     intensity,
@@ -27,6 +28,7 @@ from sportlab.metrics.power import (
     to_1hz,
     weighted_power,
 )
+from sportlab.plausible import clean_frame
 from sportlab.readers import read_activity
 from sportlab.resample import moving_time_s
 
@@ -91,12 +93,15 @@ def summarize_session(
 ) -> SessionSummary:
     """Summarise one recording (a path, or a frame from :func:`sportlab.read_activity`).
 
-    Raises :class:`sportlab.ActivityReadError` for a file that cannot be read. A metric that
+    Raises :class:`sportlab.ActivityReadError` for a file that cannot be read. Implausible
+    samples (:mod:`sportlab.plausible`) are gaps, never averaged in. A metric that
     sportlab refuses for this recording (a power dropout longer than ``max_dropout_s``, ...) is
     left None and named in ``problems``; the rest of the row is still given.
     """
     if isinstance(path, pd.DataFrame):
-        frame, file = path, name or ""
+        # read_activity cleans what it reads; a frame built otherwise is cleaned here.
+        frame = clean_frame(forwards(path, what=name or "frame"))  # type: ignore[arg-type]
+        file = name or ""
     else:
         frame, file = read_activity(path), name or Path(path).name
     profile = profile or Profile()

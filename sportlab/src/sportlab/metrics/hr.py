@@ -8,6 +8,7 @@ import numpy as np
 import pandas as pd
 
 from sportlab._typing import ArrayLike
+from sportlab.plausible import clean, require_finite, within
 from sportlab.resample import MAX_DROPOUT_S, PAUSE_GAP_S, grid_1hz, is_1hz_with_pauses
 
 # Banister's weighting constants (a, b) in TRIMP = D * dHR * a * exp(b * dHR).
@@ -36,6 +37,11 @@ def trimp(
     if sex not in _BANISTER_CONSTANTS:
         raise ValueError(f"sex must be 'male' or 'female', got {sex!r}")
     a, b = _BANISTER_CONSTANTS[sex]
+    # A NaN session (no duration or heart rate recorded) stays NaN; inf or negative is refused.
+    require_finite("duration_min", duration_min, allow_nan=True)
+    require_finite("hr_avg", hr_avg, positive=True, allow_nan=True)
+    require_finite("hr_rest", hr_rest, positive=True)
+    require_finite("hr_max", hr_max, positive=True)
     rest = np.asarray(hr_rest, dtype=float)
     maximum = np.asarray(hr_max, dtype=float)
     _check_reserve(maximum, rest)
@@ -61,6 +67,7 @@ def per_second(
     *,
     pause_gap_s: float = PAUSE_GAP_S,
     max_dropout_s: float = MAX_DROPOUT_S,
+    channel: str = "heart_rate_bpm",
 ) -> tuple[np.ndarray, float]:
     """Samples and the seconds each stands for, for summing time in zones.
 
@@ -69,22 +76,26 @@ def per_second(
     array's samples each stand for ``sample_s`` seconds (default 1). ``pause_gap_s`` and
     ``max_dropout_s`` as in :func:`sportlab.resample.grid_1hz`; a dropout longer than
     ``max_dropout_s`` is not counted (heart-rate functions never refuse a ride for it).
+    ``channel`` names what the values are (``"heart_rate_bpm"``, ``"power_w"``): samples
+    outside its bounds (:mod:`sportlab.plausible`) are not counted, with a warning.
     """
     if isinstance(values, pd.Series) and isinstance(
         values.index, pd.DatetimeIndex | pd.TimedeltaIndex
     ):
         data = values.to_numpy(dtype=float)
-        if (sample_s is None and pause_gap_s == PAUSE_GAP_S and not np.isnan(data).any()
-                and is_1hz_with_pauses(values.index)):
+        # within(): every sample a plausible number (so no NaN either), in one min/max pass.
+        if (sample_s is None and pause_gap_s == PAUSE_GAP_S and data.size
+                and within(data, channel) and is_1hz_with_pauses(values.index)):
             # Each sample is one second; pauses have no seconds to count.
             return data, 1.0
-        grid, _ = grid_1hz(values, sample_s, long_dropouts="nan", name=str(values.name),
-                           pause_gap_s=pause_gap_s, max_dropout_s=max_dropout_s)
+        data = clean(data, channel, stacklevel=4)
+        grid, _ = grid_1hz(pd.Series(data, index=values.index), sample_s, long_dropouts="nan",
+                           name=channel, pause_gap_s=pause_gap_s, max_dropout_s=max_dropout_s)
         return grid, 1.0
     step = 1.0 if sample_s is None else float(sample_s)
-    if not step > 0:
+    if not step > 0 or not np.isfinite(step):
         raise ValueError(f"sample_s must be a positive number of seconds, got {sample_s!r}")
-    return np.asarray(values, dtype=float), step
+    return clean(np.asarray(values, dtype=float), channel, stacklevel=4), step
 
 
 def _weighted_minutes(weights: np.ndarray, sample_s: float) -> float:
@@ -103,8 +114,7 @@ def trimp_edwards(
     ``pause_gap_s``, ``max_dropout_s`` (:func:`per_second`).
     Edwards S. The Heart Rate Monitor Book. Sacramento: Fleet Feet Press, 1993.
     """
-    if not hr_max > 0:
-        raise ValueError(f"hr_max must be positive, got {hr_max}")
+    require_finite("hr_max", hr_max, positive=True)
     values, step = per_second(hr_series, sample_s, **gaps)
     # Scale to tenths before dividing so exact boundaries (e.g. 140/200) land in the upper zone.
     tenths = values * 10.0 / hr_max
@@ -126,6 +136,8 @@ def trimp_lucia(
     Hoyos J, Santalla A, Earnest C, Chicharro JL. Tour de France versus Vuelta a Espana: which is
     harder? Med Sci Sports Exerc 2003;35(5):872-878.
     """
+    require_finite("vt1_bpm", vt1_bpm, positive=True)
+    require_finite("vt2_bpm", vt2_bpm, positive=True)
     if not vt1_bpm < vt2_bpm:
         raise ValueError(f"vt1_bpm must be below vt2_bpm, got {vt1_bpm} and {vt2_bpm}")
     hr, step = per_second(hr_series, sample_s, **gaps)
@@ -166,7 +178,9 @@ def hr_zones(
     if method in ("hrmax", "karvonen"):
         if hr_max is None or (method == "karvonen" and hr_rest is None):
             raise ValueError(f"method {method!r} needs hr_max (and hr_rest for karvonen)")
+        require_finite("hr_max", hr_max, positive=True)
         base = float(hr_rest) if method == "karvonen" and hr_rest is not None else 0.0
+        require_finite("hr_rest", base)
         _check_reserve(np.asarray(float(hr_max)), np.asarray(base))
         bounds = [base + p * (hr_max - base) for p in _PERCENT_BOUNDS]
         names = [f"Z{i}" for i in range(1, 6)]
@@ -174,6 +188,7 @@ def hr_zones(
     elif method == "lthr":
         if lthr_bpm is None:
             raise ValueError("method 'lthr' needs lthr_bpm")
+        require_finite("lthr_bpm", lthr_bpm, positive=True)
         if sport not in _FRIEL_UPPER:
             raise ValueError(f"sport must be 'cycling' or 'running', got {sport!r}")
         edges = [p * lthr_bpm for p in _FRIEL_UPPER[sport]]
@@ -202,7 +217,8 @@ def time_in_zones(
     1). Zones: Edwards 1993, Karvonen et al. 1957, Friel 2009 (see :func:`hr_zones`); power
     levels: Allen & Coggan 2010.
     """
-    data, step = per_second(values, sample_s, **gaps)
+    channel = {"lower_bpm": "heart_rate_bpm", "lower_w": "power_w"}.get(lower_col, "values")
+    data, step = per_second(values, sample_s, channel=channel, **gaps)  # type: ignore[arg-type]
     data = data[~np.isnan(data)]
     lower = zones[lower_col].to_numpy(dtype=float)
     position = np.searchsorted(lower, data, side="right") - 1

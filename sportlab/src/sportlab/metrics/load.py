@@ -14,6 +14,7 @@ import pandas as pd
 from scipy.signal import lfilter
 
 from sportlab._typing import ArrayLike
+from sportlab.plausible import require_finite
 
 
 def as_daily(load: ArrayLike) -> pd.Series:
@@ -135,6 +136,7 @@ def session_rpe_load(rpe: ArrayLike | float, duration_min: ArrayLike | float) ->
     2001;15(1):109-115. RPE is asked about 30 min after the session on the CR-10 scale (0-10).
     """
     rpe_arr = np.asarray(rpe, dtype=float)
+    require_finite("duration_min", duration_min, allow_nan=True)
     if np.any((rpe_arr < 0) | (rpe_arr > 10)):
         raise ValueError("session RPE must be on the CR-10 scale (0-10)")
     result = rpe_arr * np.asarray(duration_min, dtype=float)

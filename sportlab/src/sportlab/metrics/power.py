@@ -28,6 +28,7 @@ from scipy.optimize import curve_fit
 from scipy.signal import lfilter
 
 from sportlab._typing import ArrayLike, PowerInput
+from sportlab.plausible import require_finite
 from sportlab.resample import MAX_DROPOUT_S, PAUSE_GAP_S, grid_1hz, wrap_1hz
 
 
@@ -82,7 +83,7 @@ def to_1hz(
     series = wrap_1hz(grid, start, "power_w")
     not_recorded = np.isnan(grid)
     if grid.size and not_recorded.all():
-        raise ValueError("power_w has no valid value at all (every sample is NaN)")
+        raise ValueError("power_w has no valid value at all (every sample is NaN or implausible)")
     if not not_recorded.any() or pauses == "nan":
         return series
     if pauses == "zero":
@@ -123,9 +124,12 @@ def weighted_power(
 
 
 def intensity(weighted_power_w: float | np.ndarray, ftp_w: float) -> float | np.ndarray:
-    """Intensity factor: weighted power / functional threshold power (Allen & Coggan 2010)."""
-    if not ftp_w > 0:
-        raise ValueError(f"ftp_w must be positive, got {ftp_w}")
+    """Intensity factor: weighted power / functional threshold power (Allen & Coggan 2010).
+
+    A non-finite or negative weighted power, or an FTP that is not a positive finite number,
+    raises ValueError (an infinite power would otherwise give an infinite score)."""
+    require_finite("ftp_w", ftp_w, positive=True)
+    require_finite("weighted_power_w", weighted_power_w, allow_nan=True)
     return weighted_power_w / ftp_w
 
 
@@ -138,12 +142,14 @@ def stress_score(
     ``duration_s`` is the recorded (moving) time, pauses excluded, as for the weighted power:
     :func:`sportlab.resample.moving_time_s` gives it from the recording's timestamps.
     """
+    require_finite("duration_s", duration_s, allow_nan=True)
     return 100.0 * duration_s / 3600.0 * intensity(weighted_power_w, ftp_w) ** 2
 
 
 def power_zones(ftp_w: float) -> pd.DataFrame:
     """Coggan's seven power levels as fractions of FTP: <55, 55-75, 76-90, 91-105, 106-120,
     121-150, >150 % (Allen & Coggan 2010, ch. 4). Lower bound included, upper excluded."""
+    require_finite("ftp_w", ftp_w, positive=True)
     edges = [0.0, 0.55, 0.76, 0.91, 1.06, 1.21, 1.51]
     lower = [e * ftp_w for e in edges]
     upper = [*lower[1:], np.inf]
@@ -349,6 +355,8 @@ def critical_power(
     known_p = mean_max.to_numpy(dtype=float)
     valid = ~np.isnan(known_p)
     known_t, known_p = known_t[valid], known_p[valid]
+    require_finite("mean_max durations", known_t, positive=True)
+    require_finite("mean_max power", known_p)
     if np.any(np.diff(known_t) < 0):
         order = np.argsort(known_t)
         known_t, known_p = known_t[order], known_p[order]
@@ -419,8 +427,7 @@ def skiba_tau_s(power_w: PowerInput, cp_w: float, sample_s: float | None = None)
     expenditure and reconstitution of work capacity above critical power. Med Sci Sports Exerc
     2012;44(8):1526-1532.
     """
-    if not cp_w > 0:
-        raise ValueError(f"cp_w must be positive, got {cp_w}")
+    require_finite("cp_w", cp_w, positive=True)
     power = to_1hz(power_series(power_w, "skiba_tau_s"), sample_s).to_numpy()
     below = power[power < cp_w]
     recovery_w = float(below.mean()) if below.size else 0.0
@@ -457,12 +464,10 @@ def w_prime_balance(
     ``sample_s`` s; ``pause_gap_s`` and ``max_dropout_s`` as in :func:`to_1hz`. Returns a
     Series named ``w_prime_balance_j`` on that 1-s grid.
     """
-    if not cp_w > 0:
-        raise ValueError(f"cp_w must be positive, got {cp_w}")
-    if not w_prime_j > 0:
-        raise ValueError(f"w_prime_j must be positive, got {w_prime_j}")
-    if tau_s is not None and not tau_s > 0:
-        raise ValueError(f"tau_s must be positive, got {tau_s}")
+    require_finite("cp_w", cp_w, positive=True)
+    require_finite("w_prime_j", w_prime_j, positive=True)
+    if tau_s is not None:
+        require_finite("tau_s", tau_s, positive=True)
     if method not in ("integral", "differential"):
         raise ValueError(f"method must be 'integral' or 'differential', got {method!r}")
     power = to_1hz(power_series(power_w, "w_prime_balance"), sample_s,

@@ -7,6 +7,7 @@ import pandas as pd
 from scipy.optimize import brentq
 
 from sportlab._typing import ArrayLike
+from sportlab.plausible import require_finite
 
 # Minetti's polynomial is fitted on treadmill gradients from -45 % to +45 %.
 _MINETTI_GRADE_LIMIT = 0.45
@@ -18,11 +19,18 @@ def minetti_energy_cost(grade: ArrayLike | float) -> np.ndarray | float:
     ``Cr = 155.4 i^5 - 30.4 i^4 - 43.3 i^3 + 46.3 i^2 + 19.5 i + 3.6``; 3.6 J/kg/m on the flat.
     Minetti AE, Moia C, Roi GS, Susta D, Ferretti G. Energy cost of walking and running at
     extreme uphill and downhill slopes. J Appl Physiol 2002;93:1039-1046. Gradients are clipped
-    to the measured range of -0.45 to +0.45.
+    to the measured range of -0.45 to +0.45. An infinite gradient raises ValueError (NaN, a
+    missing sample, stays NaN).
     """
+    _require_finite_grade(grade)
     i = np.clip(np.asarray(grade, dtype=float), -_MINETTI_GRADE_LIMIT, _MINETTI_GRADE_LIMIT)
     cost = ((((155.4 * i - 30.4) * i - 43.3) * i + 46.3) * i + 19.5) * i + 3.6
     return float(cost) if cost.ndim == 0 else cost
+
+
+def _require_finite_grade(grade: ArrayLike | float) -> None:
+    if np.isinf(np.asarray(grade, dtype=float)).any():
+        raise ValueError(f"grade must be finite (rise/run), got an infinite value in {grade!r}")
 
 
 def grade_adjusted_pace(
@@ -33,7 +41,9 @@ def grade_adjusted_pace(
     Metabolic power per kg is ``Cr(i) * v`` (Minetti et al. 2002, see
     :func:`minetti_energy_cost`), so the equivalent flat speed is ``v * Cr(i) / Cr(0)``. Returned
     as a speed in m/s (convert to pace with ``1000 / v`` s/km). A Series input keeps its index.
+    A negative or infinite speed raises ValueError; NaN (a missing sample) stays NaN.
     """
+    require_finite("speed_m_s", speed_m_s, allow_nan=True)
     adjusted = (
         np.asarray(speed_m_s, dtype=float)
         * np.asarray(minetti_energy_cost(grade))
@@ -58,8 +68,8 @@ def _fraction_vo2max(time_min: float | np.ndarray) -> float | np.ndarray:
 
 def _require_positive(name: str, value: ArrayLike | float) -> None:
     values = np.asarray(value, dtype=float)
-    if values.size == 0 or np.any(~(values > 0)):
-        raise ValueError(f"{name} must be positive (and not NaN), got {value!r}")
+    if values.size == 0 or np.any(~(values > 0)) or not np.isfinite(values).all():
+        raise ValueError(f"{name} must be positive and finite, got {value!r}")
 
 
 def vdot(distance_m: ArrayLike | float, time_s: ArrayLike | float) -> np.ndarray | float:

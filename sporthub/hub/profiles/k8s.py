@@ -7,7 +7,7 @@ storage, ``singleuser.extraEnv``), the idle culler (``cull.*``) and its role. Th
 what is SportHub's: accounts, roles and groups, the LLM scope, the gateway and the usage page as
 hub-managed services, the pages. It replaces nothing the chart set: it adds to the chart's lists
 of services and roles and to the user pods' environment. Where both would set the same value
-they must agree, or the start stops with a message that names both (README, Kubernetes).
+they must agree, or the start stops with a message that names both (docs/production.md, Kubernetes).
 """
 
 from __future__ import annotations
@@ -15,11 +15,8 @@ from __future__ import annotations
 import re
 from urllib.parse import urlparse
 
-from kubespawner import KubeSpawner
-from traitlets import Any, Float
-
-from sporthub.hub import config
-from sporthub.hub.spawners import resolve_limits
+from sporthub.hub import common
+from sporthub.hub.limits import Limits, LimitsHook
 from sporthub.settings import Settings, SettingsError
 
 # what the chart's own values set when nobody chose anything (z2jh values.yaml, hub.config)
@@ -36,28 +33,14 @@ CHART_VALUE_OF = {
 }
 
 
-class SportHubKubeSpawner(KubeSpawner):
-    """KubeSpawner whose limits follow the person's groups, as in the docker profile: the most
-    generous ``user_mem_limit`` / ``user_cpu_limit`` of their groups, else the chart's
-    ``singleuser.memory.limit`` / ``singleuser.cpu.limit``."""
+def check(settings: Settings) -> str | None:
+    """The settings the chart owns are refused when they are read (``K8S_CHART_OWNED`` in
+    :mod:`sporthub.settings`: every process of the pod reads them); nothing more to stop here."""
+    return None
 
-    default_mem_limit = Any(None, allow_none=True, config=True,
-                            help="the chart's singleuser.memory.limit (None: no limit)")
-    default_cpu_limit = Float(None, allow_none=True, config=True,
-                              help="the chart's singleuser.cpu.limit (None: no limit)")
 
-    def apply_group_limits(self) -> None:
-        # group properties are the admin's to edit at any time: read them at each start
-        groups = {g.name: dict(g.properties or {}) for g in self.user.groups}
-        mem, cpu = resolve_limits(groups, self.default_mem_limit or 0, self.default_cpu_limit or 0)
-        # 0 stands for the chart's "no limit" (None)
-        self.mem_limit, self.cpu_limit = mem or None, cpu or None
-        self.log.info("%s's pod: %s bytes of memory, %s CPUs", self.user.name, self.mem_limit,
-                      self.cpu_limit)
-
-    async def start(self):
-        self.apply_group_limits()
-        return await super().start()
+def prepare(settings: Settings) -> None:
+    """Nothing: the chart prepares the hub pod (``sporthub prepare`` refuses this profile)."""
 
 
 def configure(c, settings: Settings) -> None:
@@ -71,21 +54,34 @@ def configure(c, settings: Settings) -> None:
 
     # accounts, the admin password if generated, the audit log: a volume (values.yaml)
     settings.data_dir.resolve().mkdir(parents=True, exist_ok=True)
-    config._accounts(c, settings)
-    config._llm_access(c, settings)
-    c.JupyterHub.spawner_class = SportHubKubeSpawner
-    c.SportHubKubeSpawner.default_mem_limit = c.KubeSpawner.get("mem_limit")
-    c.SportHubKubeSpawner.default_cpu_limit = c.KubeSpawner.get("cpu_limit")
+    common.accounts(c, settings)
+    common.llm_access(c, settings)
+    # the chart's KubeSpawner spawns; the person's groups decide their pod's limits, the chart's
+    # singleuser.memory.limit / cpu.limit being the defaults (KubeSpawner's section wins over
+    # Spawner's, so the hook goes there)
+    c.KubeSpawner.pre_spawn_hook = limits_hook(c.KubeSpawner)
     # KubeSpawner's own section wins over Spawner's: the chart's singleuser.extraEnv is there
     c.KubeSpawner.environment = environment
     if "default_url" not in c.Spawner:  # singleuser.defaultUrl, when the chart sets one
         c.Spawner.default_url = "/lab"
-    config._capacity(c, settings, idle_timeout_s)
+    common.capacity(c, settings, idle_timeout_s)
     # the proxy pod reaches the gateway and the usage page through the hub's Service
     # (hub.service.extraPorts); they listen on all the pod's addresses (service_bind_ip)
-    config._services(c, settings, host)
+    common.services(c, settings, host)
     c.JupyterHub.services = chart_services + c.JupyterHub.services
     c.JupyterHub.load_roles = chart_roles + c.JupyterHub.load_roles
+
+
+def limits_hook(kube_spawner) -> LimitsHook:
+    """The profiles' one pre_spawn_hook, with the chart's limits (``c.KubeSpawner``) as defaults."""
+    return LimitsHook(apply_limits, kube_spawner.get("mem_limit"), kube_spawner.get("cpu_limit"))
+
+
+def apply_limits(spawner, limits: Limits) -> None:
+    """One person's limits onto their pod (called by the profiles' one pre_spawn_hook): KubeSpawner
+    writes them into the pod manifest; None is the chart's "no limit"."""
+    spawner.mem_limit = limits.mem_bytes
+    spawner.cpu_limit = limits.cpus
 
 
 def _hub_host(c) -> str:
@@ -104,7 +100,12 @@ def _check_agreement(c, settings: Settings) -> None:
     spawner = c.JupyterHub.get("spawner_class", CHART_SPAWNER)
     if spawner != CHART_SPAWNER:
         raise SettingsError(f"hub.config.JupyterHub.spawner_class={spawner}: the k8s profile "
-                            "spawns with KubeSpawner (its own subclass); remove that value")
+                            "spawns with the chart's KubeSpawner; remove that value")
+    for section in ("Spawner", "KubeSpawner"):
+        if c[section].get("pre_spawn_hook") is not None:
+            raise SettingsError(f"{section}.pre_spawn_hook is set before SportHub's "
+                                "configuration: SportHub's applies each person's group limits; "
+                                "remove the other")
     authenticator = c.JupyterHub.get("authenticator_class", CHART_DEFAULT_AUTHENTICATOR)
     if authenticator != CHART_DEFAULT_AUTHENTICATOR:
         raise SettingsError(f"hub.config.JupyterHub.authenticator_class={authenticator}: "
@@ -153,8 +154,11 @@ def _user_environment(c, settings: Settings) -> dict:
             f"the proxy's in-cluster address, with the path {path}: http://proxy-http:8000{path} "
             "with the chart's automatic HTTPS (proxy.https.type letsencrypt), else "
             f"http://proxy-public{path}")
+    # the squad API at the same in-cluster proxy address (sportlab.squad, the athletes' sync)
+    environment.setdefault("SQUAD_API_URL", base.removesuffix(path) + f"{settings.squad_prefix}/api")
     model = settings.backends()[0].models[0]
     if environment.setdefault("LLM_GATEWAY_MODEL", model) != model:
         raise SettingsError(f"singleuser.extraEnv.LLM_GATEWAY_MODEL={environment['LLM_GATEWAY_MODEL']}"
                             f" is not the first model of SPORTHUB_LLM_BACKENDS ({model}); remove it")
+    environment.update(common.first_minutes_environment(settings))
     return environment

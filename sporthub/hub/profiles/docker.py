@@ -19,78 +19,21 @@ import ipaddress
 
 import docker
 from dockerspawner import DockerSpawner
-from jupyterhub.traitlets import ByteSpecification
-from traitlets import Float, HasTraits, TraitError, Unicode
 
-from sporthub.settings import Settings, SettingsError
+from sporthub.hub import common
+from sporthub.hub.limits import Limits, LimitsHook
+from sporthub.settings import ENV_PREFIX, Settings, SettingsError
 
 HOME = "/home/jovyan"
 UID = 1000
 CONTAINER = "{prefix}-{username}"
 VOLUME = "{prefix}-home-{username}"
-MEM_PROPERTY = "user_mem_limit"
-CPU_PROPERTY = "user_cpu_limit"
-
-
-class _Size(HasTraits):
-    value = ByteSpecification()
-
-
-def parse_bytes(value) -> int:
-    """``"2G"``, ``"512M"`` or a number of bytes, as JupyterHub's own limits are written."""
-    holder = _Size()
-    holder.value = value if isinstance(value, int) else str(value).strip()
-    return int(holder.value)
-
-
-def resolve_limits(groups: dict[str, dict], mem_default: str,
-                   cpu_default: float) -> tuple[int, float]:
-    """Memory (bytes) and CPUs for a person in these groups ({group: its properties}).
-
-    The most generous value that any of the groups sets wins; the default applies only when none
-    sets one. A value that is not a size (or a number of CPUs) stops the start, naming the group.
-    """
-    mems, cpus = [], []
-    for name, properties in groups.items():
-        mem, cpu = properties.get(MEM_PROPERTY), properties.get(CPU_PROPERTY)
-        if mem not in (None, ""):
-            try:
-                mems.append(parse_bytes(mem))
-            except TraitError:
-                raise ValueError(f"group {name}: {MEM_PROPERTY}={mem!r} is not a size such as "
-                                 "'4G' or '512M'") from None
-        if cpu not in (None, ""):
-            try:
-                cpus.append(float(cpu))
-                if cpus[-1] <= 0:
-                    raise ValueError
-            except (TypeError, ValueError):
-                raise ValueError(f"group {name}: {CPU_PROPERTY}={cpu!r} is not a positive "
-                                 "number of CPUs such as 2 or 0.5") from None
-    return (max(mems) if mems else parse_bytes(mem_default),
-            max(cpus) if cpus else cpu_default)
-
-
-class SportHubDockerSpawner(DockerSpawner):
-    """DockerSpawner whose limits are read from the person's groups at every start."""
-
-    default_mem_limit = Unicode("2G", config=True, help="when no group sets user_mem_limit")
-    default_cpu_limit = Float(1.0, config=True, help="when no group sets user_cpu_limit")
-
-    async def start(self):
-        # group properties are the admin's to edit at any time: read them now, not at hub start
-        groups = {g.name: dict(g.properties or {}) for g in self.user.groups}
-        self.mem_limit, self.cpu_limit = resolve_limits(groups, self.default_mem_limit,
-                                                        self.default_cpu_limit)
-        self.log.info("%s's container: %s bytes of memory, %s CPUs", self.user.name,
-                      self.mem_limit, self.cpu_limit)
-        return await super().start()
 
 
 def home_volume(prefix: str, name: str) -> str:
     """The named volume of the person ``name``'s home, as DockerSpawner names it from VOLUME."""
     # DockerSpawner fills {username} with its escaped name (DNS-label safe, lower case)
-    return VOLUME.format(prefix=prefix, username=SportHubDockerSpawner._escape(name))
+    return VOLUME.format(prefix=prefix, username=DockerSpawner._escape(name))
 
 
 def engine_client() -> docker.DockerClient:
@@ -129,7 +72,14 @@ def hub_host(settings: Settings, client: docker.DockerClient) -> str:
     return gateways[0]
 
 
-def check(settings: Settings) -> None:
+def check(settings: Settings) -> str | None:
+    """Stop a start that would ignore a setting: system users are the local profile's."""
+    if "local_user_prefix" in settings.model_fields_set:
+        raise SettingsError(f"{ENV_PREFIX}LOCAL_USER_PREFIX applies to the local profile only")
+    return None
+
+
+def prepare(settings: Settings) -> None:
     """Before the hub starts: the engine answers, the network exists, the image is built."""
     client = engine_client()
     hub_host(settings, client)
@@ -141,10 +91,24 @@ def check(settings: Settings) -> None:
 
 
 def configure(c, settings: Settings) -> None:
-    """The hub configuration of the docker profile (``sporthub.hub.config`` calls it)."""
+    """The hub configuration of the docker profile."""
+    check(settings)
+    common.base(c, settings)
+    common.accounts(c, settings)
+    common.llm_access(c, settings)
+    common.user_servers(c, settings)
+    spawner(c, settings)
+    # the person's groups decide their container's size, read at each start
+    c.Spawner.pre_spawn_hook = LimitsHook(apply_limits, settings.user_mem_limit,
+                                          settings.user_cpu_limit)
+    common.capacity(c, settings, settings.idle_timeout_s)
+    common.services(c, settings)
+
+
+def spawner(c, settings: Settings) -> None:
     hub_url = f"http://{hub_host(settings, engine_client())}:{settings.port}"
-    c.JupyterHub.spawner_class = SportHubDockerSpawner
-    spawner = c.SportHubDockerSpawner
+    c.JupyterHub.spawner_class = "dockerspawner.DockerSpawner"
+    spawner = c.DockerSpawner
     spawner.image = settings.singleuser_image
     spawner.allowed_images = [settings.singleuser_image]
     spawner.pull_policy = "never"  # built here by `make images`, never fetched
@@ -161,9 +125,8 @@ def configure(c, settings: Settings) -> None:
     c.Spawner.environment = {
         **c.Spawner.environment,
         "OPENAI_API_BASE": f"{hub_url}{settings.gateway_prefix}/v1",
+        "SQUAD_API_URL": f"{hub_url}{settings.squad_prefix}/api",
     }
-    spawner.default_mem_limit = settings.user_mem_limit
-    spawner.default_cpu_limit = settings.user_cpu_limit
     spawner.extra_create_kwargs = {"user": f"{UID}:{UID}"}
     spawner.extra_host_config = {
         "cap_drop": ["ALL"],
@@ -173,3 +136,10 @@ def configure(c, settings: Settings) -> None:
     }
     c.Spawner.start_timeout = 180
     c.Spawner.http_timeout = 120
+
+
+def apply_limits(spawner, limits: Limits) -> None:
+    """One person's limits onto their container (called by the profiles' one pre_spawn_hook):
+    DockerSpawner passes them to the engine when it creates the container."""
+    spawner.mem_limit = limits.mem_bytes
+    spawner.cpu_limit = limits.cpus

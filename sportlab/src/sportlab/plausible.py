@@ -1,0 +1,220 @@
+"""What a recorded sample can be: bounds per channel, so bad samples are never averaged in.
+
+File formats allow values no human produces (FIT stores power as an unsigned 16-bit field, so a
+corrupt record reads 65 535 W; a CSV or a hand-built Series can hold -50 W or ``inf``). One such
+sample moves a 30-s weighted power by hundreds of watts, and a negative one pulls an average down
+silently. Every metric that takes a recorded channel, and :func:`sportlab.read_activity`, passes
+it through :func:`clean`: a sample outside its channel's bounds (or not finite) becomes missing
+(NaN), i.e. a sensor dropout, handled as every dropout is (:mod:`sportlab.resample`: short ones
+interpolated, a long one refused with a ValueError naming ``max_dropout_s``), and an
+:class:`ImplausibleSampleWarning` says how many samples of which channel were dropped and why.
+``on_implausible="raise"`` refuses instead, with :class:`ImplausibleSampleError`.
+
+The bounds (inclusive) and where they come from, in :data:`BOUNDS`:
+
+* ``power_w`` 0-3000 W: power is never negative (a crank cannot be pedalled backwards into
+  the meter); world-class track sprinters' maximal power is about 1600 W on an ergometer
+  (Dorel S et al. Int J Sports Med 2005;26:739-746) and the highest instantaneous peaks
+  reported for them are around 2500 W, so 3000 W is beyond any human's.
+* ``heart_rate_bpm`` 25-250 bpm: endurance athletes' resting heart rates reach the low 30s
+  (D'Souza A et al. Nat Commun 2014;5:3775), and maximal heart rates fall around
+  ``208 - 0.7 x age`` with an SD of about 10 bpm (Tanaka H et al. JACC 2001;37:153-156), so
+  no exercising adult is above 250 bpm. 0 bpm, which some straps send when they lose contact,
+  is a dropout, not a heart rate.
+* ``cadence_rpm`` 0-300 rpm: sprinters' cadence at peak power is about 130 rpm and their
+  extrapolated unloaded maximum about 250 rpm (Dorel et al. 2005); running cadence is counted
+  per leg (FIT), under 130.
+* ``speed_m_s`` 0-75 m/s (270 km/h): beyond road descents (~130 km/h), downhill ski racing
+  (~160 km/h) and the speed-skiing record (~255 km/h); a speed is never negative.
+* ``altitude_m`` -500 to 9000 m: the lowest land (Dead Sea shore, -430 m) to above Everest
+  (8849 m).
+* ``latitude_deg`` -90 to 90, ``longitude_deg`` -180 to 180: the WGS 84 ranges.
+* ``rr_ms`` 250-2500 ms: RR intervals of heart rates between 24 and 240 bpm, the range the
+  heart-rate bounds above allow (Task Force of the ESC/NASPE, Circulation 1996;93:1043-1065,
+  requires artefact-free NN intervals).
+
+Checking costs two passes (minimum and maximum) over a clean channel; only a channel with a bad
+sample is copied.
+"""
+
+from __future__ import annotations
+
+import math
+import warnings
+from collections.abc import Iterable
+from typing import Literal, TypeVar
+
+import numpy as np
+import pandas as pd
+
+#: channel -> (lowest, highest) accepted value, inclusive; sources in the module docstring.
+BOUNDS: dict[str, tuple[float, float]] = {
+    "power_w": (0.0, 3000.0),
+    "heart_rate_bpm": (25.0, 250.0),
+    "cadence_rpm": (0.0, 300.0),
+    "speed_m_s": (0.0, 75.0),
+    "altitude_m": (-500.0, 9000.0),
+    "latitude_deg": (-90.0, 90.0),
+    "longitude_deg": (-180.0, 180.0),
+    "rr_ms": (250.0, 2500.0),
+}
+
+_ANY_FINITE = (-float(np.finfo(np.float64).max), float(np.finfo(np.float64).max))
+OnImplausible = Literal["gap", "raise"]
+_T = TypeVar("_T", pd.Series, np.ndarray)
+
+
+class ImplausibleSampleWarning(UserWarning):
+    """Samples outside their channel's bounds (or not finite) were treated as missing."""
+
+
+class ImplausibleSampleError(ValueError):
+    """A channel has samples outside its bounds and the caller asked to refuse them."""
+
+    def __init__(self, channel: str, message: str) -> None:
+        self.channel = channel
+        super().__init__(message)
+
+
+def _describe(channel: str, data: np.ndarray, bad: np.ndarray) -> str:
+    low, high = BOUNDS.get(channel, _ANY_FINITE)
+    values = data[bad]
+    kinds = []
+    if np.isinf(values).any():
+        kinds.append("infinite")
+    finite = values[np.isfinite(values)]
+    if (finite < low).any():
+        kinds.append(f"below {low:g}")
+    if (finite > high).any():
+        kinds.append(f"above {high:g}")
+    first = int(np.flatnonzero(bad)[0])
+    accepted = (f"accepted {low:g} to {high:g}; sources in sportlab.plausible"
+                if channel in BOUNDS else "a number must be finite")
+    return (
+        f"{int(bad.sum())} sample(s) of {channel} are {' or '.join(kinds)} ({accepted}), the "
+        f"first at position {first}: {float(values[0])!r}"
+    )
+
+
+def within(values: np.ndarray, channel: str) -> bool:
+    """Whether every sample of a non-empty array is a number within ``channel``'s bounds (one
+    min and one max pass; False if any sample is NaN, which the caller then looks at)."""
+    low, high = BOUNDS.get(channel, _ANY_FINITE)
+    return bool(low <= values.min() and values.max() <= high)
+
+
+def implausible(values: np.ndarray, channel: str) -> np.ndarray | None:
+    """Boolean mask of the samples outside ``channel``'s bounds or infinite (NaN is fine), or
+    None when there are none (the common case, found with a min and a max pass only). A
+    channel without bounds only has its infinite samples marked."""
+    low, high = BOUNDS.get(channel, _ANY_FINITE)
+    if values.size == 0:
+        return None
+    if within(values, channel):
+        return None
+    with np.errstate(invalid="ignore"):
+        bad = (values < low) | (values > high)  # inf is outside; NaN compares False
+    return bad if bad.any() else None
+
+
+def clean(
+    values: _T,
+    channel: str,
+    *,
+    on_implausible: OnImplausible = "gap",
+    stacklevel: int = 3,
+) -> _T:
+    """``values`` with every implausible sample of ``channel`` made NaN (missing).
+
+    Returns the input itself when every sample is plausible. With ``on_implausible="gap"`` an
+    :class:`ImplausibleSampleWarning` names the channel, the count and the bounds; with
+    ``"raise"``, :class:`ImplausibleSampleError`. A channel without bounds (a name not in
+    :data:`BOUNDS`) only has its infinite samples treated so.
+    """
+    if on_implausible not in ("gap", "raise"):
+        raise ValueError(f"on_implausible must be 'gap' or 'raise', got {on_implausible!r}")
+    data = values.to_numpy(dtype="float64") if isinstance(values, pd.Series) else np.asarray(
+        values, dtype="float64")
+    bad = implausible(data, channel)
+    if bad is None:
+        return values
+    message = _describe(channel, data, bad)
+    if on_implausible == "raise":
+        raise ImplausibleSampleError(channel, message)
+    warnings.warn(f"{message}: treated as missing (a sensor dropout)", ImplausibleSampleWarning,
+                  stacklevel=stacklevel)
+    fixed = np.where(bad, np.nan, data)
+    if isinstance(values, pd.Series):
+        return pd.Series(fixed, index=values.index, name=values.name)  # type: ignore[return-value]
+    return fixed  # type: ignore[return-value]
+
+
+def clean_frame(
+    frame: pd.DataFrame,
+    columns: Iterable[str] | None = None,
+    *,
+    on_implausible: OnImplausible = "gap",
+    stacklevel: int = 3,
+) -> pd.DataFrame:
+    """A ride's DataFrame with :func:`clean` applied to each column that has bounds.
+
+    Returns the same frame when nothing is implausible, else a copy (``attrs`` kept)."""
+    out = frame
+    for column in columns if columns is not None else frame.columns:
+        if column not in BOUNDS or column not in frame.columns:
+            continue
+        cleaned = clean(frame[column], column, on_implausible=on_implausible,
+                        stacklevel=stacklevel + 1)
+        if cleaned is not frame[column]:
+            if out is frame:
+                out = frame.copy()
+            out[column] = cleaned.to_numpy()
+    return out
+
+
+def require_finite(name: str, value: object, *, positive: bool = False,
+                   allow_nan: bool = False) -> None:
+    """Refuse a number (or array) that is infinite, NaN (unless ``allow_nan``), or negative
+    (zero too with ``positive``), with a ValueError naming the argument.
+
+    Called on every metric's arguments, so the accepted case is a plain float comparison for a
+    number and a min and a max pass for an array."""
+    if isinstance(value, float | int) and not isinstance(value, bool):
+        number = float(value)
+        if math.isfinite(number) and (number > 0 if positive else number >= 0):
+            return
+    else:
+        data = np.asarray(value, dtype="float64")
+        if data.size:
+            lowest, highest = data.min(), data.max()  # NaN if any is NaN
+            if (lowest > 0 if positive else lowest >= 0) and highest < np.inf:
+                return
+    _explain(name, value, positive=positive, allow_nan=allow_nan)
+
+
+def _explain(name: str, value: object, *, positive: bool, allow_nan: bool) -> None:
+    data = np.asarray(value, dtype="float64")
+    if data.size == 0:
+        raise ValueError(f"{name} is empty")
+    nan = np.isnan(data)
+    if nan.any() and not allow_nan:
+        raise ValueError(f"{name} must be a number, got NaN in {value!r}")
+    numbers = data[~nan]
+    if not np.isfinite(numbers).all():
+        raise ValueError(f"{name} must be finite, got {value!r}")
+    if positive and not (numbers > 0).all():
+        raise ValueError(f"{name} must be positive, got {value!r}")
+    if not positive and not (numbers >= 0).all():
+        raise ValueError(f"{name} must be zero or positive, got {value!r}")
+
+
+__all__ = [
+    "BOUNDS",
+    "ImplausibleSampleError",
+    "ImplausibleSampleWarning",
+    "clean",
+    "clean_frame",
+    "implausible",
+    "require_finite",
+    "within",
+]

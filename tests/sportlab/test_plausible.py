@@ -1,0 +1,176 @@
+"""Bad samples are never averaged in: negative, infinite and inhuman values become gaps (with a
+named warning) or a named error, on synthetic series and on derived variants of a real ride."""
+
+import warnings
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from sportlab import read_activity, summarize_session
+from sportlab.metrics import (
+    hr_zones,
+    intensity,
+    mean_max_power,
+    race_time_s,
+    rmssd,
+    stress_score,
+    time_in_zones,
+    trimp,
+    trimp_edwards,
+    vdot,
+    weighted_power,
+)
+from sportlab.metrics.running import grade_adjusted_pace, minetti_energy_cost
+from sportlab.plausible import (
+    BOUNDS,
+    ImplausibleSampleError,
+    ImplausibleSampleWarning,
+    clean,
+)
+
+START = pd.Timestamp("2026-03-01 08:00:00", tz="UTC")
+LONG_RIDE = "4078723797.fit"  # Garmin Edge 1000, 1 Hz, 2 h 19 min, no pauses
+
+
+def timed(values):
+    values = np.asarray(values, dtype=float)
+    return pd.Series(values, index=START + pd.to_timedelta(np.arange(values.size), unit="s"))
+
+
+def test_sixty_seconds_at_minus_fifty_watts_is_a_named_dropout_not_plus_fifty():
+    # The issue's case: 60 s at -50 W had a weighted power of +50 W (the 4th power of -50).
+    with pytest.warns(ImplausibleSampleWarning, match=r"60 sample\(s\) of power_w are below 0"):
+        with pytest.raises(ValueError, match=r"no valid value at all .* implausible"):
+            weighted_power(timed(np.full(60, -50.0)))
+    inside = timed(np.concatenate([np.full(100, 200.0), np.full(60, -50.0), np.full(100, 200.0)]))
+    with pytest.warns(ImplausibleSampleWarning):
+        with pytest.raises(ValueError, match="power_w has no value for 60 s"):
+            weighted_power(inside)
+    ride = timed(np.concatenate([np.full(100, 200.0), [-50.0, -50.0], np.full(100, 200.0)]))
+    with pytest.warns(ImplausibleSampleWarning):
+        assert weighted_power(ride) == pytest.approx(200.0)  # 2 s bridged at 200 W, not -50
+
+
+@pytest.mark.parametrize("bad", [np.inf, -np.inf, 65535.0, -1.0])
+def test_infinite_and_inhuman_power_is_a_gap(bad):
+    power = np.full(600, 250.0)
+    power[300] = bad
+    with pytest.warns(ImplausibleSampleWarning, match="power_w"):
+        curve = mean_max_power(timed(power), [1, 60])
+    assert curve.tolist() == [250.0, 250.0]
+    with pytest.raises(ImplausibleSampleError, match="power_w"):
+        clean(power, "power_w", on_implausible="raise")
+
+
+def test_heart_rate_outside_what_a_heart_does_is_not_counted():
+    hr = timed(np.concatenate([np.full(120, 150.0), np.full(30, 0.0), np.full(60, 300.0)]))
+    with pytest.warns(ImplausibleSampleWarning, match="heart_rate_bpm"):
+        zones = time_in_zones(hr, hr_zones("hrmax", hr_max=200))
+    assert zones.sum() == 120  # only the 2 minutes at 150 bpm are heart beats
+    with pytest.warns(ImplausibleSampleWarning):
+        assert trimp_edwards(hr, hr_max=200) == pytest.approx(2 * 3)  # 75 %: zone 3, 2 min
+    plain = np.array([150.0, np.inf, 150.0])
+    with pytest.warns(ImplausibleSampleWarning):
+        assert trimp_edwards(plain, hr_max=200) == pytest.approx(2 * 3 / 60)
+
+
+def test_a_clean_channel_is_returned_as_is_without_a_warning():
+    power = timed(np.linspace(0, 3000, 50))  # both bounds are accepted values
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert clean(power, "power_w") is power
+        assert clean(power.to_numpy(), "no such channel") is not None
+
+
+def test_rr_intervals_out_of_range_break_the_sequence():
+    # 60 ms is no heartbeat (1000 bpm): the pairs touching it are dropped, not squared in.
+    with pytest.warns(ImplausibleSampleWarning, match="rr_ms"):
+        value = rmssd([800.0, 810.0, 60.0, 820.0, 830.0])
+    assert value == pytest.approx(10.0)
+
+
+@pytest.mark.parametrize("call", [
+    lambda: vdot(5000, np.inf),
+    lambda: vdot(np.inf, 1200),
+    lambda: race_time_s(np.inf, 5000),
+    lambda: grade_adjusted_pace(np.inf, 0.0),
+    lambda: grade_adjusted_pace(-3.0, 0.0),
+    lambda: minetti_energy_cost(np.inf),
+    lambda: intensity(np.inf, 250),
+    lambda: intensity(250, np.inf),
+    lambda: stress_score(np.inf, 250, 250),
+    lambda: trimp(np.inf, 150, 50, 190),
+    lambda: trimp(60, 150, 50, np.inf),
+    lambda: trimp_edwards([150.0], hr_max=np.inf),
+    lambda: hr_zones("hrmax", hr_max=np.inf),
+])
+def test_functions_taking_a_number_refuse_non_finite_ones(call):
+    # vdot(5000, inf) gave -5.75 before.
+    with pytest.raises(ValueError, match=r"finite|positive"):
+        call()
+
+
+def test_missing_samples_stay_missing_in_the_pace_functions():
+    adjusted = grade_adjusted_pace(np.array([3.0, np.nan]), np.array([0.0, 0.1]))
+    assert adjusted[0] == pytest.approx(3.0) and np.isnan(adjusted[1])
+
+
+def test_every_bound_has_a_source_in_the_module_docstring():
+    import sportlab.plausible as module
+
+    for channel in BOUNDS:
+        assert f"``{channel}``" in module.__doc__
+
+
+# Derived variants of a real recording: the head unit's ride with injected bad samples.
+
+
+@pytest.fixture(scope="module")
+def real_ride(activities):
+    return read_activity(activities / LONG_RIDE)
+
+
+def test_real_ride_with_injected_spikes_keeps_its_numbers(real_ride):
+    reference = summarize_session(real_ride, name=LONG_RIDE)
+    spiked = real_ride.copy()
+    rows = np.arange(500, 8000, 500)  # 15 single-second spikes, as a corrupt record reads
+    spiked.iloc[rows, spiked.columns.get_loc("power_w")] = 65535.0
+    spiked.iloc[rows + 1, spiked.columns.get_loc("heart_rate_bpm")] = 255.0
+    spiked.iloc[rows + 2, spiked.columns.get_loc("power_w")] = -np.inf
+    with pytest.warns(ImplausibleSampleWarning) as caught:
+        row = summarize_session(spiked, name=LONG_RIDE)
+    assert {"power_w", "heart_rate_bpm"} <= {
+        channel for w in caught for channel in BOUNDS if channel in str(w.message)}
+    assert row.max_power_w == reference.max_power_w
+    assert row.max_hr_bpm == reference.max_hr_bpm
+    assert row.weighted_power_w == pytest.approx(reference.weighted_power_w, rel=0.005)
+    assert row.avg_power_w == pytest.approx(reference.avg_power_w, rel=0.005)
+    assert row.best_power_w[5] == pytest.approx(reference.best_power_w[5], rel=0.05)
+    # Unchecked, one 65535-W second put the best 5 s above 13 kW.
+    assert row.best_power_w[5] < BOUNDS["power_w"][1]
+
+
+def test_real_ride_written_with_bad_samples_is_cleaned_when_read(real_ride, tmp_path):
+    # A GPX with an inhuman heart rate and a negative power: the reader warns and leaves gaps.
+    from sportlab.readers import _read_gpx  # noqa: F401  (the reader under test)
+
+    points = real_ride.iloc[:120]
+    lines = ['<?xml version="1.0" encoding="UTF-8"?>',
+             '<gpx version="1.1" creator="test" xmlns="http://www.topografix.com/GPX/1/1">',
+             "<trk><trkseg>"]
+    for i, (time, sample) in enumerate(points.iterrows()):
+        hr = 400 if i == 50 else int(sample["heart_rate_bpm"])
+        power = -80 if i == 60 else int(sample["power_w"])
+        lines.append(
+            f'<trkpt lat="{sample["latitude_deg"]}" lon="{sample["longitude_deg"]}">'
+            f"<time>{time.strftime('%Y-%m-%dT%H:%M:%SZ')}</time><extensions><power>{power}</power>"
+            f"<hr>{hr}</hr></extensions></trkpt>")
+    lines.append("</trkseg></trk></gpx>")
+    path = tmp_path / "bad.gpx"
+    path.write_text("\n".join(lines), encoding="utf-8")
+    with pytest.warns(ImplausibleSampleWarning) as caught:
+        ride = read_activity(path)
+    assert len(caught) == 2
+    assert np.isnan(ride["heart_rate_bpm"].iloc[50]) and np.isnan(ride["power_w"].iloc[60])
+    assert ride["power_w"].notna().sum() == 119
