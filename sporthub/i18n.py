@@ -56,6 +56,32 @@ RUSSIAN = {
     "state": "состояние",
     "new link": "новая ссылка",
     "until": "до",
+    # a person's data page (/hub/people/<name>, sporthub/hub/people.py)
+    "Personal data of {name}": "Персональные данные: {name}",
+    "Everything SportHub holds about this person, where it is, and what an erase does "
+    "(docs/privacy.md).": "Всё, что SportHub хранит об этом человеке, где это лежит и что "
+                           "делает удаление (docs/privacy.md).",
+    "Download everything (zip)": "Скачать всё (zip)",
+    "Erase this person": "Удалить все данные этого человека",
+    "This stops their server and deletes their account, home, chats and shared copies. Ledger "
+    "rows and audit lines stay for accounting under a pseudonym. It cannot be undone; backups "
+    "made before hold the person until they are rotated. The admin panel's delete removes the "
+    "account only.": "Сервер будет остановлен, учётная запись, домашняя папка, чаты и "
+                     "общие копии удалены. Строки учёта и журнала аудита останутся для "
+                     "отчётности под псевдонимом. Отменить нельзя; резервные копии, сделанные "
+                     "раньше, хранят данные до их ротации. Удаление в панели администратора "
+                     "удаляет только учётную запись.",
+    "Type the name again to confirm:": "Введите имя ещё раз для подтверждения:",
+    "Erase": "Удалить",
+    "{name} was erased.": "Данные {name} удалены.",
+    "Removed:": "Удалено:",
+    "Kept:": "Сохранено:",
+    "The name typed does not match; nothing was erased.":
+        "Введённое имя не совпадает; ничего не удалено.",
+    "No account named {name}.": "Учётной записи {name} нет.",
+    "You cannot erase your own account.": "Нельзя удалить собственную учётную запись.",
+    "where": "где",
+    "store": "хранилище",
     # error pages
     "SportHub is full": "SportHub заполнен",
     "Bad request": "Неверный запрос",
@@ -138,6 +164,53 @@ RUSSIAN = {
     "none": "нет",
     "The usage page is for hub admins.":
         "Страница использования доступна только администраторам SportHub.",
+    # my data (sharing with the club's staff, sporthub/hub/mydata.py)
+    "My data": "Мои данные",
+    "My training data": "Мои тренировочные данные",
+    "Sharing with the club's staff is for the club's athletes and staff; ask your admin.":
+        "Обмен данными с тренерским штабом доступен спортсменам и штабу клуба; обратитесь к "
+        "администратору.",
+    "Your recordings and daily log stay private unless you share them. While sharing is on, "
+    "your JupyterLab server sends the files in your activities folder to the club's staff "
+    "(groups the admin names), and every time they read them it is listed below. Turning "
+    "sharing off deletes every shared copy at once.":
+        "Ваши записи тренировок и дневник видите только вы, пока вы ими не поделитесь. Пока "
+        "доступ открыт, ваш сервер JupyterLab отправляет файлы из папки activities тренерскому "
+        "штабу клуба (группам, которые назначает администратор), и каждое их обращение "
+        "показано ниже. Если закрыть доступ, все переданные копии сразу удаляются.",
+    "Sharing with the club's staff:": "Доступ тренерского штаба:",
+    "on": "открыт",
+    "off": "закрыт",
+    "last update": "последнее обновление",
+    "You are registered as a minor: sharing needs your guardian's consent, recorded by the "
+    "club's admin.": "Вы зарегистрированы как несовершеннолетний: для доступа нужно согласие "
+                     "законного представителя, которое вносит администратор клуба.",
+    "Recorded: {name}, {moment} UTC.": "Внесено: {name}, {moment} UTC.",
+    "Stop sharing and delete the shared copies": "Закрыть доступ и удалить переданные копии",
+    "Share my training data with the club's staff":
+        "Открыть доступ тренерскому штабу к моим данным",
+    "What is stored": "Что хранится",
+    "{files} files, {sessions} sessions, {days} daily log lines.":
+        "Файлов: {files}, тренировок: {sessions}, строк дневника: {days}.",
+    "Who read your data": "Кто смотрел ваши данные",
+    "who": "кто",
+    "what": "что",
+    "address": "адрес",
+    "nobody yet": "пока никто",
+    "Your decisions": "Ваши решения",
+    "change": "изменение",
+    "by": "кто внёс",
+    "share on": "доступ открыт",
+    "share off": "доступ закрыт",
+    "guardian consent": "согласие законного представителя",
+    "guardian consent withdrawn": "согласие законного представителя отозвано",
+    "Sharing is on.": "Доступ открыт.",
+    "Sharing is off: your shared files and rows were deleted.":
+        "Доступ закрыт: переданные файлы и записи удалены.",
+    "You are registered as a minor: sharing needs your guardian's consent, which the club's "
+    "admin records first.": "Вы зарегистрированы как несовершеннолетний: для доступа нужно "
+                            "согласие законного представителя, которое сначала вносит "
+                            "администратор клуба.",
 }
 CATALOGUES = {"ru": RUSSIAN}
 

@@ -74,6 +74,10 @@ class Backend(BaseModel):
     accepts_media: bool = Field(
         default=False,
         description="a vision or audio model: image, audio and file parts reach it, inline only")
+    # a model for trying SportHub, not for advice (the embedded SmolLM2-135M is one): the Coach
+    # says so once per chat and the status bar shows "AI (demo model)"
+    demo: bool = Field(default=False, description="a demo model: people are told its answers "
+                       "are not advice")
 
     @field_validator("url")
     @classmethod
@@ -357,6 +361,22 @@ class Settings(BaseSettings):
                                 description="an idle user server is stopped after this")
     usage_port: Port = Field(default=8093, description="internal port of the admin's usage page")
 
+    # the squad service (sporthub/squad): athletes' shared recordings, stored under
+    # <data_dir>/squad and in its database (SPORTHUB_DB_URL's server, else SQLite)
+    squad_port: Port = Field(default=8094, description="where the squad service listens")
+    squad_max_file_bytes: int = Field(
+        default=64 * 2**20, ge=1024,
+        description="the largest recording (or log.csv) the squad service stores; larger: 413")
+    squad_max_files: int = Field(default=5000, ge=1,
+                                 description="files the squad service keeps per athlete; more: 429")
+    squad_max_total_bytes: int = Field(
+        default=2 * 2**30, ge=1024,
+        description="bytes the squad service keeps per athlete, all files together; more: 429")
+    squad_sync_interval_s: float = Field(
+        default=30.0, gt=0, le=3600,
+        description="how often a sharing athlete's server looks for new, changed or removed "
+                    "files in ~/activities")
+
     # the docker profile: one container per person (DockerSpawner); the limits are defaults that
     # the hub's group properties user_mem_limit / user_cpu_limit override (most generous wins),
     # applied by one pre_spawn_hook in every profile (sporthub.hub.limits)
@@ -541,6 +561,25 @@ class Settings(BaseSettings):
         return self.db_url or f"sqlite:///{(self.data_dir / 'gateway.sqlite').resolve()}"
 
     @property
+    def squad_db_url(self) -> str:
+        """The squad's tables: beside the ledger's on SPORTHUB_DB_URL's server, else SQLite."""
+        return self.db_url or f"sqlite:///{(self.data_dir / 'squad.sqlite').resolve()}"
+
+    @property
+    def squad_store_dir(self) -> Path:
+        return self.data_dir.resolve() / "squad"
+
+    @property
+    def squad_prefix(self) -> str:
+        return f"{self.base_url}services/squad"
+
+    @property
+    def squad_api_base(self) -> str:
+        """Where user servers reach the squad API: through the hub's proxy, like the gateway."""
+        return self.gateway_api_base.removesuffix(f"{self.gateway_prefix}/v1") + \
+            f"{self.squad_prefix}/api"
+
+    @property
     def hub_database_url(self) -> str:
         return self.hub_db_url or f"sqlite:///{(self.data_dir / 'jupyterhub.sqlite').resolve()}"
 
@@ -554,6 +593,7 @@ class Settings(BaseSettings):
                 url=f"http://127.0.0.1:{self.embedded_llm_port}",
                 api_key=SecretStr(self.secret("embedded-llm-key")),
                 models=[EMBEDDED_MODEL],
+                demo=True,  # 135M parameters: for trying SportHub, not for coaching
                 # vLLM parses tool calls (hermes); llama-server's model is too small, so the
                 # gateway drops tools for it
                 supports_tools=self.embedded_backend == "vllm",

@@ -19,9 +19,10 @@ from tornado import web
 from traitlets import Dict, Float, Integer, List, Unicode, default
 
 from sporthub import i18n
-from sporthub.forwarded import client_address, client_scheme
+from sporthub.forwarded import client_address, client_scheme, local_end
 from sporthub.hub.accounts import AccountStore, Throttled
 from sporthub.hub.handlers import handlers as sporthub_handlers
+from sporthub.hub.mydata import handlers as my_data_handlers
 
 
 class AccountLimitReached(web.HTTPError):
@@ -45,6 +46,7 @@ class CappedAccountsMixin(Authenticator):
 
     max_accounts = Integer(100, config=True, help="Hub accounts allowed, admins included.")
     default_groups = Dict(config=True, help="Group name -> properties given to a group that has none.")
+    squad_url = Unicode("", config=True, help="The squad service at its own socket (/hub/my-data).")
 
     # add_user is also called for every existing user while the hub loads its database; those
     # accounts exist already and must never be refused, so the cap applies once the hub is up.
@@ -97,7 +99,8 @@ class CappedAccountsMixin(Authenticator):
         # the people's data pages: with either way of signing in
         from sporthub.hub.people import handlers as people_handlers
 
-        return [*super().get_handlers(app), *self.extra_handlers(), *people_handlers()]
+        return [*super().get_handlers(app), *my_data_handlers(), *self.extra_handlers(),
+                *people_handlers()]
 
     def extra_handlers(self) -> list:
         return []
@@ -113,7 +116,7 @@ def request_address(request, trusted_proxies: list[str], hops: int) -> str:
     """
     peer, port = request.connection.context.address[:2]
     return client_address(peer, request.headers.get("X-Forwarded-For"), trusted_proxies,
-                          hops, port) or peer
+                          hops, port, local_end(request)) or peer
 
 
 
@@ -201,7 +204,8 @@ class SportHubOIDCAuthenticator(CappedAccountsMixin, GenericOAuthenticator):
         own = getattr(context, "_orig_protocol", request.protocol)
         scheme = client_scheme(context.address[0], request.headers.get("X-Forwarded-For"),
                                request.headers.get("X-Forwarded-Proto"), self.trusted_proxies,
-                               self.forwarded_hops, own, context.address[1])
+                               self.forwarded_hops, own, context.address[1],
+                               local_end(request))
         path = url_path_join(handler.hub.server.base_url, "oauth_callback")
         return f"{scheme}://{request.host}{path}"
 

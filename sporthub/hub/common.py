@@ -20,6 +20,8 @@ from sporthub.pseudonym import KEY_SECRET as PSEUDONYM_KEY
 from sporthub.settings import Settings
 
 LLM_SCOPE = "custom:llm:use"
+# the squad service: athletes write their own shared data, staff read it (sporthub/squad)
+SQUAD_SCOPE = "custom:squad:use"
 # the sporthub CLI's hub service: the hub grants exactly what its commands need (accounts, groups,
 # invite links); sporthub.admin reads the name from here
 CLI_SERVICE = "sporthub-cli"
@@ -58,6 +60,8 @@ def accounts(c, settings: Settings) -> None:
     scrub_hub_log()
     c.CappedAccountsMixin.max_accounts = settings.max_accounts
     c.CappedAccountsMixin.default_groups = group_defaults(settings)
+    # /hub/my-data asks the squad service on the person's behalf, at its own socket
+    c.CappedAccountsMixin.squad_url = f"http://127.0.0.1:{settings.squad_port}{settings.squad_prefix}"
     if settings.auth == "oidc":
         oidc(c, settings)
         return
@@ -121,6 +125,8 @@ def llm_access(c, settings: Settings) -> None:
     """The beta groups and the admins reach the LLM with their own tokens, via a custom scope."""
     c.JupyterHub.custom_scopes = {
         LLM_SCOPE: {"description": "Use the shared language model through the SportHub gateway."},
+        SQUAD_SCOPE: {"description": "Share your own training data with the club's staff, and "
+                                     "(staff) read what athletes share."},
     }
     # membership of a beta group is what grants the assistant; a plain account gets nothing.
     # JupyterHub refuses to extend the built-in admin role, so the admins are named here: the
@@ -134,12 +140,19 @@ def llm_access(c, settings: Settings) -> None:
         llm_users["users"] = [settings.admin_user]
     c.JupyterHub.load_roles = [
         llm_users,
+        # the squad: the same people; the service itself decides staff and athletes by groups
+        {**llm_users, "name": "squad-users", "description": "Use the squad service",
+         "scopes": [SQUAD_SCOPE]},
+        # the squad service reads groups: members and properties (staff, squads, minors)
+        {"name": "sporthub-squad", "scopes": ["list:groups", "read:groups"],
+         "services": ["squad"]},
         # the gateway reads groups (priority, budgets); never admin:users, which exposes auth_state
         {"name": "sporthub-gateway", "scopes": ["read:users:name", "read:users:groups",
                                                 "read:groups"], "services": ["llm"]},
     ]
     # JupyterLab's token gets the LLM scope too (the subset the user holds)
-    c.Spawner.server_token_scopes = ["users:activity!user", "access:servers!server", LLM_SCOPE]
+    c.Spawner.server_token_scopes = ["users:activity!user", "access:servers!server", LLM_SCOPE,
+                                     SQUAD_SCOPE]
 
 
 def base(c, settings: Settings) -> Path:
@@ -167,11 +180,42 @@ def user_servers(c, settings: Settings) -> None:
     c.Spawner.environment = {
         "OPENAI_API_BASE": settings.gateway_api_base,
         "LLM_GATEWAY_MODEL": settings.backends()[0].models[0],
+        **first_minutes_environment(settings),
+        # sportlab.squad and the sync reach the squad service through the proxy, like the gateway
+        "SQUAD_API_URL": settings.squad_api_base,
+        "SQUAD_SYNC_INTERVAL_S": str(settings.squad_sync_interval_s),
     }
     # a stopping server gets 3 s after SIGINT, then SIGTERM and 3 s more before SIGKILL (the
     # defaults, 10 s and 5 s, made Ctrl-C on `make up` wait for a server that hung in teardown)
     c.Spawner.interrupt_timeout = STOP_GRACE_S
     c.Spawner.term_timeout = STOP_GRACE_S
+
+
+def first_minutes_environment(settings: Settings) -> dict:
+    """What a person's server needs for their first minutes, in every profile: whether the model
+    is only a demo, their language and where JupyterLab opens."""
+    return {
+        # the Coach tells people once per chat when its model is only a demo
+        "SPORTHUB_LLM_DEMO": "1" if settings.backends()[0].demo else "0",
+        # read at each start: the page language of the request that started the server, and
+        # whether JupyterLab opens on the Coach (athletes) or the Launcher (everyone else)
+        "SPORTHUB_LANG": spawn_language,
+        "SPORTHUB_LANDING": landing,
+    }
+
+
+def spawn_language(spawner) -> str:
+    """The hub page's language (``sporthub_lang`` cookie, else Accept-Language) of the browser
+    request that started this server; English for a start through the API."""
+    handler = getattr(spawner, "handler", None)
+    request = getattr(handler, "request", None)
+    return i18n.language_of_request(request) if request is not None else "en"
+
+
+def landing(spawner) -> str:
+    """``coach`` for an athlete (in ``athletes``, not in ``scientists``), else ``launcher``."""
+    groups = {g.name for g in spawner.user.groups}
+    return "coach" if "athletes" in groups and "scientists" not in groups else "launcher"
 
 
 def capacity(c, settings: Settings, idle_timeout_s: int) -> None:
@@ -221,6 +265,7 @@ def service_environments(settings: Settings) -> dict[str, dict[str, str]]:
         "llm": {**settings.as_environment({"backend_keys", "gateway_metrics_token", "db_url"}),
                 **pgpass},
         "usage": {**settings.as_environment({"db_url"}), **pgpass},
+        "squad": {**settings.as_environment({"db_url"}), **pgpass},
         # the embedded llama-server reads its key from <data>/secrets itself
         "llm-backend": settings.as_environment(),
     }
@@ -255,6 +300,13 @@ def services(c, settings: Settings, host: str = "127.0.0.1") -> None:
     c.JupyterHub.load_roles.append({
         "name": "sporthub-usage", "services": ["usage"],
         "scopes": ["list:users", "read:users", "list:groups", "read:groups"]})
+    c.JupyterHub.services.append({
+        "name": "squad",
+        "display": False,
+        "url": f"http://{host}:{settings.squad_port}",
+        "command": [sys.executable, "-m", "sporthub.squad"],
+        "environment": env["squad"],
+    })
     if not k8s:
         # the sporthub CLI: a token-only service; its token never leaves <data>/secrets/ (0600).
         # Not in k8s: from inside the hub pod the CLI cannot reach the public address it needs

@@ -37,34 +37,6 @@ from sporthub.settings import Settings, load_settings
 CHUNK = 256 * 1024
 STOP_WAIT_S = 60
 
-i18n.RUSSIAN.update({
-    "Personal data of {name}": "Персональные данные: {name}",
-    "Everything SportHub holds about this person, where it is, and what an erase does "
-    "(docs/privacy.md).": "Всё, что SportHub хранит об этом человеке, где это лежит и что "
-                           "делает удаление (docs/privacy.md).",
-    "Download everything (zip)": "Скачать всё (zip)",
-    "Erase this person": "Удалить все данные этого человека",
-    "This stops their server and deletes their account, home, chats and shared copies. Ledger "
-    "rows and audit lines stay for accounting under a pseudonym. It cannot be undone; backups "
-    "made before hold the person until they are rotated. The admin panel's delete removes the "
-    "account only.": "Сервер будет остановлен, учётная запись, домашняя папка, чаты и "
-                     "общие копии удалены. Строки учёта и журнала аудита останутся для "
-                     "отчётности под псевдонимом. Отменить нельзя; резервные копии, сделанные "
-                     "раньше, хранят данные до их ротации. Удаление в панели администратора "
-                     "удаляет только учётную запись.",
-    "Type the name again to confirm:": "Введите имя ещё раз для подтверждения:",
-    "Erase": "Удалить",
-    "{name} was erased.": "Данные {name} удалены.",
-    "Removed:": "Удалено:",
-    "Kept:": "Сохранено:",
-    "The name typed does not match; nothing was erased.":
-        "Введённое имя не совпадает; ничего не удалено.",
-    "No account named {name}.": "Учётной записи {name} нет.",
-    "You cannot erase your own account.": "Нельзя удалить собственную учётную запись.",
-    "where": "где",
-    "store": "хранилище",
-})
-
 
 def _settings(handler: BaseHandler) -> Settings:
     cached = handler.settings.get("sporthub_settings")

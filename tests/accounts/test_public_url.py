@@ -8,6 +8,9 @@ the address; without it, ``https`` comes only from a trusted proxy's ``X-Forward
 
 from __future__ import annotations
 
+import json
+import subprocess
+
 import pytest
 import yaml
 from tornado.httputil import HTTPHeaders, HTTPServerRequest, RequestStartLine
@@ -15,7 +18,8 @@ from tornado.httputil import HTTPHeaders, HTTPServerRequest, RequestStartLine
 from sporthub.hub.auth import SportHubOIDCAuthenticator
 from sporthub.settings import SettingsError, load_settings
 from tests.hub.test_k8s_profile import hub_config as k8s_hub_config
-from tests.support.stack import REPO, HubClient, make_stack, set_password, started
+from tests.support.fake_backend import KEY, MODEL, FakeBackend
+from tests.support.stack import REPO, SPORTHUB, HubClient, make_stack, set_password, started
 
 PUBLIC = "https://hub.club.example/"
 OIDC = {"SPORTHUB_AUTH": "oidc", "SPORTHUB_OIDC_AUTHORIZE_URL": "https://id.club.example/auth",
@@ -103,22 +107,34 @@ def test_without_a_public_url_the_callback_scheme_comes_from_trusted_proxies_onl
 
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory):
-    stack = make_stack(tmp_path_factory.mktemp("public-url"), public_url=PUBLIC)
-    with started(stack):
-        stack.admin = HubClient.admin(stack)
-        yield stack
+    # no chat here: a backend that answers like one, so no model needs loading
+    with FakeBackend() as backend:
+        backends = json.dumps([{"name": "fake", "url": backend.url, "api_key": KEY,
+                                "models": [MODEL]}])
+        stack = make_stack(tmp_path_factory.mktemp("public-url"), public_url=PUBLIC,
+                           llm_backends=backends)
+        with started(stack):
+            yield stack
 
 
 @pytest.mark.stack
 def test_an_invite_link_is_on_the_public_url_whoever_asks(stack):
-    """The admin's CLI calls the hub on this machine (http://127.0.0.1): the link is still the
-    public https one, and it works once it reaches the hub."""
-    assert stack.admin.api("POST", "/users/ivan").status_code == 201
-    made = stack.admin.api("POST", "/sporthub/invites/ivan")
-    assert made.status_code == 201, made.text
-    url = made.json()["url"]
+    """The admin's CLI calls the hub on this machine (http://127.0.0.1): the link it prints is
+    still the public https one, and its token opens the page once it reaches the hub."""
+    done = subprocess.run([str(SPORTHUB), "users", "add", "ivan", "--group", "athletes"],
+                          cwd=stack.data_dir.parent, env=stack.env, capture_output=True,
+                          text=True, timeout=60, check=False)
+    assert done.returncode == 0, done.stderr
+    assert "SportHub" not in done.stderr
+    [url] = [line.split(": ", 1)[1] for line in done.stdout.splitlines()
+             if "/hub/invite?token=" in line]
     assert url.startswith(f"{PUBLIC}hub/invite?token="), url
-    # the same link, as the front hands it to the hub
-    local = url.replace(PUBLIC, f"{stack.url}/")
-    assert set_password(local, "river-stone-lantern-42").status_code == 302
-    assert HubClient(stack).login("ivan", "river-stone-lantern-42").status_code == 302
+    # the same link, as the front hands it to the hub: the person sets a password with it
+    assert set_password(url.replace(PUBLIC, f"{stack.url}/"), "river-stone-lantern-42"
+                        ).status_code == 302
+    # the sign-in cookie is for https only (the public address is https): a browser sends it
+    # back only over TLS
+    login = HubClient(stack).login("ivan", "river-stone-lantern-42")
+    assert login.status_code == 302
+    assert any(c.lower().startswith("jupyterhub-hub-login=") and "; secure" in c.lower()
+               for c in login.headers.get_list("set-cookie")), login.headers

@@ -103,7 +103,8 @@ for top, dirs, files in os.walk("/"):
         continue
     found += [os.path.join(top, f) for f in files
               if f in ("scientist-private.txt", "jupyterhub_cookie_secret", "admin-password",
-                       "proxy-token", "cli-api-token", "embedded-llm-key", "jupyterhub.sqlite",
+                       "proxy-token", "cli-api-token", "embedded-llm-key", "pseudonym-key",
+                       "jupyterhub.sqlite",
                        "gateway.sqlite", "accounts.sqlite")]
 environs = []
 for pid in os.listdir("/proc"):

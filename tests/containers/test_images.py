@@ -31,7 +31,8 @@ def test_the_hub_image_builds_and_carries_hub_gateway_proxy_and_dockerspawner(en
 
 def test_the_user_image_runs_as_uid_1000_and_holds_no_secret(engine, image):
     names = ("admin-password", "jupyterhub_cookie_secret", "proxy-token", "cli-api-token",
-             "embedded-llm-key", "jupyterhub.sqlite", "accounts.sqlite", "gateway.sqlite")
+             "embedded-llm-key", "pseudonym-key", "jupyterhub.sqlite", "accounts.sqlite",
+             "gateway.sqlite")
     found = " -o ".join(f"-name {n}" for n in names)
     result = engine.run("run", "--rm", "--network", "none", image, "sh", "-c",
                         f"id -u; find / -xdev \\( {found} \\) -print 2>/dev/null; "

@@ -192,14 +192,17 @@ def test_idle_culling_and_the_user_image():
 
 
 def test_the_gateway_and_usage_ports_agree_everywhere_the_proxy_needs_them():
-    """The k8s profile's services listen on SPORTHUB_GATEWAY_PORT and SPORTHUB_USAGE_PORT
-    (defaults 8091, 8093); the hub Service, the hub's ingress and the proxy's egress name them."""
+    """The k8s profile's services listen on SPORTHUB_GATEWAY_PORT, SPORTHUB_USAGE_PORT and
+    SPORTHUB_SQUAD_PORT (defaults 8091, 8093, 8094); the hub Service, the hub's ingress and the
+    proxy's egress name them."""
     from sporthub.settings import Settings
 
     defaults = {Settings.model_fields["gateway_port"].default,
-                Settings.model_fields["usage_port"].default}
+                Settings.model_fields["usage_port"].default,
+                Settings.model_fields["squad_port"].default}
     v = values()
-    assert not {"SPORTHUB_GATEWAY_PORT", "SPORTHUB_USAGE_PORT"} & v["hub"]["extraEnv"].keys()
+    assert not {"SPORTHUB_GATEWAY_PORT", "SPORTHUB_USAGE_PORT", "SPORTHUB_SQUAD_PORT"} & \
+        v["hub"]["extraEnv"].keys()
     assert {p["port"] for p in v["hub"]["service"]["extraPorts"]} == defaults
     assert {p["targetPort"] for p in v["hub"]["service"]["extraPorts"]} == defaults
     [ingress] = v["hub"]["networkPolicy"]["ingress"]

@@ -226,15 +226,26 @@ def test_over_budget_is_said_in_plain_words_with_the_reset_time(hub, backend):
     assert status(hub, "fred", token)["state"] == "over_budget"
 
 
-def test_backend_down_is_said_in_plain_words_in_the_language_asked(hub, backend):
+def interface(hub, user: str, token: str, accept_language: str) -> None:
+    """JupyterLab loads its language as a browser with this Accept-Language would."""
+    response = httpx.get(f"{hub.url}/user/{user}/lab/api/translations/default",
+                         headers={"Authorization": f"token {token}",
+                                  "Accept-Language": accept_language})
+    assert response.status_code == 200, response.text
+
+
+def test_backend_down_is_said_in_plain_words_in_the_interface_language(hub, backend):
     token = athlete(hub, "galina")
     backend.stop()  # the last test of the module: the model is gone
-    replies = asyncio.run(chat(hub, "galina", token, "Как прошла моя неделя?", persona=COACH,
+    interface(hub, "galina", token, "ru-RU,ru;q=0.9,en;q=0.5")
+    # the Coach's own words follow the interface, whatever the question's language
+    replies = asyncio.run(chat(hub, "galina", token, "How was my week?", persona=COACH,
                                chat_file="down.chat"))
     said = replies[-1]["body"]
     assert said.startswith("Модель ИИ сейчас недоступна. Попробуйте ещё раз"), said
     assert_plain(said)
-    replies = asyncio.run(chat(hub, "galina", token, "How was my week?", persona=COACH,
+    interface(hub, "galina", token, "en-GB,en;q=0.9")
+    replies = asyncio.run(chat(hub, "galina", token, "Как прошла моя неделя?", persona=COACH,
                                chat_file="down-en.chat"))
     said = replies[-1]["body"]
     assert said.startswith("The AI model is not available right now. Please try again"), said

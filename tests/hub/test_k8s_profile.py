@@ -159,12 +159,12 @@ def test_each_service_holds_only_its_own_secrets(config, tmp_path_factory):
 
 def test_the_chart_culls_idle_servers_and_sporthub_adds_no_culler_of_its_own(config):
     services = by_name(config["JupyterHub"]["services"])
-    assert set(services) == {"jupyterhub-idle-culler", "llm", "usage", "prometheus"}
+    assert set(services) == {"jupyterhub-idle-culler", "llm", "usage", "squad", "prometheus"}
     assert "--timeout=3600" in services["jupyterhub-idle-culler"]["command"]
     roles = by_name(config["JupyterHub"]["load_roles"])
     # the chart's culler keeps its role; SportHub's are added beside it
     assert set(roles) == {"jupyterhub-idle-culler", "llm-users", "sporthub-gateway",
-                          "sporthub-usage", "prometheus"}
+                          "sporthub-usage", "squad-users", "sporthub-squad", "prometheus"}
     assert roles["jupyterhub-idle-culler"]["services"] == ["jupyterhub-idle-culler"]
     assert roles["llm-users"]["scopes"] == ["custom:llm:use"]
     assert roles["sporthub-gateway"]["services"] == ["llm"]
@@ -180,8 +180,12 @@ def test_user_servers_reach_the_gateway_through_the_proxy_with_their_own_token(c
     assert spawner["pre_spawn_hook"] == "<callable>"
     assert spawner["environment"] == {
         "OPENAI_API_BASE": "http://proxy-http:8000/services/llm/v1",
-        "LLM_GATEWAY_MODEL": "Qwen/Qwen3-32B-AWQ"}
+        "SQUAD_API_URL": "http://proxy-http:8000/services/squad/api",
+        "LLM_GATEWAY_MODEL": "Qwen/Qwen3-32B-AWQ",
+        # the athlete's first minutes, as in every profile: decided at each spawn
+        "SPORTHUB_LLM_DEMO": "0", "SPORTHUB_LANG": "<callable>", "SPORTHUB_LANDING": "<callable>"}
     assert "custom:llm:use" in config["Spawner"]["server_token_scopes"]
+    assert "custom:squad:use" in config["Spawner"]["server_token_scopes"]
     # the chart's limits stay, as the defaults a group's user_mem_limit / user_cpu_limit overrides
     assert (spawner["mem_limit"], spawner["cpu_limit"]) == ("4G", 2)
     assert spawner["image"] == "registry.club.example/sporthub-singleuser:0.1.0"
@@ -426,7 +430,8 @@ def test_a_real_hub_on_the_charts_configuration_serves_the_gateway_through_the_p
     the gateway crosses more than loopback. Nobody's server is spawned (no cluster)."""
     hub_db, ledger = databases
     address = this_machines_address()
-    ports = {name: free_port() for name in ("hub", "proxy", "proxy-api", "gateway", "usage")}
+    ports = {name: free_port() for name in ("hub", "proxy", "proxy-api", "gateway", "usage",
+                                            "squad")}
     tester = os.urandom(16).hex()
     chart = chart_values(hub={
         "db": {"url": hub_db},
@@ -439,7 +444,8 @@ def test_a_real_hub_on_the_charts_configuration_serves_the_gateway_through_the_p
     proxy_token = os.urandom(16).hex()
     env = hub_pod(tmp_path, chart, names, env={
         "SPORTHUB_DB_URL": ledger, "SPORTHUB_GATEWAY_PORT": str(ports["gateway"]),
-        "SPORTHUB_USAGE_PORT": str(ports["usage"]), "CONFIGPROXY_AUTH_TOKEN": proxy_token,
+        "SPORTHUB_USAGE_PORT": str(ports["usage"]), "SPORTHUB_SQUAD_PORT": str(ports["squad"]),
+        "CONFIGPROXY_AUTH_TOKEN": proxy_token,
         # the chart's culler runs `python3 -m jupyterhub_idle_culler`: this venv's
         "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}"})
     log, proxy_log = tmp_path / "hub.log", tmp_path / "proxy.log"
@@ -498,7 +504,8 @@ def test_a_real_hub_on_the_charts_configuration_serves_the_gateway_through_the_p
         proxy.wait(30)
     with psycopg.connect(hub_db.replace("postgresql+psycopg", "postgresql")) as conn:
         assert conn.execute("SELECT name FROM services ORDER BY name").fetchall() == [
-            ("jupyterhub-idle-culler",), ("llm",), ("prometheus",), ("tester",), ("usage",)]
+            ("jupyterhub-idle-culler",), ("llm",), ("prometheus",), ("squad",), ("tester",),
+            ("usage",)]
     hub_log = log.read_text()
     backend_key = (tmp_path / "secrets" / "vllm-api-key").read_text()
     for secret in (tokens["ann"], tester, proxy_token, backend_key):

@@ -155,6 +155,7 @@ def make_stack(tmp: Path, **settings: str) -> Stack:
         "SPORTHUB_GATEWAY_PORT": str(free_port()),
         "SPORTHUB_EMBEDDED_LLM_PORT": str(free_port()),
         "SPORTHUB_USAGE_PORT": str(free_port()),
+        "SPORTHUB_SQUAD_PORT": str(free_port()),
         "SPORTHUB_ADMIN_PASSWORD": Stack.admin_password,
         **{f"SPORTHUB_{k.upper()}": v for k, v in settings.items()},
     })

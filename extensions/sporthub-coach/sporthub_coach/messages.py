@@ -1,6 +1,7 @@
 """What the Coach itself says (not the model), in English and Russian.
 
-The Coach speaks the language of the question: a message with Cyrillic letters gets Russian.
+The Coach's own texts follow the person's interface language (sporthub_coach.language);
+``language_of`` (Cyrillic letters -> Russian) remains for callers that have only a text.
 Error sentences are for people: what happened and when to try again, never a status code.
 """
 

@@ -11,10 +11,11 @@ from jupyter_ai_persona_manager import BasePersona, PersonaDefaults
 from jupyter_ai_persona_manager.awareness_models import CommandOption
 from jupyterlab_chat.models import Message
 
-from sporthub_coach import checkin
+from sporthub_coach import checkin, landing, sharing
 from sporthub_coach.folder import ACTIVITIES
 from sporthub_coach.gateway import GatewayRefused, Place, stream_chat
-from sporthub_coach.messages import language_of, refusal, say
+from sporthub_coach.language import interface_language
+from sporthub_coach.messages import refusal, say
 
 if TYPE_CHECKING:
     from sporthub_coach.athlete_data import Summary
@@ -43,6 +44,9 @@ class CoachPersona(BasePersona):
         self.report_slash_commands([
             CommandOption(name=DATA_COMMAND,
                           description="Show the training summary the Coach answers from"),
+            CommandOption(name=sharing.COMMAND,
+                          description="Share your training data with the club's staff: "
+                                      "/share on, /share off, /share (state and who read it)"),
             CommandOption(name=checkin.LOG_COMMAND,
                           description="Daily check-in into activities/log.csv: /log rpe 7 "
                                       "60min sleep 7.5h soreness 3"),
@@ -71,7 +75,15 @@ class CoachPersona(BasePersona):
     _last_lang = "en"
 
     async def process_message(self, message: Message) -> None:
-        lang = self._last_lang = language_of(message.body)
+        # the Coach's own words follow the person's interface language (JupyterLab's); the
+        # model answers a free question in the question's language (SYSTEM_PROMPT)
+        lang = self._last_lang = interface_language()
+        if message.body.strip().split(maxsplit=1)[:1] == [sharing.COMMAND]:
+            # the athlete's own switch: the squad service, never the model (a command written
+            # in Russian, "/share вкл", is answered in Russian)
+            self._say(await sharing.answer(message.body, lang))
+            return
+        self._demo_notice(lang)
         if await self._check_in(message.body, lang):
             return
         # sportlab (pandas, scipy) loads at the first question, not with the server: a user's
@@ -96,6 +108,14 @@ class CoachPersona(BasePersona):
                 summary, lang))
         except GatewayRefused as refused:
             self._say(refusal(lang, refused.code, refused.status, refused.retry_after_s))
+
+    def _demo_notice(self, lang: str) -> None:
+        """Once per chat, when the model is a demo: its answers are not advice."""
+        if not landing.is_demo():
+            return
+        said = [m.body for m in self.chat.get_messages() if m.sender == self.id and m.body]
+        if not landing.has_demo_notice(said):
+            self.send_message(f"_{landing.DEMO_NOTICE.get(lang, landing.DEMO_NOTICE['en'])}_")
 
     async def _check_in(self, body: str, lang: str) -> bool:
         """``/log`` and ``/profile`` (and the values asked for after a bare ``/log``): the

@@ -1,5 +1,5 @@
-"""Server extension: ``GET sporthub/status`` (status.py), and on the server's first start
-``~/activities`` with a short README.
+"""Server extension: ``GET sporthub/status`` (status.py), on the server's first start
+``~/activities`` with a short README, and the squad sync (squad_sync.py) while the athlete shares.
 
 This is the only place SportHub writes into a person's home, and only when the folder does not
 exist yet: the Coach itself only reads it.
@@ -16,6 +16,7 @@ from pathlib import Path
 from jupyter_server.utils import url_path_join
 from tornado.ioloop import IOLoop
 
+from sporthub_coach import landing, language, squad_sync
 from sporthub_coach.folder import ACTIVITIES
 from sporthub_coach.status import StatusHandler
 
@@ -70,10 +71,30 @@ def _exit_without_teardown() -> None:
 
 
 def _load_jupyter_server_extension(serverapp) -> None:
-    make_activities_folder(Path(serverapp.root_dir).expanduser())
+    home = Path(serverapp.root_dir).expanduser()
+    make_activities_folder(home)
+    # while the athlete shares with the club's staff, their files follow to the squad service
+    squad_sync.start(home, serverapp.io_loop)
     # registered once the server runs (the callback runs when its loop starts): a server that
     # fails to start keeps its own exit status
     IOLoop.current().add_callback(atexit.register, _exit_without_teardown)
+    if landing.is_athlete():
+        landing.make_coach_chat(Path(serverapp.root_dir).expanduser(),
+                                language.interface_language(), landing.is_demo())
+    # once every extension is loaded (jupyterlab's handlers and its workspaces folder exist),
+    # before the first request
+    IOLoop.current().add_callback(_after_extensions, serverapp)
+
+
+def _after_extensions(serverapp) -> None:
+    if not language.follow_the_person(serverapp.web_app):
+        serverapp.log.warning("SportHub: JupyterLab's translations API not found; JupyterLab "
+                              "will not follow the person's language")
+    if landing.is_athlete():
+        labs = serverapp.extension_manager.extension_apps.get("jupyterlab") or set()
+        for lab in labs:
+            if getattr(lab, "workspaces_dir", ""):
+                landing.make_workspace(Path(lab.workspaces_dir))
     base_url = serverapp.web_app.settings["base_url"]
     serverapp.web_app.add_handlers(".*$", [(url_path_join(base_url, "sporthub/status"),
                                             StatusHandler)])

@@ -4,7 +4,8 @@ JupyterLab's status bar polls it. It asks the gateway's ``GET /queue`` with the 
 hub token (the gateway answers with this person's requests and budget) and condenses it to
 ``{state, position, eta_s, eta_more_than_s, budget: {used, limit, resets_at}}`` with ``state`` one
 of ``idle``, ``waiting``, ``answering``, ``over_budget`` or ``unavailable`` (gateway or model
-unreachable). ``eta_more_than_s`` is set (seconds) when the gateway has no honest number for the
+unreachable). ``demo`` is true when the model is a demo model (the status bar shows "AI (demo model)").
+``eta_more_than_s`` is set (seconds) when the gateway has no honest number for the
 wait: the status bar then says "more than N minutes". New fields are added, none renamed: the
 status bar of an older build reads the ones it knows.
 """
@@ -67,5 +68,7 @@ class StatusHandler(APIHandler):
             except (httpx.HTTPError, ValueError) as e:
                 self.log.warning("SportHub status: the gateway is unreachable (%s)",
                                  type(e).__name__)
+        # the model is a demo (embedded, or marked by the admin): the status bar says so
+        status["demo"] = os.environ.get("SPORTHUB_LLM_DEMO") == "1"
         self.set_header("Cache-Control", "no-store")
         self.finish(json.dumps(status))

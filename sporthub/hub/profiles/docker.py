@@ -125,6 +125,7 @@ def spawner(c, settings: Settings) -> None:
     c.Spawner.environment = {
         **c.Spawner.environment,
         "OPENAI_API_BASE": f"{hub_url}{settings.gateway_prefix}/v1",
+        "SQUAD_API_URL": f"{hub_url}{settings.squad_prefix}/api",
     }
     spawner.extra_create_kwargs = {"user": f"{UID}:{UID}"}
     spawner.extra_host_config = {

@@ -154,8 +154,11 @@ def _user_environment(c, settings: Settings) -> dict:
             f"the proxy's in-cluster address, with the path {path}: http://proxy-http:8000{path} "
             "with the chart's automatic HTTPS (proxy.https.type letsencrypt), else "
             f"http://proxy-public{path}")
+    # the squad API at the same in-cluster proxy address (sportlab.squad, the athletes' sync)
+    environment.setdefault("SQUAD_API_URL", base.removesuffix(path) + f"{settings.squad_prefix}/api")
     model = settings.backends()[0].models[0]
     if environment.setdefault("LLM_GATEWAY_MODEL", model) != model:
         raise SettingsError(f"singleuser.extraEnv.LLM_GATEWAY_MODEL={environment['LLM_GATEWAY_MODEL']}"
                             f" is not the first model of SPORTHUB_LLM_BACKENDS ({model}); remove it")
+    environment.update(common.first_minutes_environment(settings))
     return environment

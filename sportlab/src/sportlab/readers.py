@@ -17,10 +17,19 @@ from __future__ import annotations
 import xml.etree.ElementTree as ET
 from collections.abc import Callable, Iterable
 from pathlib import Path
+from typing import Literal
 
 import numpy as np
 import pandas as pd
 
+from sportlab.archives import (
+    DEFAULT_LIMITS,
+    ArchiveLimitError,
+    ArchiveLimits,
+    inner_suffix,
+    read_gzipped,
+)
+from sportlab.clock import repair_clock
 from sportlab.plausible import OnImplausible, clean_frame
 from sportlab.resample import PAUSE_GAP_S
 
@@ -49,12 +58,24 @@ class ActivityReadError(ValueError):
         super().__init__(f"cannot read activity file {str(path)!r}: {problem}")
 
 
-def read_activity(path: str | Path, *, on_implausible: OnImplausible = "gap") -> pd.DataFrame:
-    """Read a FIT, GPX or TCX recording (chosen by file extension).
+def read_activity(
+    path: str | Path,
+    *,
+    on_implausible: OnImplausible = "gap",
+    limits: ArchiveLimits = DEFAULT_LIMITS,
+) -> pd.DataFrame:
+    """Read a FIT, GPX or TCX recording (chosen by file extension), also gzip-compressed.
+
+    ``.fit.gz``, ``.gpx.gz`` and ``.tcx.gz`` (Strava's bulk export) are read directly within
+    ``limits`` against archive bombs (:class:`sportlab.archives.ArchiveLimitError` past them);
+    a ``.zip`` of recordings is read with :func:`sportlab.read_archive`.
 
     Returns a DataFrame indexed by UTC timestamp with the SI columns listed in the module
     docstring; ``frame.attrs["sport"]`` is the sport the file names (lower-case), or None.
-    Duplicate timestamps (TCX repeats the boundary point of each lap) keep the first sample.
+    A clock that jumps back or repeats a time, and GPX points out of order, are handled as
+    :mod:`sportlab.clock` documents (FIT/TCX keep their recorded order, GPX is sorted by time,
+    exact repeats such as TCX's lap boundaries are one sample), with a
+    :class:`sportlab.clock.ClockWarning` for each change but the exact repeats.
     Samples outside their channel's bounds (negative power, a 255-bpm heart rate, ...; see
     :mod:`sportlab.plausible`) are read as missing with an
     :class:`sportlab.plausible.ImplausibleSampleWarning`, or with ``on_implausible="raise"``
@@ -67,16 +88,24 @@ def read_activity(path: str | Path, *, on_implausible: OnImplausible = "gap") ->
         ".gpx": _read_gpx,
         ".tcx": _read_tcx,
     }
-    reader = readers.get(path.suffix.lower())
+    suffix = inner_suffix(path)
+    reader = readers.get(suffix)
     if reader is None:
+        if path.suffix.lower() == ".zip":
+            raise ActivityReadError(path, "a .zip holds many recordings: read it with "
+                                    "sportlab.read_archive(path)")
         raise ActivityReadError(
-            path, f"unknown file type {path.suffix!r} (expected .fit, .gpx or .tcx)"
+            path, f"unknown file type {path.suffix!r} (expected .fit, .gpx or .tcx, "
+            "optionally .gz)"
         )
     if not path.is_file():
         raise ActivityReadError(path, "file does not exist")
     try:
-        frame = reader(path)
-    except ActivityReadError:
+        if path.suffix.lower() == ".gz":
+            frame = read_gzipped(path, reader, limits)
+        else:
+            frame = reader(path)
+    except (ActivityReadError, ArchiveLimitError):
         raise
     except Exception as exc:  # the parser libraries raise many unrelated types
         raise ActivityReadError(path, f"{type(exc).__name__}: {exc}") from exc
@@ -142,8 +171,11 @@ def read_sessions(path: str | Path) -> pd.DataFrame:
     return sessions
 
 
-def _tidy(records: list[dict[str, object]]) -> pd.DataFrame:
-    """Build the common DataFrame shape from per-sample dicts with a ``timestamp`` key."""
+def _tidy(
+    records: list[dict[str, object]], order: Literal["recorded", "time"], what: str
+) -> pd.DataFrame:
+    """Build the common DataFrame shape from per-sample dicts with a ``timestamp`` key, in file
+    order; the clock is then repaired by ``order`` (:func:`sportlab.clock.repair_clock`)."""
     frame = pd.DataFrame.from_records(records)
     if frame.empty or "timestamp" not in frame:
         return pd.DataFrame(columns=list(COLUMNS), index=pd.DatetimeIndex([], tz="UTC"))
@@ -152,8 +184,7 @@ def _tidy(records: list[dict[str, object]]) -> pd.DataFrame:
     frame.index = index
     frame = frame[[c for c in COLUMNS if c in frame]].apply(pd.to_numeric, errors="coerce")
     frame = frame.dropna(axis="columns", how="all").astype("float64")
-    frame = frame[~frame.index.duplicated(keep="first")].sort_index()
-    return frame
+    return repair_clock(frame, order, what=what, stacklevel=5)
 
 
 def _read_fit(path: Path) -> pd.DataFrame:
@@ -194,7 +225,7 @@ def _read_fit(path: Path) -> pd.DataFrame:
                     value = value * _SEMICIRCLE_TO_DEG
                 row[column] = value
             records.append(row)
-    return _with_sport(_tidy(records), sport)
+    return _with_sport(_tidy(records, "recorded", path.name), sport)
 
 
 def _with_sport(frame: pd.DataFrame, sport: object) -> pd.DataFrame:
@@ -226,7 +257,7 @@ def _read_gpx(path: Path) -> pd.DataFrame:
                     if column is not None and element.text:
                         row[column] = float(element.text)
                 records.append(row)
-    frame = _tidy(records)
+    frame = _tidy(records, "time", path.name)  # GPX points carry nothing but their times
     # GPX carries no distance channel: derive it from the positions, like the devices do.
     if not frame.empty and {"latitude_deg", "longitude_deg"} <= set(frame.columns):
         elapsed_s = (frame.index - frame.index[0]).total_seconds().to_numpy()
@@ -258,7 +289,8 @@ def _read_tcx(path: Path) -> pd.DataFrame:
                 "power_w": extensions.get("Watts"),
             }
         )
-    return _with_sport(_tidy(records), getattr(exercise, "activity_type", None))
+    sport = getattr(exercise, "activity_type", None)
+    return _with_sport(_tidy(records, "recorded", path.name), sport)
 
 
 def _walk(elements: Iterable[ET.Element]) -> Iterable[ET.Element]:

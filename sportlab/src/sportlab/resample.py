@@ -30,6 +30,7 @@ import numpy as np
 import pandas as pd
 
 from sportlab._typing import ArrayLike
+from sportlab.clock import forwards
 from sportlab.plausible import clean
 
 # Longer than any "smart recording" interval (Garmin records every 1-8 s), so a gap this long
@@ -84,6 +85,8 @@ def moving_time_s(
     ``pause_gap_s`` (a stopped timer). This is the duration the head unit stores as timer time
     and the one the session stress score is defined over (Allen & Coggan 2010, ch. 7).
     """
+    if isinstance(values, pd.Series | pd.DataFrame):
+        values = forwards(values, what="moving_time_s")  # a backward step is not negative time
     steps = np.diff(sample_times_s(values, sample_s))
     return float(steps[steps <= pause_gap_s].sum())
 
@@ -127,6 +130,8 @@ def grid_1hz(
         raise ValueError(f"max_dropout_s must be zero or positive, got {max_dropout_s}")
     if long_dropouts not in ("raise", "nan"):
         raise ValueError(f"long_dropouts must be 'raise' or 'nan', got {long_dropouts!r}")
+    if isinstance(values, pd.Series):
+        values = forwards(values, what=name, stacklevel=4)  # sportlab.clock: sorted, warned
     times = sample_times_s(values, sample_s)
     # Samples no human produces (negative power, inf, ...) are dropouts: sportlab.plausible.
     data = clean(np.asarray(values, dtype="float64"), name, stacklevel=4)
@@ -136,10 +141,6 @@ def grid_1hz(
     if data.size == 0:
         return data, start
     steps = np.diff(times)
-    if np.any(steps < 0):
-        order = np.argsort(times, kind="stable")
-        times, data = times[order], data[order]
-        steps = np.diff(times)
     known = ~np.isnan(data)
     # The common case (a 1-Hz recording without gaps or dropouts) needs no work at all.
     if times[0] == 0.0 and known.all() and np.all(steps == 1.0):

@@ -18,6 +18,7 @@ from pathlib import Path
 import pandas as pd
 
 from sportlab.athlete import Profile, Threshold
+from sportlab.clock import forwards
 from sportlab.metrics.hr import hr_zones, time_in_zones, trimp_edwards
 from sportlab.metrics.power import (
     intensity,
@@ -99,7 +100,8 @@ def summarize_session(
     """
     if isinstance(path, pd.DataFrame):
         # read_activity cleans what it reads; a frame built otherwise is cleaned here.
-        frame, file = clean_frame(path), name or ""
+        frame = clean_frame(forwards(path, what=name or "frame"))  # type: ignore[arg-type]
+        file = name or ""
     else:
         frame, file = read_activity(path), name or Path(path).name
     profile = profile or Profile()

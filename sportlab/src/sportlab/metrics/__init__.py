@@ -1,7 +1,7 @@
 """Sports-science metrics. Each function's docstring gives its formula, units and reference."""
 
 from sportlab.metrics.hr import hr_zones, time_in_zones, trimp, trimp_edwards, trimp_lucia
-from sportlab.metrics.hrv import hrv_readiness, ln_rmssd, rmssd
+from sportlab.metrics.hrv import hrv_readiness, ln_rmssd, pnn50, rmssd, sdnn
 from sportlab.metrics.load import acwr, as_daily, monotony, pmc, session_rpe_load, strain
 from sportlab.metrics.performance import BanisterFit, banister_performance, fit_banister
 from sportlab.metrics.power import (
@@ -24,16 +24,19 @@ from sportlab.metrics.running import (
     race_time_s,
     vdot,
 )
+from sportlab.metrics.terrain import ElevationChange, elevation_gain
 from sportlab.resample import moving_time_s
 
 __all__ = [
     "BanisterFit",
     "CriticalPowerFit",
+    "ElevationChange",
     "ImplausibleFitWarning",
     "acwr",
     "as_daily",
     "banister_performance",
     "critical_power",
+    "elevation_gain",
     "fit_banister",
     "grade_adjusted_pace",
     "hr_zones",
@@ -45,10 +48,12 @@ __all__ = [
     "monotony",
     "moving_time_s",
     "pmc",
+    "pnn50",
     "power_series",
     "power_zones",
     "race_time_s",
     "rmssd",
+    "sdnn",
     "session_rpe_load",
     "skiba_tau_s",
     "strain",

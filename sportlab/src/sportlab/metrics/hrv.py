@@ -30,6 +30,39 @@ def rmssd(rr_ms: ArrayLike) -> float:
     return float(np.sqrt(np.mean(differences**2)))
 
 
+def sdnn(rr_ms: ArrayLike) -> float:
+    """Standard deviation of the NN (normal-to-normal RR) intervals, in ms.
+
+    ``sqrt(sum((NN - mean NN)^2) / (N - 1))``: the sample SD over every valid interval. Task
+    Force of the ESC/NASPE, Circulation 1996;93:1043-1065 ("SDNN"; the Task Force standardises
+    5-min short-term and 24-h recordings, and SDNN from recordings of different lengths is not
+    comparable). NaN intervals (rejected beats) and implausible ones
+    (:data:`sportlab.plausible.BOUNDS`, with a warning) are left out. Needs two intervals.
+    """
+    rr = clean(np.asarray(rr_ms, dtype=float), "rr_ms")
+    rr = rr[~np.isnan(rr)]
+    if rr.size < 2:
+        raise ValueError("rr_ms needs at least two valid RR intervals for SDNN")
+    return float(np.std(rr, ddof=1))
+
+
+def pnn50(rr_ms: ArrayLike) -> float:
+    """Percentage of successive NN-interval differences larger than 50 ms.
+
+    ``100 * count(|NN[i+1] - NN[i]| > 50 ms) / count(differences)`` over pairs of *successive*
+    beats (Task Force of the ESC/NASPE, Circulation 1996;93:1043-1065: "NN50 count divided by
+    the total number of all NN intervals"; like hrv-analysis and neurokit2, the denominator here
+    is the number of differences, one fewer than the intervals). A NaN or implausible interval
+    breaks the sequence as in :func:`rmssd`.
+    """
+    rr = clean(np.asarray(rr_ms, dtype=float), "rr_ms")
+    differences = np.diff(rr)
+    differences = differences[~np.isnan(differences)]
+    if differences.size < 1:
+        raise ValueError("rr_ms needs at least two successive valid RR intervals for pNN50")
+    return float(100.0 * np.mean(np.abs(differences) > 50.0))
+
+
 def ln_rmssd(rr_ms: ArrayLike) -> float:
     """Natural log of rMSSD (ms): makes the skewed rMSSD close to normal for day-to-day
     monitoring (Plews DJ, Laursen PB, Stanley J, Kilding AE, Buchheit M. Training adaptation and

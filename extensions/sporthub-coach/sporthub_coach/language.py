@@ -1,0 +1,85 @@
+"""The person's interface language, one rule for JupyterLab and for the Coach's own texts.
+
+JupyterLab's language is its translation setting (Settings > Language). Until a person picks one,
+the setting says ``default``, which JupyterLab resolves to the *server's* locale: English for
+everyone here. SportHub resolves it to the person's instead: the language of the hub's pages
+(the ``sporthub_lang`` cookie, which the hub sets for the whole site), else the browser's
+Accept-Language. A language picked in Settings is sent as itself and always wins.
+
+The same language, as last served to this person's JupyterLab, is what the Coach uses for its own
+texts (welcome, ``/data``, ``/log``, ``/profile``, refusals); before any page was served, the
+language of the request that started the server (``SPORTHUB_LANG``, set by the hub).
+"""
+
+from __future__ import annotations
+
+import os
+
+from jupyterlab_server.translations_handler import TranslationsHandler
+
+LANGUAGES = ("en", "ru")
+COOKIE = "sporthub_lang"
+# JupyterLab's locale names of the language packs SportHub installs (English is built in)
+LOCALES = {"en": "en", "ru": "ru_RU"}
+
+_served: str | None = None
+
+
+def choose(cookie: str | None, accept_language: str | None) -> str:
+    """The hub's rule (sporthub/i18n.py): the page switch's cookie, else the browser's first
+    language SportHub speaks, else English."""
+    if cookie in LANGUAGES:
+        return cookie
+    ranked = []
+    for position, part in enumerate((accept_language or "").split(",")):
+        tag, _, params = part.strip().partition(";")
+        quality = 1.0
+        if params.strip().startswith("q="):
+            try:
+                quality = float(params.strip()[2:])
+            except ValueError:
+                quality = 0.0
+        ranked.append((-quality, position, tag.split("-")[0].lower()))
+    for _, _, language in sorted(ranked):
+        if language in LANGUAGES:
+            return language
+    return "en"
+
+
+def of_locale(locale: str) -> str:
+    """"ru_RU", "ru-RU", "ru" -> "ru"; anything else -> "en"."""
+    return "ru" if locale.lower().startswith("ru") else "en"
+
+
+def interface_language() -> str:
+    """The language of the Coach's own texts for this person."""
+    if _served is not None:
+        return _served
+    started = os.environ.get("SPORTHUB_LANG", "")
+    return started if started in LANGUAGES else "en"
+
+
+class PersonTranslationsHandler(TranslationsHandler):
+    """JupyterLab's translations API, with ``default`` meaning the person's language."""
+
+    async def get(self, locale: str | None = None) -> None:
+        global _served
+        if locale is not None:
+            if locale in ("", "default"):
+                # no language picked in Settings: follow the hub's pages and the browser
+                cookie = self.get_cookie(COOKIE)
+                locale = LOCALES[choose(cookie, self.request.headers.get("Accept-Language"))]
+            _served = of_locale(locale)
+        await super().get(locale)
+
+
+def follow_the_person(web_app) -> bool:
+    """Serve JupyterLab's translations through :class:`PersonTranslationsHandler`; True when
+    JupyterLab's handler was found (it is registered by the jupyterlab extension)."""
+    found = False
+    for host_rule in web_app.default_router.rules:
+        for rule in getattr(host_rule.target, "rules", []):
+            if rule.target is TranslationsHandler:
+                rule.target = PersonTranslationsHandler
+                found = True
+    return found

@@ -1,0 +1,98 @@
+"""Who is staff, whom they may read, and who is a minor: from the hub's groups and properties.
+
+Set by the admin in the hub's admin panel (group properties), read with the service's own token
+(``list:groups``, ``read:groups``: names, members, properties; never ``admin:users``):
+
+* ``squad_read: true`` on a group: its members are staff of the squads they belong to: they read
+  the sharing athletes who share a group with them (a squad is a group holding its athletes and
+  its staff), except the club-wide role groups (``athletes``, ``scientists``, ``priority``), which
+  hold the whole club and so are no squad.
+* ``squad_read: "club"``: club-wide staff, who read every sharing athlete.
+* ``scientists`` without a ``squad_read`` property counts as club-wide staff: an existing
+  installation's groups already have properties and never get new defaults, and its scientists
+  are its staff. ``squad_read: false`` on it turns that off.
+* ``squad_minor: true`` on a group: its members are minors, who share only once an admin has
+  recorded their guardian's consent.
+
+A hub admin is not staff unless in such a group. Answers are cached for the same short time as
+tokens, so an admin's change takes effect within it.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+
+import httpx
+
+# groups that hold the whole club by role: being in one together makes no squad
+CLUB_GROUPS = frozenset({"athletes", "scientists", "priority"})
+DEFAULT_STAFF_GROUP = "scientists"
+
+
+@dataclass(frozen=True)
+class Group:
+    name: str
+    users: frozenset[str]
+    properties: dict
+
+    @property
+    def staff(self) -> str | None:
+        """None, "squad" or "club"."""
+        value = self.properties.get("squad_read")
+        if value is None and self.name == DEFAULT_STAFF_GROUP:
+            return "club"
+        if value == "club":
+            return "club"
+        return "squad" if value is True or value == "true" else None
+
+    @property
+    def minor(self) -> bool:
+        return self.properties.get("squad_minor") in (True, "true")
+
+
+class Directory:
+    def __init__(self, api_url: str, api_token: str, cache_s: float):
+        self.client = httpx.AsyncClient(base_url=api_url.rstrip("/") + "/", timeout=10,
+                                        headers={"Authorization": f"token {api_token}"})
+        self.cache_s = cache_s
+        self._groups: tuple[float, list[Group]] = (0.0, [])
+
+    async def groups(self) -> list[Group]:
+        fetched_at, groups = self._groups
+        if time.monotonic() - fetched_at <= self.cache_s and fetched_at:
+            return groups
+        groups, offset = [], 0
+        while True:
+            response = await self.client.get(
+                "groups", params={"offset": offset, "limit": 200},
+                headers={"Accept": "application/jupyterhub-pagination+json"})
+            response.raise_for_status()
+            page = response.json()
+            groups += [Group(g["name"], frozenset(g.get("users") or ()), g.get("properties") or {})
+                       for g in page["items"]]
+            following = page["_pagination"]["next"]
+            if not following:
+                break
+            offset = following["offset"]
+        self._groups = (time.monotonic(), groups)
+        return groups
+
+    async def staff_kind(self, user: str) -> str | None:
+        kinds = {g.staff for g in await self.groups() if user in g.users} - {None}
+        return "club" if "club" in kinds else ("squad" if kinds else None)
+
+    async def may_read(self, staff: str, athlete: str) -> bool:
+        kind = await self.staff_kind(staff)
+        if kind == "club":
+            return True
+        if kind is None or staff == athlete:
+            return False
+        return any(staff in g.users and athlete in g.users and g.name not in CLUB_GROUPS
+                   and g.staff is None for g in await self.groups())
+
+    async def is_minor(self, user: str) -> bool:
+        return any(g.minor and user in g.users for g in await self.groups())
+
+    async def close(self) -> None:
+        await self.client.aclose()

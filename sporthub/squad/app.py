@@ -1,0 +1,385 @@
+"""The squad service's HTTP API, under ``/services/squad/api/`` (JSON; CSV with ``?format=csv``).
+
+Callers send their own hub token (``Authorization: token ...``) holding ``custom:squad:use``.
+
+Staff (sporthub.squad.access) read the athletes who share and whom they may see:
+``GET athletes``, ``GET athletes/<name>/sessions``, ``.../wellness``, ``.../files/<file>``. Every
+such read is logged and shown to the athlete. An athlete who does not share, or whom this reader
+may not see, is 404: the answer does not say whether the account exists.
+
+An athlete writes only their own data: ``GET me``, ``PUT me/consent`` ``{"share": true|false}``,
+``PUT``/``DELETE me/files/<file>`` (their server's sync; ``athletes/<own name>/files/<file>`` is
+the same). A hub admin records a minor's guardian's consent: ``PUT athletes/<name>/guardian``
+``{"guardian": "who"}`` (``null`` withdraws it).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import csv
+import hashlib
+import io
+import json
+import logging
+import os
+import tempfile
+from contextlib import asynccontextmanager
+from pathlib import Path
+
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import FileResponse, JSONResponse, Response
+from starlette.routing import Mount, Route
+
+from sporthub.forwarded import client_address
+from sporthub.gateway.auth import Caller, HubTokenAuth
+from sporthub.gateway.errors import GatewayError
+from sporthub.settings import Settings
+from sporthub.squad.access import Directory
+from sporthub.squad.store import LOG_FILE, BadFile, Store, check_file_name, migrate
+
+SQUAD_SCOPE = "custom:squad:use"
+log = logging.getLogger("sporthub.squad")
+
+
+class SquadError(GatewayError):
+    """The gateway's error shape: ``{"error": {"message", "type", "param", "code"}}``."""
+
+
+def _csv(rows: list[dict]) -> Response:
+    """Nested values (zones, best efforts, thresholds) as JSON text in their cell."""
+    out = io.StringIO()
+    columns: list[str] = []
+    for row in rows:
+        columns += [k for k in row if k not in columns]
+    writer = csv.DictWriter(out, columns, lineterminator="\n")
+    writer.writeheader()
+    for row in rows:
+        writer.writerow({k: json.dumps(v) if isinstance(v, (dict, list)) else v
+                         for k, v in row.items()})
+    return Response(out.getvalue(), media_type="text/csv; charset=utf-8")
+
+
+def _table(request: Request, rows: list[dict]) -> Response:
+    return _csv(rows) if request.query_params.get("format") == "csv" else JSONResponse(rows)
+
+
+def read_recording(path: Path, name: str) -> dict:
+    """sportlab's session row of a recording; a file sportlab cannot read raises BadFile."""
+    import sportlab
+
+    if path.stat().st_size == 0:
+        raise BadFile(f"{name}: the file is empty (0 bytes)")
+    try:
+        return sportlab.summarize_session(path, name=name).to_dict()
+    except sportlab.ActivityReadError as e:
+        raise BadFile(f"{name}: not a readable recording ({e})") from None
+    except (ValueError, IndexError, KeyError, EOFError) as e:
+        raise BadFile(f"{name}: not a readable recording ({type(e).__name__}: {e})") from None
+
+
+def read_wellness(path: Path) -> tuple[list[dict], list[str]]:
+    """The log's lines as sportlab's ``read_log`` reads them (its columns, never ours)."""
+    import math
+
+    from sportlab.athlete import read_log
+
+    log_ = read_log(path)
+    rows = []
+    for record in log_.frame.to_dict(orient="records"):
+        row = {}
+        for key, value in record.items():
+            if hasattr(value, "date") and key == "date":
+                row[key] = value.date().isoformat()
+            elif isinstance(value, float) and math.isnan(value):
+                row[key] = None
+            else:
+                row[key] = value
+        rows.append(row)
+    return rows, list(log_.problems)
+
+
+class Squad:
+    def __init__(self, settings: Settings, hub_api_url: str, hub_api_token: str):
+        self.settings = settings
+        self.auth = HubTokenAuth(hub_api_url, hub_api_token, settings.gateway_auth_cache_s)
+        self.directory = Directory(hub_api_url, hub_api_token, settings.gateway_auth_cache_s)
+        self.store = Store(settings.squad_db_url, settings.squad_store_dir)
+        self.staging = settings.squad_store_dir / ".staging"
+        self.staging.mkdir(parents=True, exist_ok=True, mode=0o700)
+        for leftover in self.staging.iterdir():  # a crash mid-upload: never half-stored
+            leftover.unlink(missing_ok=True)
+
+    # -- who ----------------------------------------------------------------------------------
+
+    async def caller(self, request: Request) -> Caller:
+        try:
+            return await self.auth.caller(request, SQUAD_SCOPE)
+        except GatewayError as e:
+            if e.code == "missing_scope":
+                raise SquadError(403, "This token lacks the scope 'custom:squad:use': the squad "
+                                 "is for the club's athletes and staff.", "missing_scope") from None
+            raise
+
+    def address(self, request: Request) -> str | None:
+        peer = request.client.host if request.client else None
+        return client_address(peer, request.headers.get("x-forwarded-for"),
+                              self.settings.trusted_proxies, self.settings.forwarded_hops)
+
+    async def staff(self, request: Request) -> Caller:
+        caller = await self.caller(request)
+        if await self.directory.staff_kind(caller.name) is None:
+            raise SquadError(403, "Only the club's staff read the squad (a group with the "
+                             "property squad_read, set by the admin).", "not_staff")
+        return caller
+
+    async def readable(self, request: Request, what: str) -> tuple[Caller, str]:
+        """The staff caller and the athlete named in the path, after the checks; the read is
+        logged before anything is answered."""
+        caller = await self.staff(request)
+        athlete = request.path_params["name"]
+        if not self.store.sharing(athlete) or not await self.directory.may_read(
+                caller.name, athlete):
+            raise SquadError(404, f"No athlete {athlete!r} shares training data with you.",
+                             "not_shared")
+        await asyncio.to_thread(self.store.log_read, caller.name, athlete, what,
+                                self.address(request))
+        return caller, athlete
+
+    # -- staff ----------------------------------------------------------------------------------
+
+    async def athletes(self, request: Request) -> Response:
+        caller = await self.staff(request)
+        rows = []
+        address = self.address(request)
+        for consent in await asyncio.to_thread(self.store.sharing_athletes):
+            if not await self.directory.may_read(caller.name, consent.athlete):
+                continue
+            counts = await asyncio.to_thread(self.store.counts, consent.athlete)
+            last = consent.last_sync
+            rows.append({"name": consent.athlete,
+                         "last_sync": last.isoformat() if last else None, **counts})
+            await asyncio.to_thread(self.store.log_read, caller.name, consent.athlete,
+                                    "athletes list", address)
+        return _table(request, rows)
+
+    async def sessions(self, request: Request) -> Response:
+        _, athlete = await self.readable(request, "sessions")
+        return _table(request, await asyncio.to_thread(self.store.sessions, athlete))
+
+    async def wellness(self, request: Request) -> Response:
+        _, athlete = await self.readable(request, "wellness")
+        return _table(request, await asyncio.to_thread(self.store.wellness, athlete))
+
+    async def file(self, request: Request) -> Response:
+        name = request.path_params["file"]
+        _, athlete = await self.readable(request, f"file {name}")
+        path = self.store.file_path(athlete, name)
+        if path is None or not path.is_file():
+            raise SquadError(404, f"{athlete} has no shared file {name!r}.", "no_such_file")
+        return FileResponse(path, media_type="application/octet-stream", filename=name)
+
+    async def guardian(self, request: Request) -> Response:
+        caller = await self.caller(request)
+        if not caller.admin:
+            raise SquadError(403, "Only a hub admin records a guardian's consent.", "not_admin")
+        body = await self._json(request)
+        guardian = body.get("guardian")
+        if guardian is not None and (not isinstance(guardian, str) or not guardian.strip()
+                                     or len(guardian) > 200):
+            raise SquadError(400, "'guardian' names who gave consent (text, up to 200 "
+                             "characters), or null to withdraw it.", "invalid_guardian",
+                             param="guardian")
+        athlete = request.path_params["name"]
+        await asyncio.to_thread(self.store.set_guardian, athlete,
+                                guardian.strip() if guardian else None, caller.name,
+                                self.address(request))
+        return JSONResponse(await self._me(athlete))
+
+    # -- the athlete ----------------------------------------------------------------------------
+
+    async def _me(self, athlete: str) -> dict:
+        consent = await asyncio.to_thread(self.store.consent, athlete)
+        files = await asyncio.to_thread(self.store.files, athlete)
+        counts = await asyncio.to_thread(self.store.counts, athlete)
+        return {
+            "name": athlete,
+            "sharing": bool(consent and consent.share),
+            "minor": await self.directory.is_minor(athlete),
+            "guardian": {"name": consent.guardian, "recorded_at": consent.guardian_at.isoformat()
+                         if consent.guardian_at else None} if consent and consent.guardian
+            else None,
+            "last_sync": consent.last_sync.isoformat() if consent and consent.last_sync else None,
+            "stored": {"files": files, "sessions": counts["sessions"],
+                       "wellness_days": counts["wellness_days"]},
+            "reads": await asyncio.to_thread(self.store.reads_of, athlete),
+            "consent_record": await asyncio.to_thread(self.store.consent_events, athlete),
+            # the sync checks sizes against these before reading a file at all
+            "limits": {"file_bytes": self.settings.squad_max_file_bytes,
+                       "files": self.settings.squad_max_files,
+                       "total_bytes": self.settings.squad_max_total_bytes},
+        }
+
+    async def me(self, request: Request) -> Response:
+        caller = await self.caller(request)
+        return JSONResponse(await self._me(caller.name))
+
+    async def consent(self, request: Request) -> Response:
+        caller = await self.caller(request)
+        share = (await self._json(request)).get("share")
+        if not isinstance(share, bool):
+            raise SquadError(400, "Send {\"share\": true} or {\"share\": false}.",
+                             "invalid_share", param="share")
+        if share and await self.directory.is_minor(caller.name):
+            consent = await asyncio.to_thread(self.store.consent, caller.name)
+            if consent is None or not consent.guardian:
+                raise SquadError(403, "You are registered as a minor: sharing needs your "
+                                 "guardian's consent, which the club's admin records first.",
+                                 "guardian_consent_needed")
+        await asyncio.to_thread(self.store.set_share, caller.name, share, caller.name,
+                                self.address(request))
+        log.info("%s turned sharing %s", caller.name, "on" if share else "off")
+        return JSONResponse(await self._me(caller.name))
+
+    async def writer(self, request: Request) -> tuple[Caller, str]:
+        caller = await self.caller(request)
+        athlete = request.path_params.get("name", caller.name)
+        if athlete != caller.name:
+            raise SquadError(403, "You can only write your own training data.", "not_yours")
+        try:
+            name = check_file_name(request.path_params["file"])
+        except BadFile as e:
+            raise SquadError(400, str(e), "bad_file_name", param="file") from None
+        if not self.store.sharing(athlete):
+            raise SquadError(409, "Sharing is off: nothing is stored. Turn it on first.",
+                             "not_sharing")
+        return caller, name
+
+    async def put_file(self, request: Request) -> Response:
+        caller, name = await self.writer(request)
+        s = self.settings
+        declared = request.headers.get("content-length")
+        if declared is not None and declared.isdigit() and int(declared) > s.squad_max_file_bytes:
+            raise self._too_large(name)
+        usage = await asyncio.to_thread(self.store.usage, caller.name, name)
+        if usage.files + 1 > s.squad_max_files:
+            raise SquadError(429, f"{name}: you already share {usage.files} files, the most "
+                             f"the squad keeps ({s.squad_max_files}); remove old ones first.",
+                             "too_many_files")
+        suffix = Path(name).suffix.lower()
+        handle, staged_name = tempfile.mkstemp(dir=self.staging, suffix=suffix)
+        staged = Path(staged_name)
+        try:
+            digest, size = hashlib.sha256(), 0
+            with os.fdopen(handle, "wb") as out:
+                async for chunk in request.stream():
+                    size += len(chunk)
+                    if size > s.squad_max_file_bytes:
+                        raise self._too_large(name)
+                    digest.update(chunk)
+                    out.write(chunk)
+            if usage.bytes + size > s.squad_max_total_bytes:
+                raise SquadError(429, f"{name}: storing it would take your shared files past "
+                                 f"{s.squad_max_total_bytes} bytes, the most the squad keeps "
+                                 "per athlete; remove old ones first.", "too_much_data")
+            session, wellness, problems = None, None, []
+            try:
+                if name == LOG_FILE:
+                    wellness, problems = await asyncio.to_thread(read_wellness, staged)
+                else:
+                    session = await asyncio.to_thread(read_recording, staged, name)
+            except BadFile as e:
+                raise SquadError(422, str(e), "unreadable_file", param="file") from None
+            except ValueError as e:  # sportlab's AthleteDataError: a log it cannot read at all
+                raise SquadError(422, f"{name}: {e}", "unreadable_file", param="file") from None
+            try:
+                await asyncio.to_thread(self.store.put_file, caller.name, name, staged,
+                                        digest.hexdigest(), size, session, wellness)
+            except PermissionError:
+                raise SquadError(409, "Sharing was turned off: nothing is stored.",
+                                 "not_sharing") from None
+        finally:
+            staged.unlink(missing_ok=True)
+        return JSONResponse({"name": name, "sha256": digest.hexdigest(), "size": size,
+                             "problems": problems}, status_code=201)
+
+    def _too_large(self, name: str) -> SquadError:
+        return SquadError(413, f"{name} is larger than {self.settings.squad_max_file_bytes} "
+                          "bytes, the largest file the squad stores.", "file_too_large")
+
+    async def delete_file(self, request: Request) -> Response:
+        caller = await self.caller(request)
+        athlete = request.path_params.get("name", caller.name)
+        if athlete != caller.name:
+            raise SquadError(403, "You can only write your own training data.", "not_yours")
+        name = request.path_params["file"]
+        if not await asyncio.to_thread(self.store.delete_file, caller.name, name):
+            raise SquadError(404, f"No shared file {name!r}.", "no_such_file")
+        return Response(status_code=204)
+
+    @staticmethod
+    async def _json(request: Request) -> dict:
+        raw = b""
+        async for chunk in request.stream():
+            raw += chunk
+            if len(raw) > 4096:
+                raise SquadError(413, "The request body is too large.", "body_too_large")
+        try:
+            body = json.loads(raw)
+        except (ValueError, UnicodeDecodeError):
+            raise SquadError(400, "The body must be JSON.", "invalid_json") from None
+        if not isinstance(body, dict):
+            raise SquadError(400, "The body must be a JSON object.", "invalid_json")
+        return body
+
+    async def health(self, request: Request) -> Response:
+        return JSONResponse({"status": "ok"})
+
+
+async def _error(request: Request, exc: GatewayError) -> Response:
+    return exc.response()
+
+
+async def _not_found(request: Request, exc: Exception) -> Response:
+    return SquadError(404, f"No such endpoint: {request.method} {request.url.path}.",
+                      "not_found").response()
+
+
+async def _method_not_allowed(request: Request, exc: Exception) -> Response:
+    return SquadError(405, f"{request.method} is not allowed on {request.url.path}.",
+                      "method_not_allowed").response()
+
+
+def create_app(settings: Settings, hub_api_url: str | None = None,
+               hub_api_token: str | None = None) -> Starlette:
+    migrate(settings.squad_db_url)
+    squad = Squad(settings, hub_api_url or os.environ["JUPYTERHUB_API_URL"],
+                  hub_api_token or os.environ["JUPYTERHUB_API_TOKEN"])
+
+    @asynccontextmanager
+    async def lifespan(app):
+        yield
+        await squad.directory.close()
+        squad.store.engine.dispose()
+
+    athlete = "/athletes/{name}"
+    routes = [
+        Route("/health", squad.health, methods=["GET"]),
+        Route("/api/athletes", squad.athletes, methods=["GET"]),
+        Route(f"/api{athlete}/sessions", squad.sessions, methods=["GET"]),
+        Route(f"/api{athlete}/wellness", squad.wellness, methods=["GET"]),
+        Route(f"/api{athlete}/files/{{file}}", squad.file, methods=["GET"]),
+        Route(f"/api{athlete}/files/{{file}}", squad.put_file, methods=["PUT"]),
+        Route(f"/api{athlete}/files/{{file}}", squad.delete_file, methods=["DELETE"]),
+        Route(f"/api{athlete}/guardian", squad.guardian, methods=["PUT"]),
+        Route("/api/me", squad.me, methods=["GET"]),
+        Route("/api/me/consent", squad.consent, methods=["PUT"]),
+        Route("/api/me/files/{file}", squad.put_file, methods=["PUT"]),
+        Route("/api/me/files/{file}", squad.delete_file, methods=["DELETE"]),
+    ]
+    app = Starlette(routes=[Mount(settings.squad_prefix, routes=routes)],
+                    exception_handlers={GatewayError: _error, 404: _not_found,
+                                        405: _method_not_allowed},
+                    lifespan=lifespan)
+    app.state.squad = squad
+    return app
