@@ -43,18 +43,8 @@ class Dockerd(Engine):
 
 def install(progress=print) -> None:
     missing = [p for p in PACKAGES if not engines._installed(p)]
-    if not missing:
-        return
-    if os.geteuid() != 0:
-        raise EngineError("Docker Engine is not installed; as root: apt-get install "
-                          + " ".join(missing))
-    progress(f"installing {' '.join(missing)} with apt (once per machine)")
-    env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
-    for command in (["apt-get", "update", "-qq"],
-                    ["apt-get", "install", "-y", "-qq", "--no-install-recommends", *missing]):
-        done = subprocess.run(command, env=env, capture_output=True, text=True, check=False)
-        if done.returncode != 0:
-            raise EngineError(f"{' '.join(command[:2])} failed:\n{done.stderr[-2000:]}")
+    if missing:
+        engines.apt_install(missing, progress)
 
 
 def start(progress=print, timeout: float = 90) -> Dockerd:
