@@ -27,7 +27,9 @@ def export_person(name: str, settings=None) -> dict[str, bytes]:
     return _store(settings).export_person(name)
 
 
-def erase_person(name: str, settings=None) -> None:
+def erase_person(name: str, settings=None, pseudonym: str | None = None) -> None:
     """Delete ``name``'s shared files and rows; pseudonymise the consent record and read logs
-    that must stay (that a decision or a read happened, without the person)."""
-    _store(settings).erase_person(name)
+    that must stay (that a decision or a read happened, without the person). ``pseudonym``: the
+    installation's keyed one (sporthub.pseudonym, passed by sporthub.privacy), so the squad's
+    kept rows carry the same pseudonym as the ledger's and cannot be reversed by trying names."""
+    _store(settings).erase_person(name, pseudonym)
