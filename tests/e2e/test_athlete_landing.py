@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import json
 import time
+from concurrent.futures import ThreadPoolExecutor
 
 import httpx
 import pytest
@@ -139,8 +140,10 @@ def test_the_demo_notice_is_said_once_per_chat(hub):
     hub.admin.start_server("dasha")
     token = hub.admin.new_token("dasha", note="tests")
     for _ in range(2):
-        asyncio.run(chat(hub, "dasha", token, "tokens=3 hello", persona=COACH,
-                         chat_file="second.chat"))
+        # in a thread of its own: Playwright's sync API keeps an event loop in this one
+        with ThreadPoolExecutor(1) as pool:
+            pool.submit(asyncio.run, chat(hub, "dasha", token, "tokens=3 hello", persona=COACH,
+                                          chat_file="second.chat")).result()
     saved = httpx.get(f"{hub.url}/user/dasha/api/contents/second.chat?content=1",
                       headers={"Authorization": f"token {token}"}).json()["content"]
     bodies = [m["body"] for m in json.loads(saved)["messages"] if m["sender"] == COACH]
