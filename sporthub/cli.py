@@ -203,6 +203,9 @@ def main(argv: list[str] | None = None) -> int:
     imp = users_commands.add_parser("import", help="create accounts from a CSV username,group")
     imp.add_argument("file", type=Path)
     users_commands.add_parser("list", help="accounts, their groups and whether they set a password")
+    users_commands.add_parser(
+        "move-homes", help="docker profile: copy each person's local-profile home into their "
+                           "volume (once, before they start; the old homes stay)")
     out = users_commands.add_parser("export", help="everything SportHub holds about a person, "
                                     "into one archive (0600)")
     out.add_argument("name")
@@ -213,9 +216,6 @@ def main(argv: list[str] | None = None) -> int:
                                       "account only")
     erase.add_argument("name")
     erase.add_argument("--yes", action="store_true", help="do not ask for the name again")
-    users_commands.add_parser(
-        "move-homes", help="docker profile: copy each person's local-profile home into their "
-                           "volume (once, before they start; the old homes stay)")
     usage = commands.add_parser("usage", help="language model usage per user, from the ledger")
     usage.add_argument("--since", default="7d", help="how far back: 7d, 12h, 30m (default 7d)")
     keys = commands.add_parser("secrets", help="generate the Compose stack's secret files")
@@ -250,10 +250,6 @@ def main(argv: list[str] | None = None) -> int:
                 return admin.invite(settings, args.name)
             if args.users_command == "import":
                 return admin.import_csv(settings, args.file)
-            if args.users_command == "export":
-                return admin.export_person(settings, args.name, args.file, args.format)
-            if args.users_command == "erase":
-                return admin.erase_person(settings, args.name, args.yes)
             if args.users_command == "move-homes":
                 moved = backup.move_homes(settings)
                 for name, volume in moved.items():
@@ -261,6 +257,10 @@ def main(argv: list[str] | None = None) -> int:
                 print(f"{len(moved)} home(s) moved; the local profile's homes are left as they "
                       "were (remove them once people found their files)")
                 return 0
+            if args.users_command == "export":
+                return admin.export_person(settings, args.name, args.file, args.format)
+            if args.users_command == "erase":
+                return admin.erase_person(settings, args.name, args.yes)
             return admin.list_users(settings)
         if args.command == "usage":
             return admin.usage(settings, args.since)

@@ -363,7 +363,7 @@ class Settings(BaseSettings):
 
     # the squad service (sporthub/squad): athletes' shared recordings, stored under
     # <data_dir>/squad and in its database (SPORTHUB_DB_URL's server, else SQLite)
-    squad_port: Port = Field(default=8094, description="where the squad service listens")
+    squad_port: Port = Field(default=8094, description="internal port of the squad service")
     squad_max_file_bytes: int = Field(
         default=64 * 2**20, ge=1024,
         description="the largest recording (or log.csv) the squad service stores; larger: 413")

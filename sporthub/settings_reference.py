@@ -46,7 +46,7 @@ GROUPS: list[tuple[str, list[str]]] = [
     ("People's servers: the `local` and `docker` profiles", [
         "local_user_prefix", "singleuser_image", "docker_network", "docker_hub_host",
         "docker_name_prefix", "user_mem_limit", "user_cpu_limit"]),
-    ("The squad service (shared training data)", [
+    ("The squad: athletes sharing with the club's staff", [
         "squad_max_file_bytes", "squad_max_files", "squad_max_total_bytes",
         "squad_sync_interval_s"]),
     ("Internal ports (all on 127.0.0.1)", ["hub_port", "proxy_api_port", "gateway_port",

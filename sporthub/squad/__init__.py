@@ -27,7 +27,13 @@ def export_person(name: str, settings=None) -> dict[str, bytes]:
     return _store(settings).export_person(name)
 
 
-def erase_person(name: str, settings=None) -> None:
+def erase_person(name: str, settings=None, pseudonym: str | None = None) -> dict:
     """Delete ``name``'s shared files and rows; pseudonymise the consent record and read logs
-    that must stay (that a decision or a read happened, without the person)."""
-    _store(settings).erase_person(name)
+    that must stay (that a decision or a read happened, without the person), under
+    ``pseudonym`` when the privacy helper gives one (the same as in its other stores)."""
+    store = _store(settings)
+    files = len(store.files(name))
+    store.erase_person(name, pseudonym)
+    return {"removed": [(f"the squad's {files} shared files, their session and wellness rows, "
+                        "and the sharing state")],
+            "kept": ["the squad's consent record and read log, under a pseudonym"]}

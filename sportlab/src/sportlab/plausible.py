@@ -163,9 +163,9 @@ def clean_frame(
     for column in columns if columns is not None else frame.columns:
         if column not in BOUNDS or column not in frame.columns:
             continue
-        cleaned = clean(frame[column], column, on_implausible=on_implausible,
-                        stacklevel=stacklevel + 1)
-        if cleaned is not frame[column]:
+        series = frame[column]
+        cleaned = clean(series, column, on_implausible=on_implausible, stacklevel=stacklevel + 1)
+        if cleaned is not series:  # only a channel with an implausible sample is copied
             if out is frame:
                 out = frame.copy()
             out[column] = cleaned.to_numpy()

@@ -1,0 +1,98 @@
+"""The squad's store without a stack: SQLite and the real PostgreSQL (beside the ledger's
+tables in one database), sharing off, and the privacy helper's export and erase."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import uuid
+
+import psycopg
+import pytest
+from sqlalchemy import create_engine, inspect
+
+from sporthub.gateway.ledger import migrate as migrate_ledger
+from sporthub.settings import load_settings
+from sporthub.squad import erase_person, export_person
+from sporthub.squad.store import Store, migrate
+
+ADMIN_DSN = "host=127.0.0.1 dbname=test user=postgres"
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def db_url(request, tmp_path):
+    if request.param == "sqlite":
+        yield None  # the settings' default: <data>/squad.sqlite
+        return
+    name = f"sporthub_squad_{uuid.uuid4().hex[:8]}"
+    with psycopg.connect(ADMIN_DSN, autocommit=True) as c:
+        c.execute(f'CREATE DATABASE "{name}"')
+    yield f"postgresql+psycopg://postgres@127.0.0.1:5432/{name}"
+    with psycopg.connect(ADMIN_DSN, autocommit=True) as c:
+        c.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@pytest.fixture
+def settings(db_url, tmp_path):
+    return load_settings(data_dir=tmp_path / "data", **({"db_url": db_url} if db_url else {}))
+
+
+def shared(settings, name: str, files: dict[str, bytes]) -> Store:
+    migrate(settings.squad_db_url)
+    store = Store(settings.squad_db_url, settings.squad_store_dir)
+    store.set_share(name, True, name, "10.0.0.7")
+    for file, data in files.items():
+        staged = settings.squad_store_dir / f".{file}"
+        staged.write_bytes(data)
+        store.put_file(name, file, staged, hashlib.sha256(data).hexdigest(), len(data),
+                       {"file": file, "start": "2026-03-01T08:00:00+00:00"}, None)
+    return store
+
+
+def test_the_squad_shares_a_database_with_the_ledger(settings):
+    url = settings.squad_db_url
+    migrate_ledger(settings.ledger_url)
+    migrate(url)
+    migrate(url)  # again: nothing to do
+    tables = set(inspect(create_engine(url)).get_table_names())
+    assert {"squad_alembic_version", "squad_consent", "squad_consent_events", "squad_files",
+            "squad_sessions", "squad_wellness", "squad_reads"} <= tables
+    if settings.db_url:  # one PostgreSQL database: each schema with its own version table
+        assert {"llm_requests", "alembic_version"} <= tables
+    else:  # SQLite: a file of its own beside the ledger's
+        assert url.endswith("/squad.sqlite") and "llm_requests" not in tables
+
+
+def test_sharing_off_deletes_the_files_and_rows_and_keeps_the_record(settings):
+    store = shared(settings, "ann", {"a.fit": b"ride"})
+    assert store.file_path("ann", "a.fit").read_bytes() == b"ride"
+    store.set_share("ann", False, "ann", "10.0.0.8")
+    assert store.files("ann") == [] and store.sessions("ann") == []
+    assert not store.folder("ann").exists()
+    assert [(e["change"], e["address"]) for e in store.consent_events("ann")] == [
+        ("share on", "10.0.0.7"), ("share off", "10.0.0.8")]
+
+
+def test_export_gives_the_files_and_every_row_and_erase_leaves_only_a_pseudonym(settings):
+    store = shared(settings, "ann", {"a.fit": b"ride"})
+    store.log_read("sam", "ann", "sessions", "10.0.0.9")
+    store.log_read("ann", "bob", "sessions", "10.0.0.7")  # ann reads as staff too
+    exported = export_person("ann", settings=settings)
+    assert exported["squad/files/a.fit"] == b"ride"
+    record = json.loads(exported["squad/record.json"])
+    assert record["sharing"] is True and record["sessions"][0]["file"] == "a.fit"
+    assert record["reads_of_my_data"][0]["reader"] == "sam"
+    assert record["my_reads_of_others"][0]["athlete"] == "bob"
+
+    outcome = erase_person("ann", settings=settings, pseudonym="person-7f3a")
+    assert outcome["removed"] and outcome["kept"]
+    assert not store.sharing("ann") and store.files("ann") == []
+    assert not store.folder("ann").exists()
+    assert store.consent_events("ann") == [] and store.reads_of("ann") == []
+    kept = store.consent_events("person-7f3a")
+    assert [e["change"] for e in kept] == ["share on"] and kept[0]["address"] is None
+    assert store.reads_of("person-7f3a")[0]["reader"] == "sam"
+    assert store.reads_of("bob")[0]["reader"] == "person-7f3a"
+    after = json.loads(export_person("ann", settings=settings)["squad/record.json"])
+    assert after["consent_record"] == after["reads_of_my_data"] == \
+        after["my_reads_of_others"] == after["files"] == []
