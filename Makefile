@@ -74,9 +74,10 @@ test-containers: install ## the docker profile with a real engine and the user i
 test-compose: install $(DEPLOY_STAMP) ## the production compose stack under podman
 	$(BIN)/pytest -m compose $(PYTEST_ARGS)
 
-# the images SPORTHUB_PROFILE needs (docker: singleuser and hub), rebuilt only when their inputs
-# changed; BASE=debian makes the base from Debian packages (no container registry needed)
-images: install ## build the images SPORTHUB_PROFILE needs (BASE=debian without a registry)
+# the images the docker profile runs (singleuser and hub; IMAGES= names others), whatever
+# SPORTHUB_PROFILE says yet, rebuilt only when their inputs changed; BASE=debian makes the base
+# from Debian packages (no container registry needed)
+images: install ## build the docker profile's images, singleuser and hub (BASE=debian without a registry)
 	$(BIN)/python -m sporthub.containers images --base $(or $(BASE),default) $(IMAGES)
 
 install: $(STAMP) ## install everything into .venv (again only when a pin changes)

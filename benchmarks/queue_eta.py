@@ -420,6 +420,7 @@ def load_scheduler(source: str | None):
     path.write_text(code)
     spec = importlib.util.spec_from_file_location(f"scheduler_{abs(hash(source))}", path)
     module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # dataclasses look their module up there
     spec.loader.exec_module(module)
     return module
 

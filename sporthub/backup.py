@@ -605,6 +605,53 @@ class Volumes:
         self.created = []
 
 
+# -- from the local profile to the docker profile --------------------------------------------
+
+
+class _OwnedByUid1000(tarfile.TarFile):
+    """A tar whose members all belong to the container's user (UID 1000), whoever owned the
+    files on the host (the person's system user, or the hub's own user)."""
+
+    def addfile(self, tarinfo, fileobj=None):
+        tarinfo.uid = tarinfo.gid = self.uid
+        tarinfo.uname = tarinfo.gname = ""
+        super().addfile(tarinfo, fileobj)
+
+
+def move_homes(settings: Settings) -> dict[str, str]:
+    """Copy each person's home of the local profile into their docker-profile volume.
+
+    Run once, with the docker profile's settings, on the machine the local profile ran on (the
+    same data directory and SPORTHUB_LOCAL_USER_PREFIX), before people start their containers: a
+    person with no volume would start with an empty home, their files left in the old one. The
+    old homes stay as they are (removed by the admin once people found their files). Refuses,
+    before writing anything, a volume that already has files. Returns {name: volume}."""
+    if settings.profile != "docker":
+        raise BackupError("run it with SPORTHUB_PROFILE=docker (the profile the homes move to), "
+                          "on the machine and data directory of the local profile")
+    homes = local_homes(settings)
+    volumes = Volumes(settings)
+    volumes.check_empty(homes)
+    moved = {}
+    with tempfile.TemporaryDirectory(prefix="sporthub-move-") as tmp:
+        for name, home in homes.items():
+            spool = Path(tmp) / "home.tar"
+            with _OwnedByUid1000.open(spool, "w") as tar:
+                tar.uid = volumes.spawners.UID
+                add_home(tar, home, ".")
+            volume = volumes.volume(name)
+            try:
+                volumes.client.volumes.get(volume)
+            except volumes.errors.NotFound:
+                volumes.client.volumes.create(volume, labels={HELPER_LABEL: "home"})
+            with volumes.mounted(volume, read_only=False) as helper, spool.open("rb") as data:
+                if not helper.put_archive(MOUNT, data):
+                    raise BackupError(f"the engine refused to fill the volume {volume}")
+            spool.unlink()
+            moved[name] = volume
+    return moved
+
+
 def _rebase(name: str, top: str, prefix: str) -> str:
     """``<top>/a/b`` (as the engine names it) to ``<prefix>/a/b``."""
     rest = name.removeprefix(top).strip("/")

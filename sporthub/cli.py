@@ -203,6 +203,9 @@ def main(argv: list[str] | None = None) -> int:
     imp = users_commands.add_parser("import", help="create accounts from a CSV username,group")
     imp.add_argument("file", type=Path)
     users_commands.add_parser("list", help="accounts, their groups and whether they set a password")
+    users_commands.add_parser(
+        "move-homes", help="docker profile: copy each person's local-profile home into their "
+                           "volume (once, before they start; the old homes stay)")
     out = users_commands.add_parser("export", help="everything SportHub holds about a person, "
                                     "into one archive (0600)")
     out.add_argument("name")
@@ -247,6 +250,13 @@ def main(argv: list[str] | None = None) -> int:
                 return admin.invite(settings, args.name)
             if args.users_command == "import":
                 return admin.import_csv(settings, args.file)
+            if args.users_command == "move-homes":
+                moved = backup.move_homes(settings)
+                for name, volume in moved.items():
+                    print(f"{name}: home copied into the volume {volume}")
+                print(f"{len(moved)} home(s) moved; the local profile's homes are left as they "
+                      "were (remove them once people found their files)")
+                return 0
             if args.users_command == "export":
                 return admin.export_person(settings, args.name, args.file, args.format)
             if args.users_command == "erase":

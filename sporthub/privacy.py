@@ -399,6 +399,9 @@ async def _erase_squad(person: Person) -> Outcome:
         return Outcome()
     erase = squad[1]
     result = await _maybe_await(erase(person.name, **_squad_kwargs(erase, person)))
+    # its SQLite file (when not on PostgreSQL): freed pages keep no trace of the person
+    squad_url = getattr(person.settings, "squad_db_url", "")
+    await asyncio.to_thread(_vacuum_sqlite, squad_url)
     if isinstance(result, Outcome):
         return result
     if isinstance(result, dict):

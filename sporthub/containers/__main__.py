@@ -25,8 +25,8 @@ def main(argv: list[str] | None = None) -> int:
     commands = parser.add_subparsers(dest="command", required=True)
     build = commands.add_parser("images", help="build the images the profile needs")
     build.add_argument("names", nargs="*", metavar="NAME",
-                       help="singleuser, hub or llm; default: what SPORTHUB_PROFILE needs "
-                            "(docker: singleuser and hub; llm is compose.cpu.yaml's model)")
+                       help="singleuser, hub or llm; default: singleuser and hub, what the "
+                            "docker and k8s profiles run (llm is compose.cpu.yaml's model)")
     build.add_argument("--base", choices=["default", "debian"], default="default",
                        help="default: the Dockerfiles' pinned Python image; debian: one made "
                             "here from Debian packages (no registry needed)")
@@ -52,11 +52,13 @@ def main(argv: list[str] | None = None) -> int:
         if unknown:
             parser.error(f"unknown image {', '.join(sorted(unknown))}: choose from "
                          f"{', '.join(images.IMAGES)}")
-        names = args.names or (list(images.PROFILE_IMAGES) if settings.profile == "docker" else [])
-        if not names:
-            say(f"the {settings.profile} profile runs no containers: nothing to build "
-                "(SPORTHUB_PROFILE=docker, or name the images)")
-            return 0
+        # the docker and k8s profiles run the same two images; the local profile runs none, so
+        # `make images` there is the first step towards the docker profile (the guide's first
+        # command, typed before SPORTHUB_PROFILE=docker is set): it builds those, and says so
+        names = args.names or list(images.PROFILE_IMAGES)
+        if not args.names and settings.profile == "local":
+            say("the local profile runs no containers: building the docker profile's images "
+                f"({', '.join(names)}); start with SPORTHUB_PROFILE=docker")
         engine = engines.find(say, serve=False)
         base = None if args.base == "default" else args.base
         for name in names:

@@ -137,6 +137,14 @@ def install_podman(progress=print) -> None:
     if os.geteuid() != 0:
         raise EngineError("no Docker engine runs here and podman is not installed; as root run: "
                           f"apt-get install {' '.join(missing)}")
+    apt_install(missing, progress)
+
+
+def apt_install(missing: list[str], progress=print) -> None:
+    """Debian packages the engine's tooling needs, installed with apt (as root only)."""
+    if os.geteuid() != 0:
+        raise EngineError(f"{' '.join(missing)} is needed; as root run: "
+                          f"apt-get install {' '.join(missing)}")
     progress(f"installing {' '.join(missing)} with apt (once per machine)")
     env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
     for command in (["apt-get", "update", "-qq"],

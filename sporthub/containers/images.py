@@ -13,11 +13,13 @@ from __future__ import annotations
 
 import hashlib
 import re
+import shutil
 import subprocess
 import tempfile
 import time
 from pathlib import Path
 
+from sporthub.containers import engine as engines
 from sporthub.containers.engine import Engine, EngineError
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
@@ -76,6 +78,10 @@ def debian_base(engine: Engine, progress=print) -> str:
     if image_id(engine, DEBIAN_BASE):
         return DEBIAN_BASE
     mirror = apt_mirror()
+    if shutil.which("debootstrap") is None:
+        # podman's set-up installs it; with Docker Engine nothing had (found by the tier's
+        # Docker Engine run: FileNotFoundError)
+        engines.apt_install(["debootstrap"], progress)
     progress(f"making the base image {DEBIAN_BASE} with debootstrap from {mirror} (a few minutes)")
     with tempfile.TemporaryDirectory(prefix="sporthub-rootfs-") as tmp:
         rootfs = Path(tmp) / "rootfs"

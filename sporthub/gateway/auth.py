@@ -56,7 +56,11 @@ class HubTokenAuth(HubTokenCheck):
 def client_ip(request: Request, trusted_proxies: list[str], hops: int = 1) -> str | None:
     """The caller's address: X-Forwarded-For is believed only from a proxy we trust, and only
     the hops our own proxies appended (sporthub.forwarded, the same rule as the hub's)."""
-    # no check of the peer socket's owner here (the hub's sign-in has one): reading
-    # /proc/net/tcp took ~43 ms on this machine, on the event loop of every request
-    peer = request.client.host if request.client else None
-    return client_address(peer, request.headers.get("x-forwarded-for"), trusted_proxies, hops)
+    # on loopback only the proxy's own connection (the hub's user) may name the client: a
+    # person's process calling the gateway's port directly is logged as its own address. The
+    # owner of the connection is asked of the kernel by its four ends (netlink, ~0.3 ms)
+    peer, port = (request.client.host, request.client.port) if request.client else (None, None)
+    server = request.scope.get("server")
+    local = (server[0], server[1]) if server and server[1] is not None else None
+    return client_address(peer, request.headers.get("x-forwarded-for"), trusted_proxies, hops,
+                          port, local)

@@ -106,6 +106,9 @@ class Ticket:
     # the ETA computed when the ticket joined the queue (what the person is told first); None
     # when it got a slot at once
     eta_given_s: float | None = None
+    # when its estimate was last computed (scheduler clock): a reader within ETA_REFRESH_S of
+    # it, and with no news since, is told it without a re-estimate
+    estimated_at: float | None = None
 
     @property
     def waited_s(self) -> float | None:
@@ -523,10 +526,16 @@ class Scheduler:
 
     def _eta_for_tail(self, ticket: Ticket, now: float) -> None:
         sim = self._tails.get(ticket.model)
-        if (self._eta_dirty or sim is None or now - self._eta_computed_at > ETA_REFRESH_S):
+        deep = len(self.queues[ticket.model]) > SAMPLED_DEPTH
+        if self._eta_dirty or sim is None or (now - sim.now > ETA_REFRESH_S and not deep):
+            # news since the last simulation (or none yet), or a short line whose simulation
+            # is cheap to redo and better fresh: this arrival's ETA comes from a new one
             self._eta_dirty = True
             return
+        # with no news, an old simulation is only older: deep in a long line it goes on from
+        # where it stood (rerunning it for every arrival is what made admission slow)
         start, deviation = sim.place(ticket)
+        ticket.estimated_at = now
         ticket.eta_s = max(start - (now - sim.now), 0.0)
         ticket.spread = _share(deviation, start)
         self._smooth(ticket, now, moved=True)
@@ -539,6 +548,7 @@ class Scheduler:
         ticket.eta_s = max(passed.eta_s - (now - self._eta_computed_at), 0.0)
         ticket.spread = passed.spread
         ticket.eta_at = now + ticket.eta_s
+        ticket.estimated_at = now
 
     async def wait(self, ticket: Ticket, timeout: float) -> str:
         """Wait for a slot; leaving (timeout, cancellation) gives the place up at once."""
@@ -686,7 +696,12 @@ class Scheduler:
         if ticket.backend is not None:
             return 0.0
         now = self.clock()
-        self._refresh(now)
+        if (self._eta_dirty or ticket.estimated_at is None
+                or now - ticket.estimated_at > ETA_REFRESH_S):
+            # an arrival was just given its ETA by continuing the last simulation: its first
+            # comment does not rerun the whole estimate (with hundreds waiting, that is the
+            # cost); everyone else's reads keep it fresh
+            self._refresh(now)
         if ticket.eta_at is None or ticket.eta_s == math.inf:
             return ticket.eta_s
         return max(ticket.eta_at - now, 0.0)
@@ -724,6 +739,7 @@ class Scheduler:
             for ticket in queue:
                 start, deviation = sim.place(ticket)
                 ticket.eta_s, ticket.spread = start, _share(deviation, start)
+                ticket.estimated_at = now
                 self._smooth(ticket, now, moved)
 
     @staticmethod

@@ -19,7 +19,7 @@ from tornado import web
 from traitlets import Dict, Float, Integer, List, Unicode, default
 
 from sporthub import i18n
-from sporthub.forwarded import client_address, client_scheme
+from sporthub.forwarded import client_address, client_scheme, local_end
 from sporthub.hub.accounts import AccountStore, Throttled
 from sporthub.hub.handlers import handlers as sporthub_handlers
 from sporthub.hub.mydata import handlers as my_data_handlers
@@ -116,7 +116,7 @@ def request_address(request, trusted_proxies: list[str], hops: int) -> str:
     """
     peer, port = request.connection.context.address[:2]
     return client_address(peer, request.headers.get("X-Forwarded-For"), trusted_proxies,
-                          hops, port) or peer
+                          hops, port, local_end(request)) or peer
 
 
 
@@ -204,7 +204,8 @@ class SportHubOIDCAuthenticator(CappedAccountsMixin, GenericOAuthenticator):
         own = getattr(context, "_orig_protocol", request.protocol)
         scheme = client_scheme(context.address[0], request.headers.get("X-Forwarded-For"),
                                request.headers.get("X-Forwarded-Proto"), self.trusted_proxies,
-                               self.forwarded_hops, own, context.address[1])
+                               self.forwarded_hops, own, context.address[1],
+                               local_end(request))
         path = url_path_join(handler.hub.server.base_url, "oauth_callback")
         return f"{scheme}://{request.host}{path}"
 

@@ -22,7 +22,7 @@ from tornado import web
 from tornado.httputil import url_concat
 
 from sporthub import i18n
-from sporthub.forwarded import client_scheme
+from sporthub.forwarded import client_scheme, local_end
 from sporthub.hub.accounts import InvalidInvite, WeakPassword
 
 
@@ -42,7 +42,8 @@ def _invite_url(handler: BaseHandler, token: str) -> str:
     own = getattr(context, "_orig_protocol", request.protocol)
     scheme = client_scheme(context.address[0], request.headers.get("X-Forwarded-For"),
                            request.headers.get("X-Forwarded-Proto"), auth.trusted_proxies,
-                           auth.forwarded_hops, own, context.address[1])
+                           auth.forwarded_hops, own, context.address[1],
+                           local_end(request))
     return f"{scheme}://{request.host}{path}"
 
 

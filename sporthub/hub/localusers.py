@@ -23,8 +23,9 @@ import sysconfig
 from pathlib import Path
 
 from jupyterhub.spawner import LocalProcessSpawner
-from traitlets import Unicode
+from traitlets import List, Unicode
 
+from sporthub.hub.cgroups import join as join_cgroups
 from sporthub.settings import SettingsError
 from sporthub.stack_secrets import STACK_SECRETS
 
@@ -86,8 +87,19 @@ class SystemUserSpawner(LocalProcessSpawner):
         await asyncio.to_thread(ensure_system_user, self.system_user, self.user.name)
         return await super().start()
 
+    # the person's cgroup files (sporthub.hub.cgroups), filled by the profile's pre_spawn_hook
+    cgroup_procs = List(Unicode(), config=False)
+
     def make_preexec_fn(self, name):
-        return super().make_preexec_fn(self.system_user)
+        drop = super().make_preexec_fn(self.system_user)
+        procs = [Path(p) for p in self.cgroup_procs]
+
+        def preexec():
+            # as root still: the person cannot move their processes out of the group later
+            join_cgroups(procs)
+            drop()
+
+        return preexec
 
     def user_env(self, env):
         user = pwd.getpwnam(self.system_user)

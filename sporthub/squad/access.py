@@ -23,7 +23,7 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass
 
-import httpx
+from sporthub.service_auth import get_all, hub_api_client
 
 # groups that hold the whole club by role: being in one together makes no squad
 CLUB_GROUPS = frozenset({"athletes", "scientists", "priority"})
@@ -53,8 +53,7 @@ class Group:
 
 class Directory:
     def __init__(self, api_url: str, api_token: str, cache_s: float):
-        self.client = httpx.AsyncClient(base_url=api_url.rstrip("/") + "/", timeout=10,
-                                        headers={"Authorization": f"token {api_token}"})
+        self.client = hub_api_client(api_url, api_token, timeout=10)
         self.cache_s = cache_s
         self._groups: tuple[float, list[Group]] = (0.0, [])
 
@@ -62,19 +61,8 @@ class Directory:
         fetched_at, groups = self._groups
         if time.monotonic() - fetched_at <= self.cache_s and fetched_at:
             return groups
-        groups, offset = [], 0
-        while True:
-            response = await self.client.get(
-                "groups", params={"offset": offset, "limit": 200},
-                headers={"Accept": "application/jupyterhub-pagination+json"})
-            response.raise_for_status()
-            page = response.json()
-            groups += [Group(g["name"], frozenset(g.get("users") or ()), g.get("properties") or {})
-                       for g in page["items"]]
-            following = page["_pagination"]["next"]
-            if not following:
-                break
-            offset = following["offset"]
+        groups = [Group(g["name"], frozenset(g.get("users") or ()), g.get("properties") or {})
+                  for g in await get_all(self.client, "groups")]
         self._groups = (time.monotonic(), groups)
         return groups
 

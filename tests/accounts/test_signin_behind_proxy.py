@@ -12,11 +12,13 @@ import os
 import pwd
 import socket
 import subprocess
+import time
 
 import httpx
 import pytest
 
 from sporthub.forwarded import (
+    _diag_owner,
     client_address,
     client_scheme,
     from_this_machines_user,
@@ -192,8 +194,20 @@ def test_the_owner_of_a_loopback_connection_is_known():
         try:
             connection, (address, peer_port) = server.accept()
             with connection:
-                assert socket_owner(address, peer_port) == pwd.getpwnam("nobody").pw_uid
+                local = connection.getsockname()
+                nobody = pwd.getpwnam("nobody").pw_uid
+                assert socket_owner(address, peer_port) == nobody
+                # the kernel's exact lookup (netlink), what the gateway does for every request
+                assert socket_owner(address, peer_port, local) == nobody
+                started = time.perf_counter()
+                for _ in range(20):
+                    socket_owner(address, peer_port, local)
+                assert (time.perf_counter() - started) / 20 < 0.005  # /proc: ~43 ms here
+                assert _diag_owner(address, peer_port ^ 1, *local) is None  # no such connection
                 assert not from_this_machines_user(address, peer_port, os.geteuid())
+                assert not from_this_machines_user(address, peer_port, os.geteuid(), local)
+                assert client_address(address, "10.7.7.7", ["127.0.0.1"], 1, peer_port,
+                                      local) == "127.0.0.1"
                 assert client_address(address, "10.7.7.7", ["127.0.0.1"], 1, peer_port) \
                     == "127.0.0.1"
         finally:

@@ -16,6 +16,7 @@ import pytest
 
 from sporthub.containers import engine as engines
 from sporthub.containers import images
+from tests.containers import dockerd
 from tests.support.stack import HubClient, create_account, make_stack, set_password, started
 
 PASSWORD = "long-enough-pass-42"
@@ -29,9 +30,27 @@ def pytest_collection_modifyitems(items):
             item.add_marker(pytest.mark.timeout(1800))
 
 
-@pytest.fixture(scope="session")
-def engine():
-    engine = engines.find(progress=lambda m: print(f"[engine] {m}", flush=True))
+# every test of the tier runs on each engine: podman (set up by SportHub when no Docker Engine
+# runs) and Docker Engine (a dockerd of the tier's own, tests/containers/dockerd.py); pytest
+# runs all of one engine's tests, then the other's, with their own stacks
+ENGINES = ("podman", "docker")
+
+
+def progress(message: str) -> None:
+    print(f"[engine] {message}", flush=True)
+
+
+@pytest.fixture(scope="session", params=ENGINES)
+def engine(request):
+    started = time.monotonic()
+    if request.param == "podman":
+        engine = engines.find(progress=progress)
+        if engine.kind != "podman":
+            pytest.fail("a Docker Engine answers on /var/run/docker.sock: the podman run would "
+                        "test it instead; stop it (the docker run starts a dockerd of its own)")
+    else:
+        engine = dockerd.start(progress=progress)
+    TIMINGS[f"{request.param}: engine start"] = time.monotonic() - started
     yield engine
     engine.stop()
 
@@ -43,9 +62,17 @@ def client(engine) -> docker.DockerClient:
 
 @pytest.fixture(scope="session")
 def image(engine) -> str:
+    tag = "sporthub-singleuser:test"
+    if engine.kind == "docker":
+        # what the podman run built, loaded rather than built again (same IDs, same labels)
+        started = time.monotonic()
+        carried = dockerd.carry_over(engine, [images.DEBIAN_BASE, tag, "sporthub-hub:test"],
+                                     progress)
+        if carried:
+            TIMINGS["docker: images carried over from podman"] = time.monotonic() - started
     started = time.monotonic()
-    tag, built = images.build(engine, "singleuser", tag="sporthub-singleuser:test", base="debian")
-    TIMINGS["singleuser image " + ("build" if built else "check (cached)")] = (
+    tag, built = images.build(engine, "singleuser", tag=tag, base="debian")
+    TIMINGS[f"{engine.kind}: singleuser image " + ("build" if built else "check (cached)")] = (
         time.monotonic() - started)
     return tag
 

@@ -393,3 +393,36 @@ async def test_a_fair_turn_ahead_of_others_starts_about_when_the_one_it_passed_w
     clock.now += 1.0  # the periodic re-estimate: the flood's later ones moved back by one
     assert s.eta(newcomer) == pytest.approx(1.0, abs=0.05)
     assert [s.eta(t) for t in flood[1:]] == pytest.approx([2.0, 3.0], abs=0.05)
+
+
+async def test_an_arrival_deep_in_a_long_line_never_reruns_the_whole_estimate(monkeypatch):
+    """With 400 waiting (the most 100 accounts can queue) an arrival's ETA, and the first
+    comment that reads it, continue the last simulation even when it is a few seconds old;
+    only news (a slot given or freed, someone leaving) or another waiter's periodic read
+    reruns it."""
+    clock = Clock()
+    s = known(clock, length=50, tokens_per_s=50.0, queued=5, running=1)
+    people = [f"p{i}" for i in range(100)]
+    s.submit("h", 0, "m")  # holds the slot
+    for _ in range(4):
+        for person in people:
+            s.submit(person, 0, "m")
+    s.eta(s.queues["m"][0])  # everyone estimated once
+    runs = []
+    real = s._estimate
+    monkeypatch.setattr(s, "_estimate", lambda now, moved: (runs.append(now), real(now, moved)))
+    late = []
+    for i in range(20):
+        clock.now += 0.3  # the last simulation gets older than ETA_REFRESH_S
+        ticket = s.submit(people[i], 0, "m")  # a fifth: at the tail
+        late.append(ticket)
+        assert s.eta(ticket) == pytest.approx(ticket.eta_given_s)
+    assert runs == []
+    assert [s.position(t) for t in late] == list(range(401, 421))
+    told = [t.eta_given_s - 0.3 * (19 - i) for i, t in enumerate(late)]  # as of now
+    # a periodic read by someone waiting long since reruns it
+    s.eta(s.queues["m"][5])
+    assert len(runs) == 1
+    # and the continued simulation agreed with the fresh one, to a second or two in 400 (the
+    # fresh one still sees the running answer's whole length: nothing streamed here)
+    assert told == pytest.approx([s.eta(t) for t in late], rel=0.02)

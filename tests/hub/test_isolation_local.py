@@ -157,6 +157,87 @@ def test_from_her_terminal_a_person_reads_nothing_of_another_person_or_of_the_hu
     assert not [line for line in lines if line.startswith("LEAK ")], lines
 
 
+# what a person's process can reach on this machine's loopback ports, and what each answers;
+# run from a JupyterLab terminal (the person's own system user), with the person's own token
+PORT_PROBE = """
+import json, os, urllib.error, urllib.request
+
+class Stay(urllib.request.HTTPRedirectHandler):
+    def redirect_request(self, *args):
+        return None  # a redirect is an answer: report it, do not follow it
+
+opener = urllib.request.build_opener(Stay)
+token = os.environ["JUPYTERHUB_API_TOKEN"]
+for name, method, url, body, headers in json.load(open(os.path.expanduser("~/targets.json"))):
+    headers = {k: v.replace("$TOKEN", token) for k, v in headers.items()}
+    request = urllib.request.Request(url, body.encode() if body else None, headers, method=method)
+    try:
+        status = opener.open(request, timeout=120).status
+    except urllib.error.HTTPError as e:
+        status = e.code
+    except OSError as e:
+        status = "unreachable"
+    print("PORT", name, status)
+print("FINISHED")
+"""
+
+
+@pytest.mark.stack
+@as_root
+def test_from_her_terminal_each_loopback_port_answers_only_what_it_may(stack, people):
+    """Issue 17, item 3: every service on 127.0.0.1, called straight from a person's process.
+
+    Reachable is not the question on one machine (loopback is everyone's): each port must answer
+    a person without credentials as it answers a stranger, and no port may take the client's
+    address from a header a local process wrote: the gateway's audit log names the connection's
+    own address, not the forged X-Forwarded-For."""
+    athlete = people["athlete"]
+    env = stack.env
+    at = "http://127.0.0.1:{}".format
+    # the embedded model, or the stack's configured backend
+    configured = json.loads(env.get("SPORTHUB_LLM_BACKENDS") or "[]")
+    backend = configured[0]["url"] if configured else at(env["SPORTHUB_EMBEDDED_LLM_PORT"])
+    model = configured[0]["models"][0] if configured else "smollm2-135m-instruct"
+    chat = json.dumps({"model": model, "max_tokens": 1,
+                       "messages": [{"role": "user", "content": "Hi"}]})
+    own, forged = {"Authorization": "Bearer $TOKEN", "Content-Type": "application/json"}, \
+        {"X-Forwarded-For": "10.6.6.6"}
+    gateway = f"{at(env['SPORTHUB_GATEWAY_PORT'])}/services/llm/v1/chat/completions"
+    targets = [
+        ("proxy", "GET", f"{at(env['SPORTHUB_PORT'])}/hub/login", None, {}),
+        ("proxy-api", "GET", f"{at(env['SPORTHUB_PROXY_API_PORT'])}/api/routes", None, {}),
+        ("hub-api", "GET", f"{at(env['SPORTHUB_HUB_PORT'])}/hub/api/users", None, {}),
+        ("hub-api-own-token", "GET", f"{at(env['SPORTHUB_HUB_PORT'])}/hub/api/users", None,
+         {"Authorization": "token $TOKEN"}),
+        ("gateway-no-token", "POST", gateway, chat, {"Content-Type": "application/json"}),
+        ("gateway-forged-address", "POST", gateway, chat, {**own, **forged}),
+        ("backend-no-key", "POST", f"{backend}/v1/chat/completions", chat,
+         {"Content-Type": "application/json"}),
+        ("backend-own-token", "POST", f"{backend}/v1/chat/completions", chat, own),
+        ("usage", "GET", f"{at(env['SPORTHUB_USAGE_PORT'])}/services/usage/", None, {}),
+        ("usage-own-token", "GET", f"{at(env['SPORTHUB_USAGE_PORT'])}/services/usage/", None,
+         {"Authorization": "token $TOKEN"}),
+    ]
+    athlete.write("targets.json", json.dumps(targets))
+    athlete.write("ports.py", PORT_PROBE)
+    audit = stack.data_dir / "gateway-audit.jsonl"
+    before = audit.read_text().count("\n") if audit.exists() else 0
+    lines = asyncio.run(athlete.terminal("python3 ~/ports.py", timeout=180))
+    answers = dict(line.split()[1:3] for line in lines if line.startswith("PORT "))
+    assert answers == {
+        "proxy": "200",  # the way in, as for everybody
+        "proxy-api": "403",  # the proxy's routes need the hub's proxy token
+        "hub-api": "403", "hub-api-own-token": "403",  # a person may not list the accounts
+        "gateway-no-token": "401",
+        "gateway-forged-address": "200",  # her own chat, on her own budget
+        "backend-no-key": "401", "backend-own-token": "401",  # only the gateway has its key
+        "usage": "302", "usage-own-token": "403",  # the usage page: admins only
+    }, lines
+    entries = [json.loads(line) for line in audit.read_text().splitlines()[before:]]
+    hers = [e for e in entries if e["user"] == athlete.name]
+    assert hers and {e["ip"] for e in hers} == {"127.0.0.1"}, hers
+
+
 @pytest.mark.stack
 @as_root
 def test_the_data_directory_is_root_only(stack, people):

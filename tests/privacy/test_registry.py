@@ -112,3 +112,23 @@ def test_without_a_squad_service_the_squad_store_says_so(person, monkeypatch):
     archive = privacy.Archive(io.BytesIO())
     asyncio.run(squad.export(person, archive))
     assert "no squad service" in archive.contents[0]
+
+
+def test_the_squad_services_own_rows_are_erased_under_our_pseudonym(person):
+    """The real squad service's store (issue 20): consent and a staff read of zoe's data."""
+    from sporthub.squad import _store
+
+    store = _store(person.settings)
+    store.set_share("zoe", True, by="zoe", address="10.1.2.3")
+    store.log_read("coachkim", "zoe", "sessions", "10.1.2.4")
+    store.engine.dispose()
+    squad = next(s for s in privacy.STORES if s.name == "squad")
+    buffer = io.BytesIO()
+    archive = privacy.Archive(buffer)
+    asyncio.run(squad.export(person, archive))
+    archive.close("readme")
+    assert "squad/record.json" in zipfile.ZipFile(buffer).namelist()
+    asyncio.run(squad.erase(person))
+    raw = (person.settings.data_dir / "squad.sqlite").read_bytes()
+    assert b"zoe" not in raw and b"10.1.2.3" not in raw
+    assert person.pseudonyms("zoe").encode() in raw  # the kept rows, under our pseudonym

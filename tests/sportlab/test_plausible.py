@@ -27,6 +27,7 @@ from sportlab.plausible import (
     ImplausibleSampleError,
     ImplausibleSampleWarning,
     clean,
+    clean_frame,
 )
 
 START = pd.Timestamp("2026-03-01 08:00:00", tz="UTC")
@@ -129,6 +130,13 @@ def test_every_bound_has_a_source_in_the_module_docstring():
 @pytest.fixture(scope="module")
 def real_ride(activities):
     return read_activity(activities / LONG_RIDE)
+
+
+def test_a_plausible_ride_is_not_copied(real_ride):
+    # The check costs a min and a max per channel; a clean ride is returned as it is.
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert clean_frame(real_ride) is real_ride
 
 
 def test_real_ride_with_injected_spikes_keeps_its_numbers(real_ride):

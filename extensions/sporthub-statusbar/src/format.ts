@@ -13,6 +13,8 @@ export interface Status {
   /** Set when the gateway has no honest number (deep in line, or too uncertain): a lower bound. */
   eta_more_than_s?: number | null;
   budget: { used: number | null; limit: number | null; resets_at: string | null };
+  /** The model is a demo model (embedded, or marked by the admin): its answers are not advice. */
+  demo?: boolean;
 }
 
 export type Language = 'en' | 'ru';
@@ -123,6 +125,7 @@ function clock(iso: string | null): string {
 const TEXTS = {
   en: {
     ai: 'AI',
+    aiDemo: 'AI (demo model)',
     idle: 'idle',
     idleTitle: 'The AI model is free. Click to open the chat with the Coach.',
     inLine: (p: string) => `${p} in line`,
@@ -136,6 +139,7 @@ const TEXTS = {
   },
   ru: {
     ai: 'ИИ',
+    aiDemo: 'ИИ (демо-модель)',
     idle: 'свободен',
     idleTitle: 'Модель ИИ свободна. Нажмите, чтобы открыть чат с Тренером.',
     inLine: (p: string) => `${p} в очереди`,
@@ -157,7 +161,9 @@ export function pending(lang: Language): Shown {
 /** What the status bar shows for a status from the server, or for none (server unreachable). */
 export function describe(status: Status | null, lang: Language): Shown {
   const t = TEXTS[lang];
-  const join = (...parts: string[]) => `${t.ai}: ${parts.filter(Boolean).join(', ')}`;
+  // a demo model is named as such wherever the athlete looks: "AI (demo model): idle ..."
+  const ai = status?.demo ? t.aiDemo : t.ai;
+  const join = (...parts: string[]) => `${ai}: ${parts.filter(Boolean).join(', ')}`;
   if (status === null || status.state === 'unavailable') {
     return { text: join(t.unavailable), title: t.unavailableTitle };
   }

@@ -15,7 +15,7 @@ import shutil
 import sys
 from pathlib import Path
 
-from sporthub.hub import common, localusers
+from sporthub.hub import cgroups, common, localusers
 from sporthub.hub.limits import Limits, LimitsHook
 from sporthub.settings import ENV_PREFIX, Settings, SettingsError
 
@@ -127,8 +127,12 @@ def apply_limits(spawner, limits: Limits) -> None:
 
     JupyterHub hands them to the server as ``MEM_LIMIT`` / ``CPU_LIMIT`` (shown by JupyterLab);
     holding the processes to them is the kernel's job. With the hub run as root, the person's
-    system user's processes are to be put in a cgroup of these sizes here, before the start;
-    a hub that is not root accepts no limit setting (``check``), so there is nothing to hold.
+    system user's server joins a cgroup of these sizes (sporthub.hub.cgroups), made here before
+    the start: a limit that cannot be set stops the start; a hub that is not root accepts no
+    limit setting (``check``), so there is nothing to hold.
     """
     spawner.mem_limit = limits.mem_bytes
     spawner.cpu_limit = limits.cpus
+    if isinstance(spawner, localusers.SystemUserSpawner):  # the hub runs as root
+        spawner.cgroup_procs = [str(p) for p in cgroups.prepare(
+            spawner.system_user, limits.mem_bytes, limits.cpus)]

@@ -4,7 +4,8 @@ Readers for FIT/GPX/TCX recordings, training-load, heart-rate, power, running an
 plots, an ipywidgets dashboard and a synthetic team season. Formulas cite their references.
 """
 
-from sportlab import athlete, datasets, metrics, resample
+from sportlab import archives, athlete, clock, datasets, metrics, plausible, resample
+from sportlab.archives import ArchiveLimitError, read_archive
 from sportlab.readers import ActivityReadError, read_activity, read_sessions
 from sportlab.session import SessionSummary, summarize_session
 
@@ -22,12 +23,17 @@ def __getattr__(name: str) -> object:
 
 __all__ = [
     "ActivityReadError",
+    "ArchiveLimitError",
     "SessionSummary",
     "__version__",
+    "archives",
     "athlete",
+    "clock",
     "datasets",
     "metrics",
+    "plausible",
     "read_activity",
+    "read_archive",
     "read_sessions",
     "resample",
     "summarize_session",

@@ -39,6 +39,7 @@ sample is copied.
 
 from __future__ import annotations
 
+import math
 import warnings
 from collections.abc import Iterable
 from typing import Literal, TypeVar
@@ -95,6 +96,13 @@ def _describe(channel: str, data: np.ndarray, bad: np.ndarray) -> str:
     )
 
 
+def within(values: np.ndarray, channel: str) -> bool:
+    """Whether every sample of a non-empty array is a number within ``channel``'s bounds (one
+    min and one max pass; False if any sample is NaN, which the caller then looks at)."""
+    low, high = BOUNDS.get(channel, _ANY_FINITE)
+    return bool(low <= values.min() and values.max() <= high)
+
+
 def implausible(values: np.ndarray, channel: str) -> np.ndarray | None:
     """Boolean mask of the samples outside ``channel``'s bounds or infinite (NaN is fine), or
     None when there are none (the common case, found with a min and a max pass only). A
@@ -102,8 +110,7 @@ def implausible(values: np.ndarray, channel: str) -> np.ndarray | None:
     low, high = BOUNDS.get(channel, _ANY_FINITE)
     if values.size == 0:
         return None
-    lowest, highest = values.min(), values.max()  # NaN if any sample is NaN
-    if low <= lowest and highest <= high:
+    if within(values, channel):
         return None
     with np.errstate(invalid="ignore"):
         bad = (values < low) | (values > high)  # inf is outside; NaN compares False
@@ -156,9 +163,9 @@ def clean_frame(
     for column in columns if columns is not None else frame.columns:
         if column not in BOUNDS or column not in frame.columns:
             continue
-        cleaned = clean(frame[column], column, on_implausible=on_implausible,
-                        stacklevel=stacklevel + 1)
-        if cleaned is not frame[column]:
+        series = frame[column]
+        cleaned = clean(series, column, on_implausible=on_implausible, stacklevel=stacklevel + 1)
+        if cleaned is not series:  # only a channel with an implausible sample is copied
             if out is frame:
                 out = frame.copy()
             out[column] = cleaned.to_numpy()
@@ -168,7 +175,24 @@ def clean_frame(
 def require_finite(name: str, value: object, *, positive: bool = False,
                    allow_nan: bool = False) -> None:
     """Refuse a number (or array) that is infinite, NaN (unless ``allow_nan``), or negative
-    (zero too with ``positive``), with a ValueError naming the argument."""
+    (zero too with ``positive``), with a ValueError naming the argument.
+
+    Called on every metric's arguments, so the accepted case is a plain float comparison for a
+    number and a min and a max pass for an array."""
+    if isinstance(value, float | int) and not isinstance(value, bool):
+        number = float(value)
+        if math.isfinite(number) and (number > 0 if positive else number >= 0):
+            return
+    else:
+        data = np.asarray(value, dtype="float64")
+        if data.size:
+            lowest, highest = data.min(), data.max()  # NaN if any is NaN
+            if (lowest > 0 if positive else lowest >= 0) and highest < np.inf:
+                return
+    _explain(name, value, positive=positive, allow_nan=allow_nan)
+
+
+def _explain(name: str, value: object, *, positive: bool, allow_nan: bool) -> None:
     data = np.asarray(value, dtype="float64")
     if data.size == 0:
         raise ValueError(f"{name} is empty")
@@ -192,4 +216,5 @@ __all__ = [
     "clean_frame",
     "implausible",
     "require_finite",
+    "within",
 ]

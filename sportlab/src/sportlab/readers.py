@@ -22,6 +22,13 @@ from typing import Literal
 import numpy as np
 import pandas as pd
 
+from sportlab.archives import (
+    DEFAULT_LIMITS,
+    ArchiveLimitError,
+    ArchiveLimits,
+    inner_suffix,
+    read_gzipped,
+)
 from sportlab.clock import repair_clock
 from sportlab.plausible import OnImplausible, clean_frame
 from sportlab.resample import PAUSE_GAP_S
@@ -51,8 +58,17 @@ class ActivityReadError(ValueError):
         super().__init__(f"cannot read activity file {str(path)!r}: {problem}")
 
 
-def read_activity(path: str | Path, *, on_implausible: OnImplausible = "gap") -> pd.DataFrame:
-    """Read a FIT, GPX or TCX recording (chosen by file extension).
+def read_activity(
+    path: str | Path,
+    *,
+    on_implausible: OnImplausible = "gap",
+    limits: ArchiveLimits = DEFAULT_LIMITS,
+) -> pd.DataFrame:
+    """Read a FIT, GPX or TCX recording (chosen by file extension), also gzip-compressed.
+
+    ``.fit.gz``, ``.gpx.gz`` and ``.tcx.gz`` (Strava's bulk export) are read directly within
+    ``limits`` against archive bombs (:class:`sportlab.archives.ArchiveLimitError` past them);
+    a ``.zip`` of recordings is read with :func:`sportlab.read_archive`.
 
     Returns a DataFrame indexed by UTC timestamp with the SI columns listed in the module
     docstring; ``frame.attrs["sport"]`` is the sport the file names (lower-case), or None.
@@ -72,16 +88,24 @@ def read_activity(path: str | Path, *, on_implausible: OnImplausible = "gap") ->
         ".gpx": _read_gpx,
         ".tcx": _read_tcx,
     }
-    reader = readers.get(path.suffix.lower())
+    suffix = inner_suffix(path)
+    reader = readers.get(suffix)
     if reader is None:
+        if path.suffix.lower() == ".zip":
+            raise ActivityReadError(path, "a .zip holds many recordings: read it with "
+                                    "sportlab.read_archive(path)")
         raise ActivityReadError(
-            path, f"unknown file type {path.suffix!r} (expected .fit, .gpx or .tcx)"
+            path, f"unknown file type {path.suffix!r} (expected .fit, .gpx or .tcx, "
+            "optionally .gz)"
         )
     if not path.is_file():
         raise ActivityReadError(path, "file does not exist")
     try:
-        frame = reader(path)
-    except ActivityReadError:
+        if path.suffix.lower() == ".gz":
+            frame = read_gzipped(path, reader, limits)
+        else:
+            frame = reader(path)
+    except (ActivityReadError, ArchiveLimitError):
         raise
     except Exception as exc:  # the parser libraries raise many unrelated types
         raise ActivityReadError(path, f"{type(exc).__name__}: {exc}") from exc

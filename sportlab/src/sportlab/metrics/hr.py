@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 
 from sportlab._typing import ArrayLike
-from sportlab.plausible import clean, require_finite
+from sportlab.plausible import clean, require_finite, within
 from sportlab.resample import MAX_DROPOUT_S, PAUSE_GAP_S, grid_1hz, is_1hz_with_pauses
 
 # Banister's weighting constants (a, b) in TRIMP = D * dHR * a * exp(b * dHR).
@@ -82,11 +82,13 @@ def per_second(
     if isinstance(values, pd.Series) and isinstance(
         values.index, pd.DatetimeIndex | pd.TimedeltaIndex
     ):
-        data = clean(values.to_numpy(dtype=float), channel, stacklevel=4)
-        if (sample_s is None and pause_gap_s == PAUSE_GAP_S and not np.isnan(data).any()
-                and is_1hz_with_pauses(values.index)):
+        data = values.to_numpy(dtype=float)
+        # within(): every sample a plausible number (so no NaN either), in one min/max pass.
+        if (sample_s is None and pause_gap_s == PAUSE_GAP_S and data.size
+                and within(data, channel) and is_1hz_with_pauses(values.index)):
             # Each sample is one second; pauses have no seconds to count.
             return data, 1.0
+        data = clean(data, channel, stacklevel=4)
         grid, _ = grid_1hz(pd.Series(data, index=values.index), sample_s, long_dropouts="nan",
                            name=channel, pause_gap_s=pause_gap_s, max_dropout_s=max_dropout_s)
         return grid, 1.0

@@ -1,0 +1,53 @@
+"""Issue 17, item 15: `make images BASE=debian`, the guide's first step for the docker profile,
+typed as written (no SPORTHUB_PROFILE yet), builds that profile's images.
+
+Which images and with which base is decided here, before any engine work: the engine and the
+build are replaced by recorders (a real build takes minutes per image; the container tier builds
+them for real).
+"""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+
+from sporthub.containers import __main__ as command
+from sporthub.containers import engine as engines
+from sporthub.containers import images
+
+
+@pytest.fixture
+def builds(monkeypatch, tmp_path) -> list[tuple]:
+    done: list[tuple] = []
+    monkeypatch.chdir(tmp_path)  # no sporthub.toml of the checkout's
+    for name in [n for n in os.environ if n.startswith("SPORTHUB_")]:
+        monkeypatch.delenv(name)
+    monkeypatch.setattr(engines, "find", lambda say, serve=True: "the engine")
+    monkeypatch.setattr(images, "build", lambda engine, name, tag=None, base=None, progress=None:
+                        done.append((engine, name, tag, base)))
+    return done
+
+
+@pytest.mark.parametrize("profile", [None, "local", "docker"])
+def test_make_images_builds_the_docker_profiles_images_whatever_the_profile_says(
+        builds, monkeypatch, capsys, profile):
+    if profile:
+        monkeypatch.setenv("SPORTHUB_PROFILE", profile)
+    assert command.main(["images", "--base", "debian"]) == 0
+    assert builds == [("the engine", "singleuser", "sporthub-singleuser:latest", "debian"),
+                      ("the engine", "hub", None, "debian")]
+    if profile != "docker":
+        assert "start with SPORTHUB_PROFILE=docker" in capsys.readouterr().out
+
+
+def test_named_images_are_built_alone(builds):
+    assert command.main(["images", "llm"]) == 0
+    assert builds == [("the engine", "llm", None, None)]
+
+
+def test_the_makefile_passes_base_and_images_through():
+    from tests.support.stack import REPO
+
+    makefile = (REPO / "Makefile").read_text()
+    assert "-m sporthub.containers images --base $(or $(BASE),default) $(IMAGES)" in makefile
