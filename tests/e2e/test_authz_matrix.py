@@ -64,6 +64,19 @@ MATRIX: list[tuple[Call, tuple]] = [
      (LOGIN, 403, 403, 403, 200, 403, 403, 403, 403)),
     (Call("GET", "/services/usage/usage.csv", page=True),
      (LOGIN, 403, 403, 403, 200, 403, 403, 403, 403)),
+    # the squad (issue 20): the squad scope for people in a role group (and the admin); staff
+    # (scientists, club-wide by default) read; an athlete who does not share is 404; the admin
+    # records a guardian's consent but is not staff; services have no person to act for
+    (Call("GET", "/services/squad/api/athletes"), (401, 403, 403, 200, 403, 401, 401, 401, 401)),
+    (Call("GET", "/services/squad/api/athletes/mx-athlete/sessions"),
+     (401, 403, 403, 404, 403, 401, 401, 401, 401)),
+    (Call("GET", "/services/squad/api/me"), (401, 403, 200, 200, 200, 401, 401, 401, 401)),
+    (Call("PUT", "/services/squad/api/me/consent", {"share": False}),
+     (401, 403, 200, 200, 200, 401, 401, 401, 401)),
+    (Call("PUT", "/services/squad/api/athletes/mx-target/guardian", {"guardian": "G. Parent"}),
+     (401, 403, 403, 403, 200, 401, 401, 401, 401)),
+    (Call("GET", "/hub/my-data", page=True),
+     (LOGIN, 200, 200, 200, 200, LOGIN, LOGIN, LOGIN, LOGIN)),
     # SportHub's pages and API in the hub: admin:users (the admin, the CLI)
     # a hub page takes no service token: services use the API
     (Call("GET", "/hub/invites", page=True),
