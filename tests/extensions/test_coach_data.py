@@ -244,6 +244,8 @@ def test_backend_down_is_said_in_plain_words_in_the_interface_language(hub, back
     said = replies[-1]["body"]
     assert said.startswith("Модель ИИ сейчас недоступна. Попробуйте ещё раз"), said
     assert_plain(said)
+    # this backend is not marked demo: no demo notice
+    assert not any("демонстрационная" in r["body"] or "demo model" in r["body"] for r in replies)
     interface(hub, "galina", token, "en-GB,en;q=0.9")
     replies = asyncio.run(chat(hub, "galina", token, "Как прошла моя неделя?", persona=COACH,
                                chat_file="down-en.chat"))
