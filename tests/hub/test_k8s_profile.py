@@ -512,10 +512,10 @@ def test_a_real_hub_on_the_charts_configuration_serves_the_gateway_through_the_p
         assert secret not in hub_log
 
 
-def test_oidc_sign_in_takes_its_callback_from_the_request(tmp_path):
-    """The public name is the chart's (proxy.https.hosts): SportHub sets no callback URL of its
-    own, so OAuthenticator builds it from the request (Host kept by the proxy, the scheme from
-    X-Forwarded-Proto); the client secret stays in the hub."""
+def test_oidc_sign_in_calls_back_to_the_public_url(tmp_path):
+    """values.yaml names the public address (SPORTHUB_PUBLIC_URL, the chart's proxy.https.hosts):
+    the callback is built on it, never on a request's headers (without it, the scheme comes from
+    trusted proxies only: tests/accounts/test_public_url.py); the client secret stays in the hub."""
     config = hub_config(tmp_path, SPORTHUB_AUTH="oidc",
                         SPORTHUB_OIDC_AUTHORIZE_URL="https://id.club.example/authorize",
                         SPORTHUB_OIDC_TOKEN_URL="https://id.club.example/token",
@@ -523,7 +523,8 @@ def test_oidc_sign_in_takes_its_callback_from_the_request(tmp_path):
                         SPORTHUB_OIDC_CLIENT_ID="sporthub",
                         SPORTHUB_OIDC_CLIENT_SECRET="client-secret-of-the-club")
     oidc = config["SportHubOIDCAuthenticator"]
-    assert oidc["client_id"] == "sporthub" and "oauth_callback_url" not in oidc
+    assert oidc["client_id"] == "sporthub"
+    assert oidc["oauth_callback_url"] == "https://hub.club.example/hub/oauth_callback"
     assert config["JupyterHub"]["authenticator_class"] == \
         "sporthub.hub.auth.SportHubOIDCAuthenticator"
     for service in config["JupyterHub"]["services"]:
