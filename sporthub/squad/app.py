@@ -31,8 +31,7 @@ from starlette.requests import Request
 from starlette.responses import FileResponse, JSONResponse, Response
 from starlette.routing import Mount, Route
 
-from sporthub.forwarded import client_address
-from sporthub.gateway.auth import Caller, HubTokenAuth
+from sporthub.gateway.auth import Caller, HubTokenAuth, client_ip
 from sporthub.gateway.errors import GatewayError
 from sporthub.settings import Settings
 from sporthub.squad.access import Directory
@@ -122,9 +121,9 @@ class Squad:
             raise
 
     def address(self, request: Request) -> str | None:
-        peer = request.client.host if request.client else None
-        return client_address(peer, request.headers.get("x-forwarded-for"),
-                              self.settings.trusted_proxies, self.settings.forwarded_hops)
+        # the gateway's rule: on loopback only the proxy's own connection may name the client,
+        # so a person's process cannot write another address into the consent record
+        return client_ip(request, self.settings.trusted_proxies, self.settings.forwarded_hops)
 
     async def staff(self, request: Request) -> Caller:
         caller = await self.caller(request)
