@@ -12,13 +12,15 @@ from tests.containers.conftest import TIMINGS
 pytestmark = pytest.mark.containers
 
 
-def test_the_hub_image_builds_and_carries_hub_gateway_proxy_and_dockerspawner(engine):
+def test_the_hub_image_builds_and_carries_hub_gateway_squad_proxy_and_dockerspawner(engine):
     started = time.monotonic()
     tag, built = images.build(engine, "hub", tag="sporthub-hub:test", base="debian")
     TIMINGS["hub image " + ("build" if built else "check (cached)")] = time.monotonic() - started
     result = engine.run("run", "--rm", "--network", "none", tag, "sh", "-c",
                         "configurable-http-proxy --version && jupyterhub --version && "
                         "python -c 'import dockerspawner, sporthub.gateway, sporthub.usage, "
+                        # the squad service summarises each shared recording with sportlab
+                        "sporthub.squad.app, sportlab.session, "
                         "kubespawner, sporthub.hub.profiles.k8s, tornado.curl_httpclient' && "
                         "sporthub --help >/dev/null && pg_dump --version && "
                         "pg_restore --version && echo ok", capture_output=True)
