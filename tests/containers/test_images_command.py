@@ -51,3 +51,17 @@ def test_the_makefile_passes_base_and_images_through():
 
     makefile = (REPO / "Makefile").read_text()
     assert "-m sporthub.containers images --base $(or $(BASE),default) $(IMAGES)" in makefile
+
+
+@pytest.mark.parametrize("name", sorted(images.IMAGES))
+def test_what_a_dockerfile_imports_from_sporthub_exists(name):
+    """A Dockerfile's `python -c "from sporthub... import X"` runs minutes into a build: a moved
+    function (it happened) is caught here, in seconds, instead of by the container tier."""
+    import importlib
+    import re
+
+    dockerfile = (images.PROJECT_ROOT / "images" / name / "Dockerfile").read_text()
+    for module, names in re.findall(r"from (sporthub[\w.]*) import ([\w, ]+)", dockerfile):
+        imported = importlib.import_module(module)
+        for attribute in (n.strip() for n in names.split(",")):
+            assert hasattr(imported, attribute), f"images/{name}/Dockerfile: {module}.{attribute}"
