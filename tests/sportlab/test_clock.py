@@ -86,7 +86,7 @@ def test_repeated_timestamps_with_other_values_are_averaged_with_a_warning(tcx_t
 def test_shuffled_gpx_points_are_read_as_the_original(activities, tmp_path):
     text = (activities / SMALL_GPX).read_text(encoding="utf-8")
     start, end = text.index("<trkpt"), text.rindex("</trkpt>") + len("</trkpt>")
-    points = re.findall(r"<trkpt.*?</trkpt>", text[start:end], flags=re.S)
+    points = re.findall(r"<trkpt.*?</trkpt>", text[start:end], flags=re.DOTALL)
     assert len(points) == 96
     order = np.random.default_rng(3).permutation(len(points))
     shuffled = text[:start] + "\n".join(points[i] for i in order) + text[end:]

@@ -41,13 +41,13 @@ def timed(values):
 
 def test_sixty_seconds_at_minus_fifty_watts_is_a_named_dropout_not_plus_fifty():
     # The case: 60 s at -50 W had a weighted power of +50 W (the 4th power of -50).
-    with pytest.warns(ImplausibleSampleWarning, match=r"60 sample\(s\) of power_w are below 0"):
-        with pytest.raises(ValueError, match=r"no valid value at all .* implausible"):
-            weighted_power(timed(np.full(60, -50.0)))
+    with (pytest.warns(ImplausibleSampleWarning, match=r"60 sample\(s\) of power_w are below 0"),
+          pytest.raises(ValueError, match=r"no valid value at all .* implausible")):
+        weighted_power(timed(np.full(60, -50.0)))
     inside = timed(np.concatenate([np.full(100, 200.0), np.full(60, -50.0), np.full(100, 200.0)]))
-    with pytest.warns(ImplausibleSampleWarning):
-        with pytest.raises(ValueError, match="power_w has no value for 60 s"):
-            weighted_power(inside)
+    with (pytest.warns(ImplausibleSampleWarning),
+          pytest.raises(ValueError, match="power_w has no value for 60 s")):
+        weighted_power(inside)
     ride = timed(np.concatenate([np.full(100, 200.0), [-50.0, -50.0], np.full(100, 200.0)]))
     with pytest.warns(ImplausibleSampleWarning):
         assert weighted_power(ride) == pytest.approx(200.0)  # 2 s bridged at 200 W, not -50
