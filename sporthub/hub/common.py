@@ -196,11 +196,11 @@ def first_minutes_environment(settings: Settings) -> dict:
     is only a demo, their language and where JupyterLab opens."""
     return {
         # the Coach tells people once per chat when its model is only a demo
-        "SPORTHUB_LLM_DEMO": "1" if settings.backends()[0].demo else "0",
+        "LLM_GATEWAY_DEMO": "1" if settings.backends()[0].demo else "0",
         # read at each start: the page language of the request that started the server, and
         # whether JupyterLab opens on the Coach (athletes) or the Launcher (everyone else)
-        "SPORTHUB_LANG": spawn_language,
-        "SPORTHUB_LANDING": landing,
+        "COACH_LANG": spawn_language,
+        "COACH_LANDING": landing,
     }
 
 

@@ -24,7 +24,7 @@ def test_the_language_follows_the_hub_then_the_browser(cookie, accept, expected)
 
 def test_the_coach_speaks_the_language_last_served_else_the_one_it_was_started_in(monkeypatch):
     monkeypatch.setattr(language, "_served", None)
-    monkeypatch.setenv("SPORTHUB_LANG", "ru")
+    monkeypatch.setenv("COACH_LANG", "ru")
     assert language.interface_language() == "ru"
     monkeypatch.setattr(language, "_served", "en")
     assert language.interface_language() == "en"

@@ -183,7 +183,7 @@ def test_user_servers_reach_the_gateway_through_the_proxy_with_their_own_token(c
         "SQUAD_API_URL": "http://proxy-http:8000/services/squad/api",
         "LLM_GATEWAY_MODEL": "Qwen/Qwen3-32B-AWQ",
         # the athlete's first minutes, as in every profile: decided at each spawn
-        "SPORTHUB_LLM_DEMO": "0", "SPORTHUB_LANG": "<callable>", "SPORTHUB_LANDING": "<callable>"}
+        "LLM_GATEWAY_DEMO": "0", "COACH_LANG": "<callable>", "COACH_LANDING": "<callable>"}
     assert "custom:llm:use" in config["Spawner"]["server_token_scopes"]
     assert "custom:squad:use" in config["Spawner"]["server_token_scopes"]
     # the chart's limits stay, as the defaults a group's user_mem_limit / user_cpu_limit overrides

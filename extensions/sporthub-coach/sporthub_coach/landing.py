@@ -1,7 +1,7 @@
 """Where an athlete lands: their Coach chat (``coach.chat``) open in JupyterLab's main area.
 
 An athlete comes for the Coach, not for notebooks: on their server's start (the hub sets
-``SPORTHUB_LANDING=coach`` for members of ``athletes`` who are not ``scientists``):
+``COACH_LANDING=coach`` for members of ``athletes`` who are not ``scientists``):
 
 - ``coach.chat`` is made if missing, with the Coach's welcome in the person's language. An
   existing chat is theirs and is never written over.
@@ -59,11 +59,11 @@ DEMO_MARK = {"en": "small demo model", "ru": "демонстрационная �
 
 def is_demo() -> bool:
     """The hub marks the model as a demo (the embedded one, or a backend with ``"demo": true``)."""
-    return os.environ.get("SPORTHUB_LLM_DEMO") == "1"
+    return os.environ.get("LLM_GATEWAY_DEMO") == "1"
 
 
 def is_athlete() -> bool:
-    return os.environ.get("SPORTHUB_LANDING") == "coach"
+    return os.environ.get("COACH_LANDING") == "coach"
 
 
 def welcome(lang: str, demo: bool) -> str:

@@ -8,7 +8,7 @@ Accept-Language. A language picked in Settings is sent as itself and always wins
 
 The same language, as last served to this person's JupyterLab, is what the Coach uses for its own
 texts (welcome, ``/data``, ``/log``, ``/profile``, refusals); before any page was served, the
-language of the request that started the server (``SPORTHUB_LANG``, set by the hub).
+language of the request that started the server (``COACH_LANG``, set by the hub).
 """
 
 from __future__ import annotations
@@ -55,7 +55,7 @@ def interface_language() -> str:
     """The language of the Coach's own texts for this person."""
     if _served is not None:
         return _served
-    started = os.environ.get("SPORTHUB_LANG", "")
+    started = os.environ.get("COACH_LANG", "")
     return started if started in LANGUAGES else "en"
 
 

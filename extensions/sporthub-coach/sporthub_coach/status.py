@@ -69,6 +69,6 @@ class StatusHandler(APIHandler):
                 self.log.warning("SportHub status: the gateway is unreachable (%s)",
                                  type(e).__name__)
         # the model is a demo (embedded, or marked by the admin): the status bar says so
-        status["demo"] = os.environ.get("SPORTHUB_LLM_DEMO") == "1"
+        status["demo"] = os.environ.get("LLM_GATEWAY_DEMO") == "1"
         self.set_header("Cache-Control", "no-store")
         self.finish(json.dumps(status))
