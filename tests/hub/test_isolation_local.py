@@ -258,8 +258,8 @@ def test_services_hold_only_the_secrets_they_need(stack, people):
         if "JUPYTERHUB_SERVICE_NAME" in env:
             environments[env["JUPYTERHUB_SERVICE_NAME"]] = env
     embedded = "SPORTHUB_LLM_BACKENDS" not in stack.env
-    assert set(environments) == {"llm", "usage", "idle-culler"} | ({"llm-backend"} if embedded
-                                                                   else set())
+    assert set(environments) == {"llm", "usage", "squad", "idle-culler"} | (
+        {"llm-backend"} if embedded else set())
     for name, env in environments.items():
         assert stack.admin_password not in env.values(), name
         assert "SPORTHUB_ADMIN_PASSWORD" not in env
@@ -285,11 +285,12 @@ def test_service_environments_carry_each_secret_only_where_it_is_needed(tmp_path
     holders = {secret: {name for name, env in services.items() if secret in env}
                for secret in (key, password, metrics, client_secret, ledger, hub_db)}
     assert holders == {key: {"llm"}, password: set(), metrics: {"llm"}, client_secret: set(),
-                       ledger: {"llm", "usage"}, hub_db: set()}
+                       # the squad keeps its tables on the ledger's server (issue 20)
+                       ledger: {"llm", "usage", "squad"}, hub_db: set()}
     gateway = json.loads(services["llm"])
     assert json.loads(gateway["SPORTHUB_LLM_BACKENDS"])[0]["api_key"] == key
     # and each service can read its settings back (OIDC ones are only valid together)
-    for name in ("llm", "usage"):
+    for name in ("llm", "usage", "squad"):
         monkeypatch.setattr(os, "environ", json.loads(services[name]))
         assert load_settings().data_dir == tmp_path, name
 
