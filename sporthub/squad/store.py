@@ -33,6 +33,7 @@ from sqlalchemy import (
     delete,
     func,
     select,
+    update,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column
 
@@ -187,8 +188,7 @@ class Store:
             if not share:
                 self._forget_data(db, athlete)
                 row.last_sync = None
-        if not share:
-            shutil.rmtree(self.folder(athlete), ignore_errors=True)
+                self._forget_files(athlete)
 
     def set_guardian(self, athlete: str, guardian: str | None, by: str, address: str | None) -> None:
         with Session(self.engine) as db, db.begin():
@@ -205,8 +205,7 @@ class Store:
                 db.add(ConsentEvent(athlete=athlete, at=now(), change="share off", by=by,
                                     address=address, detail="guardian consent withdrawn"))
                 self._forget_data(db, athlete)
-        if not guardian:
-            shutil.rmtree(self.folder(athlete), ignore_errors=True)
+                self._forget_files(athlete)
 
     def consent_events(self, athlete: str) -> list[dict]:
         with Session(self.engine) as db:
@@ -219,6 +218,13 @@ class Store:
     def _forget_data(db: Session, athlete: str) -> None:
         for table in (StoredFile, SessionRow, WellnessRow):
             db.execute(delete(table).where(table.athlete == athlete))
+
+    def _forget_files(self, athlete: str) -> None:
+        """The copies go before the transaction that ends sharing commits, while it holds the
+        consent row (updated by then): an upload cannot put a file back in between, as it
+        would after the commit (it claims the row first, and finds sharing off). Should the
+        commit fail, the copies are gone all the same: the safe side of a failure."""
+        shutil.rmtree(self.folder(athlete), ignore_errors=True)
 
     # -- files -------------------------------------------------------------------------------
 
@@ -243,10 +249,16 @@ class Store:
         """Store a checked file and its rows together: the rows are committed, then the file
         takes its place; if either step fails, neither is left behind."""
         target = self.folder(athlete) / name
-        target.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
         with Session(self.engine) as db, db.begin():
-            if db.get(Consent, athlete) is None or not db.get(Consent, athlete).share:
+            # The consent row is claimed first, and only while sharing is on: a switch-off
+            # that comes meanwhile waits for this transaction (its UPDATE of the same row),
+            # then deletes what it stored; one that came first leaves nothing to claim. A plain
+            # read here would let a switch-off commit between the look and the store.
+            claimed = db.execute(update(Consent).where(
+                Consent.athlete == athlete, Consent.share.is_(True)).values(last_sync=now()))
+            if claimed.rowcount != 1:
                 raise PermissionError("sharing is off")
+            target.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
             db.merge(StoredFile(athlete=athlete, name=name, sha256=sha256, size=size,
                                 stored_at=now()))
             db.execute(delete(SessionRow).where(SessionRow.athlete == athlete,
@@ -257,7 +269,6 @@ class Store:
                 db.execute(delete(WellnessRow).where(WellnessRow.athlete == athlete))
                 db.add_all(WellnessRow(athlete=athlete, line=i, row=json.dumps(r))
                            for i, r in enumerate(wellness))
-            db.get(Consent, athlete).last_sync = now()
             db.flush()
             os.replace(staged, target)  # inside the transaction: a failed move rolls back
 
@@ -359,8 +370,10 @@ class Store:
         and the read logs keep that a decision or a read happened, not by whom)."""
         alias = pseudonym or "erased-" + hashlib.sha256(athlete.encode()).hexdigest()[:12]
         with Session(self.engine) as db, db.begin():
-            self._forget_data(db, athlete)
+            # the consent row first: an upload holding it is waited for, then deleted with
+            # the rest; one that comes later finds no sharing to claim
             db.execute(delete(Consent).where(Consent.athlete == athlete))
+            self._forget_data(db, athlete)
             for event in db.scalars(select(ConsentEvent).where(
                     (ConsentEvent.athlete == athlete) | (ConsentEvent.by == athlete))):
                 if event.athlete == athlete:
@@ -373,4 +386,4 @@ class Store:
                     read.athlete, read.address = alias, None
                 if read.reader == athlete:
                     read.reader = alias
-        shutil.rmtree(self.folder(athlete), ignore_errors=True)
+            self._forget_files(athlete)

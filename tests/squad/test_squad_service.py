@@ -7,6 +7,7 @@ staff read as ``sportlab.squad`` does. Real recordings (sweat 0.25.0's example r
 from __future__ import annotations
 
 import sqlite3
+import threading
 import time
 
 import httpx
@@ -250,6 +251,44 @@ def test_sharing_off_deletes_files_and_rows_at_once_and_reads_are_404(hub, peopl
     assert [e["change"] for e in record] == ["share on", "share off"]
     assert stored_rows(hub, "squad_consent_events", "sq-anna") == 2
     assert a.upload(RIDE, (activities / RIDE).read_bytes()).status_code == 409
+
+
+def test_an_upload_in_flight_when_sharing_goes_off_is_not_kept(hub, people, activities):
+    """The athlete's server is half-way through sending a ride when the athlete switches
+    sharing off (on the hub page, in the Coach): the rest of the upload arrives after the
+    switch-off, and nothing of it may be kept or reach the staff."""
+    ula, s = Person(hub, "sq-ula", "athletes"), people["s"]
+    assert ula.share(True).status_code == 200
+    ride = (activities / RIDE).read_bytes()
+    release = threading.Event()
+
+    def body():
+        yield ride[: len(ride) // 2]
+        assert release.wait(60)
+        yield ride[len(ride) // 2:]
+
+    answer: dict[str, httpx.Response] = {}
+    sending = threading.Thread(target=lambda: answer.setdefault(
+        "upload", ula.call("PUT", f"me/files/{RIDE}", content=body())))
+    sending.start()
+    staging = hub.data_dir / "squad" / ".staging"
+    deadline = time.monotonic() + 30
+    # in flight: the service has the first half in its staging file
+    while not any(p.stat().st_size for p in staging.iterdir()):
+        assert time.monotonic() < deadline, "the upload never reached the service"
+        time.sleep(0.05)
+    assert ula.share(False).status_code == 200
+    release.set()
+    sending.join(60)
+    refused = answer["upload"]
+    assert refused.status_code == 409, refused.text
+    assert refused.json()["error"]["code"] == "not_sharing"
+    assert s.call("GET", "athletes/sq-ula/sessions").status_code == 404
+    assert "sq-ula" not in [row["name"] for row in s.call("GET", "athletes").json()]
+    for table in ("squad_files", "squad_sessions", "squad_wellness"):
+        assert stored_rows(hub, table, "sq-ula") == 0, table
+    assert ula.call("GET", "me").json()["stored"]["files"] == []
+    assert list(staging.iterdir()) == []
 
 
 def test_two_squads_and_club_wide_staff(hub, activities):
