@@ -32,13 +32,17 @@ from sqlalchemy import (
     create_engine,
     delete,
     func,
+    or_,
     select,
     update,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column
 
 VERSION_TABLE = "squad_alembic_version"
-RECORDING_SUFFIXES = (".fit", ".gpx", ".tcx")
+# recordings as devices write them and as people export them (sportlab reads each): gzip-
+# compressed ones (Strava's bulk export) and .zip archives of them (Garmin's, Strava's)
+RECORDING_SUFFIXES = (".fit", ".gpx", ".tcx", ".fit.gz", ".gpx.gz", ".tcx.gz", ".zip")
+ARCHIVE_SUFFIX = ".zip"
 LOG_FILE = "log.csv"
 # a plain name in one folder: no path, no hidden file, no control characters
 _FILE_NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_. ()+-]{0,199}$")
@@ -83,7 +87,10 @@ class StoredFile(Base):
 
 
 class SessionRow(Base):
-    """sportlab's ``summarize_session`` row of one recording, as its ``to_dict()`` gives it."""
+    """sportlab's ``summarize_session`` row of one recording, as its ``to_dict()`` gives it.
+
+    ``file`` is the stored file's name, or for a recording inside a .zip ``<zip>/<member>``
+    (a stored name has no "/", so the rows of one archive are those under ``<zip>/``)."""
 
     __tablename__ = "squad_sessions"
     athlete: Mapped[str] = mapped_column(String(255), primary_key=True)
@@ -120,8 +127,14 @@ def check_file_name(name: str) -> str:
     if not _FILE_NAME.fullmatch(name) or ".." in name:
         raise BadFile(f"{name!r} is not a plain file name")
     if not name.lower().endswith(RECORDING_SUFFIXES):
-        raise BadFile(f"{name!r}: only FIT, GPX and TCX recordings and log.csv are shared")
+        raise BadFile(f"{name!r}: only FIT, GPX and TCX recordings (also .gz, or in a .zip) "
+                      "and log.csv are shared")
     return name
+
+
+def _rows_of_file(name: str):
+    """The session rows of a stored file: its own, or an archive's ``<name>/<member>`` rows."""
+    return or_(SessionRow.file == name, SessionRow.file.startswith(f"{name}/", autoescape=True))
 
 
 def migrate(url: str) -> None:
@@ -245,9 +258,12 @@ class Store:
             return Usage(int(files), int(size))
 
     def put_file(self, athlete: str, name: str, staged: Path, sha256: str, size: int,
-                 session: dict | None, wellness: list[dict] | None) -> None:
+                 sessions: dict | list[dict] | None, wellness: list[dict] | None) -> None:
         """Store a checked file and its rows together: the rows are committed, then the file
-        takes its place; if either step fails, neither is left behind."""
+        takes its place; if either step fails, neither is left behind. ``sessions``: the
+        recording's row, or an archive's rows (each names its ``file``)."""
+        if isinstance(sessions, dict):
+            sessions = [sessions]
         target = self.folder(athlete) / name
         with Session(self.engine) as db, db.begin():
             # The consent row is claimed first, and only while sharing is on: a switch-off
@@ -262,9 +278,9 @@ class Store:
             db.merge(StoredFile(athlete=athlete, name=name, sha256=sha256, size=size,
                                 stored_at=now()))
             db.execute(delete(SessionRow).where(SessionRow.athlete == athlete,
-                                                SessionRow.file == name))
-            if session is not None:
-                db.add(SessionRow(athlete=athlete, file=name, row=json.dumps(session)))
+                                                _rows_of_file(name)))
+            db.add_all(SessionRow(athlete=athlete, file=row.get("file") or name,
+                                  row=json.dumps(row)) for row in sessions or ())
             if wellness is not None:
                 db.execute(delete(WellnessRow).where(WellnessRow.athlete == athlete))
                 db.add_all(WellnessRow(athlete=athlete, line=i, row=json.dumps(r))
@@ -279,7 +295,7 @@ class Store:
                 return False
             db.delete(found)
             db.execute(delete(SessionRow).where(SessionRow.athlete == athlete,
-                                                SessionRow.file == name))
+                                                _rows_of_file(name)))
             if name == LOG_FILE:
                 db.execute(delete(WellnessRow).where(WellnessRow.athlete == athlete))
             consent = db.get(Consent, athlete)
