@@ -11,7 +11,9 @@ for machines that pull nothing from container registries.
 
 from __future__ import annotations
 
+import collections
 import hashlib
+import os
 import re
 import shutil
 import subprocess
@@ -41,6 +43,8 @@ SKIP = re.compile(r"(__pycache__|\.egg-info|\.ipynb_checkpoints|\.pytest_cache|/
                   r"|/node_modules/|sporthub-statusbar/lib/)")
 # pip and npm inside the build trust what this machine trusts (a build secret: not in any layer)
 HOST_CA_BUNDLE = Path("/etc/ssl/certs/ca-certificates.crt")
+# how much of a failed build's output its error message carries
+LOG_TAIL_LINES = 30
 
 
 def tag_for(name: str) -> str:
@@ -131,8 +135,26 @@ def build(engine: Engine, name: str, tag: str | None = None, base: str | None = 
     if HOST_CA_BUNDLE.exists():
         command += ["--secret", f"id=build-ca,src={HOST_CA_BUNDLE}"]
     started = time.monotonic()
-    result = engine.run(*command, ".", check=False, cwd=PROJECT_ROOT)
-    if result.returncode != 0:
-        raise EngineError(f"building {tag} failed (exit {result.returncode}); see above")
+    returncode, tail = _run_build(engine, [*command, "."])
+    if returncode != 0:
+        raise EngineError(f"building {tag} failed (exit {returncode}); the build's last lines:\n"
+                          + "".join(tail))
     progress(f"built {tag} in {time.monotonic() - started:.0f} s")
     return tag, True
+
+
+def _run_build(engine: Engine, args: list[str]) -> tuple[int, collections.deque]:
+    """Run the build, its output passed through as it comes; returns (exit code, last lines).
+
+    The last lines go into the error: run by pytest or a CI log, "failed, see above" pointed at
+    output that was captured elsewhere or scrolled away."""
+    # Docker's BuildKit prints its progress as plain lines (not a redrawn screen) when piped
+    env = {**os.environ, "BUILDKIT_PROGRESS": "plain", **engine.env}
+    tail: collections.deque = collections.deque(maxlen=LOG_TAIL_LINES)
+    with subprocess.Popen(engine.cli(*args), env=env, cwd=PROJECT_ROOT, text=True,
+                          errors="replace", stdout=subprocess.PIPE,
+                          stderr=subprocess.STDOUT) as build:
+        for line in build.stdout:
+            print(line, end="", flush=True)
+            tail.append(line)
+    return build.returncode, tail
