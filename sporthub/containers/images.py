@@ -77,6 +77,22 @@ def image_id(engine: Engine, image: str) -> str | None:
     return result.stdout.strip() if result.returncode == 0 else None
 
 
+def base_id(engine: Engine, base: str) -> str | None:
+    """The base's ID as both engines would name it: Docker prefixes it with ``sha256:``, podman
+    does not; the same base (carried from one engine to the other) gives the same digest."""
+    found = image_id(engine, base)
+    return found.removeprefix("sha256:") if found else None
+
+
+def expected_digest(engine: Engine, name: str, base: str | None = None) -> str | None:
+    """The inputs label an up-to-date ``name`` image would have on this engine (None: the Debian
+    base is not made yet)."""
+    if base != "debian":
+        return inputs_digest(name, base or "default")
+    found = base_id(engine, DEBIAN_BASE)
+    return inputs_digest(name, found) if found else None
+
+
 def debian_base(engine: Engine, progress=print) -> str:
     """A bookworm base with Python 3.11 made from Debian packages, once per machine."""
     if image_id(engine, DEBIAN_BASE):
@@ -119,19 +135,16 @@ def build(engine: Engine, name: str, tag: str | None = None, base: str | None = 
           progress=print) -> tuple[str, bool]:
     """Build one image unless its inputs are unchanged; returns (tag, whether it was built)."""
     tag = tag or tag_for(name)
-    base_ref = base or "default"
-    if base == "debian":
-        base = debian_base(engine, progress)
-        base_ref = image_id(engine, base)
-    digest = inputs_digest(name, base_ref)
+    base_image = debian_base(engine, progress) if base == "debian" else base
+    digest = expected_digest(engine, name, base)
     if image_label(engine, tag) == digest:
         progress(f"{tag} is up to date (inputs {digest})")
         return tag, False
     progress(f"building {tag} (inputs {digest}); pip's progress follows")
     command = ["build", "--network", "host", "--label", f"{INPUTS_LABEL}={digest}",
                "-f", f"images/{name}/Dockerfile", "-t", tag]
-    if base:
-        command += ["--build-arg", f"BASE_IMAGE={base}"]
+    if base_image:
+        command += ["--build-arg", f"BASE_IMAGE={base_image}"]
     if HOST_CA_BUNDLE.exists():
         command += ["--secret", f"id=build-ca,src={HOST_CA_BUNDLE}"]
     started = time.monotonic()

@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from sporthub.containers import engine as engines
+from sporthub.containers import images
 from sporthub.containers.engine import Engine, EngineError
 
 PACKAGES = ("docker.io", "runc", "containerd", "iptables")
@@ -114,20 +115,30 @@ def start(progress=print, timeout: float = 90) -> Dockerd:
     return engine
 
 
-def carry_over(engine: Engine, images: list[str], progress=print) -> list[str]:
-    """Load into ``engine`` each image podman has and it has not; returns those carried."""
+def carry_over(engine: Engine, tags: dict[str, str], progress=print) -> list[str]:
+    """A new data root (no Debian base yet): load the base podman made and each image podman has
+    up to date ({tag: image name}) instead of building them again; returns the tags carried.
+
+    An image's ID is the digest of its configuration, the same on both engines: with the same
+    base, the inputs label matches. A data root with a base of its own builds its own images
+    (BuildKit's layer cache keeps that short), so Docker Engine's builds are tested too."""
     podman = Engine("podman", engines.PODMAN_SOCKET, env=engines.podman_environment())
-    carried = []
-    for image in images:
-        if engine.run("image", "inspect", image, check=False, capture_output=True).returncode == 0:
-            continue
-        if podman.run("image", "exists", image, check=False).returncode != 0:
-            continue
-        progress(f"carrying {image} over from podman")
-        save = subprocess.Popen(podman.cli("save", "--format", "docker-archive", image),
-                                env={**os.environ, **podman.env}, stdout=subprocess.PIPE)
-        engine.run("load", stdin=save.stdout, stdout=subprocess.DEVNULL)
-        if save.wait() != 0:
-            raise EngineError(f"podman save {image} failed")
-        carried.append(image)
+    if images.image_id(engine, images.DEBIAN_BASE) or not images.image_id(podman,
+                                                                          images.DEBIAN_BASE):
+        return []
+    carried = [images.DEBIAN_BASE]
+    _carry(podman, engine, images.DEBIAN_BASE, progress)
+    for tag, name in tags.items():
+        if images.image_label(podman, tag) == images.expected_digest(engine, name, "debian"):
+            _carry(podman, engine, tag, progress)
+            carried.append(tag)
     return carried
+
+
+def _carry(podman: Engine, engine: Engine, image: str, progress=print) -> None:
+    progress(f"carrying {image} over from podman")
+    save = subprocess.Popen(podman.cli("save", "--format", "docker-archive", image),
+                            env={**os.environ, **podman.env}, stdout=subprocess.PIPE)
+    engine.run("load", stdin=save.stdout, stdout=subprocess.DEVNULL)
+    if save.wait() != 0:
+        raise EngineError(f"podman save {image} failed")
