@@ -8,6 +8,7 @@ If the engine cannot start, every test here fails with the reason: nothing is sk
 
 from __future__ import annotations
 
+import os
 import time
 import uuid
 
@@ -38,8 +39,9 @@ def pytest_collection_modifyitems(items):
 
 # every test of the tier runs on each engine: podman (set up by SportHub when no Docker Engine
 # runs) and Docker Engine (a dockerd of the tier's own, tests/containers/dockerd.py); pytest
-# runs all of one engine's tests, then the other's, with their own stacks
-ENGINES = ("podman", "docker")
+# runs all of one engine's tests, then the other's, with their own stacks.
+# CONTAINER_TIER_ENGINES=docker (or podman) runs one of them while working on it; CI runs both
+ENGINES = tuple(os.environ.get("CONTAINER_TIER_ENGINES", "podman docker").split())
 IMAGES = {"sporthub-singleuser:test": "singleuser", "sporthub-hub:test": "hub"}
 
 
