@@ -32,9 +32,10 @@ def volume_files(client, image: str, volume: str) -> dict[str, tuple[int, int, b
     try:
         chunks, _ = helper.get_archive("/v")
         with tarfile.open(fileobj=io.BytesIO(b"".join(chunks))) as tar:
-            # Docker's archive keeps the file type in the mode (0o100640), podman's does not
-            return {m.name.removeprefix("v/"): (m.uid, stat.S_IMODE(m.mode),
-                                                tar.extractfile(m).read())
+            # the first part of a member's name is the folder's: "v" on Docker, "" on podman
+            # ("/season/plan.md"); Docker's mode keeps the file type (0o100640), podman's not
+            return {m.name.split("/", 1)[1]: (m.uid, stat.S_IMODE(m.mode),
+                                              tar.extractfile(m).read())
                     for m in tar if m.isreg()}
     finally:
         helper.remove(force=True)
