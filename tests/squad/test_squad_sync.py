@@ -10,7 +10,6 @@ home (as root, the way a person's own tools would leave them).
 from __future__ import annotations
 
 import asyncio
-import base64
 import json
 import os
 import re
@@ -28,14 +27,14 @@ from nbclient import NotebookClient
 import sportlab
 from tests.e2e.test_walking_skeleton import COACH, chat
 from tests.squad.test_squad_service import backends, stored_files, stored_rows, wait_for_squad
+from tests.support.athletes import PASSWORD, account, athlete, put_home_file, recordings
 from tests.support.fake_backend import FakeBackend
-from tests.support.stack import HubClient, create_account, make_stack, set_password, started
+from tests.support.stack import HubClient, make_stack, started
 
 pytestmark = pytest.mark.stack
 
 RIDES = ("4078723797.fit", "4801048867.fit")
 NOTEBOOK = Path(__file__).resolve().parents[2] / "notebooks" / "06-squad-monitoring.ipynb"
-PASSWORD = "relay-tempo-cadence-8"
 MAX_FILES = 40
 
 
@@ -56,23 +55,6 @@ def hub(backend, tmp_path_factory):
         stack.admin = HubClient.admin(stack)
         wait_for_squad(stack)
         yield stack
-
-
-def person(hub, name: str, *groups: str) -> str:
-    url = create_account(hub.admin, name, groups[0])
-    for group in groups[1:]:
-        assert hub.admin.api("POST", f"/groups/{group}/users", json={"users": [name]}
-                             ).status_code == 200
-    assert set_password(url, PASSWORD).status_code == 302
-    return hub.admin.new_token(name, note="tests")
-
-
-def put(hub, user: str, token: str, name: str, data: bytes) -> None:
-    response = httpx.put(f"{hub.url}/user/{user}/api/contents/activities/{name}", timeout=60,
-                         headers={"Authorization": f"token {token}"},
-                         json={"type": "file", "format": "base64",
-                               "content": base64.b64encode(data).decode()})
-    assert response.status_code in (200, 201), response.text
 
 
 def daily_log(last: date, days: int = 42, seed: int = 0) -> str:
@@ -111,17 +93,14 @@ def until(check, timeout: float = 60, what: str = ""):
 
 @pytest.fixture(scope="module")
 def team(hub, activities):
-    tokens = {"anna": person(hub, "sy-anna", "athletes"), "boris": person(hub, "sy-boris",
-                                                                           "athletes"),
-              "sofia": person(hub, "sy-sofia", "scientists")}
-    for name in ("sy-anna", "sy-boris"):
-        hub.admin.start_server(name)
     # the log ends on the latest ride's day: the notebook looks at each athlete as of then
     last = max(sportlab.summarize_session(activities / ride).date for ride in RIDES)
+    tokens = {}
     for who, seed in (("anna", 1), ("boris", 2)):
-        for ride in RIDES:
-            put(hub, f"sy-{who}", tokens[who], ride, (activities / ride).read_bytes())
-        put(hub, f"sy-{who}", tokens[who], "log.csv", daily_log(last, seed=seed).encode())
+        log = daily_log(last, seed=seed).encode()
+        tokens[who] = athlete(hub, f"sy-{who}",
+                              {**recordings(activities, RIDES), "activities/log.csv": log})
+    tokens["sofia"] = account(hub, "sy-sofia", "scientists")
     return tokens
 
 
@@ -148,8 +127,8 @@ def test_share_on_in_the_coach_sends_the_files_and_the_scientist_sees_only_the_s
 
 def test_a_change_and_a_removal_in_the_home_follow_within_the_interval(hub, team, activities):
     squad = squad_as(hub, team["sofia"])
-    put(hub, "sy-anna", team["anna"], "6449921903_ACTIVITY.fit",
-        (activities / "6449921903_ACTIVITY.fit").read_bytes())
+    put_home_file(hub, "sy-anna", team["anna"], "activities/6449921903_ACTIVITY.fit",
+                  (activities / "6449921903_ACTIVITY.fit").read_bytes())
     until(lambda: len(squad.sessions("sy-anna")) == 3, what="the new ride")
     response = httpx.delete(f"{hub.url}/user/sy-anna/api/contents/activities/"
                             "6449921903_ACTIVITY.fit", timeout=30,
