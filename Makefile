@@ -120,8 +120,8 @@ $(LOCUST_STAMP): tests/locust-requirements.txt
 
 $(DEPLOY_STAMP): deploy/test-requirements.txt
 	command -v caddy && command -v promtool && command -v prometheus-node-exporter \
-		|| (apt-get update -qq && DEBIAN_FRONTEND=noninteractive \
-			apt-get install -y -q --no-install-recommends $(DEPLOY_APT))
+		|| (apt-get -o DPkg::Lock::Timeout=600 update -qq && DEBIAN_FRONTEND=noninteractive \
+			apt-get -o DPkg::Lock::Timeout=600 install -y -q --no-install-recommends $(DEPLOY_APT))
 	test -d $(DEPLOY_VENV) || $(PYTHON) -m venv $(DEPLOY_VENV)
 	$(DEPLOY_VENV)/bin/pip install --quiet -r deploy/test-requirements.txt
 	touch $(DEPLOY_STAMP)

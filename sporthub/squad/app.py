@@ -32,8 +32,9 @@ from starlette.requests import Request
 from starlette.responses import FileResponse, JSONResponse, Response
 from starlette.routing import Mount, Route
 
-from sporthub.gateway.auth import Caller, HubTokenAuth, client_ip
-from sporthub.gateway.errors import GatewayError
+from sporthub.api_error import ApiError
+from sporthub.forwarded import client_ip
+from sporthub.service_auth import Caller, HubTokenCheck
 from sporthub.settings import Settings
 from sporthub.squad.access import Directory
 from sporthub.squad.store import (
@@ -49,8 +50,9 @@ SQUAD_SCOPE = "custom:squad:use"
 log = logging.getLogger("sporthub.squad")
 
 
-class SquadError(GatewayError):
-    """The gateway's error shape: ``{"error": {"message", "type", "param", "code"}}``."""
+class SquadError(ApiError):
+    """The services' (and the gateway's) error shape: ``{"error": {"message", "type", "param",
+    "code"}}``."""
 
 
 def _csv(rows: list[dict]) -> Response:
@@ -146,7 +148,7 @@ def read_wellness(path: Path) -> tuple[list[dict], list[str]]:
 class Squad:
     def __init__(self, settings: Settings, hub_api_url: str, hub_api_token: str):
         self.settings = settings
-        self.auth = HubTokenAuth(hub_api_url, hub_api_token, settings.gateway_auth_cache_s)
+        self.auth = HubTokenCheck(hub_api_url, hub_api_token, settings.gateway_auth_cache_s)
         self.directory = Directory(hub_api_url, hub_api_token, settings.gateway_auth_cache_s)
         self.store = Store(settings.squad_db_url, settings.squad_store_dir)
         self.staging = settings.squad_store_dir / ".staging"
@@ -157,17 +159,13 @@ class Squad:
     # -- who ----------------------------------------------------------------------------------
 
     async def caller(self, request: Request) -> Caller:
-        try:
-            return await self.auth.caller(request, SQUAD_SCOPE)
-        except GatewayError as e:
-            if e.code == "missing_scope":
-                raise SquadError(403, "This token lacks the scope 'custom:squad:use': the squad "
-                                 "is for the club's athletes and staff.", "missing_scope") from None
-            raise
+        return await self.auth.caller(request, SQUAD_SCOPE,
+                                      "the squad is for the club's athletes and staff.")
 
     def address(self, request: Request) -> str | None:
-        # the gateway's rule: on loopback only the proxy's own connection may name the client,
-        # so a person's process cannot write another address into the consent record
+        # the hub's and the gateway's rule (sporthub.forwarded): on loopback only the proxy's
+        # own connection may name the client, so a person's process cannot write another
+        # address into the consent record
         return client_ip(request, self.settings.trusted_proxies, self.settings.forwarded_hops)
 
     async def staff(self, request: Request) -> Caller:
@@ -383,7 +381,7 @@ class Squad:
         return JSONResponse({"status": "ok"})
 
 
-async def _error(request: Request, exc: GatewayError) -> Response:
+async def _error(request: Request, exc: ApiError) -> Response:
     return exc.response()
 
 
@@ -425,7 +423,7 @@ def create_app(settings: Settings, hub_api_url: str | None = None,
         Route("/api/me/files/{file}", squad.delete_file, methods=["DELETE"]),
     ]
     app = Starlette(routes=[Mount(settings.squad_prefix, routes=routes)],
-                    exception_handlers={GatewayError: _error, 404: _not_found,
+                    exception_handlers={ApiError: _error, 404: _not_found,
                                         405: _method_not_allowed},
                     lifespan=lifespan)
     app.state.squad = squad

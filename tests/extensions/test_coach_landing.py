@@ -6,6 +6,7 @@ import json
 
 import pytest
 
+from sporthub import i18n
 from sporthub_coach import landing, language
 
 
@@ -15,11 +16,17 @@ from sporthub_coach import landing, language
     ("en", "ru-RU,ru;q=0.9", "en"),          # the hub page's switch wins over the browser
     ("ru", "en-US", "ru"),
     (None, "de-DE,de;q=0.9,ru;q=0.5", "ru"),  # the first language SportHub speaks
+    (None, "de-DE,de;q=0.9,ru;q=0.5,en;q=0.8", "en"),  # by quality, not by position
+    (None, "ru;q=abc,en", "en"),              # a quality that is no number counts as 0
     (None, None, "en"),
     ("xx", "fr", "en"),
 ])
 def test_the_language_follows_the_hub_then_the_browser(cookie, accept, expected):
+    # the same rule as the hub's pages, written twice: the Coach runs in people's servers, whose
+    # packages (its own dependencies) do not include sporthub, and the hub's image has no Coach;
+    # this one table holds both to it
     assert language.choose(cookie, accept) == expected
+    assert i18n.choose(None, cookie, accept) == expected
 
 
 def test_the_coach_speaks_the_language_last_served_else_the_one_it_was_started_in(monkeypatch):

@@ -10,7 +10,6 @@ home (as root, the way a person's own tools would leave them).
 from __future__ import annotations
 
 import asyncio
-import base64
 import gzip
 import io
 import json
@@ -31,14 +30,14 @@ from nbclient import NotebookClient
 import sportlab
 from tests.e2e.test_walking_skeleton import COACH, chat
 from tests.squad.test_squad_service import backends, stored_files, stored_rows, wait_for_squad
+from tests.support.athletes import PASSWORD, account, athlete, put_home_file, recordings
 from tests.support.fake_backend import FakeBackend
-from tests.support.stack import HubClient, create_account, make_stack, set_password, started
+from tests.support.stack import HubClient, make_stack, started
 
 pytestmark = pytest.mark.stack
 
 RIDES = ("4078723797.fit", "4801048867.fit")
 NOTEBOOK = Path(__file__).resolve().parents[2] / "notebooks" / "06-squad-monitoring.ipynb"
-PASSWORD = "relay-tempo-cadence-8"
 MAX_FILES = 40
 
 
@@ -59,23 +58,6 @@ def hub(backend, tmp_path_factory):
         stack.admin = HubClient.admin(stack)
         wait_for_squad(stack)
         yield stack
-
-
-def person(hub, name: str, *groups: str) -> str:
-    url = create_account(hub.admin, name, groups[0])
-    for group in groups[1:]:
-        assert hub.admin.api("POST", f"/groups/{group}/users", json={"users": [name]}
-                             ).status_code == 200
-    assert set_password(url, PASSWORD).status_code == 302
-    return hub.admin.new_token(name, note="tests")
-
-
-def put(hub, user: str, token: str, name: str, data: bytes) -> None:
-    response = httpx.put(f"{hub.url}/user/{user}/api/contents/activities/{name}", timeout=60,
-                         headers={"Authorization": f"token {token}"},
-                         json={"type": "file", "format": "base64",
-                               "content": base64.b64encode(data).decode()})
-    assert response.status_code in (200, 201), response.text
 
 
 def daily_log(last: date, days: int = 42, seed: int = 0) -> str:
@@ -114,17 +96,14 @@ def until(check, timeout: float = 60, what: str = ""):
 
 @pytest.fixture(scope="module")
 def team(hub, activities):
-    tokens = {"anna": person(hub, "sy-anna", "athletes"), "boris": person(hub, "sy-boris",
-                                                                           "athletes"),
-              "sofia": person(hub, "sy-sofia", "scientists")}
-    for name in ("sy-anna", "sy-boris"):
-        hub.admin.start_server(name)
     # the log ends on the latest ride's day: the notebook looks at each athlete as of then
     last = max(sportlab.summarize_session(activities / ride).date for ride in RIDES)
+    tokens = {}
     for who, seed in (("anna", 1), ("boris", 2)):
-        for ride in RIDES:
-            put(hub, f"sy-{who}", tokens[who], ride, (activities / ride).read_bytes())
-        put(hub, f"sy-{who}", tokens[who], "log.csv", daily_log(last, seed=seed).encode())
+        log = daily_log(last, seed=seed).encode()
+        tokens[who] = athlete(hub, f"sy-{who}",
+                              {**recordings(activities, RIDES), "activities/log.csv": log})
+    tokens["sofia"] = account(hub, "sy-sofia", "scientists")
     return tokens
 
 
@@ -151,8 +130,8 @@ def test_share_on_in_the_coach_sends_the_files_and_the_scientist_sees_only_the_s
 
 def test_a_change_and_a_removal_in_the_home_follow_within_the_interval(hub, team, activities):
     squad = squad_as(hub, team["sofia"])
-    put(hub, "sy-anna", team["anna"], "6449921903_ACTIVITY.fit",
-        (activities / "6449921903_ACTIVITY.fit").read_bytes())
+    put_home_file(hub, "sy-anna", team["anna"], "activities/6449921903_ACTIVITY.fit",
+                  (activities / "6449921903_ACTIVITY.fit").read_bytes())
     until(lambda: len(squad.sessions("sy-anna")) == 3, what="the new ride")
     response = httpx.delete(f"{hub.url}/user/sy-anna/api/contents/activities/"
                             "6449921903_ACTIVITY.fit", timeout=30,
@@ -165,12 +144,12 @@ def test_exports_as_people_have_them_are_sent_and_read_inside(hub, team, activit
     """A ride gzip-compressed (Strava's bulk export) and a .zip of rides (Garmin's export),
     dropped into ~/activities: the sync sends them, the service reads each ride inside."""
     squad = squad_as(hub, team["sofia"])
-    put(hub, "sy-anna", team["anna"], "6449921903_ACTIVITY.fit.gz",
-        gzip.compress((activities / "6449921903_ACTIVITY.fit").read_bytes()))
+    put_home_file(hub, "sy-anna", team["anna"], "activities/6449921903_ACTIVITY.fit.gz",
+                  gzip.compress((activities / "6449921903_ACTIVITY.fit").read_bytes()))
     packed = io.BytesIO()
     with zipfile.ZipFile(packed, "w", zipfile.ZIP_DEFLATED) as archive:
         archive.write(activities / "6471559601_ACTIVITY.fit", "rides/6471559601_ACTIVITY.fit")
-    put(hub, "sy-anna", team["anna"], "garmin.zip", packed.getvalue())
+    put_home_file(hub, "sy-anna", team["anna"], "activities/garmin.zip", packed.getvalue())
     until(lambda: len(squad.sessions("sy-anna")) == 4, what="the rides in the exports")
     files = set(squad.sessions("sy-anna")["file"])
     assert {"6449921903_ACTIVITY.fit.gz", "garmin.zip/rides/6471559601_ACTIVITY.fit"} <= files

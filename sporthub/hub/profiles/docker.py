@@ -29,11 +29,24 @@ UID = 1000
 CONTAINER = "{prefix}-{username}"
 VOLUME = "{prefix}-home-{username}"
 
+# what the rest of SportHub asks of a profile (sporthub.hub.profiles)
+COMMANDS_ELSEWHERE: dict[str, str] = {}
+RUNS_CONTAINERS = True
+HOMES = "volumes"  # VOLUME, read and written through the engine's API (sporthub.backup)
+# the Compose stack runs this profile and mounts <data>/secrets into Prometheus, Grafana and
+# PostgreSQL, which read some of its files as users of their own
+STACK_SECRETS = True
+
 
 def home_volume(prefix: str, name: str) -> str:
     """The named volume of the person ``name``'s home, as DockerSpawner names it from VOLUME."""
     # DockerSpawner fills {username} with its escaped name (DNS-label safe, lower case)
     return VOLUME.format(prefix=prefix, username=DockerSpawner._escape(name))
+
+
+def container_name(prefix: str, name: str) -> str:
+    """The container of the person ``name``'s server, as DockerSpawner names it from CONTAINER."""
+    return CONTAINER.format(prefix=prefix, username=DockerSpawner._escape(name))
 
 
 def engine_client() -> docker.DockerClient:

@@ -32,6 +32,21 @@ CHART_VALUE_OF = {
     "load_groups": "hub.config.JupyterHub.load_groups",
 }
 
+# what the rest of SportHub asks of a profile (sporthub.hub.profiles); `sporthub` runs in the
+# chart's hub pod, started by the chart (docs/production.md, Kubernetes)
+COMMANDS_ELSEWHERE = {
+    "up": "the chart's hub pod runs the hub (helm upgrade --install, deploy/k8s/values.yaml)",
+    "prepare": "the images carry everything; nothing to prepare",
+    "users": "from inside the hub pod the public address is out of reach; use the admin panel "
+             "(Admin, /hub/invites for invite links, /hub/people/<name> to export or erase a "
+             "person)",
+    "backup": "back up the PostgreSQL databases, the hub's data volume and the home volumes",
+    "restore": "restore the PostgreSQL databases and the volumes",
+}
+RUNS_CONTAINERS = True
+HOMES = "cluster"  # persistent volumes of the cluster: a backup here cannot reach them
+STACK_SECRETS = False
+
 
 def check(settings: Settings) -> str | None:
     """The settings the chart owns are refused when they are read (``K8S_CHART_OWNED`` in
