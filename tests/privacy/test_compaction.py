@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import time
 import uuid
 
 import psycopg
@@ -148,3 +149,26 @@ def test_the_ledgers_erase_leaves_no_old_row_version_with_the_name(pg_database, 
     engine.dispose()
     assert pg_pages_holding(pg_database, "zqalice", "10.0.0.7") == []
     assert pg_pages_holding(pg_database, "bob", "10.0.0.8")  # the others' rows untouched
+
+
+def test_a_busy_table_gets_a_plain_vacuum_and_the_erase_says_so(pg_database, monkeypatch):
+    """VACUUM FULL must not hang an erase behind another transaction: past the lock timeout
+    the table is vacuumed plainly and named, and the others are still rewritten."""
+    url = f"postgresql+psycopg://postgres@127.0.0.1:5432/{pg_database}"
+    engine = create_engine(url)
+    with engine.begin() as conn:
+        for table in ("busy", "free"):
+            conn.execute(text(f"CREATE TABLE {table} (name text)"))
+            conn.execute(text(f"INSERT INTO {table} VALUES ('zq-{table}-a'), ('zq-{table}-b')"))
+            conn.execute(text(f"DELETE FROM {table} WHERE name = 'zq-{table}-b'"))
+    monkeypatch.setattr(compaction, "LOCK_TIMEOUT", "300ms")
+    with psycopg.connect(f"host=127.0.0.1 dbname={pg_database} user=postgres") as holder:
+        holder.execute("SELECT * FROM busy")  # its transaction stays open: a lock on busy
+        started = time.monotonic()
+        missed = compaction.compact_tables(engine, ["busy", "free"])
+        assert time.monotonic() - started < 10
+    engine.dispose()
+    assert missed == ["busy"]
+    assert pg_pages_holding(pg_database, "zq-free-b") == []
+    note = compaction.missed_note("hub database", missed)
+    assert len(note) == 1 and "busy" in note[0] and "VACUUM FULL" in note[0]
