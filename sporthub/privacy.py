@@ -252,13 +252,10 @@ def _remove_system_user(person: Person) -> list[str]:
 
 def _remove_volume(person: Person) -> list[str]:
     from sporthub import backup
-    from sporthub.hub import spawners
 
     volumes = backup.Volumes(person.settings)
     removed = []
-    container = spawners.CONTAINER.format(prefix=person.settings.docker_name_prefix,
-                                          username=spawners.SportHubDockerSpawner._escape(
-                                              person.name))
+    container = volumes.spawners.container_name(person.settings.docker_name_prefix, person.name)
     with contextlib.suppress(volumes.errors.NotFound):
         volumes.client.containers.get(container).remove(force=True)
         removed.append(f"container {container}")

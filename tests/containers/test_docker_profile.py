@@ -13,7 +13,7 @@ import time
 import pytest
 
 from tests.containers import kernel
-from tests.containers.conftest import TIMINGS
+from tests.containers.conftest import record
 from tests.e2e.test_walking_skeleton import COACH, chat
 
 pytestmark = [pytest.mark.containers, pytest.mark.stack]
@@ -253,7 +253,7 @@ print(open("training-log.txt").read(), open("notebooks/05-ask-the-ai-coach.ipynb
     assert client.volumes.get(f"sporthub-home-{athlete.name}")
     started = time.monotonic()
     athlete.start_server(athlete.name, timeout=240)
-    TIMINGS["spawn (athlete, restart)"] = time.monotonic() - started
+    record("spawn (athlete, restart)", time.monotonic() - started)
     assert container(client, athlete).id != first_id  # a new container, the same home
     assert inside(dstack, athlete, check).strip() == "5 km easy|my own notes"
 

@@ -10,11 +10,14 @@ home (as root, the way a person's own tools would leave them).
 from __future__ import annotations
 
 import asyncio
+import gzip
+import io
 import json
 import os
 import re
 import tempfile
 import time
+import zipfile
 from datetime import date, timedelta
 from pathlib import Path
 
@@ -135,6 +138,26 @@ def test_a_change_and_a_removal_in_the_home_follow_within_the_interval(hub, team
                             headers={"Authorization": f"token {team['anna']}"})
     assert response.status_code == 204
     until(lambda: len(squad.sessions("sy-anna")) == 2, what="the removed ride to go")
+
+
+def test_exports_as_people_have_them_are_sent_and_read_inside(hub, team, activities):
+    """A ride gzip-compressed (Strava's bulk export) and a .zip of rides (Garmin's export),
+    dropped into ~/activities: the sync sends them, the service reads each ride inside."""
+    squad = squad_as(hub, team["sofia"])
+    put_home_file(hub, "sy-anna", team["anna"], "activities/6449921903_ACTIVITY.fit.gz",
+                  gzip.compress((activities / "6449921903_ACTIVITY.fit").read_bytes()))
+    packed = io.BytesIO()
+    with zipfile.ZipFile(packed, "w", zipfile.ZIP_DEFLATED) as archive:
+        archive.write(activities / "6471559601_ACTIVITY.fit", "rides/6471559601_ACTIVITY.fit")
+    put_home_file(hub, "sy-anna", team["anna"], "activities/garmin.zip", packed.getvalue())
+    until(lambda: len(squad.sessions("sy-anna")) == 4, what="the rides in the exports")
+    files = set(squad.sessions("sy-anna")["file"])
+    assert {"6449921903_ACTIVITY.fit.gz", "garmin.zip/rides/6471559601_ACTIVITY.fit"} <= files
+    for name in ("6449921903_ACTIVITY.fit.gz", "garmin.zip"):
+        response = httpx.delete(f"{hub.url}/user/sy-anna/api/contents/activities/{name}",
+                                timeout=30, headers={"Authorization": f"token {team['anna']}"})
+        assert response.status_code == 204
+    until(lambda: len(squad.sessions("sy-anna")) == 2, what="the removed exports to go")
 
 
 def test_hostile_files_in_the_home_are_skipped_with_their_reasons(hub, team, activities):

@@ -44,6 +44,11 @@ def home_volume(prefix: str, name: str) -> str:
     return VOLUME.format(prefix=prefix, username=DockerSpawner._escape(name))
 
 
+def container_name(prefix: str, name: str) -> str:
+    """The container of the person ``name``'s server, as DockerSpawner names it from CONTAINER."""
+    return CONTAINER.format(prefix=prefix, username=DockerSpawner._escape(name))
+
+
 def engine_client() -> docker.DockerClient:
     """The engine named by DOCKER_HOST (Docker Engine, or podman's Docker-compatible API)."""
     try:
