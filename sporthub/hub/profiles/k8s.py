@@ -69,7 +69,9 @@ def configure(c, settings: Settings) -> None:
 
     # accounts, the admin password if generated, the audit log: a volume (values.yaml)
     settings.data_dir.resolve().mkdir(parents=True, exist_ok=True)
-    common.accounts(c, settings)
+    # without SPORTHUB_PUBLIC_URL the public name is the chart's (proxy.https.hosts): an OIDC
+    # provider calls back to the address each request came to
+    common.accounts(c, settings, fixed_callback=bool(settings.public_url))
     common.llm_access(c, settings)
     # the chart's KubeSpawner spawns; the person's groups decide their pod's limits, the chart's
     # singleuser.memory.limit / cpu.limit being the defaults (KubeSpawner's section wins over
@@ -81,8 +83,10 @@ def configure(c, settings: Settings) -> None:
         c.Spawner.default_url = "/lab"
     common.capacity(c, settings, idle_timeout_s)
     # the proxy pod reaches the gateway and the usage page through the hub's Service
-    # (hub.service.extraPorts); they listen on all the pod's addresses (service_bind_ip)
-    common.services(c, settings, host)
+    # (hub.service.extraPorts); they listen on all the pod's addresses (service_bind_ip). No CLI
+    # service: from inside the hub pod the CLI cannot reach the public address it needs
+    # (COMMANDS_ELSEWHERE); no culler of SportHub's: the chart's (cull.*) does it
+    common.services(c, settings, host, cli=False, own_culler=False)
     c.JupyterHub.services = chart_services + c.JupyterHub.services
     c.JupyterHub.load_roles = chart_roles + c.JupyterHub.load_roles
 
