@@ -10,6 +10,8 @@ import pytest
 from sportlab import read_activity, summarize_session
 from sportlab.metrics import (
     acwr,
+    banister_performance,
+    critical_power,
     hr_zones,
     hrv_readiness,
     intensity,
@@ -21,6 +23,7 @@ from sportlab.metrics import (
     strain,
     stress_score,
     time_in_zones,
+    to_1hz,
     trimp,
     trimp_edwards,
     vdot,
@@ -239,3 +242,18 @@ def test_an_implausible_ln_rmssd_morning_is_a_missed_morning_with_a_warning():
     assert np.isnan(result["ln_rmssd"].iloc[40])
     assert result["rolling_mean"].iloc[40] == pytest.approx(4.0)
     assert not result["below_swc"].any()
+
+
+@pytest.mark.parametrize("call", [
+    lambda: banister_performance(_load_with(50.0), np.inf, 1.0, 2.0, 42, 7),
+    lambda: banister_performance(_load_with(50.0), 100, np.inf, 2.0, 42, 7),
+    lambda: banister_performance(_load_with(50.0), 100, -1.0, 2.0, 42, 7),
+    lambda: banister_performance(_load_with(50.0), 100, 1.0, 2.0, np.inf, 7),
+    lambda: critical_power(pd.Series([500.0, 400, 300, 280], index=[180, 300, 720, 1200]),
+                           durations_s=[np.inf, 300, 720]),
+    lambda: to_1hz(np.full(60, 150.0), max_dropout_s=np.nan),
+    lambda: to_1hz(np.full(60, 150.0), pause_gap_s=np.nan),
+])
+def test_model_parameters_and_gap_arguments_refuse_non_numbers(call):
+    with pytest.raises(ValueError, match=r"finite|positive|whole"):
+        call()

@@ -376,7 +376,7 @@ def critical_power(
     if durations_s is None and min_s is None and max_s is None:
         durations_s = DEFAULT_CP_DURATIONS_S[model]
     if durations_s is not None:
-        wanted = np.unique(np.asarray(durations_s, dtype=float))
+        wanted = _whole_seconds(durations_s).astype(float)
         if known_t.size == 0 or wanted.size == 0 or not (wanted > 0).all():
             t = np.zeros(0)
         else:
