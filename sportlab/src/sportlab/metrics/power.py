@@ -431,17 +431,26 @@ def _warn_if_implausible(fit: CriticalPowerFit, t: np.ndarray, p: np.ndarray) ->
         )
 
 
-def skiba_tau_s(power_w: PowerInput, cp_w: float, sample_s: float | None = None) -> float:
+def skiba_tau_s(
+    power_w: PowerInput,
+    cp_w: float,
+    sample_s: float | None = None,
+    *,
+    pause_gap_s: float = PAUSE_GAP_S,
+    max_dropout_s: float = MAX_DROPOUT_S,
+) -> float:
     """W' reconstitution time constant (s): ``546 * exp(-0.01 * D_CP) + 316``.
 
     ``D_CP`` is CP minus the mean of all 1-s samples below CP (the recovery power); with no
     sample below CP, recovery power is taken as 0 W. Pauses count as 0 W, as in
-    :func:`w_prime_balance`. Skiba PF, Chidnok W, Vanhatalo A, Jones AM. Modeling the
+    :func:`w_prime_balance`; ``pause_gap_s`` and ``max_dropout_s`` as in :func:`to_1hz`.
+    Skiba PF, Chidnok W, Vanhatalo A, Jones AM. Modeling the
     expenditure and reconstitution of work capacity above critical power. Med Sci Sports Exerc
     2012;44(8):1526-1532.
     """
     require_finite("cp_w", cp_w, positive=True)
-    power = to_1hz(power_series(power_w, "skiba_tau_s"), sample_s).to_numpy()
+    power = to_1hz(power_series(power_w, "skiba_tau_s"), sample_s, pause_gap_s=pause_gap_s,
+                   max_dropout_s=max_dropout_s).to_numpy()
     below = power[power < cp_w]
     recovery_w = float(below.mean()) if below.size else 0.0
     return 546.0 * math.exp(-0.01 * (cp_w - recovery_w)) + 316.0
