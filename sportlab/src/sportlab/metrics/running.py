@@ -93,6 +93,8 @@ def race_time_s(vdot_value: float, distance_m: float) -> float:
     """Race time (s) over ``distance_m`` that the Daniels/Gilbert equations give for a VDOT.
 
     The inverse of :func:`vdot`, solved numerically (VDOT falls monotonically with time).
+    Daniels J, Gilbert J. Oxygen Power: Performance Tables for Distance Runners. Tempe, AZ, 1979
+    (checked against the race-equivalence table of Daniels' Running Formula in the tests).
     """
     _require_positive("vdot_value", vdot_value)
     _require_positive("distance_m", distance_m)
