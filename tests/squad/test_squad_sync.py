@@ -98,12 +98,13 @@ def until(check, timeout: float = 60, what: str = ""):
 def team(hub, activities):
     # the log ends on the latest ride's day: the notebook looks at each athlete as of then
     last = max(sportlab.summarize_session(activities / ride).date for ride in RIDES)
-    tokens = {}
+    # the scientist first: the squad service reads the hub's groups once per cache period
+    # (SPORTHUB_GATEWAY_AUTH_CACHE_S), and the athletes' servers ask it as soon as they start
+    tokens = {"sofia": account(hub, "sy-sofia", "scientists")}
     for who, seed in (("anna", 1), ("boris", 2)):
         log = daily_log(last, seed=seed).encode()
         tokens[who] = athlete(hub, f"sy-{who}",
                               {**recordings(activities, RIDES), "activities/log.csv": log})
-    tokens["sofia"] = account(hub, "sy-sofia", "scientists")
     return tokens
 
 
