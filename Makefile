@@ -61,10 +61,10 @@ test-deploy: install $(DEPLOY_STAMP) ## deploy/ checked by the real tools (Compo
 	$(BIN)/sporthub prepare
 	$(BIN)/pytest -m deploy $(PYTEST_ARGS)
 
-# the container tier (pytest marker `containers`, tests/containers): a real engine (podman is set
-# up if no Docker Engine runs), the user image built from Debian packages; slow, so not part of
-# `make test`
-test-containers: install ## the docker profile with a real engine and the user image
+# the container tier (pytest marker `containers`, tests/containers): on podman, then on Docker
+# Engine (a dockerd of its own; CONTAINER_TIER_ENGINES=podman or docker runs one), the images
+# built from Debian packages; slow, so not part of `make test`
+test-containers: install ## the docker profile on podman and on Docker Engine, with the images
 	$(BIN)/sporthub prepare
 	$(BIN)/pytest -m containers $(PYTEST_ARGS)
 

@@ -88,7 +88,7 @@ def read_recording(path: Path, name: str, limits=None) -> tuple[list[dict], list
     each, ``file`` = ``<name>/<member>``), and what was left out of an archive; a file
     sportlab cannot read, or an archive past ``limits``, raises BadFile."""
     import sportlab
-    from sportlab.archives import DEFAULT_LIMITS, ArchiveLimitError
+    from sportlab.archives import DEFAULT_LIMITS, ArchiveLimitError, iter_archive
 
     limits = limits or DEFAULT_LIMITS
     if path.stat().st_size == 0:
@@ -97,19 +97,19 @@ def read_recording(path: Path, name: str, limits=None) -> tuple[list[dict], list
         if not name.lower().endswith(ARCHIVE_SUFFIX):
             frame = sportlab.read_activity(path, limits=limits)
             return [sportlab.summarize_session(frame, name=name).to_dict()], []
+        rows, problems = [], []
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
-            frames = sportlab.read_archive(path, limits=limits, on_error="skip")
+            # one recording in memory at a time: an export may hold a season
+            for member, frame in iter_archive(path, limits=limits, on_error="skip"):
+                label = f"{name}/{member}"
+                if len(label) > 255:
+                    problems.append(f"{member} left out: its name is too long")
+                    continue
+                rows.append(sportlab.summarize_session(frame, name=label).to_dict())
         # sportlab names each member it left out and why: "<archive>: <member> left out: ..."
-        problems = [str(w.message).split(": ", 1)[-1] for w in caught
-                    if " left out: " in str(w.message)]
-        rows = []
-        for member, frame in frames.items():
-            label = f"{name}/{member}"
-            if len(label) > 255:
-                problems.append(f"{member} left out: its name is too long")
-                continue
-            rows.append(sportlab.summarize_session(frame, name=label).to_dict())
+        problems += [str(w.message).split(": ", 1)[-1] for w in caught
+                     if " left out: " in str(w.message)]
         if not rows:
             raise BadFile(f"{name}: no readable FIT, GPX or TCX recording in the archive"
                           + (f" ({'; '.join(problems)})" if problems else ""))

@@ -31,6 +31,7 @@ from sqlalchemy import (
     Text,
     create_engine,
     delete,
+    event,
     func,
     or_,
     select,
@@ -169,6 +170,11 @@ class Store:
         sqlite = url.startswith("sqlite")
         self.engine = create_engine(url, connect_args={"timeout": 30} if sqlite else {},
                                     pool_pre_ping=not sqlite)
+        if sqlite:
+            # what is deleted (a switch-off, an erase) is overwritten at once, not left in the
+            # file's free pages until reused: health data, gone when the athlete says so
+            event.listen(self.engine, "connect",
+                         lambda connection, _: connection.execute("PRAGMA secure_delete = ON"))
         self.root = root
         root.mkdir(parents=True, exist_ok=True, mode=0o700)
 

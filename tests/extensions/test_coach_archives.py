@@ -114,3 +114,17 @@ def test_the_sync_sends_gzipped_recordings_and_zips(tmp_path, activities):
     wanted, skipped = SquadSync(tmp_path, NoService()).scan()
     assert sorted(wanted) == ["export.zip", "ride.fit.gz", "ride.tcx.gz"]
     assert skipped == {}
+
+
+def test_a_big_export_is_hashed_once_not_at_every_question(tmp_path, activities, monkeypatch):
+    (tmp_path / "season.zip").write_bytes(export_zip(activities, broken=False))
+    monkeypatch.setattr(athlete_data, "_hashes", {})
+    summarise(tmp_path)
+    hashed = []
+    real = athlete_data.hashlib.sha256
+    monkeypatch.setattr(athlete_data.hashlib, "sha256", lambda *a: hashed.append(1) or real(*a))
+    summarise(tmp_path)
+    assert hashed == []  # same size and time: the hash is known
+    (tmp_path / "season.zip").touch()  # changed (its time): hashed again, once
+    summarise(tmp_path)
+    assert hashed == [1]

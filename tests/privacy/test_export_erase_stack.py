@@ -24,6 +24,7 @@ import psycopg
 import pytest
 
 from sporthub.pseudonym import Pseudonyms
+from tests.privacy.test_compaction import pg_pages_holding
 from tests.support.athletes import athlete
 from tests.support.fake_backend import KEY, MODEL, FakeBackend
 from tests.support.stack import SPORTHUB, HubClient, create_account, make_stack, started
@@ -197,6 +198,8 @@ def test_export_then_erase_of_a_person_whose_server_runs(stack):
         for row in _pg_rows(database):
             for needle in needles:
                 assert needle not in row, f"{needle} left in {database}: {row}"
+        # nor in the pages: no dead row version of the hub's tables or the ledger keeps them
+        assert pg_pages_holding(database, *needles) == [], database
 
     # the pseudonym: the same in the ledger and the audit log, counts kept, no address
     lines = [json.loads(x) for x in stack.data_dir.joinpath("gateway-audit.jsonl")

@@ -98,7 +98,7 @@ def until(check, timeout: float = 60, what: str = ""):
 def team(hub, activities):
     # the log ends on the latest ride's day: the notebook looks at each athlete as of then
     last = max(sportlab.summarize_session(activities / ride).date for ride in RIDES)
-    # the scientist first: the squad service reads the hub's groups once per cache period
+    # the scientist first: the service knows the groups as they were when it last asked
     # (SPORTHUB_GATEWAY_AUTH_CACHE_S), and the athletes' servers ask it as soon as they start
     tokens = {"sofia": account(hub, "sy-sofia", "scientists")}
     for who, seed in (("anna", 1), ("boris", 2)):

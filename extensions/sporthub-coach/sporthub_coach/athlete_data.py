@@ -125,6 +125,21 @@ _cache: dict[tuple[str, Profile], SessionSummary] = {}
 # content hash -> the highest heart rate in the recording (None: it has none), for the estimate
 # of HRmax when the athlete has not measured it
 _peaks: dict[str, float | None] = {}
+# (path, size, modification time) -> the content hash: a season's .zip export can be gigabytes,
+# hashed once (in blocks, never whole in memory), not at every question
+_hashes: dict[tuple[str, int, int], str] = {}
+
+
+def content_hash(path: Path) -> str:
+    info = path.stat()
+    key = (str(path), info.st_size, info.st_mtime_ns)
+    if key not in _hashes:
+        digest = hashlib.sha256()
+        with open(path, "rb") as f:
+            for block in iter(lambda: f.read(1 << 20), b""):
+                digest.update(block)
+        _hashes[key] = digest.hexdigest()
+    return _hashes[key]
 
 
 def read_session(recording: Recording, content_hash: str, profile: Profile,
@@ -187,7 +202,7 @@ def summarise(folder: Path, today: date | None = None) -> Summary:
     hashes: dict[Recording, str] = {}
     for path in files:
         try:
-            hashes.update(recordings_of(path, hashlib.sha256(path.read_bytes()).hexdigest()))
+            hashes.update(recordings_of(path, content_hash(path)))
         except (OSError, zipfile.BadZipFile) as e:
             unreadable.append(f"{path.name} ({e})")
     frames: dict[Recording, pd.DataFrame] = {}  # recordings read by this call, read only once
