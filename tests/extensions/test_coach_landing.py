@@ -29,7 +29,9 @@ def test_the_language_follows_the_hub_then_the_browser(cookie, accept, expected)
     assert i18n.choose(None, cookie, accept) == expected
 
 
-def test_the_coach_speaks_the_language_last_served_else_the_one_it_was_started_in(monkeypatch):
+def test_the_coach_speaks_the_language_last_served_else_the_one_it_was_started_in(
+        monkeypatch, tmp_path):
+    monkeypatch.setenv("JUPYTERLAB_SETTINGS_DIR", str(tmp_path))  # nothing picked in Settings
     monkeypatch.setattr(language, "_served", None)
     monkeypatch.setenv("COACH_LANG", "ru")
     assert language.interface_language() == "ru"
@@ -63,3 +65,30 @@ def test_the_workspace_opens_the_chat_only_until_the_person_has_a_layout(tmp_pat
                                  "metadata": {"id": "default"}}))
     assert not landing.make_workspace(tmp_path)
     assert json.loads(saved.read_text())["data"]["layout-restorer:data"]["main"]["dock"] is None
+
+
+@pytest.mark.parametrize("raw, chosen", [
+    # what Settings > Language > English saves (JupyterLab keeps the editor's text: JSON5)
+    ('{\n    // Language\n    "locale": "en"\n}', "en"),
+    ('{"locale": "ru_RU"}', "ru"),
+    ('{"locale": "default"}', None),  # picked nothing: the hub's language and the browser's
+    ("{}", None),
+    ("{not json", None),              # a file JupyterLab would not read either
+    ('["en"]', None),
+])
+def test_a_language_picked_in_settings_beats_the_language_the_server_was_started_in(
+        monkeypatch, tmp_path, raw, chosen):
+    # a restart from a Russian browser starts the server with COACH_LANG=ru; a person who picked
+    # English keeps English, from the Coach's first word on (its welcome is written at the start,
+    # before any page asks for JupyterLab's translations)
+    monkeypatch.setenv("JUPYTERLAB_SETTINGS_DIR", str(tmp_path))
+    monkeypatch.setattr(language, "_served", None)
+    monkeypatch.setenv("COACH_LANG", "ru")
+    setting = tmp_path / language.SETTING
+    setting.parent.mkdir(parents=True)
+    setting.write_text(raw, encoding="utf-8")
+    assert language.chosen_in_settings() == chosen
+    assert language.interface_language() == (chosen or "ru")
+    assert landing.make_coach_chat(tmp_path, language.interface_language(), demo=False)
+    body = json.loads((tmp_path / "coach.chat").read_text(encoding="utf-8"))["messages"][0]["body"]
+    assert ("I am the Coach" in body) == (chosen == "en")
