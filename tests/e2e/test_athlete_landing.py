@@ -77,6 +77,7 @@ def test_a_russian_athlete_lands_in_the_coach_chat_in_russian(hub, browser):
     welcome = page.locator(".jp-chat-message").first
     expect(welcome).to_contain_text("Здравствуйте! Я Тренер")
     expect(welcome).to_contain_text("/log")
+    expect(welcome).to_contain_text("/share вкл")
     expect(welcome).to_contain_text(DEMO_RU)
     expect(page.locator("#jp-MainMenu")).to_contain_text("Файл")
     # the status bar's words are Russian, and it names the model a demo

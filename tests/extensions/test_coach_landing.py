@@ -40,19 +40,30 @@ def test_the_coach_speaks_the_language_last_served_else_the_one_it_was_started_i
     assert language.of_locale("ru_RU") == "ru" and language.of_locale("de_DE") == "en"
 
 
-@pytest.mark.parametrize("lang, demo", [("ru", True), ("en", False)])
-def test_the_coach_chat_is_made_once_with_the_welcome(tmp_path, lang, demo):
-    assert landing.make_coach_chat(tmp_path, lang, demo)
+@pytest.mark.parametrize("lang, demo, share", [("ru", True, True), ("en", False, True),
+                                               ("en", True, False)])
+def test_the_coach_chat_is_made_once_with_the_welcome(tmp_path, lang, demo, share):
+    assert landing.make_coach_chat(tmp_path, lang, demo, share)
     document = json.loads((tmp_path / "coach.chat").read_text(encoding="utf-8"))
     [message] = document["messages"]
     assert message["sender"] == landing.COACH_ID
     assert ("/log" in message["body"]) and ("/profile" in message["body"])
     assert ("Тренер" in message["body"]) == (lang == "ru")
     assert landing.has_demo_notice([message["body"]]) == demo
+    # /share is named only where the club runs the squad service
+    assert ("/share" in message["body"]) == share
+    assert "{" not in message["body"] and "\n\n\n" not in message["body"]
     # the person's chat is theirs: never written over
     (tmp_path / "coach.chat").write_text('{"messages": []}', encoding="utf-8")
     assert not landing.make_coach_chat(tmp_path, lang, demo)
     assert (tmp_path / "coach.chat").read_text(encoding="utf-8") == '{"messages": []}'
+
+
+def test_share_is_offered_where_the_hub_gave_the_squad_services_address(monkeypatch):
+    monkeypatch.delenv("SQUAD_API_URL", raising=False)
+    assert not landing.can_share()
+    monkeypatch.setenv("SQUAD_API_URL", "http://hub:8000/services/squad/api")
+    assert landing.can_share()
 
 
 def test_the_workspace_opens_the_chat_only_until_the_person_has_a_layout(tmp_path):
