@@ -103,3 +103,20 @@ def test_a_language_picked_in_settings_beats_the_language_the_server_was_started
     assert landing.make_coach_chat(tmp_path, language.interface_language(), demo=False)
     body = json.loads((tmp_path / "coach.chat").read_text(encoding="utf-8"))["messages"][0]["body"]
     assert ("I am the Coach" in body) == (chosen == "en")
+
+
+@pytest.mark.parametrize("backends, demo", [
+    (None, "1"),  # the embedded model: 135M parameters, for trying SportHub
+    ('[{"name": "club", "url": "http://gpu:8000", "api_key": "k", "models": ["m"]}]', "0"),
+    (('[{"name": "trial", "url": "http://gpu:8000", "api_key": "k", "models": ["m"], '
+      '"demo": true}]'), "1"),
+])
+def test_the_embedded_model_and_backends_marked_demo_are_told_as_demo(
+        monkeypatch, tmp_path, backends, demo):
+    from sporthub.hub.common import first_minutes_environment
+    from sporthub.settings import load_settings
+
+    if backends:  # as an admin writes it
+        monkeypatch.setenv("SPORTHUB_LLM_BACKENDS", backends)
+    settings = load_settings(data_dir=tmp_path)
+    assert first_minutes_environment(settings)["LLM_GATEWAY_DEMO"] == demo
