@@ -120,3 +120,18 @@ def test_the_embedded_model_and_backends_marked_demo_are_told_as_demo(
         monkeypatch.setenv("SPORTHUB_LLM_BACKENDS", backends)
     settings = load_settings(data_dir=tmp_path)
     assert first_minutes_environment(settings)["LLM_GATEWAY_DEMO"] == demo
+
+
+@pytest.mark.parametrize("body, lang, said", [
+    ("/share статус", "en", "Use `/share on`"),  # a Russian word, an English interface
+    ("/share status", "ru", "Команды: `/share вкл`"),
+])
+def test_share_answers_in_the_interface_language_whatever_the_words(monkeypatch, body, lang, said):
+    import asyncio
+
+    from sporthub_coach import sharing
+
+    # an unknown word is answered before any call to the squad service
+    monkeypatch.setenv("SQUAD_API_URL", "http://127.0.0.1:9/services/squad/api")
+    monkeypatch.setenv("JUPYTERHUB_API_TOKEN", "not-used")
+    assert asyncio.run(sharing.answer(body, lang)).startswith(said)
