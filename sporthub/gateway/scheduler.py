@@ -78,6 +78,7 @@ RATE_SAMPLE_S = 1.0  # a rate sample spans at least this long (chunks come in bu
 NOISE_PRIOR, NOISE_ALPHA = 0.04, 0.1
 LENGTH_WINDOW = 200  # recent answer lengths kept per model
 ALIKE_ENOUGH = 5  # answers bounded alike needed to judge by them alone
+CUT_SHARE = 0.9  # an answer this close to its max_tokens was cut by it
 # the estimate is said as a number only this deep in line: further back, fair turns and priority
 # arrivals reorder the queue more than any estimate can know
 HONEST_DEPTH = 12
@@ -243,7 +244,7 @@ class Lengths:
     def __init__(self, seed: Iterable[int] = ()):
         self.recent: deque[tuple[int, int]] = deque(
             ((n, 0) for n in seed if n > 0), maxlen=LENGTH_WINDOW)
-        self._alike: dict[int, list[int]] = {}  # max_tokens -> lengths to judge by (cache)
+        self._alike: dict[int, list[float]] = {}  # max_tokens -> lengths to judge by (cache)
         self._expected: dict[int, float] = {}  # max_tokens -> expected length (cache)
         self._sorted: dict[int, list[float]] = {}  # max_tokens -> alike lengths, capped, sorted
 
@@ -254,14 +255,20 @@ class Lengths:
             self._expected.clear()
             self._sorted.clear()
 
-    def alike(self, max_tokens: int) -> list[int]:
+    def alike(self, max_tokens: int) -> list[float]:
         """The lengths of answers whose requests were bounded like ``max_tokens``."""
         cached = self._alike.get(max_tokens)
         if cached is None:
-            everything = [n for n, _ in self.recent]
             near = [n for n, bound in self.recent
                     if bound and max_tokens / 1.5 <= bound <= max_tokens * 1.5]
-            cached = near if max_tokens and len(near) >= ALIKE_ENOUGH else everything
+            if max_tokens and len(near) >= ALIKE_ENOUGH:
+                cached = near
+            else:
+                # too few alike: every answer, but one that ran to its lower bound was cut, not
+                # done: it says as much of a longer bound (the benchmark's first plans were told
+                # the questions' 30 tokens where they wrote 160: the ETAs behind them were late)
+                cached = [n * max_tokens / bound if bound and max_tokens > bound
+                          and n >= CUT_SHARE * bound else n for n, bound in self.recent]
             self._alike[max_tokens] = cached
         return cached
 
