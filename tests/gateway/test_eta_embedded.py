@@ -32,8 +32,12 @@ QUESTION = "In two sentences: one tip about hill repeats?"
 
 @pytest.fixture(scope="module")
 def gw(tmp_path_factory):
+    # a loaded machine makes everything slower, never wrong: nobody here is cut off for taking
+    # long (the defaults, 300 s a request and in line, are a busy evening's, not a test's)
     stack = make_stack(tmp_path_factory.mktemp("eta-embedded"), llm_max_concurrency="1",
-                       llm_tokens_per_day="1000000", llm_max_tokens="400")
+                       llm_tokens_per_day="1000000", llm_max_tokens="400",
+                       llm_request_timeout_s="1800", llm_queue_timeout_s="1800",
+                       llm_stall_timeout_s="600")
     with started(stack):
         stack.admin = HubClient.admin(stack)
         yield stack
@@ -50,7 +54,7 @@ async def read(gw, token: str, body: dict) -> dict:
     each content chunk, and the usage."""
     heard = {"comments": [], "first_token": None, "usage": None, "sent": time.monotonic(),
              "chunks": []}
-    async with httpx.AsyncClient(timeout=300) as client, client.stream(
+    async with httpx.AsyncClient(timeout=900) as client, client.stream(
             "POST", f"{gw.gateway}/v1/chat/completions", json=body,
             headers={"Authorization": f"Bearer {token}"}) as response:
         assert response.status_code == 200, await response.aread()
@@ -91,6 +95,7 @@ def slowest_second(streams: list[dict], before: float) -> float:
     return 0.0 if slowest == float("inf") else slowest
 
 
+@pytest.mark.timeout(1800)  # the stack, four answers and a wait at the shared machine's pace
 def test_an_eta_is_announced_updated_and_ends_with_the_slot(gw):
     holder, first, second = new_user(gw), new_user(gw), new_user(gw)
 
