@@ -178,7 +178,7 @@ async def send(client: httpx.AsyncClient, gateway: str, token: str, a: Ask) -> N
 
 
 async def play(gateway: str, tokens: list[str], asks: list[Ask]) -> None:
-    async with httpx.AsyncClient(timeout=httpx.Timeout(600, connect=30)) as client:
+    async with httpx.AsyncClient(timeout=httpx.Timeout(900, connect=30)) as client:
         start = time.monotonic()
         tasks = []
         for a in asks:
@@ -638,8 +638,12 @@ def main() -> None:
     load_before = os.getloadavg()
     print(f"queue ETA benchmark: seed {args.seed}{' (smoke)' if args.smoke else ''}, "
           f"{os.cpu_count()} cores, load average {load_before[0]:.2f}, data in {tmp}", flush=True)
+    # nobody is cut off for taking long: on the shared machine at a load of 15 the model wrote
+    # under a token a second, waits passed the evening's 300 s and left nothing to score
     stack = make_stack(tmp, llm_max_concurrency=str(SLOTS), llm_tokens_per_day="100000000",
-                       llm_max_queued_per_user="20", llm_max_running_per_user=str(SLOTS))
+                       llm_max_queued_per_user="20", llm_max_running_per_user=str(SLOTS),
+                       llm_request_timeout_s="3600", llm_queue_timeout_s="3600",
+                       llm_stall_timeout_s="600")
     began = time.monotonic()
     with started(stack):
         admin = HubClient.admin(stack)
