@@ -61,6 +61,9 @@ ETA_REFRESH_S = 0.5
 PRIOR_ANSWER_TOKENS = 200
 # prompt tokens per second before a backend's prefill was measured
 PRIOR_PREFILL_TPS = 1000.0
+# prompts this long or longer teach the prefill rate; shorter ones the fixed time to a first token
+LONG_PROMPT = 256
+PREFILL_ALPHA = 0.3  # EWMA weight of a prefill sample
 # how the total decode rate grows with concurrency before it is measured: total(n) = total(1) *
 # n**SCALING. Measured here: vLLM CPU 25 tok/s alone, 70-95 over 4 streams (n**0.8 .. 0.95);
 # llama-server on two cores gains less. A measured neighbour is scaled by this exponent too.
@@ -167,6 +170,9 @@ class Speed:
         # the variance of the log of a sample's surprise: how noisy a second's rate is
         self.noise = NOISE_PRIOR
         self.prefill_tps: float | None = None
+        # the part of the time to a first token that does not depend on the prompt (seconds)
+        self.first_token_s = 0.0
+        self._first_token_learnt = False
         self._span_start: float | None = None
         self._span_tokens = 0
         self._span_running = 0
@@ -186,7 +192,8 @@ class Speed:
         return base * self.load * (running / at) ** (SCALING - 1)
 
     def prefill_s(self, prompt_tokens: int) -> float:
-        return max(prompt_tokens, 1) / (self.prefill_tps or PRIOR_PREFILL_TPS)
+        """From the slot to the first token, alone: a fixed part, then the prompt's tokens."""
+        return self.first_token_s + max(prompt_tokens, 1) / (self.prefill_tps or PRIOR_PREFILL_TPS)
 
     def tokens(self, n: int) -> None:
         self._span_tokens += n
@@ -226,11 +233,22 @@ class Speed:
         return math.sqrt(self.noise * a / (2.0 - a))
 
     def learn_prefill(self, prompt_tokens: int, seconds: float) -> None:
+        """A first token ``seconds`` after the slot (alone). A short prompt's time is the fixed
+        part (the request reaching the backend, its slot, a first decode step: at a load of 15
+        ten seconds for any prompt of 12 to 40 tokens); only a long one's says how fast the
+        backend reads a prompt. Learnt as one rate, a short prompt's slow start made the 40
+        tokens of the next one take 40 seconds."""
         if seconds <= 0 or prompt_tokens <= 0:
             return
-        sample = prompt_tokens / seconds
+        if prompt_tokens < LONG_PROMPT:
+            sample = max(seconds - prompt_tokens / (self.prefill_tps or PRIOR_PREFILL_TPS), 0.0)
+            first = self.first_token_s if self._first_token_learnt else sample
+            self.first_token_s = first + PREFILL_ALPHA * (sample - first)
+            self._first_token_learnt = True
+            return
+        sample = prompt_tokens / max(seconds - self.first_token_s, seconds / 10)
         old = self.prefill_tps
-        self.prefill_tps = sample if old is None else old + RATE_ALPHA * (sample - old)
+        self.prefill_tps = sample if old is None else old + PREFILL_ALPHA * (sample - old)
 
 
 class Lengths:

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 
 import pytest
 
-from sporthub.gateway.scheduler import HONEST_DEPTH, Lengths, Pool, Scheduler, Ticket
+from sporthub.gateway.scheduler import HONEST_DEPTH, Lengths, Pool, Scheduler, Speed, Ticket
 from sporthub_coach.gateway import QUEUE_COMMENT, Place
 
 TICK = 0.02
@@ -248,6 +248,21 @@ async def test_a_prefill_shared_with_others_is_learnt_as_the_time_it_takes_alone
     run([Arrival(clock.now + 0.5 + 0.01 * i, f"u{i}", 50, 50, prompt_tokens=400)
          for i in range(4)], llama_server, scheduler=s, clock=clock, prefill_tps=200.0)
     assert speed.prefill_tps == pytest.approx(200.0, rel=0.15)
+
+
+def test_a_slow_first_token_is_a_fixed_time_not_a_slow_prompt():
+    """At a load of 15 the embedded model's first token came ten seconds after the slot for any
+    prompt of 12 to 40 tokens. Learnt as a prompt rate (a token a second), the next 40-token
+    prompt was expected to take 40 s and every ETA behind it was minutes early: the short
+    prompts teach the fixed time, and only long ones (the Coach's) the rate of reading."""
+    speed = Speed(20.0)
+    for n in (12, 14, 12):
+        speed.learn_prefill(n, 10.0)
+    assert speed.prefill_s(40) == pytest.approx(10.0, rel=0.05)
+    for _ in range(3):
+        speed.learn_prefill(2000, 10.0 + 2000 / 500)  # read at 500 tokens/s
+    assert speed.prefill_s(2000) == pytest.approx(14.0, rel=0.05)
+    assert speed.prefill_s(40) == pytest.approx(10.0, rel=0.05)
 
 
 @pytest.mark.parametrize("per_stream", [llama_server, vllm_cpu], ids=["llama-server", "vllm"])
