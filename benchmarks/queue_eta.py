@@ -451,9 +451,24 @@ def replay(everything: list[Ask], module) -> Replayed:
             return self.now
 
     asks = [a for a in everything if a.row is not None and a.slot is not None and a.end]
+    # one person's requests are served in the order they reached the scheduler, which the
+    # ledger's start times (taken before the token check) may not tell apart: a batch sent at
+    # once is ordered by the slots it got
+    arrival = {id(a): a.arrived for a in asks}
+    for user in {a.user for a in asks}:
+        mine = sorted((a for a in asks if a.user == user), key=lambda a: a.arrived)
+        i = 0
+        while i < len(mine):
+            j = i + 1
+            while j < len(mine) and mine[j].arrived - mine[j - 1].arrived < 1.0:
+                j += 1
+            times = [a.arrived for a in mine[i:j]]
+            for at, a in zip(times, sorted(mine[i:j], key=lambda a: a.slot), strict=True):
+                arrival[id(a)] = at
+            i = j
     events = []
     for i, a in enumerate(asks):
-        events.append((a.arrived, 0, i, "arrive"))
+        events.append((arrival[id(a)], 0, i, "arrive"))
         events.extend((t, 1, i, "chunk") for t in a.chunks)
         events.extend((t, 1, i, "look") for t, _, _ in a.comments[1:])
         events.append((a.end, 2, i, "end"))
