@@ -115,31 +115,48 @@ class Ledger:
                                     pool_pre_ping=not sqlite)
 
     async def record(self, rec: RequestRecord) -> None:
-        """Write the row; while the database is away (a PostgreSQL restart), keep trying."""
-        row = dict(rec.__dict__)
+        """Write one row (see :meth:`record_many`)."""
+        await self.record_many([rec])
+
+    async def record_many(self, records: list[RequestRecord]) -> None:
+        """Write the rows in one transaction (all or none); while the database is away (a
+        PostgreSQL restart), keep trying."""
+        rows = [dict(rec.__dict__) for rec in records]
         delay, deadline = 0.2, time.monotonic() + RETRY_FOR_S
         retried = False
         while True:
             try:
-                await asyncio.to_thread(self._insert, row)
+                await asyncio.to_thread(self._insert, rows)
                 return
             except IntegrityError:
+                if len(rows) > 1:
+                    # a row whose id is there already: the others are still written, one by one
+                    await asyncio.to_thread(self._insert_each, rows, retried)
+                    return
                 if retried:
                     return  # the earlier attempt was written; only its answer was lost
                 raise
             except (OperationalError, InterfaceError) as e:
                 if time.monotonic() > deadline:
-                    log.error("ledger row %s lost: the database did not come back in %.0f s",
-                              rec.id, RETRY_FOR_S)
+                    log.error("ledger rows %s lost: the database did not come back in %.0f s",
+                              ", ".join(r["id"] for r in rows), RETRY_FOR_S)
                     raise
                 log.warning("ledger write failed (%s); retrying", type(e).__name__)
                 retried = True
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 5.0)
 
-    def _insert(self, row: dict) -> None:
+    def _insert(self, rows: list[dict]) -> None:
         with self.engine.begin() as conn:
-            conn.execute(insert(RequestRow), row)
+            conn.execute(insert(RequestRow), rows)
+
+    def _insert_each(self, rows: list[dict], retried: bool) -> None:
+        for row in rows:
+            try:
+                self._insert([row])
+            except IntegrityError:
+                if not retried:  # after a retry: written by the attempt whose answer was lost
+                    log.error("ledger row %s refused: its id is already in the ledger", row["id"])
 
     async def tokens_since(self, user: str, since: datetime) -> int:
         return await asyncio.to_thread(self._tokens_since, user, since)

@@ -1,11 +1,12 @@
 """One model request's life: admission, a slot, the relay, settlement.
 
 The whole life is one async generator, :meth:`ModelRequest._life`, and its single ``finally``
-gives back the slot (or the place in line), settles the budget reservation and writes exactly
-one ledger row and audit line, whatever raised: a bad body, a budget refusal, a backend that
-broke, a caller who hung up, or a bug. The generator yields either one complete
-:class:`Response` (answers that are not streamed, and errors before any byte went out) or the
-bytes of an SSE stream (queue comments while waiting, then the backend's events).
+gives back the slot (or the place in line), settles the budget reservation and hands over exactly
+one ledger row (written off the answer's path, bookkeeping.py) and audit line, whatever raised: a
+bad body, a budget refusal, a backend that broke, a caller who hung up, or a bug. The generator
+yields either one complete :class:`Response` (answers that are not streamed, and errors before
+any byte went out) or the bytes of an SSE stream (queue comments while waiting, then the
+backend's events).
 """
 
 from __future__ import annotations
@@ -100,7 +101,7 @@ class ModelRequest:
         life = self._life()
         first = await anext(life)
         if isinstance(first, Response):
-            await anext(life, None)  # the life ends (row written) before the answer goes out
+            await anext(life, None)  # the life ends (settled, row queued) before the answer
             return first
         self.head_sent = True
         return _SSEResponse(first, life, self.settings.llm_client_write_timeout_s,
@@ -145,7 +146,7 @@ class ModelRequest:
                                  "can find it in the gateway's log.", "internal_error")
             yield _sse_error(error) if self.head_sent else error.response()
         finally:
-            await self._settle()
+            self._settle()
 
     async def _admit(self) -> None:
         """Body, limits, budget reservation, and a place in line (or a slot at once)."""
@@ -356,8 +357,9 @@ class ModelRequest:
 
     # -- the end ------------------------------------------------------------------------------
 
-    async def _settle(self) -> None:
-        """Slot, budget, row: everything that must happen is done before the first await."""
+    def _settle(self) -> None:
+        """Slot, budget, row: all done here, without an await (nothing can interrupt it); the
+        row is handed to the ledger's writer, so an answer's end never waits for the disk."""
         r = self.record
         if self.ticket is not None:
             if self.ticket.backend is not None:
@@ -378,9 +380,8 @@ class ModelRequest:
         self.tokens.settle(r.user, self.reserved, r.prompt_tokens + r.completion_tokens,
                         r.started_at)
         self.reserved = 0
-        row = self.books.write_row(r, self.payload.text if self.payload else None)
+        self.books.write_row(r, self.payload.text if self.payload else None)
         self.books.in_flight -= 1
-        await row
 
 
 class _SSEResponse(StreamingResponse):
