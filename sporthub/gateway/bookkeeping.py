@@ -1,12 +1,14 @@
 """What the gateway writes down about each request: one ledger row, one audit line, its metrics.
 
 A request hands its record over once, at its end (``write_row``), whatever its outcome, after its
-slot and its budget reservation were settled in memory (the budget never waits for the database).
-The rows are written by one task of their own, off the answers' path, so that a request cancelled
-by its caller still gets its row and an answer's end never waits for a disk's flush: the rows
-handed over within ``LINGER_S`` share one transaction (a commit costs about as much CPU as 15
-rows), each row whole or not at all. The gateway writes what is left at shutdown (``close``);
-``pending`` (the ``sporthub_llm_ledger_pending_rows`` gauge) counts the rows not written yet.
+slot and its budget reservation were settled in memory. The rows are written by one task of their
+own, so that a request cancelled by its caller still gets its row; the rows handed over while a
+transaction is under way go into the next one together (a commit costs about as much CPU as 15
+rows, and a disk's flush several ms), each row whole or not at all. An answer ends once its row
+is committed (a caller who has the answer has it counted, even if the gateway dies right after),
+or after ``ROW_WAIT_S`` while the database is away, the writer going on trying. The gateway writes
+what is left at shutdown (``close``); ``pending`` (the ``sporthub_llm_ledger_pending_rows`` gauge)
+counts the rows not written yet.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections.abc import Awaitable
 
 from sporthub.gateway.audit import AuditLog
 from sporthub.gateway.directory import HubDirectory
@@ -23,9 +26,7 @@ from sporthub.gateway.scheduler import Ticket
 from sporthub.pseudonym import Pseudonyms
 
 log = logging.getLogger("sporthub.gateway")
-# rows handed over this long after the first one go into the same transaction: a few ms of delay
-# in the ledger, a commit for many requests instead of one each on a busy evening
-LINGER_S = 0.05
+ROW_WAIT_S = 5.0
 BATCH_ROWS = 500
 
 
@@ -40,10 +41,10 @@ class Bookkeeping:
         self.directory = directory  # the groups a user's tokens are counted under
         self.in_flight = 0  # requests between admission and their settlement
         self._pending: set[asyncio.Task] = set()
-        self._rows: list[RequestRecord] = []  # handed over, not yet in a transaction
+        # handed over, not yet in a transaction; each with the future its answer waits for
+        self._rows: list[tuple[RequestRecord, asyncio.Future]] = []
         self._writing = 0  # rows in the transaction under way
         self._writer: asyncio.Task | None = None
-        self._closing = False
 
     @property
     def pending(self) -> int:
@@ -56,30 +57,34 @@ class Bookkeeping:
         if ticket.eta_error_s is not None:
             self.metrics.observe_eta_error(ticket.eta_error_s)
 
-    def write_row(self, record: RequestRecord, text) -> None:
+    def write_row(self, record: RequestRecord, text) -> Awaitable:
         """The one ledger row, audit line and metrics update of a request: the audit line and
-        the metrics now, the row queued for the writer task (which nothing cancels)."""
+        the metrics now, the row queued for the writer task (which nothing cancels). What is
+        returned is the wait for the row's commit, which a cancelled caller may skip."""
         self._count(record)
         self.audit.write(record, text)
-        self._rows.append(record)
+        written = asyncio.get_running_loop().create_future()
+        self._rows.append((record, written))
         if self._writer is None:
             self._writer = self.spawn(self._write_rows())
+        return asyncio.wait({written}, timeout=ROW_WAIT_S)
 
     async def _write_rows(self) -> None:
-        """Write the queued rows, a transaction for each batch, until none is left."""
+        """Write the queued rows, one transaction for all those queued, until none is left."""
         try:
             while self._rows:
-                if not self._closing:
-                    await asyncio.sleep(LINGER_S)  # the next moments' rows join this one
                 batch, self._rows = self._rows[:BATCH_ROWS], self._rows[BATCH_ROWS:]
                 self._writing = len(batch)
                 try:
-                    await self.ledger.record_many(batch)
+                    await self.ledger.record_many([record for record, _ in batch])
                 except Exception:
                     # the database refused them or stayed away too long (logged with the ids)
                     log.exception("%d ledger rows could not be written", len(batch))
                 finally:
                     self._writing = 0
+                    for _, written in batch:
+                        if not written.done():
+                            written.set_result(None)
         finally:
             self._writer = None
 
@@ -113,7 +118,6 @@ class Bookkeeping:
         deadline = time.monotonic() + settle_s
         while self.in_flight and time.monotonic() < deadline:
             await asyncio.sleep(0.05)
-        self._closing = True  # the rows left are written at once
         while self._pending:  # a request settling meanwhile may start a writer again
             await asyncio.gather(*self._pending, return_exceptions=True)
         self.ledger.close()

@@ -1,12 +1,11 @@
 """One model request's life: admission, a slot, the relay, settlement.
 
 The whole life is one async generator, :meth:`ModelRequest._life`, and its single ``finally``
-gives back the slot (or the place in line), settles the budget reservation and hands over exactly
-one ledger row (written off the answer's path, bookkeeping.py) and audit line, whatever raised: a
-bad body, a budget refusal, a backend that broke, a caller who hung up, or a bug. The generator
-yields either one complete :class:`Response` (answers that are not streamed, and errors before
-any byte went out) or the bytes of an SSE stream (queue comments while waiting, then the
-backend's events).
+gives back the slot (or the place in line), settles the budget reservation and writes exactly
+one ledger row (bookkeeping.py) and audit line, whatever raised: a bad body, a budget refusal, a
+backend that broke, a caller who hung up, or a bug. The generator yields either one complete
+:class:`Response` (answers that are not streamed, and errors before any byte went out) or the
+bytes of an SSE stream (queue comments while waiting, then the backend's events).
 """
 
 from __future__ import annotations
@@ -101,7 +100,7 @@ class ModelRequest:
         life = self._life()
         first = await anext(life)
         if isinstance(first, Response):
-            await anext(life, None)  # the life ends (settled, row queued) before the answer
+            await anext(life, None)  # the life ends (row written) before the answer goes out
             return first
         self.head_sent = True
         return _SSEResponse(first, life, self.settings.llm_client_write_timeout_s,
@@ -146,7 +145,7 @@ class ModelRequest:
                                  "can find it in the gateway's log.", "internal_error")
             yield _sse_error(error) if self.head_sent else error.response()
         finally:
-            self._settle()
+            await self._settle()
 
     async def _admit(self) -> None:
         """Body, limits, budget reservation, and a place in line (or a slot at once)."""
@@ -298,15 +297,18 @@ class ModelRequest:
                                "upstream_broken") from None
 
     async def _relay(self, response: httpx.Response):
-        """The backend's events as they come, counting usage, within the stall and the deadline."""
+        """The backend's events as they come, counting usage, within the stall and the deadline.
+
+        The events that arrived together go out together: one write to the caller, one timer,
+        not one for each event."""
         r = self.record
         loop = asyncio.get_running_loop()
         stall = self.settings.llm_stall_timeout_s
-        events = _sse_events(response, self.settings.llm_max_answer_bytes)
+        arrivals = _sse_events(response, self.settings.llm_max_answer_bytes)
         while True:
             try:
                 async with asyncio.timeout_at(min(loop.time() + stall, self.deadline)):
-                    event = await anext(events, None)
+                    events = await anext(arrivals, None)
             except TimeoutError:
                 if loop.time() >= self.deadline:
                     raise GatewayError(504, "The answer took longer than the "
@@ -319,25 +321,32 @@ class ModelRequest:
                 log.warning("stream from %s broke", r.backend)
                 raise GatewayError(502, "The language model backend stopped mid-answer.",
                                    "upstream_broken") from None
-            if event is None:
+            if events is None:
                 return
-            # bytes in, bytes out: the few numbers we need are read without parsing the JSON
-            if event.startswith(b"data:"):
-                if b'"usage"' in event:
-                    _read_usage(event, r)
-                    if _NO_CHOICES.search(event):
-                        if not self.payload.wants_usage:
-                            continue  # the usage-only chunk we asked for on the caller's behalf
-                    else:
-                        # vLLM's per-chunk usage, asked for the ledger: OpenAI clients expect
-                        # usage in the last chunk only
-                        event = without_usage(event)
-                if _HAS_TEXT.search(event):
-                    self.delivered += 1
-                    self.scheduler.progress(self.ticket)  # the wait estimate's clock
-                    if r.ttft_ms is None:
-                        r.ttft_ms = (time.monotonic() - self.started) * 1000
-            yield event + b"\n\n"
+            out = [event for event in map(self._relayed, events) if event is not None]
+            if out:
+                yield b"".join(out)
+
+    def _relayed(self, event: bytes) -> bytes | None:
+        """One event as the caller gets it (None: not for the caller), its usage and text
+        counted; bytes in, bytes out: the few numbers needed are read without parsing JSON."""
+        if event.startswith(b"data:"):
+            r = self.record
+            if b'"usage"' in event:
+                _read_usage(event, r)
+                if _NO_CHOICES.search(event):
+                    if not self.payload.wants_usage:
+                        return None  # the usage-only chunk we asked for on the caller's behalf
+                else:
+                    # vLLM's per-chunk usage, asked for the ledger: OpenAI clients expect
+                    # usage in the last chunk only
+                    event = without_usage(event)
+            if _HAS_TEXT.search(event):
+                self.delivered += 1
+                self.scheduler.progress(self.ticket)  # the wait estimate's clock
+                if r.ttft_ms is None:
+                    r.ttft_ms = (time.monotonic() - self.started) * 1000
+        return event + b"\n\n"
 
     def _refused_by(self, upstream: Upstream, response: httpx.Response,
                     content: bytes) -> GatewayError:
@@ -357,9 +366,8 @@ class ModelRequest:
 
     # -- the end ------------------------------------------------------------------------------
 
-    def _settle(self) -> None:
-        """Slot, budget, row: all done here, without an await (nothing can interrupt it); the
-        row is handed to the ledger's writer, so an answer's end never waits for the disk."""
+    async def _settle(self) -> None:
+        """Slot, budget, row: everything that must happen is done before the first await."""
         r = self.record
         if self.ticket is not None:
             if self.ticket.backend is not None:
@@ -367,7 +375,8 @@ class ModelRequest:
                                     tokens=r.completion_tokens)
             else:
                 self.scheduler.withdraw(self.ticket)
-        if self.upstream_response is not None:
+        if self.upstream_response is not None and not self.upstream_response.is_closed:
+            # (an answer read to its end closed itself, giving its connection back)
             self.books.spawn(self.upstream_response.aclose())
         if self.forwarded:
             # the backend read the prompt whatever happened next (llama-server sends usage
@@ -380,8 +389,9 @@ class ModelRequest:
         self.tokens.settle(r.user, self.reserved, r.prompt_tokens + r.completion_tokens,
                         r.started_at)
         self.reserved = 0
-        self.books.write_row(r, self.payload.text if self.payload else None)
+        row = self.books.write_row(r, self.payload.text if self.payload else None)
         self.books.in_flight -= 1
+        await row  # the answer ends once its row is in the ledger
 
 
 class _SSEResponse(StreamingResponse):
@@ -453,20 +463,22 @@ def _count(usage, name: str) -> int:
 
 
 async def _sse_events(response: httpx.Response, limit: int):
-    """Split an SSE byte stream into events (without their blank-line terminator); an event
-    that grows past ``limit`` bytes is cut, so a stream is never held whole either."""
+    """Split an SSE byte stream into events (without their blank-line terminator), yielded as
+    the list of those completed by each chunk read; an event that grows past ``limit`` bytes is
+    cut, so a stream is never held whole either."""
     buffer = b""
     async for chunk in response.aiter_raw():
         buffer += chunk.replace(b"\r\n", b"\n")
-        while b"\n\n" in buffer:
-            event, buffer = buffer.split(b"\n\n", 1)
-            if event:
-                yield event
+        if b"\n\n" in buffer:
+            *events, buffer = buffer.split(b"\n\n")
+            events = [e for e in events if e]
+            if events:
+                yield events
         if len(buffer) > limit:
             raise GatewayError(502, f"The model sent one stream event larger than "
                                f"{_size(limit)}, the most the gateway takes.", "answer_too_large")
     if buffer.strip():
-        yield buffer
+        yield [buffer]
 
 
 _PROMPT_TOKENS = re.compile(rb'"prompt_tokens":\s*(\d+)')
