@@ -40,6 +40,9 @@ def test_the_coach_chat_is_made_once_with_the_welcome(tmp_path, lang, demo):
     assert ("/log" in message["body"]) and ("/profile" in message["body"])
     assert ("Тренер" in message["body"]) == (lang == "ru")
     assert landing.has_demo_notice([message["body"]]) == demo
+    # the model is not given the welcome again with each question; an answer it is given
+    assert landing.is_welcome(message["body"])
+    assert not landing.is_welcome("Warm up for 15 minutes, then do a few short accelerations.")
     # the person's chat is theirs: never written over
     (tmp_path / "coach.chat").write_text('{"messages": []}', encoding="utf-8")
     assert not landing.make_coach_chat(tmp_path, lang, demo)
