@@ -83,8 +83,10 @@ def first_login(stack, browser, name: str, locale: str) -> tuple[dict, object]:
     return marks, page
 
 
-def first_words(page) -> dict:
-    """Ask the Coach; seconds until its answer shows words, and until it is complete."""
+def first_words(page, stack, name: str) -> dict:
+    """Ask the Coach; seconds until its answer shows words, and until it is complete (the
+    gateway's ledger row of the answer: written as the stream ends)."""
+    rows = len([r for r in stack.ledger_rows() if r["user"] == name])
     # the Coach's messages after its welcome carry no header of their own (one sender in a row):
     # the answer is the message after the question's
     messages = page.locator(".jp-chat-message")
@@ -109,10 +111,10 @@ def first_words(page) -> dict:
     deadline = time.perf_counter() + ANSWER_WAIT_S
     marks["answer"] = None
     while time.perf_counter() < deadline:
-        if not page.get_by_text("is typing").count():
+        if len([r for r in stack.ledger_rows() if r["user"] == name]) > rows:
             marks["answer"] = time.perf_counter() - start
             break
-        page.wait_for_timeout(50)
+        page.wait_for_timeout(100)
     return marks
 
 
@@ -183,7 +185,7 @@ def main() -> None:
                 marks, page = first_login(stack, browser, name, args.locale)
                 run["first"] = marks
                 run["first"]["spawn"], seen = spawn_seconds(stack, name, 0)
-                run["words"] = first_words(page)
+                run["words"] = first_words(page, stack, name)
                 page.context.close()
                 # the floor: the model's own first token, and through the gateway, right after
                 key = (stack.data_dir / "secrets" / "embedded-llm-key").read_text().strip()
