@@ -161,14 +161,6 @@ class Ledger:
             try:
                 await asyncio.to_thread(self._insert, rows)
                 return
-            except IntegrityError:
-                if len(rows) > 1:
-                    # a row whose id is there already: the others are still written, one by one
-                    await asyncio.to_thread(self._insert_each, rows, retried)
-                    return
-                if retried:
-                    return  # the earlier attempt was written; only its answer was lost
-                raise
             except (OperationalError, InterfaceError) as e:
                 if time.monotonic() > deadline:
                     log.error("ledger rows %s lost: the database did not come back in %.0f s",
@@ -178,6 +170,15 @@ class Ledger:
                 retried = True
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 5.0)
+            except DBAPIError as e:
+                if len(rows) > 1:
+                    # one row refused (its id there already, a value too long): the others
+                    # are still written, one by one
+                    await asyncio.to_thread(self._insert_each, rows, retried)
+                    return
+                if retried and isinstance(e, IntegrityError):
+                    return  # the earlier attempt was written; only its answer was lost
+                raise
 
     def _insert(self, rows: list[dict]) -> None:
         """One transaction on the driver's own connection (from the engine's pool): SQLAlchemy's
@@ -210,6 +211,8 @@ class Ledger:
             except IntegrityError:
                 if not retried:  # after a retry: written by the attempt whose answer was lost
                     log.error("ledger row %s refused: its id is already in the ledger", row["id"])
+            except DBAPIError as e:
+                log.error("ledger row %s refused by the database: %s", row["id"], type(e).__name__)
 
     async def tokens_since(self, user: str, since: datetime) -> int:
         return await asyncio.to_thread(self._tokens_since, user, since)
