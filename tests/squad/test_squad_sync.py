@@ -29,6 +29,7 @@ from nbclient import NotebookClient
 
 import sportlab
 from tests.e2e.test_walking_skeleton import COACH, chat
+from tests.extensions.test_coach_data import interface
 from tests.squad.test_squad_service import backends, stored_files, stored_rows, wait_for_squad
 from tests.support.athletes import PASSWORD, account, athlete, put_home_file, recordings
 from tests.support.fake_backend import FakeBackend
@@ -210,6 +211,8 @@ def test_the_athlete_sees_the_scientists_reads_in_the_coach_and_on_my_data(hub, 
     text = say(hub, "sy-anna", team["anna"], "/share")
     assert re.search(r"UTC: sy-sofia, sessions", text)
     assert "share on (sy-anna, 127.0.0.1)" in text
+    # the Coach's own words follow the interface: Russian once her JupyterLab is
+    interface(hub, "sy-anna", team["anna"], "ru-RU,ru;q=0.9")
     russian = say(hub, "sy-anna", team["anna"], "/share вкл", chat_file="ru.chat")
     assert russian.startswith("Готово: доступ открыт")
     state = say(hub, "sy-anna", team["anna"], "/share статус", chat_file="ru.chat")
