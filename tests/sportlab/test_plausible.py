@@ -257,3 +257,19 @@ def test_an_implausible_ln_rmssd_morning_is_a_missed_morning_with_a_warning():
 def test_model_parameters_and_gap_arguments_refuse_non_numbers(call):
     with pytest.raises(ValueError, match=r"finite|positive|whole"):
         call()
+
+
+@pytest.mark.parametrize(("hr_avg", "hr_rest", "hr_max", "message"), [
+    (250.0, 50.0, 190.0, "above hr_max"),  # gave 852 AU: 131 % of the reserve
+    (150.0, 50.0, 300.0, "hr_max must be a heart rate of 25-250 bpm"),
+    (150.0, 10.0, 190.0, "hr_rest must be a heart rate"),
+    (np.array([150.0, 400.0]), 50.0, 190.0, "hr_avg must be a heart rate"),
+])
+def test_banister_trimp_refuses_heart_rates_no_heart_has(hr_avg, hr_rest, hr_max, message):
+    with pytest.raises(ValueError, match=message):
+        trimp(60, hr_avg, hr_rest, hr_max)
+
+
+def test_banister_trimp_keeps_a_missing_session_missing():
+    assert np.isnan(trimp(60, np.nan, 50, 190))
+    assert trimp(60, 40, 50, 190) == 0.0  # below rest: no load, as documented
