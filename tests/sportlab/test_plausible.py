@@ -273,3 +273,9 @@ def test_banister_trimp_refuses_heart_rates_no_heart_has(hr_avg, hr_rest, hr_max
 def test_banister_trimp_keeps_a_missing_session_missing():
     assert np.isnan(trimp(60, np.nan, 50, 190))
     assert trimp(60, 40, 50, 190) == 0.0  # below rest: no load, as documented
+
+
+def test_a_speed_no_runner_reaches_is_missing_in_grade_adjusted_pace():
+    with pytest.warns(ImplausibleSampleWarning, match="speed_m_s"):
+        adjusted = grade_adjusted_pace(np.array([3.0, 100.0]), np.array([0.0, 0.0]))
+    assert adjusted[0] == pytest.approx(3.0) and np.isnan(adjusted[1])
