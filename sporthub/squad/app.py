@@ -40,6 +40,8 @@ from sporthub.squad.access import Directory
 from sporthub.squad.store import (
     ARCHIVE_SUFFIX,
     LOG_FILE,
+    PROFILE_FILE,
+    RECORDING_SUFFIXES,
     BadFile,
     Store,
     check_file_name,
@@ -83,10 +85,12 @@ def archive_limits(settings: Settings):
                          max_members=settings.squad_max_files)
 
 
-def read_recording(path: Path, name: str, limits=None) -> tuple[list[dict], list[str]]:
+def read_recording(path: Path, name: str, limits=None,
+                   profile=None) -> tuple[list[dict], list[str]]:
     """sportlab's session rows of a recording (one), or of the recordings in a .zip (one
     each, ``file`` = ``<name>/<member>``), and what was left out of an archive; a file
-    sportlab cannot read, or an archive past ``limits``, raises BadFile."""
+    sportlab cannot read, or an archive past ``limits``, raises BadFile. ``profile``: the
+    athlete's thresholds (sportlab's Profile), or None for sportlab's estimates."""
     import sportlab
     from sportlab.archives import DEFAULT_LIMITS, ArchiveLimitError, iter_archive
 
@@ -96,7 +100,7 @@ def read_recording(path: Path, name: str, limits=None) -> tuple[list[dict], list
     try:
         if not name.lower().endswith(ARCHIVE_SUFFIX):
             frame = sportlab.read_activity(path, limits=limits)
-            return [sportlab.summarize_session(frame, name=name).to_dict()], []
+            return [sportlab.summarize_session(frame, profile, name=name).to_dict()], []
         rows, problems = [], []
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
@@ -106,7 +110,7 @@ def read_recording(path: Path, name: str, limits=None) -> tuple[list[dict], list
                 if len(label) > 255:
                     problems.append(f"{member} left out: its name is too long")
                     continue
-                rows.append(sportlab.summarize_session(frame, name=label).to_dict())
+                rows.append(sportlab.summarize_session(frame, profile, name=label).to_dict())
         # sportlab names each member it left out and why: "<archive>: <member> left out: ..."
         problems += [str(w.message).split(": ", 1)[-1] for w in caught
                      if " left out: " in str(w.message)]
@@ -121,6 +125,19 @@ def read_recording(path: Path, name: str, limits=None) -> tuple[list[dict], list
         raise BadFile(f"{name}: not a readable recording ({e.problem})") from None
     except (ValueError, IndexError, KeyError, EOFError, OSError) as e:
         raise BadFile(f"{name}: not a readable recording ({type(e).__name__}: {e})") from None
+
+
+def read_profile(path: Path):
+    """The athlete's thresholds as sportlab reads them; an unusable file raises BadFile naming
+    the key and the problem (sportlab's AthleteDataError)."""
+    from sportlab.athlete import AthleteDataError
+    from sportlab.athlete import read_profile as read
+
+    try:
+        return read(path)
+    except AthleteDataError as e:  # the key, or for a file that is not TOML the (staged) file
+        where = "" if e.key == Path(path).name else f"{e.key}: "
+        raise BadFile(f"{PROFILE_FILE}: {where}{e.problem}") from None
 
 
 def read_wellness(path: Path) -> tuple[list[dict], list[str]]:
@@ -154,6 +171,41 @@ class Squad:
         self.staging.mkdir(parents=True, exist_ok=True, mode=0o700)
         for leftover in self.staging.iterdir():  # a crash mid-upload: never half-stored
             leftover.unlink(missing_ok=True)
+        # one summarise-and-store at a time per athlete (one process serves the squad): a
+        # recording is summarised with the profile stored when it is stored, and a new
+        # profile re-summarises every recording stored before it
+        self._writing: dict[str, asyncio.Lock] = {}
+
+    def writing(self, athlete: str) -> asyncio.Lock:
+        return self._writing.setdefault(athlete, asyncio.Lock())
+
+    def stored_profile(self, athlete: str) -> tuple[object | None, list[str]]:
+        """The athlete's stored thresholds (None: no profile.toml shared) and, should the stored
+        file no longer read (a newer sportlab's ranges), the named problem; rows then take
+        sportlab's estimates rather than failing."""
+        path = self.store.file_path(athlete, PROFILE_FILE)
+        if path is None or not path.is_file():
+            return None, []
+        try:
+            return read_profile(path), []
+        except BadFile as e:
+            log.warning("%s: the stored %s is not used: %s", athlete, PROFILE_FILE, e)
+            return None, [f"{e} (not used: thresholds are estimated)"]
+
+    def resummarise(self, athlete: str, profile) -> tuple[dict[str, list[dict]], list[str]]:
+        """Every stored recording's rows summarised with ``profile`` (None: without one)."""
+        rows, problems = {}, []
+        for item in self.store.files(athlete):
+            name = item["name"]
+            if not name.lower().endswith(RECORDING_SUFFIXES):
+                continue
+            try:
+                rows[name], _ = read_recording(self.store.folder(athlete) / name, name,
+                                               archive_limits(self.settings), profile)
+            except BadFile as e:  # it was read when stored: keep its rows, say why
+                log.warning("%s: %s not re-summarised: %s", athlete, name, e)
+                problems.append(f"{name} kept its earlier summary: {e}")
+        return rows, problems
 
     # -- who ----------------------------------------------------------------------------------
 
@@ -325,27 +377,43 @@ class Squad:
                 raise SquadError(429, f"{name}: storing it would take your shared files past "
                                  f"{s.squad_max_total_bytes} bytes, the most the squad keeps "
                                  "per athlete; remove old ones first.", "too_much_data")
-            sessions, wellness, problems = None, None, []
-            try:
-                if name == LOG_FILE:
-                    wellness, problems = await asyncio.to_thread(read_wellness, staged)
-                else:
-                    sessions, problems = await asyncio.to_thread(
-                        read_recording, staged, name, archive_limits(s))
-            except BadFile as e:
-                raise SquadError(422, str(e), "unreadable_file", param="file") from None
-            except ValueError as e:  # sportlab's AthleteDataError: a log it cannot read at all
-                raise SquadError(422, f"{name}: {e}", "unreadable_file", param="file") from None
-            try:
-                await asyncio.to_thread(self.store.put_file, caller.name, name, staged,
-                                        digest.hexdigest(), size, sessions, wellness)
-            except PermissionError:
-                raise SquadError(409, "Sharing was turned off: nothing is stored.",
-                                 "not_sharing") from None
+            async with self.writing(caller.name):
+                problems = await self._store(caller.name, name, staged, digest.hexdigest(),
+                                             size)
         finally:
             staged.unlink(missing_ok=True)
         return JSONResponse({"name": name, "sha256": digest.hexdigest(), "size": size,
                              "problems": problems}, status_code=201)
+
+    async def _store(self, athlete: str, name: str, staged: Path, sha256: str,
+                     size: int) -> list[str]:
+        """Read a staged file as what it is, store it with its rows; the problems noted."""
+        sessions, wellness, resummarised, problems = None, None, None, []
+        try:
+            if name == LOG_FILE:
+                wellness, problems = await asyncio.to_thread(read_wellness, staged)
+            elif name == PROFILE_FILE:
+                profile = await asyncio.to_thread(read_profile, staged)
+                resummarised, problems = await asyncio.to_thread(
+                    self.resummarise, athlete, profile)
+            else:
+                profile, problems = await asyncio.to_thread(self.stored_profile, athlete)
+                rows, more = await asyncio.to_thread(
+                    read_recording, staged, name, archive_limits(self.settings), profile)
+                sessions, problems = rows, problems + more
+        except BadFile as e:
+            code = "invalid_profile" if name == PROFILE_FILE else "unreadable_file"
+            log.info("%s: %s refused: %s", athlete, name, e)
+            raise SquadError(422, str(e), code, param="file") from None
+        except ValueError as e:  # sportlab's AthleteDataError: a log it cannot read at all
+            raise SquadError(422, f"{name}: {e}", "unreadable_file", param="file") from None
+        try:
+            await asyncio.to_thread(self.store.put_file, athlete, name, staged, sha256, size,
+                                    sessions, wellness, resummarised)
+        except PermissionError:
+            raise SquadError(409, "Sharing was turned off: nothing is stored.",
+                             "not_sharing") from None
+        return problems
 
     def _too_large(self, name: str) -> SquadError:
         return SquadError(413, f"{name} is larger than {self.settings.squad_max_file_bytes} "
@@ -357,8 +425,14 @@ class Squad:
         if athlete != caller.name:
             raise SquadError(403, "You can only write your own training data.", "not_yours")
         name = request.path_params["file"]
-        if not await asyncio.to_thread(self.store.delete_file, caller.name, name):
-            raise SquadError(404, f"No shared file {name!r}.", "no_such_file")
+        async with self.writing(caller.name):
+            resummarised = None
+            if name == PROFILE_FILE and self.store.file_path(caller.name, name) is not None:
+                # back to sportlab's estimates for every recording, in the same step
+                resummarised, _ = await asyncio.to_thread(self.resummarise, caller.name, None)
+            if not await asyncio.to_thread(self.store.delete_file, caller.name, name,
+                                           resummarised):
+                raise SquadError(404, f"No shared file {name!r}.", "no_such_file")
         return Response(status_code=204)
 
     @staticmethod

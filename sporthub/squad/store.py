@@ -45,6 +45,8 @@ VERSION_TABLE = "squad_alembic_version"
 RECORDING_SUFFIXES = (".fit", ".gpx", ".tcx", ".fit.gz", ".gpx.gz", ".tcx.gz", ".zip")
 ARCHIVE_SUFFIX = ".zip"
 LOG_FILE = "log.csv"
+# the athlete's thresholds (sportlab.athlete): every session row is summarised with them
+PROFILE_FILE = "profile.toml"
 # a plain name in one folder: no path, no hidden file, no control characters
 _FILE_NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_. ()+-]{0,199}$")
 
@@ -123,13 +125,13 @@ class BadFile(ValueError):
 
 
 def check_file_name(name: str) -> str:
-    if name == LOG_FILE:
+    if name in (LOG_FILE, PROFILE_FILE):
         return name
     if not _FILE_NAME.fullmatch(name) or ".." in name:
         raise BadFile(f"{name!r} is not a plain file name")
     if not name.lower().endswith(RECORDING_SUFFIXES):
         raise BadFile(f"{name!r}: only FIT, GPX and TCX recordings (also .gz, or in a .zip) "
-                      "and log.csv are shared")
+                      "log.csv and profile.toml are shared")
     return name
 
 
@@ -264,10 +266,12 @@ class Store:
             return Usage(int(files), int(size))
 
     def put_file(self, athlete: str, name: str, staged: Path, sha256: str, size: int,
-                 sessions: dict | list[dict] | None, wellness: list[dict] | None) -> None:
+                 sessions: dict | list[dict] | None, wellness: list[dict] | None,
+                 resummarised: dict[str, list[dict]] | None = None) -> None:
         """Store a checked file and its rows together: the rows are committed, then the file
         takes its place; if either step fails, neither is left behind. ``sessions``: the
-        recording's row, or an archive's rows (each names its ``file``)."""
+        recording's row, or an archive's rows (each names its ``file``). ``resummarised``:
+        for a new profile.toml, every stored recording's rows summarised with it."""
         if isinstance(sessions, dict):
             sessions = [sessions]
         target = self.folder(athlete) / name
@@ -291,10 +295,22 @@ class Store:
                 db.execute(delete(WellnessRow).where(WellnessRow.athlete == athlete))
                 db.add_all(WellnessRow(athlete=athlete, line=i, row=json.dumps(r))
                            for i, r in enumerate(wellness))
+            self._replace_sessions(db, athlete, resummarised)
             db.flush()
             os.replace(staged, target)  # inside the transaction: a failed move rolls back
 
-    def delete_file(self, athlete: str, name: str) -> bool:
+    @staticmethod
+    def _replace_sessions(db: Session, athlete: str,
+                          rows_by_file: dict[str, list[dict]] | None) -> None:
+        for file, rows in (rows_by_file or {}).items():
+            db.execute(delete(SessionRow).where(SessionRow.athlete == athlete,
+                                                _rows_of_file(file)))
+            db.add_all(SessionRow(athlete=athlete, file=row.get("file") or file,
+                                  row=json.dumps(row)) for row in rows)
+
+    def delete_file(self, athlete: str, name: str,
+                    resummarised: dict[str, list[dict]] | None = None) -> bool:
+        """``resummarised``: for profile.toml, every stored recording's rows without it."""
         with Session(self.engine) as db, db.begin():
             found = db.get(StoredFile, (athlete, name))
             if found is None:
@@ -304,6 +320,7 @@ class Store:
                                                 _rows_of_file(name)))
             if name == LOG_FILE:
                 db.execute(delete(WellnessRow).where(WellnessRow.athlete == athlete))
+            self._replace_sessions(db, athlete, resummarised)
             consent = db.get(Consent, athlete)
             if consent is not None:
                 consent.last_sync = now()

@@ -128,3 +128,15 @@ def test_a_big_export_is_hashed_once_not_at_every_question(tmp_path, activities,
     (tmp_path / "season.zip").touch()  # changed (its time): hashed again, once
     summarise(tmp_path)
     assert hashed == [1]
+
+
+def test_the_sync_sends_the_thresholds_and_the_log_but_not_other_files(tmp_path):
+    """profile.toml goes with the recordings: the squad summarises each session with it."""
+    folder = tmp_path / "activities"
+    folder.mkdir()
+    (folder / "profile.toml").write_text("ftp_w = 265\n")
+    (folder / "log.csv").write_text("date,rpe\n2026-03-02,6\n")
+    (folder / "README.md").write_text("notes")
+    (folder / "other.toml").write_text("x = 1\n")
+    wanted, skipped = SquadSync(tmp_path, NoService()).scan()
+    assert sorted(wanted) == ["log.csv", "profile.toml"] and skipped == {}

@@ -399,3 +399,63 @@ def test_bad_requests_get_openai_style_errors(hub, people):
         assert response.json()["error"]["code"] == "invalid_share"
     assert a.call("PUT", "me/consent", content=b"{not json").status_code == 400
     assert a.call("GET", "nothing-here").json()["error"]["type"] == "not_found_error"
+
+
+def test_the_athletes_profile_gives_the_squad_rows_if_tss_and_zones(hub, people, activities):
+    """issue 22 item 5: the athlete's own FTP and HRmax (profile.toml), not sportlab's
+    estimates from the recording: a new profile re-summarises the rides already shared, a
+    ride shared after it is summarised with it, an invalid one is refused by name, and its
+    removal goes back to the estimates."""
+    from sportlab.athlete import Profile, Threshold
+
+    pia, s = Person(hub, "sq-pia", "athletes"), people["s"]
+    log_start = len(hub.log())
+    assert pia.share(True).status_code == 200
+    assert pia.upload(RIDE, (activities / RIDE).read_bytes()).status_code == 201
+
+    def row(file: str) -> dict:
+        rows = s.call("GET", "athletes/sq-pia/sessions").json()
+        return next(r for r in rows if r["file"] == file)
+
+    before = row(RIDE)
+    assert before["intensity"] is None and before["stress_score"] is None
+    assert before["time_in_power_zones_s"] == {}
+    assert before["thresholds"]["hr_max_bpm"]["source"].startswith("estimate")
+
+    stored = pia.upload("profile.toml", b"ftp_w = 265\n[hr_max_bpm]\nvalue = 195\n"
+                        b"measured = 2026-03-01\n")
+    assert stored.status_code == 201, stored.text
+    profile = Profile(ftp_w=Threshold(265.0), hr_max_bpm=Threshold(195.0))
+    expected = sportlab.summarize_session(activities / RIDE, profile).to_dict()
+    after = row(RIDE)
+    assert expected["intensity"] and expected["stress_score"]
+    assert after["intensity"] == pytest.approx(expected["intensity"])
+    assert after["stress_score"] == pytest.approx(expected["stress_score"])
+    assert after["time_in_power_zones_s"] == pytest.approx(expected["time_in_power_zones_s"])
+    assert after["trimp_edwards"] == pytest.approx(expected["trimp_edwards"])
+    assert after["thresholds"]["ftp_w"]["source"] == "profile.toml"
+    assert after["thresholds"]["hr_max_bpm"]["value"] == 195.0
+    # a ride shared after the profile is summarised with it
+    assert pia.upload(SMALL_RIDE, (activities / SMALL_RIDE).read_bytes()).status_code == 201
+    assert row(SMALL_RIDE)["thresholds"]["hr_max_bpm"]["value"] == 195.0
+
+    # invalid: a named problem, not a 500; the copy stored before stays in use
+    for bad, named in ((b"ftp_w = 5000\n", "ftp_w"), (b"ftp = 265\n", "ftp: unknown key"),
+                       (b"ftp_w = [\n", "not a valid TOML file")):
+        refused = pia.upload("profile.toml", bad)
+        assert refused.status_code == 422, refused.text
+        error = refused.json()["error"]
+        assert error["code"] == "invalid_profile" and error["message"].startswith("profile.toml")
+        assert named in error["message"], error["message"]
+    assert row(RIDE)["intensity"] == pytest.approx(expected["intensity"])
+    assert list((hub.data_dir / "squad" / ".staging").iterdir()) == []
+    assert "Traceback" not in hub.log()[log_start:]  # refused with its reason, not a crash
+    assert "profile.toml refused: profile.toml: ftp_w" in hub.log()[log_start:]
+
+    # the profile is the athlete's data like the rest: in "me", and its removal is undone
+    assert "profile.toml" in {f["name"] for f in pia.call("GET", "me").json()["stored"]["files"]}
+    assert pia.call("DELETE", "me/files/profile.toml").status_code == 204
+    gone = row(RIDE)
+    assert gone["intensity"] is None and gone["time_in_power_zones_s"] == {}
+    assert gone["thresholds"]["hr_max_bpm"]["source"].startswith("estimate")
+    assert pia.share(False).status_code == 200

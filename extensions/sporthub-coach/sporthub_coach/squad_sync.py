@@ -7,7 +7,8 @@ Runs inside the athlete's JupyterLab server, as the athlete, with the server's o
 what it holds, then sends what is new or changed (by SHA-256) and deletes what was removed.
 
 Only FIT, GPX and TCX recordings (also ``.gz``, or in a ``.zip``: the service reads what is
-inside) and ``log.csv`` at the top of ``~/activities`` are sent. Skipped,
+inside), ``log.csv`` and the thresholds ``profile.toml`` (the service summarises every session
+with them) at the top of ``~/activities`` are sent. Skipped,
 each with its reason (shown by the Coach's ``/share``): a link pointing outside the home (never
 opened), anything that is not a regular file, an empty file, a FIT file shorter than its own
 header says (cut off while copying), and what the service refuses (size, count: 413, 429).
@@ -34,6 +35,7 @@ from sporthub_coach.folder import ACTIVITIES
 # (Strava's bulk export) and .zip archives of them (Garmin's and Strava's exports)
 SUFFIXES = (".fit", ".gpx", ".tcx", ".fit.gz", ".gpx.gz", ".tcx.gz", ".zip")
 LOG_FILE = "log.csv"
+PROFILE_FILE = "profile.toml"
 _FILE_NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_. ()+-]{0,199}$")
 log = logging.getLogger("sporthub_coach.squad_sync")
 
@@ -147,8 +149,8 @@ class SquadSync:
             return wanted, skipped
         for entry in entries:
             name = entry.name
-            if name != LOG_FILE and not name.lower().endswith(SUFFIXES):
-                continue  # README.md, profile.toml, notebooks: not training records
+            if name not in (LOG_FILE, PROFILE_FILE) and not name.lower().endswith(SUFFIXES):
+                continue  # README.md, notebooks: not training records
             if not _FILE_NAME.fullmatch(name):
                 skipped[name] = "the name has characters the squad does not take"
                 continue
