@@ -165,3 +165,30 @@ def test_an_upload_caught_by_the_switch_off_leaves_nothing(settings, monkeypatch
     assert store.files("ann") == [] and store.sessions("ann") == []
     assert store.counts("ann") == {"files": 0, "sessions": 0, "wellness_days": 0}
     assert not store.folder("ann").exists() or not any(store.folder("ann").iterdir())
+
+
+def test_the_profile_replaces_the_rows_with_it_and_export_and_erase_cover_it(settings):
+    store = shared(settings, "ann", {"a.fit": b"ride"})
+    profile = b"ftp_w = 265\n"
+    staged = settings.squad_store_dir / ".profile.toml"
+    staged.write_bytes(profile)
+    with_ftp = {"a.fit": [{"file": "a.fit", "start": "2026-03-01T08:00:00+00:00",
+                           "intensity": 0.8}]}
+    store.put_file("ann", "profile.toml", staged, hashlib.sha256(profile).hexdigest(),
+                   len(profile), None, None, with_ftp)
+    assert store.sessions("ann") == with_ftp["a.fit"]  # replaced in the same step, not added
+    exported = export_person("ann", settings=settings)
+    assert exported["squad/files/profile.toml"] == profile
+    assert "profile.toml" in {f["name"] for f in json.loads(exported["squad/record.json"])["files"]}
+    without = {"a.fit": [{"file": "a.fit", "start": "2026-03-01T08:00:00+00:00",
+                          "intensity": None}]}
+    assert store.delete_file("ann", "profile.toml", without)
+    assert store.sessions("ann") == without["a.fit"]
+    assert not (store.folder("ann") / "profile.toml").exists()
+
+    staged.write_bytes(profile)
+    store.put_file("ann", "profile.toml", staged, hashlib.sha256(profile).hexdigest(),
+                   len(profile), None, None, with_ftp)
+    erase_person("ann", settings=settings)
+    assert store.files("ann") == [] and store.sessions("ann") == []
+    assert not store.folder("ann").exists()
