@@ -401,20 +401,25 @@ def test_bad_requests_get_openai_style_errors(hub, people):
     assert a.call("GET", "nothing-here").json()["error"]["type"] == "not_found_error"
 
 
-def test_the_athletes_profile_gives_the_squad_rows_if_tss_and_zones(hub, people, activities):
+def test_the_athletes_profile_gives_the_squad_rows_if_tss_and_zones(hub, activities):
     """issue 22 item 5: the athlete's own FTP and HRmax (profile.toml), not sportlab's
     estimates from the recording: a new profile re-summarises the rides already shared, a
     ride shared after it is summarised with it, an invalid one is refused by name, and its
     removal goes back to the estimates."""
     from sportlab.athlete import Profile, Threshold
 
-    pia, s = Person(hub, "sq-pia", "athletes"), people["s"]
+    pia = Person(hub, "sq-pia", "athletes")
+    # a club-wide reader of its own: the tests before change who the scientists may read
+    s = Person(hub, "sq-pia-coach", "scientists", "sq-club-staff")
+    set_properties(hub, "sq-club-staff", squad_read="club")
     log_start = len(hub.log())
     assert pia.share(True).status_code == 200
     assert pia.upload(RIDE, (activities / RIDE).read_bytes()).status_code == 201
 
     def row(file: str) -> dict:
-        rows = s.call("GET", "athletes/sq-pia/sessions").json()
+        response = s.call("GET", "athletes/sq-pia/sessions")
+        assert response.status_code == 200, response.text
+        rows = response.json()
         return next(r for r in rows if r["file"] == file)
 
     before = row(RIDE)
