@@ -162,6 +162,40 @@ def test_exports_as_people_have_them_are_sent_and_read_inside(hub, team, activit
     until(lambda: len(squad.sessions("sy-anna")) == 2, what="the removed exports to go")
 
 
+def test_the_athletes_thresholds_follow_and_the_scientist_sees_if_and_tss(hub, team, activities):
+    """issue 22 item 5: profile.toml in ~/activities goes to the squad with the recordings;
+    the scientist's rows then carry IF, TSS and power zones from the athlete's own FTP."""
+    squad = squad_as(hub, team["sofia"])
+
+    def ride() -> dict:
+        sessions = squad.sessions("sy-anna")
+        return sessions[sessions["file"] == RIDES[0]].iloc[0]
+
+    def no_intensity() -> bool:
+        value = ride()["intensity"]
+        return value is None or bool(np.isnan(value))  # None, or NaN beside numbers
+
+    assert no_intensity()
+    put_home_file(hub, "sy-anna", team["anna"], "activities/profile.toml", b"ftp_w = 250\n")
+    until(lambda: not no_intensity(), what="the rows summarised with her FTP")
+    expected = sportlab.summarize_session(
+        activities / RIDES[0], sportlab.athlete.Profile(ftp_w=sportlab.athlete.Threshold(250.0)))
+    assert ride()["intensity"] == pytest.approx(expected.intensity)
+    assert ride()["stress_score"] == pytest.approx(expected.stress_score)
+
+    # an invalid profile: not sent, its reason named in /share; the copy before stays in use
+    put_home_file(hub, "sy-anna", team["anna"], "activities/profile.toml", b"ftp_w = 5000\n")
+    until(lambda: "profile.toml: ftp_w" in say(hub, "sy-anna", team["anna"], "/share",
+                                                chat_file="profile.chat"),
+          what="the refused profile to be named in /share")
+    assert ride()["intensity"] == pytest.approx(expected.intensity)
+
+    response = httpx.delete(f"{hub.url}/user/sy-anna/api/contents/activities/profile.toml",
+                            timeout=30, headers={"Authorization": f"token {team['anna']}"})
+    assert response.status_code == 204
+    until(no_intensity, what="her rows back to sportlab's estimates")
+
+
 def test_hostile_files_in_the_home_are_skipped_with_their_reasons(hub, team, activities):
     user = hub.system_user("sy-anna")
     folder = Path(user.pw_dir) / "activities"
