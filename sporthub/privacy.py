@@ -199,11 +199,13 @@ def _walk_volume(person: Person) -> Iterator[tuple[str, int, IO[bytes]]]:
         return
     with volumes.mounted(name, read_only=True) as helper:
         chunks, _ = helper.get_archive(backup.MOUNT)
-        with tarfile.open(fileobj=backup._ChunkReader(chunks), mode="r|") as inner:
+        reader = backup._ChunkReader(chunks)
+        with tarfile.open(fileobj=reader, mode="r|") as inner:
             for member in inner:
                 if member.isreg():
                     rest = member.name.split("/", 1)[1] if "/" in member.name else ""
                     yield rest, member.size, inner.extractfile(member)
+        reader.drain()
 
 
 def home_files(person: Person) -> Iterator[tuple[str, int, IO[bytes]]]:

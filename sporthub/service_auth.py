@@ -38,6 +38,10 @@ _AUTH_HEADER = re.compile(r"(?:bearer|token)\s+(\S+)", re.IGNORECASE)
 
 log = logging.getLogger("sporthub.service_auth")
 
+# the custom scopes the hub grants (sporthub.hub.common) and the services check
+LLM_SCOPE = "custom:llm:use"  # the gateway: the shared language model
+SQUAD_SCOPE = "custom:squad:use"  # the squad: athletes write their own shared data, staff read it
+
 
 def hub_api_client(api_url: str, api_token: str, timeout: float) -> httpx.AsyncClient:
     """A client for the hub's REST API (``.../hub/api/``) that authenticates as the service."""

@@ -7,11 +7,9 @@ from __future__ import annotations
 from starlette.requests import Request
 
 from sporthub.forwarded import client_ip
-from sporthub.service_auth import CACHE_ENTRIES, Caller, HubTokenCheck
+from sporthub.service_auth import CACHE_ENTRIES, LLM_SCOPE, Caller, HubTokenCheck
 
 __all__ = ["CACHE_ENTRIES", "LLM_SCOPE", "Caller", "HubTokenAuth", "client_ip"]
-
-LLM_SCOPE = "custom:llm:use"
 
 
 class HubTokenAuth(HubTokenCheck):

@@ -17,11 +17,9 @@ from prometheus_client import REGISTRY, Gauge
 from sporthub import i18n
 from sporthub.hub.logs import scrub_hub_log
 from sporthub.pseudonym import KEY_SECRET as PSEUDONYM_KEY
+from sporthub.service_auth import LLM_SCOPE, SQUAD_SCOPE
 from sporthub.settings import Settings
 
-LLM_SCOPE = "custom:llm:use"
-# the squad service: athletes write their own shared data, staff read it (sporthub/squad)
-SQUAD_SCOPE = "custom:squad:use"
 # the sporthub CLI's hub service: the hub grants exactly what its commands need (accounts, groups,
 # invite links); sporthub.admin reads the name from here
 CLI_SERVICE = "sporthub-cli"

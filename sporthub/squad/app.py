@@ -34,7 +34,7 @@ from starlette.routing import Mount, Route
 
 from sporthub.api_error import ApiError
 from sporthub.forwarded import client_ip
-from sporthub.service_auth import Caller, HubTokenCheck
+from sporthub.service_auth import SQUAD_SCOPE, Caller, HubTokenCheck
 from sporthub.settings import Settings
 from sporthub.squad.access import Directory
 from sporthub.squad.store import (
@@ -46,7 +46,6 @@ from sporthub.squad.store import (
     migrate,
 )
 
-SQUAD_SCOPE = "custom:squad:use"
 log = logging.getLogger("sporthub.squad")
 
 

@@ -30,11 +30,25 @@ def record(what: str, seconds: float) -> None:
     TIMINGS[f"{RUNNING['engine']}: {what}"] = seconds
 
 
-def pytest_collection_modifyitems(items):
+def pytest_configure(config):
+    config.addinivalue_line("markers", "engines(*names): run this container test on these "
+                                       "engines only (its engine-specific part runs on every "
+                                       "engine in another test)")
+
+
+def pytest_collection_modifyitems(config, items):
     # this hook sees every test of the session, not only this folder's
+    kept, left_out = [], []
     for item in items:
         if item.get_closest_marker("containers"):
             item.add_marker(pytest.mark.timeout(1800))
+        only = item.get_closest_marker("engines")
+        engine = item.callspec.params.get("engine") if hasattr(item, "callspec") else None
+        (left_out if only and engine and engine not in only.args else kept).append(item)
+    if left_out:
+        # deselected, as -m and -k do: counted apart, never as passed or skipped
+        config.hook.pytest_deselected(items=left_out)
+        items[:] = kept
 
 
 # every test of the tier runs on each engine: podman (set up by SportHub when no Docker Engine

@@ -185,6 +185,10 @@ def test_the_coach_answers_from_inside_the_container_and_the_ledger_charges_the_
     assert rows[0]["client_ip"] == ip
 
 
+# the heaviest test of the tier (a notebook's answers from the embedded model, minutes on a busy
+# machine) and nothing of it is the engine's: the way from a container to the gateway is the
+# chat's above, which runs on every engine
+@pytest.mark.engines("podman")
 def test_the_ai_coach_notebook_runs_inside_the_container_with_ai_magic(dstack, people):
     """The notebook people start from: sportlab, `%%ai coach` and a plain call, all through the
     gateway with the athlete's own token."""

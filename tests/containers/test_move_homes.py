@@ -26,7 +26,8 @@ pytestmark = [pytest.mark.containers,
 
 
 def volume_files(client, image: str, volume: str) -> dict[str, tuple[int, int, bytes]]:
-    """The volume's files as the engine archives them: path -> (uid, mode, content)."""
+    """The volume's files and folders as the engine archives them: path -> (uid, mode, content);
+    the volume's top folder is ""."""
     helper = client.containers.create(image, volumes={volume: {"bind": "/v", "mode": "ro"}},
                                       network_disabled=True)
     try:
@@ -34,9 +35,9 @@ def volume_files(client, image: str, volume: str) -> dict[str, tuple[int, int, b
         with tarfile.open(fileobj=io.BytesIO(b"".join(chunks))) as tar:
             # the first part of a member's name is the folder's: "v" on Docker, "" on podman
             # ("/season/plan.md"); Docker's mode keeps the file type (0o100640), podman's not
-            return {m.name.split("/", 1)[1]: (m.uid, stat.S_IMODE(m.mode),
-                                              tar.extractfile(m).read())
-                    for m in tar if m.isreg()}
+            return {(m.name.split("/", 1)[1] if "/" in m.name else ""): (
+                        m.uid, stat.S_IMODE(m.mode), tar.extractfile(m).read() if m.isreg() else b"")
+                    for m in tar if m.isreg() or m.isdir()}
     finally:
         helper.remove(force=True)
 
@@ -82,6 +83,9 @@ def test_move_homes_copies_each_local_home_into_its_volume_owned_by_uid_1000(
         assert f"olga: home copied into the volume {names}-home-olga" in done.stdout
         files = volume_files(client, image, f"{names}-home-olga")
         assert files["season/plan.md"] == (1000, 0o640, b"4x8 min threshold\n")
+        # the home itself is the person's too, as it was (0700), or they could not create a
+        # file in it (Docker Engine's upload leaves the top folder root's)
+        assert files[""][:2] == (1000, 0o700) and files["season"][0] == 1000
         assert all(uid == 1000 for uid, _, _ in files.values())
         # the link is not followed: /etc/shadow's root line is in no file ("root:" alone is,
         # in the skeleton's .bashrc: "${debian_chroot:-}")
