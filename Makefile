@@ -120,8 +120,8 @@ $(LOCUST_STAMP): tests/locust-requirements.txt
 
 $(DEPLOY_STAMP): deploy/test-requirements.txt
 	command -v caddy && command -v promtool && command -v prometheus-node-exporter \
-		|| (apt-get update -qq && DEBIAN_FRONTEND=noninteractive \
-			apt-get install -y -q --no-install-recommends $(DEPLOY_APT))
+		|| (apt-get -o DPkg::Lock::Timeout=600 update -qq && DEBIAN_FRONTEND=noninteractive \
+			apt-get -o DPkg::Lock::Timeout=600 install -y -q --no-install-recommends $(DEPLOY_APT))
 	test -d $(DEPLOY_VENV) || $(PYTHON) -m venv $(DEPLOY_VENV)
 	$(DEPLOY_VENV)/bin/pip install --quiet -r deploy/test-requirements.txt
 	touch $(DEPLOY_STAMP)
@@ -143,8 +143,8 @@ bench-smoke: install ## every benchmark once, briefly (part of make test-all)
 settings-reference: install ## write docs/settings.md again from the settings model
 	$(BIN)/python -m sporthub.settings_reference --write
 
-lint: install ## ruff
-	$(BIN)/ruff check sporthub tests
+lint: install ## ruff over every Python file and notebook
+	$(BIN)/ruff check sporthub sportlab extensions benchmarks notebooks tests
 
 clean: ## remove the venvs and node_modules
 	rm -rf $(VENV) $(OIDC_VENV) $(LOCUST_VENV) $(DEPLOY_VENV) node_modules $(STATUSBAR)/node_modules \

@@ -46,6 +46,7 @@ import argparse
 import asyncio
 import contextlib
 import heapq
+import itertools
 import json
 import os
 import random
@@ -177,7 +178,7 @@ async def send(client: httpx.AsyncClient, gateway: str, token: str, a: Ask) -> N
 
 
 async def play(gateway: str, tokens: list[str], asks: list[Ask]) -> None:
-    async with httpx.AsyncClient(timeout=httpx.Timeout(600, connect=30)) as client:
+    async with httpx.AsyncClient(timeout=httpx.Timeout(900, connect=30)) as client:
         start = time.monotonic()
         tasks = []
         for a in asks:
@@ -425,13 +426,23 @@ def load_scheduler(source: str | None):
     return module
 
 
-def replay(everything: list[Ask], module) -> dict[int, float]:
+@dataclass
+class Replayed:
+    """What a replayed estimator told: the first ETA of each request that waited, and the ETA
+    it showed at each moment the live gateway sent that request a comment (by ``id(ask)``)."""
+
+    first: dict[int, float]
+    updates: dict[int, list[tuple[float, float]]]
+
+
+def replay(everything: list[Ask], module) -> Replayed:
     """Feed the run's events (arrivals, streamed chunks, ends; the same times) to a scheduler
-    on a fake clock, and return the first ETA it gives each request that waits (by index).
+    on a fake clock, and return what it tells the requests that wait.
 
     The slots are the scheduler's to give: with the same arrivals and ends it gives them in
     the same order as the live gateway did (requests whose replayed slot differs are left
-    out), so an estimator's variants are judged on the very same evening."""
+    out), so an estimator's variants are judged on the very same evening. Each request's
+    ETA is read again when the live gateway sent it a comment, as the gateway reads it."""
 
     class Clock:
         now = 0.0
@@ -440,19 +451,35 @@ def replay(everything: list[Ask], module) -> dict[int, float]:
             return self.now
 
     asks = [a for a in everything if a.row is not None and a.slot is not None and a.end]
+    # one person's requests are served in the order they reached the scheduler, which the
+    # ledger's start times (taken before the token check) may not tell apart: a batch sent at
+    # once is ordered by the slots it got
+    arrival = {id(a): a.arrived for a in asks}
+    for user in {a.user for a in asks}:
+        mine = sorted((a for a in asks if a.user == user), key=lambda a: a.arrived)
+        i = 0
+        while i < len(mine):
+            j = i + 1
+            while j < len(mine) and mine[j].arrived - mine[j - 1].arrived < 1.0:
+                j += 1
+            times = [a.arrived for a in mine[i:j]]
+            for at, a in zip(times, sorted(mine[i:j], key=lambda a: a.slot), strict=True):
+                arrival[id(a)] = at
+            i = j
     events = []
     for i, a in enumerate(asks):
-        events.append((a.arrived, 0, i, "arrive"))
+        events.append((arrival[id(a)], 0, i, "arrive"))
         events.extend((t, 1, i, "chunk") for t in a.chunks)
+        events.extend((t, 1, i, "look") for t, _, _ in a.comments[1:])
         events.append((a.end, 2, i, "end"))
     events.sort()
 
-    async def run() -> dict[int, float]:
+    async def run() -> Replayed:
         clock = Clock()
         s = module.Scheduler([module.Pool("embedded", SLOTS, frozenset({MODEL}))],
                              max_running_per_user=SLOTS, max_queued_per_user=20,
                              initial_service_s=OLD_INITIAL_S, clock=clock)
-        tickets, given = {}, {}
+        tickets, given, looks = {}, {}, {}
         for at, _, i, kind in events:
             clock.now = at
             a = asks[i]
@@ -462,6 +489,10 @@ def replay(everything: list[Ask], module) -> dict[int, float]:
                                       prompt_tokens=prompt, stream=a.stream)
                 if tickets[i].eta_given_s is not None:
                     given[id(a)] = tickets[i].eta_given_s
+                    looks[id(a)] = [(at, tickets[i].eta_given_s)]
+            elif kind == "look":
+                if i in tickets and tickets[i].backend is None and id(a) in looks:
+                    looks[id(a)].append((at, s.eta(tickets[i])))
             elif tickets[i].backend is None:
                 continue  # the replay gave this slot to another one
             elif kind == "chunk":
@@ -469,12 +500,19 @@ def replay(everything: list[Ask], module) -> dict[int, float]:
             else:
                 s.release(tickets[i], succeeded=True, tokens=a.row["completion_tokens"])
         # only where the replayed slot came when the real one did
-        return {k: v for k, v in given.items()
-                if any(id(a) == k and tickets[i].started_at is not None
-                       and abs(tickets[i].started_at - a.slot) < 0.5
-                       for i, a in enumerate(asks))}
+        faithful = {id(a) for i, a in enumerate(asks) if tickets[i].started_at is not None
+                    and abs(tickets[i].started_at - a.slot) < 0.5}
+        return Replayed({k: v for k, v in given.items() if k in faithful},
+                        {k: v for k, v in looks.items() if k in faithful})
 
     return asyncio.run(run())
+
+
+def swing(shown: list[tuple[float, float]]) -> float:
+    """How far the expected start (time + ETA) went against its net direction and back."""
+    expected = [at + eta for at, eta in shown if eta >= 0]
+    moves = sum(abs(b - c) for b, c in itertools.pairwise(expected))
+    return (moves - abs(expected[-1] - expected[0])) / 2 if expected else 0.0
 
 
 # -- scoring ----------------------------------------------------------------------------------
@@ -501,9 +539,13 @@ def summary(pairs: list[tuple[float, float]]) -> dict:
             "early": {"n": len(early), "median_pct": q(early, 0.5), "p90_pct": q(early, 0.9)}}
 
 
-def score(asks: list[Ask], history: list[Ask], replays: dict[str, dict[int, float]]) -> dict:
+def score(asks: list[Ask], history: list[Ask], replays: dict[str, Replayed]) -> dict:
     """Judge ``asks``; ``history`` (the warm-up too) is what the old estimator had seen;
-    ``replays``: the first ETAs the replayed estimators gave (by name)."""
+    ``replays``: what the replayed estimators told (by name).
+
+    Swing: for each scored request that heard several ETAs, how far the start they promised
+    (time + ETA) went back and forth beyond its net move, summed, as a share of the time those
+    requests waited (0: every move in one direction)."""
     waited = [a for a in asks if a.row is not None and a.row["eta_ms"] is not None
               and a.slot is not None]
     overtaken = [a for a in waited
@@ -528,16 +570,35 @@ def score(asks: list[Ask], history: list[Ask], replays: dict[str, dict[int, floa
             updates_old.append((old_eta(at, history, ahead, old_service_at(at, history)),
                                 slot - at))
     first = {"new": summary(first_new), "old": summary(first_old)}
-    for name, given in replays.items():
+    updates = {"new": summary(updates_new), "old": summary(updates_old)}
+    heard = [a for a in judged if len(a.comments) >= 2]
+    swings = {"new": swung([[(at, float(eta)) for at, _, eta in a.comments] for a in heard],
+                           [a.slot - a.comments[0][0] for a in heard])}
+    for name, told in replays.items():
         # the replay of today's estimator must give what the live gateway gave: the check
-        # that the replay is faithful
-        first[name] = summary([(given[id(a)], a.row["queued_ms"] / 1000) for a in judged
-                               if id(a) in given])
+        # that the replay is faithful (its updates are read when the live ones were sent)
+        mine = [a for a in judged if id(a) in told.first]
+        first[name] = summary([(told.first[id(a)], a.row["queued_ms"] / 1000) for a in mine])
+        updates[name] = summary([(eta, a.slot - at) for a in mine
+                                 for at, eta in told.updates[id(a)] if a.slot > at])
+        shown = [a for a in mine if len(told.updates[id(a)]) >= 2]
+        swings[name] = swung([told.updates[id(a)] for a in shown],
+                             [a.slot - told.updates[id(a)][0][0] for a in shown])
     return {"requests": len(asks), "errors": sum(a.error is not None for a in asks),
             "unmatched": sum(a.row is None for a in asks), "waited": len(waited),
             "overtaken": len(overtaken), "scored": len(judged),
-            "first_eta": first,
-            "updates": {"new": summary(updates_new), "old": summary(updates_old)}}
+            "first_eta": first, "updates": updates, "swing": swings}
+
+
+def swung(shown: list[list[tuple[float, float]]], waits: list[float]) -> dict:
+    """The back-and-forth of the ETAs shown to each request, all together and the worst one,
+    as shares of the time waited."""
+    if not shown:
+        return {"n": 0}
+    each = [swing(s) for s in shown]
+    return {"n": len(shown), "share_of_wait": round(sum(each) / max(sum(waits), 1e-9), 3),
+            "worst_s": round(max(each), 1),
+            "worst_share": round(max(x / max(w, 1.0) for x, w in zip(each, waits, strict=True)), 2)}
 
 
 def read_ledger(db_path: Path) -> list[dict]:
@@ -592,8 +653,12 @@ def main() -> None:
     load_before = os.getloadavg()
     print(f"queue ETA benchmark: seed {args.seed}{' (smoke)' if args.smoke else ''}, "
           f"{os.cpu_count()} cores, load average {load_before[0]:.2f}, data in {tmp}", flush=True)
+    # nobody is cut off for taking long: on the shared machine at a load of 15 the model wrote
+    # under a token a second, waits passed the evening's 300 s and left nothing to score
     stack = make_stack(tmp, llm_max_concurrency=str(SLOTS), llm_tokens_per_day="100000000",
-                       llm_max_queued_per_user="20", llm_max_running_per_user=str(SLOTS))
+                       llm_max_queued_per_user="20", llm_max_running_per_user=str(SLOTS),
+                       llm_request_timeout_s="3600", llm_queue_timeout_s="3600",
+                       llm_stall_timeout_s="600")
     began = time.monotonic()
     with started(stack):
         admin = HubClient.admin(stack)
@@ -662,6 +727,10 @@ def report(result: dict) -> None:
                   f"late n={s['late']['n']} median {s['late']['median_pct']} % p90 "
                   f"{s['late']['p90_pct']} %  early n={s['early']['n']} median "
                   f"{s['early']['median_pct']} % p90 {s['early']['p90_pct']} %")
+    for which, s in result.get("swing", {}).items():
+        if s["n"]:
+            print(f"  swing     {which:<22}: n={s['n']:>3} back and forth {s['share_of_wait'] * 100:.1f} % "
+                  f"of the time waited; worst {s['worst_s']} s ({s['worst_share'] * 100:.0f} % of its wait)")
     report_admission(result.get("admission"))
     print(json.dumps(result))
 

@@ -53,9 +53,12 @@ from sqlalchemy import MetaData, create_engine, inspect, text
 from sqlalchemy.engine import make_url
 
 from sporthub.hub import localusers
+from sporthub.hub.profiles import local, profile_of
 from sporthub.settings import Settings, SettingsError
 
 FORMAT = 1
+# the profiles whose people's homes a backup reaches (their HOMES: folders on this machine, the
+# engine's volumes); the k8s profile's are the cluster's
 PROFILES = ("local", "docker")
 MANIFEST = "manifest.json"
 # scrypt at n=2**15, r=8: 32 MiB and a fraction of a second per guess; the parameters are kept
@@ -104,7 +107,12 @@ def homes_dir(settings: Settings) -> Path:
 
 def system_users_own_homes() -> bool:
     """A hub run as root gives each person a system user whose home is theirs (localusers)."""
-    return os.geteuid() == 0
+    return local.is_root()
+
+
+def home_volumes(settings: Settings) -> bool:
+    """People's homes are the container engine's volumes (:class:`Volumes`), not folders here."""
+    return profile_of(settings).HOMES == "volumes"
 
 
 def hub_user_names(settings: Settings) -> list[str]:
@@ -154,7 +162,7 @@ def backup(settings: Settings, archive: Path, passphrase: str | None = None) -> 
     if archive.is_relative_to(settings.data_dir.resolve()):
         raise BackupError(f"write the archive outside the data directory {settings.data_dir}")
     # the engine answers and has the image, before anything is dumped
-    volumes = Volumes(settings) if settings.profile == "docker" else None
+    volumes = Volumes(settings) if home_volumes(settings) else None
     with tempfile.TemporaryDirectory(prefix="sporthub-backup-", dir=archive.parent) as tmp:
         tmp = Path(tmp)
         dbs = {}
@@ -312,7 +320,7 @@ def restore(settings: Settings, archive: Path, passphrase: str | None = None) ->
                               f"installation's is {settings.profile!r} (SPORTHUB_PROFILE): "
                               "restore into the same profile")
         _check_empty(data_dir, [targets[n] for n in manifest["databases"]])
-        volumes = Volumes(settings) if settings.profile == "docker" else None
+        volumes = Volumes(settings) if home_volumes(settings) else None
         if volumes:
             volumes.check_empty(manifest["homes"])
         for name, entry in manifest["databases"].items():
@@ -655,7 +663,7 @@ def move_homes(settings: Settings) -> dict[str, str]:
     person with no volume would start with an empty home, their files left in the old one. The
     old homes stay as they are (removed by the admin once people found their files). Refuses,
     before writing anything, a volume that already has files. Returns {name: volume}."""
-    if settings.profile != "docker":
+    if not home_volumes(settings):
         raise BackupError("run it with SPORTHUB_PROFILE=docker (the profile the homes move to), "
                           "on the machine and data directory of the local profile")
     homes = local_homes(settings)

@@ -29,7 +29,9 @@ a slot, ended or left. An arrival never reruns it: at the tail of its queue (the
 continues the last simulation by one step and wakes nobody; a fair turn ahead of others takes the
 ETA of the one it passed, and the others hear theirs at the next periodic re-estimate. So
 admission stays O(log n) with hundreds waiting. The shown ETA is smoothed
-(:meth:`Scheduler._smooth`): news moves it at once, a re-measure only past a dead band.
+(:meth:`Scheduler._smooth`): a re-estimate moves it only past a dead band as wide as the noise
+the measured speed puts into it, so it drifts with facts and does not swing with each second's
+speed.
 
 Nothing here foresees people who have not arrived yet: a later arrival of a higher priority class
 or a fairer turn may overtake. Past :data:`HONEST_DEPTH` in line, or when the learnt answer
@@ -59,15 +61,27 @@ ETA_REFRESH_S = 0.5
 PRIOR_ANSWER_TOKENS = 200
 # prompt tokens per second before a backend's prefill was measured
 PRIOR_PREFILL_TPS = 1000.0
+# prompts this long or longer teach the prefill rate; shorter ones the fixed time to a first token
+LONG_PROMPT = 256
+PREFILL_ALPHA = 0.3  # EWMA weight of a prefill sample
 # how the total decode rate grows with concurrency before it is measured: total(n) = total(1) *
 # n**SCALING. Measured here: vLLM CPU 25 tok/s alone, 70-95 over 4 streams (n**0.8 .. 0.95);
 # llama-server on two cores gains less. A measured neighbour is scaled by this exponent too.
 SCALING = 0.7
-RATE_ALPHA = 0.3  # EWMA weight of a new rate sample
-LOAD_ALPHA = 0.5  # ... and its weight in the load, shared by every concurrency
+# EWMA weights of a rate sample of a second: in that level's rate, and in the load (shared by
+# every concurrency). A second's rate on a busy machine is noise around the minute's (half to one
+# and a half of it): weighed 0.8 together, as before, each second's noise moved every ETA by a
+# tenth to a quarter (the swings on the real model); 0.3 follows a lasting change of load within
+# a few seconds and a second's noise by a few per cent.
+RATE_ALPHA = 0.15
+LOAD_ALPHA = 0.3
 RATE_SAMPLE_S = 1.0  # a rate sample spans at least this long (chunks come in bursts)
+# how noisy a second's rate is (the variance of the log of its surprise), before it is measured,
+# and the weight of a sample in that
+NOISE_PRIOR, NOISE_ALPHA = 0.04, 0.1
 LENGTH_WINDOW = 200  # recent answer lengths kept per model
 ALIKE_ENOUGH = 5  # answers bounded alike needed to judge by them alone
+CUT_SHARE = 0.9  # an answer this close to its max_tokens was cut by it
 # the estimate is said as a number only this deep in line: further back, fair turns and priority
 # arrivals reorder the queue more than any estimate can know
 HONEST_DEPTH = 12
@@ -76,8 +90,10 @@ HONEST_DEPTH = 12
 HONEST_SPREAD = 0.5
 # the futures simulated for the first SAMPLED_DEPTH in line (further back: throughput)
 SAMPLES, SAMPLED_DEPTH = 12, 24
-# the periodic re-estimate moves the shown ETA only past this many seconds or this share
-DEAD_BAND_S, DEAD_BAND_SHARE = 1.0, 0.1
+# a re-estimate moves the shown ETA only past this many seconds or this share of it, or past twice
+# the estimate's own noise (from the measured noise of the speed) when that is wider
+DEAD_BAND_S, DEAD_BAND_SHARE, DEAD_BAND_MAX_SHARE = 1.0, 0.05, 0.25
+NOISE_BANDS = 3.0
 
 
 @dataclass(eq=False)
@@ -109,6 +125,11 @@ class Ticket:
     # when its estimate was last computed (scheduler clock): a reader within ETA_REFRESH_S of
     # it, and with no news since, is told it without a re-estimate
     estimated_at: float | None = None
+    # how many were ahead of it in line at that estimate, and how many of its model's requests
+    # had got a slot by then: a line ahead that changed otherwise (someone left, or a fair turn
+    # came in ahead) is news that moves the shown ETA at once
+    ahead: int | None = None
+    starts_seen: int = 0
 
     @property
     def waited_s(self) -> float | None:
@@ -146,7 +167,12 @@ class Speed:
         # ... times how fast the machine runs now relative to that: what it shares with other
         # processes changes every level's rate alike, so news from one level moves them all
         self.load = 1.0
+        # the variance of the log of a sample's surprise: how noisy a second's rate is
+        self.noise = NOISE_PRIOR
         self.prefill_tps: float | None = None
+        # the part of the time to a first token that does not depend on the prompt (seconds)
+        self.first_token_s = 0.0
+        self._first_token_learnt = False
         self._span_start: float | None = None
         self._span_tokens = 0
         self._span_running = 0
@@ -166,7 +192,8 @@ class Speed:
         return base * self.load * (running / at) ** (SCALING - 1)
 
     def prefill_s(self, prompt_tokens: int) -> float:
-        return max(prompt_tokens, 1) / (self.prefill_tps or PRIOR_PREFILL_TPS)
+        """From the slot to the first token, alone: a fixed part, then the prompt's tokens."""
+        return self.first_token_s + max(prompt_tokens, 1) / (self.prefill_tps or PRIOR_PREFILL_TPS)
 
     def tokens(self, n: int) -> None:
         self._span_tokens += n
@@ -194,15 +221,34 @@ class Speed:
             self.per_stream[running] = per_stream_tps / self.load
             return
         surprise = per_stream_tps / self.rate(running)
+        self.noise += NOISE_ALPHA * weight * (math.log(surprise) ** 2 - self.noise)
         self.load *= surprise ** (LOAD_ALPHA * weight)
         self.per_stream[running] *= surprise ** (RATE_ALPHA * weight)
 
+    @property
+    def wobble(self) -> float:
+        """How much the learnt rate moves by noise alone, as a share (one standard deviation):
+        an EWMA of weight a over samples of log-variance v varies by v * a / (2 - a)."""
+        a = 1.0 - (1.0 - LOAD_ALPHA) * (1.0 - RATE_ALPHA)
+        return math.sqrt(self.noise * a / (2.0 - a))
+
     def learn_prefill(self, prompt_tokens: int, seconds: float) -> None:
+        """A first token ``seconds`` after the slot (alone). A short prompt's time is the fixed
+        part (the request reaching the backend, its slot, a first decode step: at a load of 15
+        ten seconds for any prompt of 12 to 40 tokens); only a long one's says how fast the
+        backend reads a prompt. Learnt as one rate, a short prompt's slow start made the 40
+        tokens of the next one take 40 seconds."""
         if seconds <= 0 or prompt_tokens <= 0:
             return
-        sample = prompt_tokens / seconds
+        if prompt_tokens < LONG_PROMPT:
+            sample = max(seconds - prompt_tokens / (self.prefill_tps or PRIOR_PREFILL_TPS), 0.0)
+            first = self.first_token_s if self._first_token_learnt else sample
+            self.first_token_s = first + PREFILL_ALPHA * (sample - first)
+            self._first_token_learnt = True
+            return
+        sample = prompt_tokens / max(seconds - self.first_token_s, seconds / 10)
         old = self.prefill_tps
-        self.prefill_tps = sample if old is None else old + RATE_ALPHA * (sample - old)
+        self.prefill_tps = sample if old is None else old + PREFILL_ALPHA * (sample - old)
 
 
 class Lengths:
@@ -216,7 +262,7 @@ class Lengths:
     def __init__(self, seed: Iterable[int] = ()):
         self.recent: deque[tuple[int, int]] = deque(
             ((n, 0) for n in seed if n > 0), maxlen=LENGTH_WINDOW)
-        self._alike: dict[int, list[int]] = {}  # max_tokens -> lengths to judge by (cache)
+        self._alike: dict[int, list[float]] = {}  # max_tokens -> lengths to judge by (cache)
         self._expected: dict[int, float] = {}  # max_tokens -> expected length (cache)
         self._sorted: dict[int, list[float]] = {}  # max_tokens -> alike lengths, capped, sorted
 
@@ -227,14 +273,20 @@ class Lengths:
             self._expected.clear()
             self._sorted.clear()
 
-    def alike(self, max_tokens: int) -> list[int]:
+    def alike(self, max_tokens: int) -> list[float]:
         """The lengths of answers whose requests were bounded like ``max_tokens``."""
         cached = self._alike.get(max_tokens)
         if cached is None:
-            everything = [n for n, _ in self.recent]
             near = [n for n, bound in self.recent
                     if bound and max_tokens / 1.5 <= bound <= max_tokens * 1.5]
-            cached = near if max_tokens and len(near) >= ALIKE_ENOUGH else everything
+            if max_tokens and len(near) >= ALIKE_ENOUGH:
+                cached = near
+            else:
+                # too few alike: every answer, but one that ran to its lower bound was cut, not
+                # done: it says as much of a longer bound (the benchmark's first plans were told
+                # the questions' 30 tokens where they wrote 160: the ETAs behind them were late)
+                cached = [n * max_tokens / bound if bound and max_tokens > bound
+                          and n >= CUT_SHARE * bound else n for n, bound in self.recent]
             self._alike[max_tokens] = cached
         return cached
 
@@ -450,6 +502,7 @@ class Scheduler:
         self._eta_dirty = True
         # the last simulation of each model, continued by arrivals at the tail of its queue
         self._tails: dict[str, _Simulation] = {}
+        self._starts: Counter[str] = Counter()  # per model, requests given a slot so far
         self._changed: asyncio.Future | None = None
 
     def speed_of(self, pool: Pool) -> Speed:
@@ -536,9 +589,10 @@ class Scheduler:
         # where it stood (rerunning it for every arrival is what made admission slow)
         start, deviation = sim.place(ticket)
         ticket.estimated_at = now
+        ticket.ahead, ticket.starts_seen = len(self.queues[ticket.model]) - 1, self._starts[ticket.model]
         ticket.eta_s = max(start - (now - sim.now), 0.0)
         ticket.spread = _share(deviation, start)
-        self._smooth(ticket, now, moved=True)
+        self._smooth(ticket, now, 0.0)
 
     def _eta_for_insert(self, ticket: Ticket, queue: SortedList, now: float) -> None:
         passed = queue[queue.index(ticket) + 1]
@@ -549,6 +603,7 @@ class Scheduler:
         ticket.spread = passed.spread
         ticket.eta_at = now + ticket.eta_s
         ticket.estimated_at = now
+        ticket.ahead, ticket.starts_seen = queue.index(ticket), self._starts[ticket.model]
 
     async def wait(self, ticket: Ticket, timeout: float) -> str:
         """Wait for a slot; leaving (timeout, cancellation) gives the place up at once."""
@@ -651,6 +706,7 @@ class Scheduler:
         self.queued_by_user[ticket.user] -= 1
         self.running_by_user[ticket.user] += 1
         self._current_round = max(self._current_round, ticket.round)
+        self._starts[ticket.model] += 1
         ticket.backend = pool.name
         ticket.started_at = now = self.clock()
         pool.running.add(ticket)
@@ -719,10 +775,9 @@ class Scheduler:
 
     def _refresh(self, now: float) -> None:
         if self._eta_dirty or now - self._eta_computed_at > ETA_REFRESH_S:
-            moved = self._eta_dirty
-            self._estimate(now, moved)
+            self._estimate(now)
 
-    def _estimate(self, now: float, moved: bool) -> None:
+    def _estimate(self, now: float) -> None:
         """Simulate each model's slots: the next in line takes the slot that frees first."""
         self._eta_computed_at, self._eta_dirty = now, False
         for model, queue in self.queues.items():
@@ -736,27 +791,36 @@ class Scheduler:
                 self._tails.pop(model, None)
                 continue
             sim = self._tails[model] = _Simulation(self, model, pools, now)
-            for ticket in queue:
+            # how far a re-estimate moves by the speed's noise alone (a share of the wait)
+            band = min(max(NOISE_BANDS * max(sp.wobble for sp in sim.speeds), DEAD_BAND_SHARE),
+                       DEAD_BAND_MAX_SHARE)
+            starts = self._starts[model]
+            for ahead, ticket in enumerate(queue):
                 start, deviation = sim.place(ticket)
                 ticket.eta_s, ticket.spread = start, _share(deviation, start)
                 ticket.estimated_at = now
-                self._smooth(ticket, now, moved)
+                if ticket.ahead is not None and ahead != ticket.ahead - (starts - ticket.starts_seen):
+                    ticket.eta_at = None  # the line ahead changed: a new estimate, not noise
+                ticket.ahead, ticket.starts_seen = ahead, starts
+                self._smooth(ticket, now, band)
 
     @staticmethod
-    def _smooth(ticket: Ticket, now: float, moved: bool) -> None:
-        """Move the shown ETA to the new estimate: at once when the queue changed or the
-        estimate is far off (new facts); when only time passed and the re-measure differs a
-        little, by half past a dead band (the same facts, re-measured: noise is not news)."""
+    def _smooth(ticket: Ticket, now: float, band_share: float) -> None:
+        """Move the shown start (now + ETA) to the new estimate's only past a dead band: the
+        estimate's own noise (the speed of each second on a shared machine), which is no news.
+        Past it, to within half the band of the estimate (noise around the new value then moves
+        nothing, where following it fully made the ETA jump back and forth); far past it (an
+        answer ended much sooner or later than expected, someone ahead left), all the way."""
         raw_at = now + ticket.eta_s
-        if ticket.eta_at is None or moved:
+        if ticket.eta_at is None:
             ticket.eta_at = raw_at
             return
         difference = raw_at - ticket.eta_at
-        band = max(DEAD_BAND_S, DEAD_BAND_SHARE * ticket.eta_s)
+        band = max(DEAD_BAND_S, band_share * ticket.eta_s)
         if abs(difference) > 3 * band:
             ticket.eta_at = raw_at
         elif abs(difference) > band:
-            ticket.eta_at += difference / 2
+            ticket.eta_at = raw_at - math.copysign(band / 2, difference)
 
     def waiting_by_priority(self) -> Counter[int]:
         return Counter(t.priority for q in self.queues.values() for t in q)

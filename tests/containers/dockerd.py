@@ -35,6 +35,7 @@ RUN_ROOT = Path("/run/sporthub-dockerd")
 @dataclass
 class Dockerd(Engine):
     lock: int | None = None  # the data root's lock, held while this dockerd runs
+    host_forwarding: dict | None = None  # what dockerd changes on the host, as it was before
 
     def stop(self) -> None:
         if self.service is not None and self.service.poll() is None:
@@ -43,9 +44,44 @@ class Dockerd(Engine):
             self.run("container", "prune", "--force", check=False, capture_output=True)
             self.run("network", "prune", "--force", check=False, capture_output=True)
         super().stop()  # SIGTERM: dockerd stops its containers and its containerd, then exits
+        if self.host_forwarding is not None:
+            restore_forwarding(self.host_forwarding)
+            self.host_forwarding = None
         if self.lock is not None:
             os.close(self.lock)  # releases the flock
             self.lock = None
+
+
+# dockerd sets the host's FORWARD policy to DROP and makes bridged traffic pass iptables
+# (br_netfilter); it leaves both so when it stops. Podman's internal networks (the Compose
+# stack's db, users, llm and metrics) get no ACCEPT rule from netavark, so after a Docker run their
+# containers could no longer reach each other: the compose tier's hub never reached PostgreSQL
+BRIDGE_SYSCTLS = tuple(Path("/proc/sys/net/bridge") / f"bridge-nf-call-{table}"
+                       for table in ("iptables", "ip6tables"))
+
+
+def save_forwarding() -> dict:
+    """The FORWARD policies and bridge sysctls as they are now (None: not there yet)."""
+    state: dict = {}
+    for tool in ("iptables", "ip6tables"):
+        listed = subprocess.run([tool, "-S", "FORWARD"], capture_output=True, text=True,
+                                check=False, env={**os.environ, "PATH": PATH})
+        first = listed.stdout.split("\n", 1)[0].split()
+        state[tool] = first[2] if listed.returncode == 0 and first[:2] == ["-P", "FORWARD"] \
+            else None
+    for sysctl in BRIDGE_SYSCTLS:
+        state[str(sysctl)] = sysctl.read_text().strip() if sysctl.exists() else "0"
+    return state
+
+
+def restore_forwarding(state: dict) -> None:
+    for tool in ("iptables", "ip6tables"):
+        if state.get(tool):
+            subprocess.run([tool, "-P", "FORWARD", state[tool]], capture_output=True,
+                           check=False, env={**os.environ, "PATH": PATH})
+    for sysctl in BRIDGE_SYSCTLS:
+        if sysctl.exists():
+            sysctl.write_text(state[str(sysctl)] + "\n")
 
 
 def install(progress=print) -> None:
@@ -97,6 +133,7 @@ def start(progress=print, timeout: float = 90) -> Dockerd:
         "--default-ulimit", "nofile=20000:20000", "--default-ulimit", "nproc=4096:4096",
     ]
     progress(f"starting dockerd on {socket} (log: {log})")
+    forwarding = save_forwarding()
     started = time.monotonic()
     with log.open("wb") as out:  # this run's only
         service = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT,
@@ -104,7 +141,7 @@ def start(progress=print, timeout: float = 90) -> Dockerd:
                                    env={**os.environ, "PATH": PATH})
     engine = Dockerd("docker", socket, env={"DOCKER_HOST": f"unix://{socket}",
                                             "DOCKER_BUILDKIT": "1", "PATH": PATH},
-                     service=service, lock=lock)
+                     service=service, lock=lock, host_forwarding=forwarding)
     while not engines.answers(socket):
         if service.poll() is not None or time.monotonic() - started > timeout:
             text = log.read_text(errors="replace")[-3000:]

@@ -79,8 +79,7 @@ class CoachPersona(BasePersona):
         # model answers a free question in the question's language (SYSTEM_PROMPT)
         lang = self._last_lang = interface_language()
         if message.body.strip().split(maxsplit=1)[:1] == [sharing.COMMAND]:
-            # the athlete's own switch: the squad service, never the model (a command written
-            # in Russian, "/share вкл", is answered in Russian)
+            # the athlete's own switch: the squad service, never the model
             self._say(await sharing.answer(message.body, lang))
             return
         self._demo_notice(lang)
@@ -159,8 +158,11 @@ class CoachPersona(BasePersona):
     def _conversation(self, message: Message, summary: Summary) -> list[dict]:
         """The system prompt with the athlete's data, and the latest exchanges."""
         history = [m for m in self.chat.get_messages() if m.id != message.id][-HISTORY_MESSAGES:]
+        # the welcome is left out: ~250 tokens (~650 in Russian) the model would read before
+        # each of the first answers, the largest part of their wait on the embedded model
         turns = [{"role": "assistant" if m.sender == self.id else "user", "content": m.body}
-                 for m in history if m.body and not m.deleted]
+                 for m in history if m.body and not m.deleted
+                 and not (m.sender == self.id and landing.is_welcome(m.body))]
         system = f"{SYSTEM_PROMPT}\n\n{summary.text}"
         return [{"role": "system", "content": system}, *turns,
                 {"role": "user", "content": message.body}]
