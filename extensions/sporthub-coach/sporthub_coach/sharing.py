@@ -21,8 +21,8 @@ TEXTS = {
         "on": "Sharing with the club's staff is **on**.",
         "off": "Sharing with the club's staff is **off**: nothing of yours is stored by the "
                "squad service.",
-        "turned_on": "Done: sharing is on. Your server sends your recordings and log.csv "
-                     "within a minute; `/share off` takes them back at once.",
+        "turned_on": "Done: sharing is on. Your server sends your recordings, log.csv and "
+                     "your thresholds (profile.toml) within a minute; `/share off` takes them back at once.",
         "turned_off": "Done: sharing is off, and every shared copy was deleted.",
         "stored": "Stored: {files} files, {sessions} sessions, {days} daily log lines "
                   "(last update {when} UTC).",
@@ -42,8 +42,8 @@ TEXTS = {
         "on": "Доступ тренерского штаба клуба к вашим данным **открыт**.",
         "off": "Доступ тренерского штаба клуба **закрыт**: сервис команды ничего вашего не "
                "хранит.",
-        "turned_on": "Готово: доступ открыт. Ваш сервер отправит записи и log.csv в течение "
-                     "минуты; `/share выкл` сразу всё отзовёт.",
+        "turned_on": "Готово: доступ открыт. Ваш сервер отправит записи, log.csv и ваши "
+                     "пороги (profile.toml) в течение минуты; `/share выкл` сразу всё отзовёт.",
         "turned_off": "Готово: доступ закрыт, все переданные копии удалены.",
         "stored": "Хранится: файлов {files}, тренировок {sessions}, строк дневника {days} "
                   "(последнее обновление {when} UTC).",
