@@ -61,10 +61,10 @@ test-deploy: install $(DEPLOY_STAMP) ## deploy/ checked by the real tools (Compo
 	$(BIN)/sporthub prepare
 	$(BIN)/pytest -m deploy $(PYTEST_ARGS)
 
-# the container tier (pytest marker `containers`, tests/containers): a real engine (podman is set
-# up if no Docker Engine runs), the user image built from Debian packages; slow, so not part of
-# `make test`
-test-containers: install ## the docker profile with a real engine and the user image
+# the container tier (pytest marker `containers`, tests/containers): on podman, then on Docker
+# Engine (a dockerd of its own; CONTAINER_TIER_ENGINES=podman or docker runs one), the images
+# built from Debian packages; slow, so not part of `make test`
+test-containers: install ## the docker profile on podman and on Docker Engine, with the images
 	$(BIN)/sporthub prepare
 	$(BIN)/pytest -m containers $(PYTEST_ARGS)
 
@@ -120,8 +120,8 @@ $(LOCUST_STAMP): tests/locust-requirements.txt
 
 $(DEPLOY_STAMP): deploy/test-requirements.txt
 	command -v caddy && command -v promtool && command -v prometheus-node-exporter \
-		|| (apt-get update -qq && DEBIAN_FRONTEND=noninteractive \
-			apt-get install -y -q --no-install-recommends $(DEPLOY_APT))
+		|| (apt-get -o DPkg::Lock::Timeout=600 update -qq && DEBIAN_FRONTEND=noninteractive \
+			apt-get -o DPkg::Lock::Timeout=600 install -y -q --no-install-recommends $(DEPLOY_APT))
 	test -d $(DEPLOY_VENV) || $(PYTHON) -m venv $(DEPLOY_VENV)
 	$(DEPLOY_VENV)/bin/pip install --quiet -r deploy/test-requirements.txt
 	touch $(DEPLOY_STAMP)

@@ -31,7 +31,6 @@ from __future__ import annotations
 import base64
 import grp
 import io
-import itertools
 import json
 import os
 import pwd
@@ -54,9 +53,12 @@ from sqlalchemy import MetaData, create_engine, inspect, text
 from sqlalchemy.engine import make_url
 
 from sporthub.hub import localusers
+from sporthub.hub.profiles import local, profile_of
 from sporthub.settings import Settings, SettingsError
 
 FORMAT = 1
+# the profiles whose people's homes a backup reaches (their HOMES: folders on this machine, the
+# engine's volumes); the k8s profile's are the cluster's
 PROFILES = ("local", "docker")
 MANIFEST = "manifest.json"
 # scrypt at n=2**15, r=8: 32 MiB and a fraction of a second per guess; the parameters are kept
@@ -105,7 +107,12 @@ def homes_dir(settings: Settings) -> Path:
 
 def system_users_own_homes() -> bool:
     """A hub run as root gives each person a system user whose home is theirs (localusers)."""
-    return os.geteuid() == 0
+    return local.is_root()
+
+
+def home_volumes(settings: Settings) -> bool:
+    """People's homes are the container engine's volumes (:class:`Volumes`), not folders here."""
+    return profile_of(settings).HOMES == "volumes"
 
 
 def hub_user_names(settings: Settings) -> list[str]:
@@ -155,7 +162,7 @@ def backup(settings: Settings, archive: Path, passphrase: str | None = None) -> 
     if archive.is_relative_to(settings.data_dir.resolve()):
         raise BackupError(f"write the archive outside the data directory {settings.data_dir}")
     # the engine answers and has the image, before anything is dumped
-    volumes = Volumes(settings) if settings.profile == "docker" else None
+    volumes = Volumes(settings) if home_volumes(settings) else None
     with tempfile.TemporaryDirectory(prefix="sporthub-backup-", dir=archive.parent) as tmp:
         tmp = Path(tmp)
         dbs = {}
@@ -313,7 +320,7 @@ def restore(settings: Settings, archive: Path, passphrase: str | None = None) ->
                               f"installation's is {settings.profile!r} (SPORTHUB_PROFILE): "
                               "restore into the same profile")
         _check_empty(data_dir, [targets[n] for n in manifest["databases"]])
-        volumes = Volumes(settings) if settings.profile == "docker" else None
+        volumes = Volumes(settings) if home_volumes(settings) else None
         if volumes:
             volumes.check_empty(manifest["homes"])
         for name, entry in manifest["databases"].items():
@@ -492,6 +499,7 @@ class Volumes:
         self.spawners = spawners
         self.created: list[str] = []
         self.spools: dict[str, tarfile.TarFile] = {}
+        self.root_modes: dict[str, int] = {}  # each spooled home's own mode, from the archive
         self.open_spools = ExitStack()
         try:
             self.client = spawners.engine_client()
@@ -534,11 +542,34 @@ class Volumes:
         finally:
             helper.remove(force=True, v=False)
 
+    def run_in(self, volume: str, command: list[str], read_only: bool,
+               capabilities: tuple[str, ...]) -> str:
+        """Run ``command`` as root with only ``capabilities`` in a helper container mounting the
+        volume at MOUNT, no network; returns its output (an engine error if it failed)."""
+        out = self.client.containers.run(
+            self.settings.singleuser_image, command, name=f"{volume}-helper-{uuid.uuid4().hex[:8]}",
+            network_disabled=True, labels={HELPER_LABEL: "backup"}, user="0:0",
+            cap_drop=["ALL"], cap_add=list(capabilities), security_opt=["no-new-privileges"],
+            volumes={volume: {"bind": MOUNT, "mode": "ro" if read_only else "rw"}},
+            remove=True, stdout=True, stderr=False)
+        return out.decode(errors="replace") if isinstance(out, bytes) else str(out)
+
+    def own_root(self, volume: str, mode: int) -> None:
+        """The volume's top folder becomes the person's (UID 1000) with ``mode``.
+
+        An archive's "." entry cannot do it: Docker Engine's upload skips "." for a folder that
+        exists (moby's Unpack), so a restored or moved home stayed root's 0755 and its person
+        could not create a file in it (podman applies it)."""
+        uid = self.spawners.UID
+        self.run_in(volume, ["sh", "-c", f"chown {uid}:{uid} {MOUNT} && chmod {mode:o} {MOUNT}"],
+                    read_only=False, capabilities=("CHOWN", "FOWNER"))
+
     def archive(self, volume: str, tar: tarfile.TarFile, prefix: str) -> None:
         """Copy the volume into ``tar`` under ``prefix``, member by member, streaming."""
         with self.mounted(volume, read_only=True) as helper:
             chunks, _ = helper.get_archive(MOUNT)
-            with tarfile.open(fileobj=_ChunkReader(chunks), mode="r|") as inner:
+            reader = _ChunkReader(chunks)
+            with tarfile.open(fileobj=reader, mode="r|") as inner:
                 top = None
                 for member in inner:
                     # the engine names the members after the mount point: MOUNT's last part
@@ -547,13 +578,16 @@ class Volumes:
                     if member.islnk():
                         member.linkname = _rebase(member.linkname, top, prefix)
                     tar.addfile(member, inner.extractfile(member) if member.isreg() else None)
+            reader.drain()
 
     def is_empty(self, volume: str) -> bool:
-        with self.mounted(volume, read_only=True) as helper:
-            chunks, _ = helper.get_archive(MOUNT)
-            with tarfile.open(fileobj=_ChunkReader(chunks), mode="r|") as inner:
-                # the mount point itself, then anything in it
-                return len(list(itertools.islice(inner, 2))) < 2
+        # listed inside a helper rather than read from the engine's archive: an archive left
+        # unread (a home of gigabytes) keeps Docker Engine writing, and the helper's removal
+        # then waits for it (the API call timed out)
+        found = self.run_in(volume, ["find", MOUNT, "-mindepth", "1", "-maxdepth", "1",
+                                     "-print", "-quit"],
+                            read_only=True, capabilities=("DAC_READ_SEARCH",))
+        return not found.strip()
 
     def check_empty(self, names: Iterable[str]) -> None:
         for name in names:
@@ -575,6 +609,8 @@ class Volumes:
             spool = tarfile.open(tmp / f"volume-{len(self.spools)}.tar", mode="w")  # noqa: SIM115
             self.spools[name] = self.open_spools.enter_context(spool)
         member.name = rest or "."
+        if not rest:
+            self.root_modes[name] = stat.S_IMODE(member.mode)
         if member.islnk():
             member.linkname = member.linkname.removeprefix(f"homes/{name}/")
         self.spools[name].addfile(member, tar.extractfile(member) if member.isreg() else None)
@@ -593,6 +629,7 @@ class Volumes:
             with self.mounted(volume, read_only=False) as helper, spool.open("rb") as data:
                 if not helper.put_archive(MOUNT, data):
                     raise BackupError(f"the engine refused to fill the volume {volume}")
+            self.own_root(volume, self.root_modes.get(name, 0o755))
 
     def remove_created(self) -> None:
         """Undo a restore: the volumes it created go again."""
@@ -626,7 +663,7 @@ def move_homes(settings: Settings) -> dict[str, str]:
     person with no volume would start with an empty home, their files left in the old one. The
     old homes stay as they are (removed by the admin once people found their files). Refuses,
     before writing anything, a volume that already has files. Returns {name: volume}."""
-    if settings.profile != "docker":
+    if not home_volumes(settings):
         raise BackupError("run it with SPORTHUB_PROFILE=docker (the profile the homes move to), "
                           "on the machine and data directory of the local profile")
     homes = local_homes(settings)
@@ -647,6 +684,7 @@ def move_homes(settings: Settings) -> dict[str, str]:
             with volumes.mounted(volume, read_only=False) as helper, spool.open("rb") as data:
                 if not helper.put_archive(MOUNT, data):
                     raise BackupError(f"the engine refused to fill the volume {volume}")
+            volumes.own_root(volume, stat.S_IMODE(os.stat(home).st_mode))
             spool.unlink()
             moved[name] = volume
     return moved
@@ -677,6 +715,12 @@ class _ChunkReader(io.RawIOBase):
         size = min(len(buffer), len(self.pending))
         buffer[:size], self.pending = self.pending[:size], self.pending[size:]
         return size
+
+    def drain(self) -> None:
+        """Read what tarfile left after the end marker (its padding): the engine's answer is
+        then complete, not cut off by the helper's removal."""
+        for _ in self.chunks:
+            pass
 
 
 # -- helpers --------------------------------------------------------------------------------

@@ -32,7 +32,8 @@ def say(message: str) -> None:
 def prepare(settings: Settings) -> None:
     """Everything the hub needs before it starts; each step is quick when already done."""
     # secrets, databases and the audit log: the hub's account only
-    localusers.harden_data_dir(settings.data_dir, stack_secrets=settings.profile == "docker")
+    localusers.harden_data_dir(settings.data_dir,
+                               stack_secrets=profile_of(settings).STACK_SECRETS)
     settings.admin_password_value()  # generated and stored now, so the banner can print it
     if settings.uses_embedded_llm:
         build.model_file()
@@ -175,18 +176,6 @@ def run_restore(settings: Settings, args) -> int:
     return 0
 
 
-# the k8s profile runs in the chart's hub pod, started by the chart (docs/production.md, Kubernetes)
-K8S_NOT_HERE = {
-    "up": "the chart's hub pod runs the hub (helm upgrade --install, deploy/k8s/values.yaml)",
-    "prepare": "the images carry everything; nothing to prepare",
-    "users": "from inside the hub pod the public address is out of reach; use the admin panel "
-             "(Admin, /hub/invites for invite links, /hub/people/<name> to export or erase a "
-             "person)",
-    "backup": "back up the PostgreSQL databases, the hub's data volume and the home volumes",
-    "restore": "restore the PostgreSQL databases and the volumes",
-}
-
-
 def main(argv: list[str] | None = None) -> int:
     quickexit.enable()  # Ctrl-C on `make up` ends with this process's exit
     parser = argparse.ArgumentParser(prog="sporthub", description=__doc__)
@@ -237,9 +226,10 @@ def main(argv: list[str] | None = None) -> int:
         return make_secrets(args.directory)
     try:
         settings = load_settings()
-        if settings.profile == "k8s" and args.command in K8S_NOT_HERE:
-            raise SettingsError(f"`sporthub {args.command}` with SPORTHUB_PROFILE=k8s: "
-                                f"{K8S_NOT_HERE[args.command]}")
+        elsewhere = profile_of(settings).COMMANDS_ELSEWHERE.get(args.command)
+        if elsewhere:
+            raise SettingsError(f"`sporthub {args.command}` with SPORTHUB_PROFILE="
+                                f"{settings.profile}: {elsewhere}")
         if args.command == "prepare":
             prepare(settings)
             return 0

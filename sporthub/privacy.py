@@ -40,6 +40,7 @@ from typing import IO, Protocol
 from sqlalchemy import create_engine, delete, event, select, text
 from sqlalchemy.engine import make_url
 
+from sporthub import compaction
 from sporthub.gateway import retention
 from sporthub.pseudonym import Pseudonyms
 from sporthub.settings import Settings
@@ -59,7 +60,10 @@ class HubSide(Protocol):
 
     async def stop_server(self) -> bool: ...
 
-    async def delete_account(self) -> list[str]: ...
+    async def delete_account(self) -> list[str]:
+        """Delete the account; the database's tables rewritten (sporthub.compaction), and what
+        could not be in ``kept`` (a list of sentences), if the side has that attribute."""
+        ...
 
     def server_files(self) -> AsyncIterator[tuple[str, bytes]]: ...
 
@@ -195,11 +199,13 @@ def _walk_volume(person: Person) -> Iterator[tuple[str, int, IO[bytes]]]:
         return
     with volumes.mounted(name, read_only=True) as helper:
         chunks, _ = helper.get_archive(backup.MOUNT)
-        with tarfile.open(fileobj=backup._ChunkReader(chunks), mode="r|") as inner:
+        reader = backup._ChunkReader(chunks)
+        with tarfile.open(fileobj=reader, mode="r|") as inner:
             for member in inner:
                 if member.isreg():
                     rest = member.name.split("/", 1)[1] if "/" in member.name else ""
                     yield rest, member.size, inner.extractfile(member)
+        reader.drain()
 
 
 def home_files(person: Person) -> Iterator[tuple[str, int, IO[bytes]]]:
@@ -252,13 +258,10 @@ def _remove_system_user(person: Person) -> list[str]:
 
 def _remove_volume(person: Person) -> list[str]:
     from sporthub import backup
-    from sporthub.hub import spawners
 
     volumes = backup.Volumes(person.settings)
     removed = []
-    container = spawners.CONTAINER.format(prefix=person.settings.docker_name_prefix,
-                                          username=spawners.SportHubDockerSpawner._escape(
-                                              person.name))
+    container = volumes.spawners.container_name(person.settings.docker_name_prefix, person.name)
     with contextlib.suppress(volumes.errors.NotFound):
         volumes.client.containers.get(container).remove(force=True)
         removed.append(f"container {container}")
@@ -399,16 +402,25 @@ async def _erase_squad(person: Person) -> Outcome:
         return Outcome()
     erase = squad[1]
     result = await _maybe_await(erase(person.name, **_squad_kwargs(erase, person)))
-    # its SQLite file (when not on PostgreSQL): freed pages keep no trace of the person
-    squad_url = getattr(person.settings, "squad_db_url", "")
-    await asyncio.to_thread(_vacuum_sqlite, squad_url)
+    # its SQLite file, or its tables on PostgreSQL, rewritten: no removed row's bytes stay
+    missed = await asyncio.to_thread(compaction.compact, person.settings.squad_db_url,
+                                     _squad_tables())
     if isinstance(result, Outcome):
-        return result
-    if isinstance(result, dict):
-        return Outcome(removed=[str(x) for x in result.get("removed", [])],
-                       kept=[str(x) for x in result.get("kept", [])])
-    return Outcome(removed=["the squad service's shared copies, summaries and consent"],
-                   kept=["the squad's consent history and read log, without the person"])
+        outcome = result
+    elif isinstance(result, dict):
+        outcome = Outcome(removed=[str(x) for x in result.get("removed", [])],
+                          kept=[str(x) for x in result.get("kept", [])])
+    else:
+        outcome = Outcome(removed=["the squad service's shared copies, summaries and consent"],
+                          kept=["the squad's consent history and read log, without the person"])
+    outcome.kept += compaction.missed_note("squad", missed)
+    return outcome
+
+
+def _squad_tables() -> list[str]:
+    from sporthub.squad.store import Base
+
+    return [table.name for table in Base.metadata.sorted_tables]
 
 
 def _ledger_engine(person: Person):
@@ -588,7 +600,7 @@ async def _export_hub(person: Person, archive: Archive) -> None:
 async def _erase_hub(person: Person) -> Outcome:
     removed = await person.hub.delete_account()
     await asyncio.to_thread(_vacuum_sqlite, person.settings.hub_database_url)
-    return Outcome(removed=removed)
+    return Outcome(removed=removed, kept=list(getattr(person.hub, "kept", None) or []))
 
 
 @dataclass(frozen=True)

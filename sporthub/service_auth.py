@@ -6,7 +6,9 @@ Two directions, one helper each, so no service writes its own:
   (``JUPYTERHUB_API_TOKEN``, holding only the read scopes its role grants), and :func:`get_all`
   for the hub's paginated lists;
 - :class:`HubTokenCheck`: who a caller is, from the hub token the caller sent, resolved by the hub
-  and kept for a short time (the revocation lag), with its scopes.
+  and kept for a short time (the revocation lag), with its scopes; :meth:`HubTokenCheck.caller`
+  answers a request without a token, with an unknown one or one lacking the scope in the
+  OpenAI-style error every service's API uses (:mod:`sporthub.api_error`).
 
 Services are separate processes behind the proxy: they never import the hub, only talk to it.
 """
@@ -14,18 +16,31 @@ Services are separate processes behind the proxy: they never import the hub, onl
 from __future__ import annotations
 
 import hashlib
+import logging
 import re
 import time
 from collections import OrderedDict
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import httpx
 from jupyterhub.services.auth import HubAuth
 from tornado import web
 
+from sporthub.api_error import ApiError
+
+if TYPE_CHECKING:
+    from starlette.requests import Request
+
 # known tokens kept at once: 100 accounts with a few tokens each fit many times over
 CACHE_ENTRIES = 4096
 _AUTH_HEADER = re.compile(r"(?:bearer|token)\s+(\S+)", re.IGNORECASE)
+
+log = logging.getLogger("sporthub.service_auth")
+
+# the custom scopes the hub grants (sporthub.hub.common) and the services check
+LLM_SCOPE = "custom:llm:use"  # the gateway: the shared language model
+SQUAD_SCOPE = "custom:squad:use"  # the squad: athletes write their own shared data, staff read it
 
 
 def hub_api_client(api_url: str, api_token: str, timeout: float) -> httpx.AsyncClient:
@@ -61,6 +76,14 @@ class TokenOwner:
     name: str
     admin: bool
     scopes: frozenset[str]
+
+
+@dataclass(frozen=True)
+class Caller:
+    """Who called a service's API, once their token and scope are checked."""
+
+    name: str
+    admin: bool
 
 
 def bearer_token(authorization: str) -> str | None:
@@ -106,3 +129,30 @@ class HubTokenCheck:
             return None
         return TokenOwner(name=model["name"], admin=bool(model.get("admin")),
                           scopes=frozenset(model.get("scopes", ())))
+
+    async def caller(self, request: Request, scope: str | None, what_for: str) -> Caller:
+        """The caller of a request to a service's API, by the token in its Authorization header,
+        holding ``scope`` (None: any token of a user). Refused with an :class:`ApiError`: no
+        token or an unknown one (401), the scope missing (403, ``what_for`` says who the scope
+        is for), the hub not answering (503)."""
+        token = bearer_token(request.headers.get("authorization", ""))
+        if token is None:
+            raise ApiError(
+                401,
+                "Missing API key: send your JupyterHub token as 'Authorization: Bearer <token>'.",
+                "missing_api_key",
+            )
+        try:
+            owner = await self.owner(token)
+        except HubUnreachable as e:
+            log.warning("token check failed: hub unreachable (%s)", e)
+            raise ApiError(503, "JupyterHub is not reachable to check your token; retry shortly.",
+                           "hub_unavailable", {"Retry-After": "5"}) from None
+        if owner is None:
+            raise ApiError(401, "Invalid API key: this token is unknown to JupyterHub or has "
+                           "expired.", "invalid_api_key")
+        if scope is not None and scope not in owner.scopes:
+            raise ApiError(403, f"This token lacks the scope '{scope}': {what_for}",
+                           "missing_scope")
+        # groups are read with the service's own token (its directory): a server token cannot
+        return Caller(name=owner.name, admin=owner.admin)

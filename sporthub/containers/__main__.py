@@ -12,6 +12,7 @@ import sys
 
 from sporthub.containers import engine as engines
 from sporthub.containers import images
+from sporthub.hub.profiles import profile_of
 from sporthub.settings import SettingsError, load_settings
 
 
@@ -56,7 +57,7 @@ def main(argv: list[str] | None = None) -> int:
         # `make images` there is the first step towards the docker profile (the guide's first
         # command, typed before SPORTHUB_PROFILE=docker is set): it builds those, and says so
         names = args.names or list(images.PROFILE_IMAGES)
-        if not args.names and settings.profile == "local":
+        if not args.names and not profile_of(settings).RUNS_CONTAINERS:
             say("the local profile runs no containers: building the docker profile's images "
                 f"({', '.join(names)}); start with SPORTHUB_PROFILE=docker")
         engine = engines.find(say, serve=False)

@@ -147,11 +147,13 @@ def apt_install(missing: list[str], progress=print) -> None:
                           f"apt-get install {' '.join(missing)}")
     progress(f"installing {' '.join(missing)} with apt (once per machine)")
     env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
-    for command in (["apt-get", "update", "-qq"],
-                    ["apt-get", "install", "-y", "-qq", "--no-install-recommends", *missing]):
+    # another install (a browser for the tests, a second tier) may hold dpkg's lock: wait for it
+    wait = ["-o", "DPkg::Lock::Timeout=600"]
+    for command in (["apt-get", *wait, "update", "-qq"],
+                    ["apt-get", *wait, "install", "-y", "-qq", "--no-install-recommends", *missing]):
         result = subprocess.run(command, env=env, capture_output=True, text=True, check=False)
         if result.returncode != 0:
-            raise EngineError(f"{' '.join(command[:2])} failed:\n{result.stderr[-2000:]}")
+            raise EngineError(f"apt-get {command[3]} failed:\n{result.stderr[-2000:]}")
 
 
 def _installed(package: str) -> bool:

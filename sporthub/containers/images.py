@@ -11,7 +11,9 @@ for machines that pull nothing from container registries.
 
 from __future__ import annotations
 
+import collections
 import hashlib
+import os
 import re
 import shutil
 import subprocess
@@ -41,6 +43,8 @@ SKIP = re.compile(r"(__pycache__|\.egg-info|\.ipynb_checkpoints|\.pytest_cache|/
                   r"|/node_modules/|sporthub-statusbar/lib/)")
 # pip and npm inside the build trust what this machine trusts (a build secret: not in any layer)
 HOST_CA_BUNDLE = Path("/etc/ssl/certs/ca-certificates.crt")
+# how much of a failed build's output its error message carries
+LOG_TAIL_LINES = 30
 
 
 def tag_for(name: str) -> str:
@@ -71,6 +75,22 @@ def image_id(engine: Engine, image: str) -> str | None:
     result = engine.run("image", "inspect", "--format", "{{.Id}}", image,
                         check=False, capture_output=True)
     return result.stdout.strip() if result.returncode == 0 else None
+
+
+def base_id(engine: Engine, base: str) -> str | None:
+    """The base's ID as both engines would name it: Docker prefixes it with ``sha256:``, podman
+    does not; the same base (carried from one engine to the other) gives the same digest."""
+    found = image_id(engine, base)
+    return found.removeprefix("sha256:") if found else None
+
+
+def expected_digest(engine: Engine, name: str, base: str | None = None) -> str | None:
+    """The inputs label an up-to-date ``name`` image would have on this engine (None: the Debian
+    base is not made yet)."""
+    if base != "debian":
+        return inputs_digest(name, base or "default")
+    found = base_id(engine, DEBIAN_BASE)
+    return inputs_digest(name, found) if found else None
 
 
 def debian_base(engine: Engine, progress=print) -> str:
@@ -115,24 +135,39 @@ def build(engine: Engine, name: str, tag: str | None = None, base: str | None = 
           progress=print) -> tuple[str, bool]:
     """Build one image unless its inputs are unchanged; returns (tag, whether it was built)."""
     tag = tag or tag_for(name)
-    base_ref = base or "default"
-    if base == "debian":
-        base = debian_base(engine, progress)
-        base_ref = image_id(engine, base)
-    digest = inputs_digest(name, base_ref)
+    base_image = debian_base(engine, progress) if base == "debian" else base
+    digest = expected_digest(engine, name, base)
     if image_label(engine, tag) == digest:
         progress(f"{tag} is up to date (inputs {digest})")
         return tag, False
     progress(f"building {tag} (inputs {digest}); pip's progress follows")
     command = ["build", "--network", "host", "--label", f"{INPUTS_LABEL}={digest}",
                "-f", f"images/{name}/Dockerfile", "-t", tag]
-    if base:
-        command += ["--build-arg", f"BASE_IMAGE={base}"]
+    if base_image:
+        command += ["--build-arg", f"BASE_IMAGE={base_image}"]
     if HOST_CA_BUNDLE.exists():
         command += ["--secret", f"id=build-ca,src={HOST_CA_BUNDLE}"]
     started = time.monotonic()
-    result = engine.run(*command, ".", check=False, cwd=PROJECT_ROOT)
-    if result.returncode != 0:
-        raise EngineError(f"building {tag} failed (exit {result.returncode}); see above")
+    returncode, tail = _run_build(engine, [*command, "."])
+    if returncode != 0:
+        raise EngineError(f"building {tag} failed (exit {returncode}); the build's last lines:\n"
+                          + "".join(tail))
     progress(f"built {tag} in {time.monotonic() - started:.0f} s")
     return tag, True
+
+
+def _run_build(engine: Engine, args: list[str]) -> tuple[int, collections.deque]:
+    """Run the build, its output passed through as it comes; returns (exit code, last lines).
+
+    The last lines go into the error: run by pytest or a CI log, "failed, see above" pointed at
+    output that was captured elsewhere or scrolled away."""
+    # Docker's BuildKit prints its progress as plain lines (not a redrawn screen) when piped
+    env = {**os.environ, "BUILDKIT_PROGRESS": "plain", **engine.env}
+    tail: collections.deque = collections.deque(maxlen=LOG_TAIL_LINES)
+    with subprocess.Popen(engine.cli(*args), env=env, cwd=PROJECT_ROOT, text=True,
+                          errors="replace", stdout=subprocess.PIPE,
+                          stderr=subprocess.STDOUT) as build:
+        for line in build.stdout:
+            print(line, end="", flush=True)
+            tail.append(line)
+    return build.returncode, tail

@@ -1,42 +1,6 @@
-"""Errors in the shape OpenAI clients understand: ``{"error": {"message", "type", "code"}}``."""
+"""The gateway's errors: the OpenAI-style error every SportHub service answers with
+(:mod:`sporthub.api_error`), under the name the gateway's modules know it by."""
 
-from __future__ import annotations
+from sporthub.api_error import ApiError as GatewayError
 
-from starlette.responses import JSONResponse
-
-_TYPES = {
-    400: "invalid_request_error",
-    401: "authentication_error",
-    403: "permission_error",
-    404: "not_found_error",
-    413: "invalid_request_error",
-    429: "rate_limit_error",
-    502: "upstream_error",
-    503: "service_unavailable",
-    504: "upstream_timeout",
-}
-
-
-class GatewayError(Exception):
-    def __init__(self, status: int, message: str, code: str, headers: dict[str, str] | None = None,
-                 param: str | None = None):
-        super().__init__(message)
-        self.status = status
-        self.message = message
-        self.code = code
-        self.headers = headers or {}
-        self.param = param  # the request field at fault, as OpenAI names it
-
-    @property
-    def body(self) -> dict:
-        return {
-            "error": {
-                "message": self.message,
-                "type": _TYPES.get(self.status, "api_error"),
-                "param": self.param,
-                "code": self.code,
-            }
-        }
-
-    def response(self) -> JSONResponse:
-        return JSONResponse(self.body, status_code=self.status, headers=self.headers)
+__all__ = ["GatewayError"]

@@ -33,6 +33,7 @@ from pathlib import Path
 
 from sqlalchemy import Engine, create_engine, event, or_, select, text, update
 
+from sporthub import compaction
 from sporthub.gateway.ledger import RequestRow
 from sporthub.pseudonym import PREFIX, Pseudonyms
 
@@ -76,11 +77,13 @@ def ledger_rows_of(engine: Engine, name: str) -> list[dict]:
 
 
 def pseudonymise_ledger(engine: Engine, name: str, pseudonyms: Pseudonyms) -> int:
+    """An erase: the person's rows under the pseudonym, and the table rewritten, so that no
+    old row version keeps the name (sporthub.compaction: a plain VACUUM does not wipe it)."""
     with engine.begin() as conn:
         count = conn.execute(update(RequestRow).where(RequestRow.user == name)
                              .values(user=pseudonyms(name), client_ip=None)).rowcount
     if count:
-        compact(engine)
+        compaction.compact_tables(engine, [RequestRow.__tablename__])
     return count
 
 

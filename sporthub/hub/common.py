@@ -17,11 +17,9 @@ from prometheus_client import REGISTRY, Gauge
 from sporthub import i18n
 from sporthub.hub.logs import scrub_hub_log
 from sporthub.pseudonym import KEY_SECRET as PSEUDONYM_KEY
+from sporthub.service_auth import LLM_SCOPE, SQUAD_SCOPE
 from sporthub.settings import Settings
 
-LLM_SCOPE = "custom:llm:use"
-# the squad service: athletes write their own shared data, staff read it (sporthub/squad)
-SQUAD_SCOPE = "custom:squad:use"
 # the sporthub CLI's hub service: the hub grants exactly what its commands need (accounts, groups,
 # invite links); sporthub.admin reads the name from here
 CLI_SERVICE = "sporthub-cli"
@@ -50,7 +48,10 @@ def proxy_command() -> str:
     return str(local) if local.exists() else (shutil.which("configurable-http-proxy") or str(local))
 
 
-def accounts(c, settings: Settings) -> None:
+def accounts(c, settings: Settings, *, fixed_callback: bool = True) -> None:
+    """Sign-in, accounts, roles and groups; with OIDC and ``fixed_callback``, the provider calls
+    back to ``SPORTHUB_PUBLIC_URL`` (else this hub's address), without it to each request's
+    (the k8s profile without a public URL)."""
     c.JupyterHub.template_paths = [str(TEMPLATES)]
     if settings.public_url:
         # the hub builds its own absolute URLs (redirects, cookies' secure flag, the invite links
@@ -63,7 +64,7 @@ def accounts(c, settings: Settings) -> None:
     # /hub/my-data asks the squad service on the person's behalf, at its own socket
     c.CappedAccountsMixin.squad_url = f"http://127.0.0.1:{settings.squad_port}{settings.squad_prefix}"
     if settings.auth == "oidc":
-        oidc(c, settings)
+        oidc(c, settings, fixed_callback)
         return
     # an account the admin made (admin panel, CLI) may sign in once it has a password
     c.Authenticator.allow_existing_users = True
@@ -82,7 +83,7 @@ def accounts(c, settings: Settings) -> None:
     c.JupyterHub.load_groups = {name: {} for name in ROLE_GROUPS}
 
 
-def oidc(c, settings: Settings) -> None:
+def oidc(c, settings: Settings, fixed_callback: bool = True) -> None:
     """The club's provider signs people in; membership of its groups decides access and role."""
     c.JupyterHub.authenticator_class = "sporthub.hub.auth.SportHubOIDCAuthenticator"
     oidc = c.SportHubOIDCAuthenticator
@@ -92,11 +93,10 @@ def oidc(c, settings: Settings) -> None:
     oidc.authorize_url = settings.oidc_authorize_url
     oidc.token_url = settings.oidc_token_url
     oidc.userdata_url = settings.oidc_userdata_url
-    if settings.public_url or settings.profile != "k8s":
+    if fixed_callback:
         oidc.oauth_callback_url = f"{settings.people_url}hub/oauth_callback"
-    # k8s without SPORTHUB_PUBLIC_URL: the public name is the chart's (proxy.https.hosts), and the
-    # callback is built from each request, whose Host the proxy keeps, with the scheme our trusted
-    # proxies forwarded (SportHubOIDCAuthenticator.get_callback_url)
+    # else the callback is built from each request, whose Host the proxy keeps, with the scheme
+    # our trusted proxies forwarded (SportHubOIDCAuthenticator.get_callback_url)
     oidc.trusted_proxies = list(settings.trusted_proxies)
     oidc.forwarded_hops = settings.forwarded_hops
     oidc.scope = list(settings.oidc_scopes)
@@ -271,10 +271,11 @@ def service_environments(settings: Settings) -> dict[str, dict[str, str]]:
     }
 
 
-def services(c, settings: Settings, host: str = "127.0.0.1") -> None:
-    """The gateway and the usage page at ``host`` (where the proxy reaches them), the CLI, the
-    Prometheus token, the idle culler and the embedded backend."""
-    k8s = settings.profile == "k8s"
+def services(c, settings: Settings, host: str = "127.0.0.1", *, cli: bool = True,
+             own_culler: bool = True) -> None:
+    """The gateway, the usage page and the squad service at ``host`` (where the proxy reaches
+    them), the Prometheus token and the embedded backend; with ``cli`` the sporthub CLI's token
+    service, with ``own_culler`` SportHub's idle culler (the k8s profile wants neither)."""
     env = service_environments(settings)
     # made now, before the gateway and the hub both want it (sporthub.pseudonym): never twice
     settings.secret(PSEUDONYM_KEY)
@@ -307,9 +308,8 @@ def services(c, settings: Settings, host: str = "127.0.0.1") -> None:
         "command": [sys.executable, "-m", "sporthub.squad"],
         "environment": env["squad"],
     })
-    if not k8s:
-        # the sporthub CLI: a token-only service; its token never leaves <data>/secrets/ (0600).
-        # Not in k8s: from inside the hub pod the CLI cannot reach the public address it needs
+    if cli:
+        # the sporthub CLI: a token-only service; its token never leaves <data>/secrets/ (0600)
         c.JupyterHub.services.append({"name": CLI_SERVICE,
                                       "api_token": settings.secret("cli-api-token")})
         c.JupyterHub.load_roles.append({"name": CLI_SERVICE, "services": [CLI_SERVICE],
@@ -320,7 +320,7 @@ def services(c, settings: Settings, host: str = "127.0.0.1") -> None:
                                       "api_token": settings.hub_metrics_token.get_secret_value()})
         c.JupyterHub.load_roles.append({"name": "prometheus", "services": ["prometheus"],
                                         "scopes": ["read:metrics"]})
-    if not k8s:  # k8s: the chart's own culler (cull.*) does it
+    if own_culler:
         culler, culler_role = idle_culler(settings)
         c.JupyterHub.services.append(culler)
         c.JupyterHub.load_roles.append(culler_role)

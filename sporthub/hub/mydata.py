@@ -16,8 +16,7 @@ from tornado import web
 
 from sporthub import i18n
 from sporthub.forwarded import client_address
-
-SQUAD_SCOPE = "custom:squad:use"
+from sporthub.service_auth import SQUAD_SCOPE
 
 
 class MyDataHandler(BaseHandler):

@@ -23,6 +23,7 @@ import json
 import logging
 import os
 import tempfile
+import warnings
 from contextlib import asynccontextmanager
 from pathlib import Path
 
@@ -31,18 +32,26 @@ from starlette.requests import Request
 from starlette.responses import FileResponse, JSONResponse, Response
 from starlette.routing import Mount, Route
 
-from sporthub.gateway.auth import Caller, HubTokenAuth, client_ip
-from sporthub.gateway.errors import GatewayError
+from sporthub.api_error import ApiError
+from sporthub.forwarded import client_ip
+from sporthub.service_auth import SQUAD_SCOPE, Caller, HubTokenCheck
 from sporthub.settings import Settings
 from sporthub.squad.access import Directory
-from sporthub.squad.store import LOG_FILE, BadFile, Store, check_file_name, migrate
+from sporthub.squad.store import (
+    ARCHIVE_SUFFIX,
+    LOG_FILE,
+    BadFile,
+    Store,
+    check_file_name,
+    migrate,
+)
 
-SQUAD_SCOPE = "custom:squad:use"
 log = logging.getLogger("sporthub.squad")
 
 
-class SquadError(GatewayError):
-    """The gateway's error shape: ``{"error": {"message", "type", "param", "code"}}``."""
+class SquadError(ApiError):
+    """The services' (and the gateway's) error shape: ``{"error": {"message", "type", "param",
+    "code"}}``."""
 
 
 def _csv(rows: list[dict]) -> Response:
@@ -63,17 +72,54 @@ def _table(request: Request, rows: list[dict]) -> Response:
     return _csv(rows) if request.query_params.get("format") == "csv" else JSONResponse(rows)
 
 
-def read_recording(path: Path, name: str) -> dict:
-    """sportlab's session row of a recording; a file sportlab cannot read raises BadFile."""
-    import sportlab
+def archive_limits(settings: Settings):
+    """An archive expands to no more than the service would take as plain files: a recording
+    of at most the largest file, in all at most an athlete's total, at most their file count
+    (and sportlab's own ratio against bombs)."""
+    from sportlab.archives import ArchiveLimits
 
+    return ArchiveLimits(max_member_bytes=settings.squad_max_file_bytes,
+                         max_total_bytes=settings.squad_max_total_bytes,
+                         max_members=settings.squad_max_files)
+
+
+def read_recording(path: Path, name: str, limits=None) -> tuple[list[dict], list[str]]:
+    """sportlab's session rows of a recording (one), or of the recordings in a .zip (one
+    each, ``file`` = ``<name>/<member>``), and what was left out of an archive; a file
+    sportlab cannot read, or an archive past ``limits``, raises BadFile."""
+    import sportlab
+    from sportlab.archives import DEFAULT_LIMITS, ArchiveLimitError, iter_archive
+
+    limits = limits or DEFAULT_LIMITS
     if path.stat().st_size == 0:
         raise BadFile(f"{name}: the file is empty (0 bytes)")
     try:
-        return sportlab.summarize_session(path, name=name).to_dict()
+        if not name.lower().endswith(ARCHIVE_SUFFIX):
+            frame = sportlab.read_activity(path, limits=limits)
+            return [sportlab.summarize_session(frame, name=name).to_dict()], []
+        rows, problems = [], []
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            # one recording in memory at a time: an export may hold a season
+            for member, frame in iter_archive(path, limits=limits, on_error="skip"):
+                label = f"{name}/{member}"
+                if len(label) > 255:
+                    problems.append(f"{member} left out: its name is too long")
+                    continue
+                rows.append(sportlab.summarize_session(frame, name=label).to_dict())
+        # sportlab names each member it left out and why: "<archive>: <member> left out: ..."
+        problems += [str(w.message).split(": ", 1)[-1] for w in caught
+                     if " left out: " in str(w.message)]
+        if not rows:
+            raise BadFile(f"{name}: no readable FIT, GPX or TCX recording in the archive"
+                          + (f" ({'; '.join(problems)})" if problems else ""))
+        return rows, problems
+    except ArchiveLimitError as e:
+        raise BadFile(f"{name}: {e.problem} (the squad's limits: nothing in an archive larger "
+                      "than it would take as a plain file)") from None
     except sportlab.ActivityReadError as e:
-        raise BadFile(f"{name}: not a readable recording ({e})") from None
-    except (ValueError, IndexError, KeyError, EOFError) as e:
+        raise BadFile(f"{name}: not a readable recording ({e.problem})") from None
+    except (ValueError, IndexError, KeyError, EOFError, OSError) as e:
         raise BadFile(f"{name}: not a readable recording ({type(e).__name__}: {e})") from None
 
 
@@ -101,7 +147,7 @@ def read_wellness(path: Path) -> tuple[list[dict], list[str]]:
 class Squad:
     def __init__(self, settings: Settings, hub_api_url: str, hub_api_token: str):
         self.settings = settings
-        self.auth = HubTokenAuth(hub_api_url, hub_api_token, settings.gateway_auth_cache_s)
+        self.auth = HubTokenCheck(hub_api_url, hub_api_token, settings.gateway_auth_cache_s)
         self.directory = Directory(hub_api_url, hub_api_token, settings.gateway_auth_cache_s)
         self.store = Store(settings.squad_db_url, settings.squad_store_dir)
         self.staging = settings.squad_store_dir / ".staging"
@@ -112,17 +158,13 @@ class Squad:
     # -- who ----------------------------------------------------------------------------------
 
     async def caller(self, request: Request) -> Caller:
-        try:
-            return await self.auth.caller(request, SQUAD_SCOPE)
-        except GatewayError as e:
-            if e.code == "missing_scope":
-                raise SquadError(403, "This token lacks the scope 'custom:squad:use': the squad "
-                                 "is for the club's athletes and staff.", "missing_scope") from None
-            raise
+        return await self.auth.caller(request, SQUAD_SCOPE,
+                                      "the squad is for the club's athletes and staff.")
 
     def address(self, request: Request) -> str | None:
-        # the gateway's rule: on loopback only the proxy's own connection may name the client,
-        # so a person's process cannot write another address into the consent record
+        # the hub's and the gateway's rule (sporthub.forwarded): on loopback only the proxy's
+        # own connection may name the client, so a person's process cannot write another
+        # address into the consent record
         return client_ip(request, self.settings.trusted_proxies, self.settings.forwarded_hops)
 
     async def staff(self, request: Request) -> Caller:
@@ -265,7 +307,9 @@ class Squad:
             raise SquadError(429, f"{name}: you already share {usage.files} files, the most "
                              f"the squad keeps ({s.squad_max_files}); remove old ones first.",
                              "too_many_files")
-        suffix = Path(name).suffix.lower()
+        # the staged copy keeps the name's suffixes: sportlab reads a ride.fit.gz by them
+        suffix = "".join(Path(name).suffixes[-2:] if name.lower().endswith(".gz")
+                         else Path(name).suffixes[-1:]).lower()
         handle, staged_name = tempfile.mkstemp(dir=self.staging, suffix=suffix)
         staged = Path(staged_name)
         try:
@@ -281,19 +325,20 @@ class Squad:
                 raise SquadError(429, f"{name}: storing it would take your shared files past "
                                  f"{s.squad_max_total_bytes} bytes, the most the squad keeps "
                                  "per athlete; remove old ones first.", "too_much_data")
-            session, wellness, problems = None, None, []
+            sessions, wellness, problems = None, None, []
             try:
                 if name == LOG_FILE:
                     wellness, problems = await asyncio.to_thread(read_wellness, staged)
                 else:
-                    session = await asyncio.to_thread(read_recording, staged, name)
+                    sessions, problems = await asyncio.to_thread(
+                        read_recording, staged, name, archive_limits(s))
             except BadFile as e:
                 raise SquadError(422, str(e), "unreadable_file", param="file") from None
             except ValueError as e:  # sportlab's AthleteDataError: a log it cannot read at all
                 raise SquadError(422, f"{name}: {e}", "unreadable_file", param="file") from None
             try:
                 await asyncio.to_thread(self.store.put_file, caller.name, name, staged,
-                                        digest.hexdigest(), size, session, wellness)
+                                        digest.hexdigest(), size, sessions, wellness)
             except PermissionError:
                 raise SquadError(409, "Sharing was turned off: nothing is stored.",
                                  "not_sharing") from None
@@ -335,7 +380,7 @@ class Squad:
         return JSONResponse({"status": "ok"})
 
 
-async def _error(request: Request, exc: GatewayError) -> Response:
+async def _error(request: Request, exc: ApiError) -> Response:
     return exc.response()
 
 
@@ -377,7 +422,7 @@ def create_app(settings: Settings, hub_api_url: str | None = None,
         Route("/api/me/files/{file}", squad.delete_file, methods=["DELETE"]),
     ]
     app = Starlette(routes=[Mount(settings.squad_prefix, routes=routes)],
-                    exception_handlers={GatewayError: _error, 404: _not_found,
+                    exception_handlers={ApiError: _error, 404: _not_found,
                                         405: _method_not_allowed},
                     lifespan=lifespan)
     app.state.squad = squad

@@ -31,13 +31,19 @@ from sqlalchemy import (
     Text,
     create_engine,
     delete,
+    event,
     func,
+    or_,
     select,
+    update,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column
 
 VERSION_TABLE = "squad_alembic_version"
-RECORDING_SUFFIXES = (".fit", ".gpx", ".tcx")
+# recordings as devices write them and as people export them (sportlab reads each): gzip-
+# compressed ones (Strava's bulk export) and .zip archives of them (Garmin's, Strava's)
+RECORDING_SUFFIXES = (".fit", ".gpx", ".tcx", ".fit.gz", ".gpx.gz", ".tcx.gz", ".zip")
+ARCHIVE_SUFFIX = ".zip"
 LOG_FILE = "log.csv"
 # a plain name in one folder: no path, no hidden file, no control characters
 _FILE_NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_. ()+-]{0,199}$")
@@ -82,7 +88,10 @@ class StoredFile(Base):
 
 
 class SessionRow(Base):
-    """sportlab's ``summarize_session`` row of one recording, as its ``to_dict()`` gives it."""
+    """sportlab's ``summarize_session`` row of one recording, as its ``to_dict()`` gives it.
+
+    ``file`` is the stored file's name, or for a recording inside a .zip ``<zip>/<member>``
+    (a stored name has no "/", so the rows of one archive are those under ``<zip>/``)."""
 
     __tablename__ = "squad_sessions"
     athlete: Mapped[str] = mapped_column(String(255), primary_key=True)
@@ -119,8 +128,14 @@ def check_file_name(name: str) -> str:
     if not _FILE_NAME.fullmatch(name) or ".." in name:
         raise BadFile(f"{name!r} is not a plain file name")
     if not name.lower().endswith(RECORDING_SUFFIXES):
-        raise BadFile(f"{name!r}: only FIT, GPX and TCX recordings and log.csv are shared")
+        raise BadFile(f"{name!r}: only FIT, GPX and TCX recordings (also .gz, or in a .zip) "
+                      "and log.csv are shared")
     return name
+
+
+def _rows_of_file(name: str):
+    """The session rows of a stored file: its own, or an archive's ``<name>/<member>`` rows."""
+    return or_(SessionRow.file == name, SessionRow.file.startswith(f"{name}/", autoescape=True))
 
 
 def migrate(url: str) -> None:
@@ -155,6 +170,11 @@ class Store:
         sqlite = url.startswith("sqlite")
         self.engine = create_engine(url, connect_args={"timeout": 30} if sqlite else {},
                                     pool_pre_ping=not sqlite)
+        if sqlite:
+            # what is deleted (a switch-off, an erase) is overwritten at once, not left in the
+            # file's free pages until reused: health data, gone when the athlete says so
+            event.listen(self.engine, "connect",
+                         lambda connection, _: connection.execute("PRAGMA secure_delete = ON"))
         self.root = root
         root.mkdir(parents=True, exist_ok=True, mode=0o700)
 
@@ -187,8 +207,7 @@ class Store:
             if not share:
                 self._forget_data(db, athlete)
                 row.last_sync = None
-        if not share:
-            shutil.rmtree(self.folder(athlete), ignore_errors=True)
+                self._forget_files(athlete)
 
     def set_guardian(self, athlete: str, guardian: str | None, by: str, address: str | None) -> None:
         with Session(self.engine) as db, db.begin():
@@ -205,8 +224,7 @@ class Store:
                 db.add(ConsentEvent(athlete=athlete, at=now(), change="share off", by=by,
                                     address=address, detail="guardian consent withdrawn"))
                 self._forget_data(db, athlete)
-        if not guardian:
-            shutil.rmtree(self.folder(athlete), ignore_errors=True)
+                self._forget_files(athlete)
 
     def consent_events(self, athlete: str) -> list[dict]:
         with Session(self.engine) as db:
@@ -219,6 +237,13 @@ class Store:
     def _forget_data(db: Session, athlete: str) -> None:
         for table in (StoredFile, SessionRow, WellnessRow):
             db.execute(delete(table).where(table.athlete == athlete))
+
+    def _forget_files(self, athlete: str) -> None:
+        """The copies go before the transaction that ends sharing commits, while it holds the
+        consent row (updated by then): an upload cannot put a file back in between, as it
+        would after the commit (it claims the row first, and finds sharing off). Should the
+        commit fail, the copies are gone all the same: the safe side of a failure."""
+        shutil.rmtree(self.folder(athlete), ignore_errors=True)
 
     # -- files -------------------------------------------------------------------------------
 
@@ -239,25 +264,33 @@ class Store:
             return Usage(int(files), int(size))
 
     def put_file(self, athlete: str, name: str, staged: Path, sha256: str, size: int,
-                 session: dict | None, wellness: list[dict] | None) -> None:
+                 sessions: dict | list[dict] | None, wellness: list[dict] | None) -> None:
         """Store a checked file and its rows together: the rows are committed, then the file
-        takes its place; if either step fails, neither is left behind."""
+        takes its place; if either step fails, neither is left behind. ``sessions``: the
+        recording's row, or an archive's rows (each names its ``file``)."""
+        if isinstance(sessions, dict):
+            sessions = [sessions]
         target = self.folder(athlete) / name
-        target.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
         with Session(self.engine) as db, db.begin():
-            if db.get(Consent, athlete) is None or not db.get(Consent, athlete).share:
+            # The consent row is claimed first, and only while sharing is on: a switch-off
+            # that comes meanwhile waits for this transaction (its UPDATE of the same row),
+            # then deletes what it stored; one that came first leaves nothing to claim. A plain
+            # read here would let a switch-off commit between the look and the store.
+            claimed = db.execute(update(Consent).where(
+                Consent.athlete == athlete, Consent.share.is_(True)).values(last_sync=now()))
+            if claimed.rowcount != 1:
                 raise PermissionError("sharing is off")
+            target.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
             db.merge(StoredFile(athlete=athlete, name=name, sha256=sha256, size=size,
                                 stored_at=now()))
             db.execute(delete(SessionRow).where(SessionRow.athlete == athlete,
-                                                SessionRow.file == name))
-            if session is not None:
-                db.add(SessionRow(athlete=athlete, file=name, row=json.dumps(session)))
+                                                _rows_of_file(name)))
+            db.add_all(SessionRow(athlete=athlete, file=row.get("file") or name,
+                                  row=json.dumps(row)) for row in sessions or ())
             if wellness is not None:
                 db.execute(delete(WellnessRow).where(WellnessRow.athlete == athlete))
                 db.add_all(WellnessRow(athlete=athlete, line=i, row=json.dumps(r))
                            for i, r in enumerate(wellness))
-            db.get(Consent, athlete).last_sync = now()
             db.flush()
             os.replace(staged, target)  # inside the transaction: a failed move rolls back
 
@@ -268,7 +301,7 @@ class Store:
                 return False
             db.delete(found)
             db.execute(delete(SessionRow).where(SessionRow.athlete == athlete,
-                                                SessionRow.file == name))
+                                                _rows_of_file(name)))
             if name == LOG_FILE:
                 db.execute(delete(WellnessRow).where(WellnessRow.athlete == athlete))
             consent = db.get(Consent, athlete)
@@ -359,8 +392,10 @@ class Store:
         and the read logs keep that a decision or a read happened, not by whom)."""
         alias = pseudonym or "erased-" + hashlib.sha256(athlete.encode()).hexdigest()[:12]
         with Session(self.engine) as db, db.begin():
-            self._forget_data(db, athlete)
+            # the consent row first: an upload holding it is waited for, then deleted with
+            # the rest; one that comes later finds no sharing to claim
             db.execute(delete(Consent).where(Consent.athlete == athlete))
+            self._forget_data(db, athlete)
             for event in db.scalars(select(ConsentEvent).where(
                     (ConsentEvent.athlete == athlete) | (ConsentEvent.by == athlete))):
                 if event.athlete == athlete:
@@ -373,4 +408,4 @@ class Store:
                     read.athlete, read.address = alias, None
                 if read.reader == athlete:
                     read.reader = alias
-        shutil.rmtree(self.folder(athlete), ignore_errors=True)
+            self._forget_files(athlete)

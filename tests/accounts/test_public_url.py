@@ -59,6 +59,13 @@ def test_the_oauth_callback_is_on_the_public_url_in_the_k8s_profile(tmp_path):
     assert config["JupyterHub"]["public_url"] == PUBLIC
 
 
+def test_without_a_public_url_the_k8s_callback_follows_each_request(tmp_path):
+    # the chart's proxy.https.hosts name the hub: the callback is built from the request's Host
+    config = k8s_hub_config(tmp_path, SPORTHUB_PUBLIC_URL=None, **OIDC)
+    assert config["SportHubOIDCAuthenticator"]["client_id"] == "sporthub"
+    assert "oauth_callback_url" not in config["SportHubOIDCAuthenticator"]
+
+
 def test_the_deployments_name_their_public_url():
     k8s = yaml.safe_load((REPO / "deploy/k8s/values.yaml").read_text())
     public = k8s["hub"]["extraEnv"]["SPORTHUB_PUBLIC_URL"]

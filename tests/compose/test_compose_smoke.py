@@ -161,8 +161,28 @@ def built(engine) -> None:
     TIMINGS[f"image services ({'built' if fresh else 'cached'})"] = time.monotonic() - started
 
 
+def bridged_traffic_dropped() -> bool:
+    """Whether the host drops traffic between containers of one bridge: a FORWARD policy of DROP
+    with br_netfilter on, as a Docker Engine leaves them, and netavark gives podman's internal
+    networks no ACCEPT rule (the hub then never reaches PostgreSQL)."""
+    sysctl = Path("/proc/sys/net/bridge/bridge-nf-call-iptables")
+    if not sysctl.exists() or sysctl.read_text().strip() != "1":
+        return False
+    try:
+        listed = subprocess.run(["iptables", "-S", "FORWARD"], capture_output=True, text=True,
+                                check=False)
+    except FileNotFoundError:
+        return False  # no iptables: nothing set a policy
+    return listed.stdout.startswith("-P FORWARD DROP")
+
+
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory, engine, built):
+    assert not bridged_traffic_dropped(), (
+        "this host drops bridged traffic (iptables' FORWARD policy is DROP and "
+        "net.bridge.bridge-nf-call-iptables is 1, as a Docker Engine leaves them): the stack's "
+        "internal networks would carry nothing. `iptables -P FORWARD ACCEPT` (or stop the other "
+        "engine's rules) and run again")
     run = uuid.uuid4().hex[:8]
     directory = tmp_path_factory.mktemp("compose") / "compose"
     shutil.copytree(COMPOSE, directory)
@@ -198,8 +218,12 @@ def stack(tmp_path_factory, engine, built):
             "caddy", "cat", "/data/caddy/pki/authorities/local/root.crt"), timeout=120)
         stack.tls = ssl.create_default_context(cadata=root)
         with stack.client() as http:
-            wait_for("the hub's login page through Caddy",
-                     lambda: http.get("/hub/login").status_code == 200, timeout=600)
+            try:
+                wait_for("the hub's login page through Caddy",
+                         lambda: http.get("/hub/login").status_code == 200, timeout=600)
+            except AssertionError as e:
+                hub = stack.compose("logs", "--tail", "30", "hub", check=False, timeout=120)
+                raise AssertionError(f"{e}\nthe hub's last lines:\n{hub.stdout[-4000:]}") from None
         TIMINGS["stack up to the login page"] = time.monotonic() - started
         yield stack
     finally:

@@ -8,6 +8,7 @@ If the engine cannot start, every test here fails with the reason: nothing is sk
 
 from __future__ import annotations
 
+import os
 import time
 import uuid
 
@@ -21,22 +22,41 @@ from tests.support.stack import HubClient, create_account, make_stack, set_passw
 
 PASSWORD = "long-enough-pass-42"
 TIMINGS: dict[str, float] = {}
+RUNNING = {"engine": ""}  # the engine whose tests run now: pytest runs one engine's, then the next
 
 
-def pytest_collection_modifyitems(items):
+def record(what: str, seconds: float) -> None:
+    """A timing for the summary, named after the engine it was taken on."""
+    TIMINGS[f"{RUNNING['engine']}: {what}"] = seconds
+
+
+def pytest_configure(config):
+    config.addinivalue_line("markers", "engines(*names): run this container test on these "
+                                       "engines only (its engine-specific part runs on every "
+                                       "engine in another test)")
+
+
+def pytest_collection_modifyitems(config, items):
     # this hook sees every test of the session, not only this folder's
+    kept, left_out = [], []
     for item in items:
         if item.get_closest_marker("containers"):
             item.add_marker(pytest.mark.timeout(1800))
+        only = item.get_closest_marker("engines")
+        engine = item.callspec.params.get("engine") if hasattr(item, "callspec") else None
+        (left_out if only and engine and engine not in only.args else kept).append(item)
+    if left_out:
+        # deselected, as -m and -k do: counted apart, never as passed or skipped
+        config.hook.pytest_deselected(items=left_out)
+        items[:] = kept
 
 
 # every test of the tier runs on each engine: podman (set up by SportHub when no Docker Engine
 # runs) and Docker Engine (a dockerd of the tier's own, tests/containers/dockerd.py); pytest
-# runs all of one engine's tests, then the other's, with their own stacks
-# Docker Engine ("docker", tests/containers/dockerd.py) is not in the list yet: on Debian's
-# dockerd 20.10 the image builds of this tier failed in the last run (2026-12-02, "building
-# sporthub-singleuser:test failed"), not yet looked into; issue 17 item 14 stays open for it
-ENGINES = ("podman",)
+# runs all of one engine's tests, then the other's, with their own stacks.
+# CONTAINER_TIER_ENGINES=docker (or podman) runs one of them while working on it; CI runs both
+ENGINES = tuple(os.environ.get("CONTAINER_TIER_ENGINES", "podman docker").split())
+IMAGES = {"sporthub-singleuser:test": "singleuser", "sporthub-hub:test": "hub"}
 
 
 def progress(message: str) -> None:
@@ -46,6 +66,7 @@ def progress(message: str) -> None:
 @pytest.fixture(scope="session", params=ENGINES)
 def engine(request):
     started = time.monotonic()
+    RUNNING["engine"] = request.param
     if request.param == "podman":
         engine = engines.find(progress=progress)
         if engine.kind != "podman":
@@ -53,9 +74,11 @@ def engine(request):
                         "test it instead; stop it (the docker run starts a dockerd of its own)")
     else:
         engine = dockerd.start(progress=progress)
-    TIMINGS[f"{request.param}: engine start"] = time.monotonic() - started
+    record("engine start", time.monotonic() - started)
     yield engine
     engine.stop()
+    # from the engine's start to its stop: every test of this engine, its builds included
+    record("the tier on this engine", time.monotonic() - started)
 
 
 @pytest.fixture(scope="session")
@@ -67,16 +90,15 @@ def client(engine) -> docker.DockerClient:
 def image(engine) -> str:
     tag = "sporthub-singleuser:test"
     if engine.kind == "docker":
-        # what the podman run built, loaded rather than built again (same IDs, same labels)
+        # a new data root: what the podman run built, loaded rather than built again
         started = time.monotonic()
-        carried = dockerd.carry_over(engine, [images.DEBIAN_BASE, tag, "sporthub-hub:test"],
-                                     progress)
+        carried = dockerd.carry_over(engine, IMAGES, progress)
         if carried:
-            TIMINGS["docker: images carried over from podman"] = time.monotonic() - started
+            record(f"{', '.join(carried)} carried over from podman", time.monotonic() - started)
     started = time.monotonic()
     tag, built = images.build(engine, "singleuser", tag=tag, base="debian")
-    TIMINGS[f"{engine.kind}: singleuser image " + ("build" if built else "check (cached)")] = (
-        time.monotonic() - started)
+    record("singleuser image " + ("build" if built else "check (cached)"),
+           time.monotonic() - started)
     return tag
 
 
@@ -135,7 +157,7 @@ def people(dstack, suffix) -> dict[str, HubClient]:
         person.name = name
         started = time.monotonic()
         person.start_server(name, timeout=240)
-        TIMINGS[f"spawn ({role}, first)"] = time.monotonic() - started
+        record(f"spawn ({role}, first)", time.monotonic() - started)
         clients[role] = person
     return clients
 

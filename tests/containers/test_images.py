@@ -7,7 +7,7 @@ import time
 import pytest
 
 from sporthub.containers import images
-from tests.containers.conftest import TIMINGS
+from tests.containers.conftest import record
 
 pytestmark = pytest.mark.containers
 
@@ -15,7 +15,7 @@ pytestmark = pytest.mark.containers
 def test_the_hub_image_builds_and_carries_hub_gateway_squad_proxy_and_dockerspawner(engine):
     started = time.monotonic()
     tag, built = images.build(engine, "hub", tag="sporthub-hub:test", base="debian")
-    TIMINGS["hub image " + ("build" if built else "check (cached)")] = time.monotonic() - started
+    record("hub image " + ("build" if built else "check (cached)"), time.monotonic() - started)
     result = engine.run("run", "--rm", "--network", "none", tag, "sh", "-c",
                         "configurable-http-proxy --version && jupyterhub --version && "
                         "python -c 'import dockerspawner, sporthub.gateway, sporthub.usage, "

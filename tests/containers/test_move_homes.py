@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import io
 import os
+import stat
 import subprocess
 import tarfile
 import uuid
@@ -25,14 +26,18 @@ pytestmark = [pytest.mark.containers,
 
 
 def volume_files(client, image: str, volume: str) -> dict[str, tuple[int, int, bytes]]:
-    """The volume's files as the engine archives them: path -> (uid, mode, content)."""
+    """The volume's files and folders as the engine archives them: path -> (uid, mode, content);
+    the volume's top folder is ""."""
     helper = client.containers.create(image, volumes={volume: {"bind": "/v", "mode": "ro"}},
                                       network_disabled=True)
     try:
         chunks, _ = helper.get_archive("/v")
         with tarfile.open(fileobj=io.BytesIO(b"".join(chunks))) as tar:
-            return {m.name.removeprefix("v/"): (m.uid, m.mode, tar.extractfile(m).read())
-                    for m in tar if m.isreg()}
+            # the first part of a member's name is the folder's: "v" on Docker, "" on podman
+            # ("/season/plan.md"); Docker's mode keeps the file type (0o100640), podman's not
+            return {(m.name.split("/", 1)[1] if "/" in m.name else ""): (
+                        m.uid, stat.S_IMODE(m.mode), tar.extractfile(m).read() if m.isreg() else b"")
+                    for m in tar if m.isreg() or m.isdir()}
     finally:
         helper.remove(force=True)
 
@@ -62,9 +67,6 @@ def local_installation(tmp_path):
     remove_system_users(prefix)
 
 
-# failed at its first run (2026-12-02, KeyError 'season/plan.md': a nested file is not found in
-# the volume's archive as the test reads it): not yet looked into; reported, not hidden
-@pytest.mark.xfail(reason="first run failed: nested home files, see issue 17 note", strict=False)
 def test_move_homes_copies_each_local_home_into_its_volume_owned_by_uid_1000(
         local_installation, engine, client, image, suffix):
     data, prefix = local_installation
@@ -81,8 +83,15 @@ def test_move_homes_copies_each_local_home_into_its_volume_owned_by_uid_1000(
         assert f"olga: home copied into the volume {names}-home-olga" in done.stdout
         files = volume_files(client, image, f"{names}-home-olga")
         assert files["season/plan.md"] == (1000, 0o640, b"4x8 min threshold\n")
+        # the home itself is the person's too, as it was (0700), or they could not create a
+        # file in it (Docker Engine's upload leaves the top folder root's)
+        assert files[""][:2] == (1000, 0o700) and files["season"][0] == 1000
         assert all(uid == 1000 for uid, _, _ in files.values())
-        assert "shadow-link" not in files and not any("root:" in c.decode(errors="replace")
+        # the link is not followed: /etc/shadow's root line is in no file ("root:" alone is,
+        # in the skeleton's .bashrc: "${debian_chroot:-}")
+        with open("/etc/shadow", "rb") as f:
+            shadow_root = f.readline()
+        assert "shadow-link" not in files and not any(shadow_root in c
                                                       for _, _, c in files.values())
         # a second run would merge into volumes that have files: refused, nothing written
         again = subprocess.run(move, env=env, capture_output=True, text=True, timeout=600,

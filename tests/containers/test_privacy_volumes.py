@@ -17,10 +17,6 @@ from tests.support.stack import HubClient, create_account, set_password
 pytestmark = [pytest.mark.containers, pytest.mark.stack]
 
 
-# failed at its first run (2026-12-02: `sporthub users erase` answered "Internal Server Error" in
-# the docker profile): not yet looked into; reported, not hidden (issue 23 note)
-@pytest.mark.xfail(reason="first run failed: erase in the docker profile, see issue 23 note",
-                   strict=False)
 def test_a_persons_volume_is_exported_then_erased(dstack, client, people, tmp_path):
     admin = HubClient.admin(dstack)
     name = f"pri{uuid.uuid4().hex[:6]}"

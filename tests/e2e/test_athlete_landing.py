@@ -77,6 +77,7 @@ def test_a_russian_athlete_lands_in_the_coach_chat_in_russian(hub, browser):
     welcome = page.locator(".jp-chat-message").first
     expect(welcome).to_contain_text("Здравствуйте! Я Тренер")
     expect(welcome).to_contain_text("/log")
+    expect(welcome).to_contain_text("/share вкл")
     expect(welcome).to_contain_text(DEMO_RU)
     expect(page.locator("#jp-MainMenu")).to_contain_text("Файл")
     # the status bar's words are Russian, and it names the model a demo
@@ -117,21 +118,35 @@ def test_an_english_browser_gets_english_and_a_scientist_the_launcher(hub, brows
     page.context.close()
 
 
-def test_english_chosen_in_settings_wins_over_a_russian_browser(hub, browser):
-    # the setting is a file in the person's home, read at every page load: a restart changes
-    # nothing about it (not restarted here: a stop and a second spawn cost minutes on 2 cores)
+def test_english_chosen_in_settings_survives_a_restart_from_a_russian_browser(hub, browser):
     person(hub, "ivan", "athletes")
-    hub.admin.start_server("ivan")
-    token = hub.admin.new_token("ivan", note="tests")
-    # what Settings > Language > English does
-    response = httpx.put(
-        f"{hub.url}/user/ivan/lab/api/settings/@jupyterlab/translation-extension:plugin",
-        headers={"Authorization": f"token {token}"},
-        json={"raw": json.dumps({"locale": "en"})})
-    assert response.status_code == 204, response.text
+    page = sign_in(hub, browser, "ivan", "ru-RU")
+    expect(page.locator("#jp-MainMenu")).to_contain_text("Файл")
+    # Settings > Language > English, as the person does it; JupyterLab asks, then reloads
+    page.locator("#jp-MainMenu .lm-MenuBar-itemLabel", has_text="Настройки").click()
+    page.locator(".lm-Menu-itemLabel", has_text="Язык").click()
+    page.locator(".lm-Menu-itemLabel", has_text="English").first.click()
+    page.locator(".jp-Dialog .jp-mod-accept").click()
+    expect(page.locator("#jp-MainMenu")).to_contain_text("File")
+    page.context.close()
+
+    # the server stops (culler, admin or the person) and the person's Russian browser starts it
+    # again: the hub hands it COACH_LANG=ru, which must not beat their own choice
+    assert hub.admin.api("DELETE", "/users/ivan/server").status_code in (202, 204)
+    deadline = time.monotonic() + 120
+    while hub.admin.api("GET", "/users/ivan").json()["servers"]:
+        assert time.monotonic() < deadline, "ivan's server did not stop"
+        time.sleep(0.5)
     page = sign_in(hub, browser, "ivan", "ru-RU")
     expect(page.locator("#jp-MainMenu")).to_contain_text("File")
-    expect(page.locator(".sporthub-status")).to_contain_text("AI")
+    expect(page.locator(".sporthub-status")).to_contain_text("AI (demo model):")
+    # the Coach's own words follow the same choice
+    expect(coach_tab(page)).to_have_count(1)
+    box = page.locator(".jp-chat-input-container textarea").first
+    box.fill("/data")
+    box.press("Enter")
+    expect(page.locator(".jp-chat-message").last).to_contain_text(
+        "Your training data, as the Coach sees it", timeout=180_000)
     page.context.close()
 
 

@@ -9,7 +9,6 @@ contents API and chats over Jupyter AI's websocket, as JupyterLab does.
 from __future__ import annotations
 
 import asyncio
-import base64
 import json
 import re
 import time
@@ -21,6 +20,7 @@ import pytest
 import sportlab
 from sportlab.metrics import mean_max_power, trimp_edwards, weighted_power
 from tests.e2e.test_walking_skeleton import COACH, chat
+from tests.support.athletes import athlete, recordings
 from tests.support.fake_backend import KEY, MODEL, FakeBackend
 from tests.support.stack import HubClient, add_rows, make_stack
 
@@ -51,24 +51,9 @@ def hub(backend, tmp_path_factory):
     stack.stop()
 
 
-def athlete(hub, name: str) -> str:
-    """A member of group athletes with a running JupyterLab; returns a token of theirs."""
-    assert hub.admin.api("POST", f"/users/{name}").status_code == 201
-    assert hub.admin.api("POST", "/groups/athletes/users",
-                         json={"users": [name]}).status_code == 200
-    hub.admin.start_server(name)
-    return hub.admin.new_token(name, note="tests")
-
-
-def contents(hub, user: str, token: str, path: str, method: str = "GET", **body):
-    return httpx.request(method, f"{hub.url}/user/{user}/api/contents/{path}", timeout=30,
-                         headers={"Authorization": f"token {token}"}, json=body or None)
-
-
-def upload(hub, user: str, token: str, name: str, data: bytes) -> None:
-    response = contents(hub, user, token, f"activities/{name}", "PUT", type="file",
-                        format="base64", content=base64.b64encode(data).decode())
-    assert response.status_code in (200, 201), response.text
+def contents(hub, user: str, token: str, path: str) -> httpx.Response:
+    return httpx.get(f"{hub.url}/user/{user}/api/contents/{path}", timeout=30,
+                     headers={"Authorization": f"token {token}"})
 
 
 def sportlab_numbers(paths) -> dict[str, dict]:
@@ -95,10 +80,8 @@ def test_first_start_makes_the_activities_folder_with_a_readme(hub):
 
 
 def test_the_coach_answers_from_the_athletes_own_rides(hub, backend, activities):
-    token = athlete(hub, "erik")
-    for name in RIDES:
-        upload(hub, "erik", token, name, (activities / name).read_bytes())
-    upload(hub, "erik", token, "broken.fit", b"this is not a FIT file")
+    token = athlete(hub, "erik", {**recordings(activities, RIDES),
+                                  "activities/broken.fit": b"this is not a FIT file"})
     before = {c["name"]: c["last_modified"]
               for c in contents(hub, "erik", token, "activities").json()["content"]}
 

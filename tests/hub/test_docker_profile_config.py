@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from sporthub.hub.limits import parse_bytes, resolve_limits
-from sporthub.hub.profiles.docker import home_volume
+from sporthub.hub.profiles.docker import container_name, home_volume
 from sporthub.settings import SettingsError, load_settings
 
 G = 1024**3
@@ -58,3 +58,27 @@ def test_a_home_volume_is_named_as_dockerspawner_names_it():
     # {username} is DockerSpawner's escape: lower-case letters and digits, the rest as -<hex>
     assert home_volume("sporthub", "ath1b2c3d") == "sporthub-home-ath1b2c3d"
     assert home_volume("club", "Lena.M") == "club-home--4cena-2e-4d"
+
+
+def test_a_persons_container_is_named_as_dockerspawner_names_it():
+    # what erase removes (sporthub.privacy): the name the hub's spawner gave the container
+    assert container_name("sporthub", "ath1b2c3d") == "sporthub-ath1b2c3d"
+    assert container_name("club", "Lena.M") == "club--4cena-2e-4d"
+
+
+def test_a_persons_container_gets_the_same_stop_grace_as_a_local_server(monkeypatch):
+    # DockerSpawner stops without a timeout, so the container's own StopTimeout decides: unset,
+    # podman kills at once (no kernel shut down) and Docker Engine waits 10 s
+    from traitlets.config import Config
+
+    from sporthub.hub import common
+    from sporthub.hub.profiles import docker as profile
+
+    monkeypatch.setattr(profile, "engine_client", lambda: None)
+    monkeypatch.setattr(profile, "hub_host", lambda settings, client: "10.89.0.1")
+    c = Config()
+    c.Spawner.environment = {}  # common.user_servers' part, set before in a real configure
+    profile.spawner(c, load_settings())
+    created = c.DockerSpawner.extra_create_kwargs
+    assert created["stop_timeout"] == 2 * common.STOP_GRACE_S == 6
+    assert created["user"] == "1000:1000"

@@ -41,6 +41,18 @@ def test_one_function_chooses_the_profile(profile, module):
     assert profile_of(settings) is module
     for part in ("check", "prepare", "configure", "apply_limits"):
         assert callable(getattr(module, part)), f"{profile} has no {part}"
+    # what cli, backup and `make images` ask of a profile instead of comparing its name
+    assert isinstance(module.COMMANDS_ELSEWHERE, dict)
+    assert isinstance(module.RUNS_CONTAINERS, bool)
+    assert module.HOMES in ("here", "volumes", "cluster")
+    assert isinstance(module.STACK_SECRETS, bool)
+
+
+def test_only_the_k8s_profile_sends_commands_elsewhere_and_only_docker_shares_the_stacks_secrets():
+    assert set(k8s.COMMANDS_ELSEWHERE) == {"up", "prepare", "users", "backup", "restore"}
+    assert local.COMMANDS_ELSEWHERE == docker.COMMANDS_ELSEWHERE == {}
+    assert [m.STACK_SECRETS for m in (local, docker, k8s)] == [False, True, False]
+    assert [m.RUNS_CONTAINERS for m in (local, docker, k8s)] == [False, True, True]
 
 
 def test_the_hook_gives_the_most_generous_group_and_the_default_otherwise():

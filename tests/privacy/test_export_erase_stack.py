@@ -24,15 +24,10 @@ import psycopg
 import pytest
 
 from sporthub.pseudonym import Pseudonyms
+from tests.privacy.test_compaction import pg_pages_holding
+from tests.support.athletes import athlete
 from tests.support.fake_backend import KEY, MODEL, FakeBackend
-from tests.support.stack import (
-    SPORTHUB,
-    HubClient,
-    create_account,
-    make_stack,
-    set_password,
-    started,
-)
+from tests.support.stack import SPORTHUB, HubClient, create_account, make_stack, started
 
 pytestmark = pytest.mark.stack
 
@@ -89,22 +84,12 @@ def _cli(stack, *args: str, stdin: str | None = None) -> subprocess.CompletedPro
 def _person(stack, name: str, words: str) -> dict:
     """An athlete with a password, a running server, a home file, a chat, LLM use, a failed
     sign-in; returns what the test looks for afterwards."""
-    admin = stack.admin
-    assert set_password(create_account(admin, name, "athletes"), PASSWORD).status_code == 302
-    client = HubClient(stack)
-    assert client.login(name, "not-the-password-1").status_code == 403  # a failed sign-in
-    admin.start_server(name)
-    user = stack.system_user(name)
     home_text = f"date,hrv,note\n2026-02-01,61,{words} home\n"
     chat_text = json.dumps({"messages": [{"body": f"{words} chat"}]})
-    activities = os.path.join(user.pw_dir, "activities")
-    os.makedirs(activities, exist_ok=True)
-    for path, text in ((os.path.join(activities, "log.csv"), home_text),
-                       (os.path.join(user.pw_dir, "coach.chat"), chat_text)):
-        with open(path, "w") as f:
-            f.write(text)
-        os.chown(path, user.pw_uid, user.pw_gid)
-    token = admin.new_token(name)
+    token = athlete(stack, name, {"activities/log.csv": home_text.encode(),
+                                  "coach.chat": chat_text.encode()}, password=PASSWORD)
+    client = HubClient(stack)
+    assert client.login(name, "not-the-password-1").status_code == 403  # a failed sign-in
     for _ in range(2):
         response = httpx.post(f"{stack.gateway}/v1/chat/completions", timeout=60,
                               headers={"Authorization": f"Bearer {token}"},
@@ -213,6 +198,8 @@ def test_export_then_erase_of_a_person_whose_server_runs(stack):
         for row in _pg_rows(database):
             for needle in needles:
                 assert needle not in row, f"{needle} left in {database}: {row}"
+        # nor in the pages: no dead row version of the hub's tables or the ledger keeps them
+        assert pg_pages_holding(database, *needles) == [], database
 
     # the pseudonym: the same in the ledger and the audit log, counts kept, no address
     lines = [json.loads(x) for x in stack.data_dir.joinpath("gateway-audit.jsonl")

@@ -84,3 +84,23 @@ def test_zip_limits_on_size_members_and_total(activities, tmp_path):
     small = ArchiveLimits(max_member_bytes=1000)
     with pytest.raises(ArchiveLimitError, match="expands past 1000 bytes"):
         read_activity(gzipped(activities / FILES[1], tmp_path / "x.gpx.gz"), limits=small)
+
+
+def test_iter_archive_gives_one_recording_at_a_time(activities, tmp_path, monkeypatch):
+    import sportlab.readers
+    from sportlab.archives import iter_archive
+
+    export = tmp_path / "export.zip"
+    with zipfile.ZipFile(export, "w") as archive:
+        archive.write(activities / FILES[0], "1.fit")
+        archive.write(activities / FILES[1], "2.gpx")
+    read = []
+    real = sportlab.readers.read_activity
+    monkeypatch.setattr(sportlab.readers, "read_activity",
+                        lambda path, **kw: read.append(path) or real(path, **kw))
+    recordings = iter_archive(export)
+    name, frame = next(recordings)
+    assert name == "1.fit" and len(read) == 1  # the second is not read yet
+    pd.testing.assert_frame_equal(frame, real(activities / FILES[0]))
+    assert [n for n, _ in recordings] == ["2.gpx"] and len(read) == 2
+    assert list(read_archive(export)) == ["1.fit", "2.gpx"]

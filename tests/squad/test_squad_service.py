@@ -6,8 +6,12 @@ staff read as ``sportlab.squad`` does. Real recordings (sweat 0.25.0's example r
 
 from __future__ import annotations
 
+import gzip
+import io
 import sqlite3
+import threading
 import time
+import zipfile
 
 import httpx
 import pytest
@@ -250,6 +254,96 @@ def test_sharing_off_deletes_files_and_rows_at_once_and_reads_are_404(hub, peopl
     assert [e["change"] for e in record] == ["share on", "share off"]
     assert stored_rows(hub, "squad_consent_events", "sq-anna") == 2
     assert a.upload(RIDE, (activities / RIDE).read_bytes()).status_code == 409
+
+
+def test_an_upload_in_flight_when_sharing_goes_off_is_not_kept(hub, people, activities):
+    """The athlete's server is half-way through sending a ride when the athlete switches
+    sharing off (on the hub page, in the Coach): the rest of the upload arrives after the
+    switch-off, and nothing of it may be kept or reach the staff."""
+    ula, s = Person(hub, "sq-ula", "athletes"), people["s"]
+    assert ula.share(True).status_code == 200
+    ride = (activities / RIDE).read_bytes()
+    release = threading.Event()
+
+    def body():
+        yield ride[: len(ride) // 2]
+        assert release.wait(60)
+        yield ride[len(ride) // 2:]
+
+    answer: dict[str, httpx.Response] = {}
+    sending = threading.Thread(target=lambda: answer.setdefault(
+        "upload", ula.call("PUT", f"me/files/{RIDE}", content=body())))
+    sending.start()
+    staging = hub.data_dir / "squad" / ".staging"
+    deadline = time.monotonic() + 30
+    # in flight: the service has the first half in its staging file
+    while not any(p.stat().st_size for p in staging.iterdir()):
+        assert time.monotonic() < deadline, "the upload never reached the service"
+        time.sleep(0.05)
+    assert ula.share(False).status_code == 200
+    release.set()
+    sending.join(60)
+    refused = answer["upload"]
+    assert refused.status_code == 409, refused.text
+    assert refused.json()["error"]["code"] == "not_sharing"
+    assert s.call("GET", "athletes/sq-ula/sessions").status_code == 404
+    assert "sq-ula" not in [row["name"] for row in s.call("GET", "athletes").json()]
+    for table in ("squad_files", "squad_sessions", "squad_wellness"):
+        assert stored_rows(hub, table, "sq-ula") == 0, table
+    assert ula.call("GET", "me").json()["stored"]["files"] == []
+    assert list(staging.iterdir()) == []
+
+
+def test_gzipped_recordings_and_zips_are_read_inside(hub, people, activities):
+    """A ``.fit.gz`` (Strava's bulk export) and a ``.zip`` of rides (Garmin's export): one
+    session row per recording inside, read with sportlab; bombs refused whole."""
+    zora, s = Person(hub, "sq-zora", "athletes"), people["s"]
+    assert zora.share(True).status_code == 200
+    ride = (activities / RIDE).read_bytes()
+    assert zora.upload(f"{RIDE}.gz", gzip.compress(ride)).status_code == 201
+    members = ("4801048867.fit", "6449921903_ACTIVITY.fit")
+    packed = io.BytesIO()
+    with zipfile.ZipFile(packed, "w", zipfile.ZIP_DEFLATED) as archive:
+        for member in members:
+            archive.write(activities / member, f"activities/{member}")
+        archive.writestr("activities/notes.txt", "not a recording")
+        archive.writestr("activities/cut.fit", ride[:999])
+    stored = zora.upload("export.zip", packed.getvalue())
+    assert stored.status_code == 201, stored.text
+    problems = stored.json()["problems"]
+    assert len(problems) == 1 and problems[0].startswith("activities/cut.fit left out: ")
+
+    sessions = {row["file"]: row for row in s.call("GET", "athletes/sq-zora/sessions").json()}
+    assert set(sessions) == {f"{RIDE}.gz", *(f"export.zip/activities/{m}" for m in members)}
+    assert sessions[f"{RIDE}.gz"]["weighted_power_w"] == pytest.approx(
+        sportlab.summarize_session(activities / RIDE).weighted_power_w)
+    for member in members:
+        assert sessions[f"export.zip/activities/{member}"]["start"] == \
+            sportlab.summarize_session(activities / member).to_dict()["start"]
+    # the scientist opens a recording by its row's name, inside the archive too
+    squad = sportlab.squad.connect(f"{hub.url}/services/squad/api", s.token)
+    inside = squad.file("sq-zora", f"export.zip/activities/{members[0]}")
+    plain = sportlab.read_activity(activities / members[0])
+    assert len(inside) == len(plain) and inside.index[0] == plain.index[0]
+    assert squad.file("sq-zora", f"{RIDE}.gz")["power_w"].max() == \
+        sportlab.read_activity(activities / RIDE)["power_w"].max()
+
+    # a bomb: small, but it would expand past the largest file the squad stores
+    bomb = io.BytesIO()
+    with zipfile.ZipFile(bomb, "w", zipfile.ZIP_DEFLATED) as archive:
+        archive.writestr("ride.tcx", b"\0" * (4 * MAX_FILE))
+    refused = zora.upload("bomb.zip", bomb.getvalue())
+    assert refused.status_code == 422 and "uncompressed" in refused.json()["error"]["message"]
+    gz_bomb = zora.upload("bomb.gpx.gz", gzip.compress(b"\0" * (4 * MAX_FILE)))
+    assert gz_bomb.status_code == 422 and "expands" in gz_bomb.json()["error"]["message"]
+    assert stored_rows(hub, "squad_files", "sq-zora") == 2
+
+    # the archive's rows go with it
+    assert zora.call("DELETE", "me/files/export.zip").status_code == 204
+    assert [r["file"] for r in s.call("GET", "athletes/sq-zora/sessions").json()] == \
+        [f"{RIDE}.gz"]
+    assert zora.share(False).status_code == 200
+    assert stored_rows(hub, "squad_sessions", "sq-zora") == 0
 
 
 def test_two_squads_and_club_wide_staff(hub, activities):

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import threading
 import uuid
 
 import psycopg
@@ -96,3 +97,71 @@ def test_export_gives_the_files_and_every_row_and_erase_leaves_only_a_pseudonym(
     after = json.loads(export_person("ann", settings=settings)["squad/record.json"])
     assert after["consent_record"] == after["reads_of_my_data"] == \
         after["my_reads_of_others"] == after["files"] == []
+
+
+def test_an_upload_caught_by_the_switch_off_leaves_nothing(settings, monkeypatch):
+    """The race of an athlete's server uploading while the athlete switches sharing off, played
+    in its worst order: the upload has found sharing on, then the switch-off runs as far as it
+    can, then the upload goes on. Whatever the order, nothing of the upload may be left."""
+    from sqlalchemy import event
+
+    from sporthub.squad import store as store_module
+
+    store = shared(settings, "ann", {})
+    upload_paused, upload_go = threading.Event(), threading.Event()
+    off_paused, off_go = threading.Event(), threading.Event()
+    threads: dict[str, threading.Thread] = {}
+
+    @event.listens_for(store.engine, "after_cursor_execute")
+    def hold_upload(conn, cursor, statement, parameters, context, executemany):
+        # the upload has decided that sharing is on and begun to write: its first write
+        if (threading.current_thread() is threads.get("upload") and not upload_paused.is_set()
+                and statement.lstrip().upper().startswith(("INSERT", "UPDATE", "DELETE"))):
+            upload_paused.set()
+            assert upload_go.wait(60)
+
+    real_rmtree = store_module.shutil.rmtree
+
+    def hold_off(path, *args, **kwargs):
+        # the switch-off, about to remove the folder of copies
+        if threading.current_thread() is threads.get("off"):
+            off_paused.set()
+            assert off_go.wait(60)
+        return real_rmtree(path, *args, **kwargs)
+
+    monkeypatch.setattr(store_module.shutil, "rmtree", hold_off)
+    staged = settings.squad_store_dir / ".late.fit"
+    staged.write_bytes(b"late ride")
+    outcome: dict[str, object] = {}
+
+    def upload():
+        try:
+            store.put_file("ann", "late.fit", staged, hashlib.sha256(b"late ride").hexdigest(),
+                           9, {"file": "late.fit", "start": "2026-03-02T08:00:00+00:00"}, None)
+            outcome["upload"] = "stored"
+        except PermissionError:
+            outcome["upload"] = "refused"
+
+    def switch_off():
+        store.set_share("ann", False, "ann", "10.0.0.8")
+        outcome["off"] = "done"
+
+    threads["upload"] = threading.Thread(target=upload)
+    threads["off"] = threading.Thread(target=switch_off)
+    threads["upload"].start()
+    assert upload_paused.wait(30)
+    threads["off"].start()
+    # the switch-off goes as far as it may while the upload holds (a correct store makes it
+    # wait for the upload's transaction; a naive one lets it reach its cleanup)
+    off_paused.wait(3)
+    upload_go.set()
+    threads["upload"].join(60)
+    off_go.set()
+    threads["off"].join(60)
+    assert not threads["upload"].is_alive() and not threads["off"].is_alive()
+    assert outcome["off"] == "done" and outcome["upload"] in ("stored", "refused")
+
+    assert not store.sharing("ann")
+    assert store.files("ann") == [] and store.sessions("ann") == []
+    assert store.counts("ann") == {"files": 0, "sessions": 0, "wellness_days": 0}
+    assert not store.folder("ann").exists() or not any(store.folder("ann").iterdir())

@@ -10,12 +10,14 @@ home (as root, the way a person's own tools would leave them).
 from __future__ import annotations
 
 import asyncio
-import base64
+import gzip
+import io
 import json
 import os
 import re
 import tempfile
 import time
+import zipfile
 from datetime import date, timedelta
 from pathlib import Path
 
@@ -27,15 +29,16 @@ from nbclient import NotebookClient
 
 import sportlab
 from tests.e2e.test_walking_skeleton import COACH, chat
+from tests.extensions.test_coach_data import interface
 from tests.squad.test_squad_service import backends, stored_files, stored_rows, wait_for_squad
+from tests.support.athletes import PASSWORD, account, athlete, put_home_file, recordings
 from tests.support.fake_backend import FakeBackend
-from tests.support.stack import HubClient, create_account, make_stack, set_password, started
+from tests.support.stack import HubClient, make_stack, started
 
 pytestmark = pytest.mark.stack
 
 RIDES = ("4078723797.fit", "4801048867.fit")
 NOTEBOOK = Path(__file__).resolve().parents[2] / "notebooks" / "06-squad-monitoring.ipynb"
-PASSWORD = "relay-tempo-cadence-8"
 MAX_FILES = 40
 
 
@@ -56,23 +59,6 @@ def hub(backend, tmp_path_factory):
         stack.admin = HubClient.admin(stack)
         wait_for_squad(stack)
         yield stack
-
-
-def person(hub, name: str, *groups: str) -> str:
-    url = create_account(hub.admin, name, groups[0])
-    for group in groups[1:]:
-        assert hub.admin.api("POST", f"/groups/{group}/users", json={"users": [name]}
-                             ).status_code == 200
-    assert set_password(url, PASSWORD).status_code == 302
-    return hub.admin.new_token(name, note="tests")
-
-
-def put(hub, user: str, token: str, name: str, data: bytes) -> None:
-    response = httpx.put(f"{hub.url}/user/{user}/api/contents/activities/{name}", timeout=60,
-                         headers={"Authorization": f"token {token}"},
-                         json={"type": "file", "format": "base64",
-                               "content": base64.b64encode(data).decode()})
-    assert response.status_code in (200, 201), response.text
 
 
 def daily_log(last: date, days: int = 42, seed: int = 0) -> str:
@@ -111,17 +97,15 @@ def until(check, timeout: float = 60, what: str = ""):
 
 @pytest.fixture(scope="module")
 def team(hub, activities):
-    tokens = {"anna": person(hub, "sy-anna", "athletes"), "boris": person(hub, "sy-boris",
-                                                                           "athletes"),
-              "sofia": person(hub, "sy-sofia", "scientists")}
-    for name in ("sy-anna", "sy-boris"):
-        hub.admin.start_server(name)
     # the log ends on the latest ride's day: the notebook looks at each athlete as of then
     last = max(sportlab.summarize_session(activities / ride).date for ride in RIDES)
+    # the scientist first: the service knows the groups as they were when it last asked
+    # (SPORTHUB_GATEWAY_AUTH_CACHE_S), and the athletes' servers ask it as soon as they start
+    tokens = {"sofia": account(hub, "sy-sofia", "scientists")}
     for who, seed in (("anna", 1), ("boris", 2)):
-        for ride in RIDES:
-            put(hub, f"sy-{who}", tokens[who], ride, (activities / ride).read_bytes())
-        put(hub, f"sy-{who}", tokens[who], "log.csv", daily_log(last, seed=seed).encode())
+        log = daily_log(last, seed=seed).encode()
+        tokens[who] = athlete(hub, f"sy-{who}",
+                              {**recordings(activities, RIDES), "activities/log.csv": log})
     return tokens
 
 
@@ -148,14 +132,34 @@ def test_share_on_in_the_coach_sends_the_files_and_the_scientist_sees_only_the_s
 
 def test_a_change_and_a_removal_in_the_home_follow_within_the_interval(hub, team, activities):
     squad = squad_as(hub, team["sofia"])
-    put(hub, "sy-anna", team["anna"], "6449921903_ACTIVITY.fit",
-        (activities / "6449921903_ACTIVITY.fit").read_bytes())
+    put_home_file(hub, "sy-anna", team["anna"], "activities/6449921903_ACTIVITY.fit",
+                  (activities / "6449921903_ACTIVITY.fit").read_bytes())
     until(lambda: len(squad.sessions("sy-anna")) == 3, what="the new ride")
     response = httpx.delete(f"{hub.url}/user/sy-anna/api/contents/activities/"
                             "6449921903_ACTIVITY.fit", timeout=30,
                             headers={"Authorization": f"token {team['anna']}"})
     assert response.status_code == 204
     until(lambda: len(squad.sessions("sy-anna")) == 2, what="the removed ride to go")
+
+
+def test_exports_as_people_have_them_are_sent_and_read_inside(hub, team, activities):
+    """A ride gzip-compressed (Strava's bulk export) and a .zip of rides (Garmin's export),
+    dropped into ~/activities: the sync sends them, the service reads each ride inside."""
+    squad = squad_as(hub, team["sofia"])
+    put_home_file(hub, "sy-anna", team["anna"], "activities/6449921903_ACTIVITY.fit.gz",
+                  gzip.compress((activities / "6449921903_ACTIVITY.fit").read_bytes()))
+    packed = io.BytesIO()
+    with zipfile.ZipFile(packed, "w", zipfile.ZIP_DEFLATED) as archive:
+        archive.write(activities / "6471559601_ACTIVITY.fit", "rides/6471559601_ACTIVITY.fit")
+    put_home_file(hub, "sy-anna", team["anna"], "activities/garmin.zip", packed.getvalue())
+    until(lambda: len(squad.sessions("sy-anna")) == 4, what="the rides in the exports")
+    files = set(squad.sessions("sy-anna")["file"])
+    assert {"6449921903_ACTIVITY.fit.gz", "garmin.zip/rides/6471559601_ACTIVITY.fit"} <= files
+    for name in ("6449921903_ACTIVITY.fit.gz", "garmin.zip"):
+        response = httpx.delete(f"{hub.url}/user/sy-anna/api/contents/activities/{name}",
+                                timeout=30, headers={"Authorization": f"token {team['anna']}"})
+        assert response.status_code == 204
+    until(lambda: len(squad.sessions("sy-anna")) == 2, what="the removed exports to go")
 
 
 def test_hostile_files_in_the_home_are_skipped_with_their_reasons(hub, team, activities):
@@ -207,6 +211,8 @@ def test_the_athlete_sees_the_scientists_reads_in_the_coach_and_on_my_data(hub, 
     text = say(hub, "sy-anna", team["anna"], "/share")
     assert re.search(r"UTC: sy-sofia, sessions", text)
     assert "share on (sy-anna, 127.0.0.1)" in text
+    # the Coach's own words follow the interface: Russian once her JupyterLab is
+    interface(hub, "sy-anna", team["anna"], "ru-RU,ru;q=0.9")
     russian = say(hub, "sy-anna", team["anna"], "/share вкл", chat_file="ru.chat")
     assert russian.startswith("Готово: доступ открыт")
     state = say(hub, "sy-anna", team["anna"], "/share статус", chat_file="ru.chat")

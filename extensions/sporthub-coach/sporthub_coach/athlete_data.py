@@ -3,7 +3,8 @@
 The Coach puts this text into the conversation before every answer, so any model (with or
 without tool calling) answers from the athlete's numbers, and ``/data`` shows it as it is.
 
-Reads ``~/activities/`` (FIT/GPX/TCX), the athlete's thresholds ``profile.toml`` and the daily
+Reads ``~/activities/`` (FIT/GPX/TCX, also gzip-compressed, and the recordings inside .zip
+archives, as people export them), the athlete's thresholds ``profile.toml`` and the daily
 log ``log.csv`` (both formats are sportlab's, :mod:`sportlab.athlete`), and never writes
 anything. Each session is sportlab's own row (:func:`sportlab.summarize_session`); rows are kept
 in memory, keyed by the file's content hash and the thresholds, so a question never waits on
@@ -16,6 +17,8 @@ from __future__ import annotations
 
 import hashlib
 import math
+import warnings
+import zipfile
 from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
@@ -24,6 +27,7 @@ import numpy as np
 import pandas as pd
 
 import sportlab
+from sportlab.archives import inner_suffix, read_archive
 from sportlab.athlete import (
     LOG_NAME,
     PROFILE_NAME,
@@ -34,16 +38,78 @@ from sportlab.athlete import (
     read_profile,
 )
 from sportlab.metrics import acwr, hrv_readiness, session_rpe_load
-from sportlab.readers import read_activity
+from sportlab.readers import ActivityReadError, read_activity
 from sportlab.session import SessionSummary, summarize_session
 
 ACTIVITY_SUFFIXES = (".fit", ".gpx", ".tcx")
+ARCHIVE_SUFFIX = ".zip"
+# what sportlab reads: a recording, a gzip-compressed one (Strava's bulk export), a .zip of them
+FILE_SUFFIXES = (*ACTIVITY_SUFFIXES, *(f"{s}.gz" for s in ACTIVITY_SUFFIXES), ARCHIVE_SUFFIX)
 RECENT_SESSIONS = 10  # per-session lines in the summary: enough context, a bounded prompt
 WINDOWS_DAYS = (7, 28)
 IMPELLIZZERI = ("ACWR is descriptive only: Impellizzeri et al. (IJSPP 2020; Sports Med 2021) "
                 "showed its link to injury is largely a statistical artefact; do not use it to "
                 "predict injury or set load.")
 ON_RECORD = "highest heart rate on record"
+
+
+@dataclass(frozen=True)
+class Recording:
+    """One recording of ~/activities: a file (maybe .gz), or one inside a .zip (``member``)."""
+
+    path: Path
+    member: str | None = None
+
+    @property
+    def name(self) -> str:
+        return f"{self.path.name}/{self.member}" if self.member else self.path.name
+
+
+def recordings_of(path: Path, digest: str) -> dict[Recording, str]:
+    """The recordings a file holds, each with the hash its row is cached by. A .zip's are
+    listed from its directory (nothing is decompressed here); raises zipfile.BadZipFile."""
+    if not path.name.lower().endswith(ARCHIVE_SUFFIX):
+        return {Recording(path): digest}
+    with zipfile.ZipFile(path) as archive:
+        members = [m.filename for m in archive.infolist()
+                   if not m.is_dir() and inner_suffix(m.filename) in ACTIVITY_SUFFIXES]
+    return {Recording(path, member): f"{digest}/{member}" for member in members}
+
+
+def read_frame(recording: Recording, frames: dict, hashes: dict[Recording, str]) -> pd.DataFrame:
+    """The recording's samples, read once per summary: a .zip is read whole (within
+    sportlab's limits against archive bombs) the first time one of its recordings is needed.
+    Raises ActivityReadError (a ValueError) for what cannot be read."""
+    if recording not in frames:
+        if recording.member is None:
+            frames[recording] = read_activity(recording.path)
+        else:
+            _read_zip(recording.path, [r for r in hashes if r.path == recording.path], frames)
+    found = frames[recording]
+    if isinstance(found, Exception):
+        raise found
+    return found
+
+
+def _read_zip(path: Path, members: list[Recording], frames: dict) -> None:
+    failure = None  # the whole archive refused: past a limit, or not a zip after all
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        try:
+            read = read_archive(path, on_error="skip")
+        except ValueError as e:
+            read, failure = {}, str(getattr(e, "problem", None) or e)
+    # sportlab names each member it left out: "<archive>: <member> left out: <problem>"
+    left_out = {}
+    for warning in caught:
+        text = str(warning.message)
+        if text.startswith(f"{path.name}: ") and " left out: " in text:
+            member, problem = text[len(path.name) + 2:].split(" left out: ", 1)
+            left_out[member] = f"{member}: {problem}"
+    for recording in members:
+        frames[recording] = read[recording.member] if recording.member in read else \
+            ActivityReadError(path, failure or left_out.get(
+                recording.member, f"{recording.member}: could not be read"))
 
 
 @dataclass
@@ -59,17 +125,32 @@ _cache: dict[tuple[str, Profile], SessionSummary] = {}
 # content hash -> the highest heart rate in the recording (None: it has none), for the estimate
 # of HRmax when the athlete has not measured it
 _peaks: dict[str, float | None] = {}
+# (path, size, modification time) -> the content hash: a season's .zip export can be gigabytes,
+# hashed once (in blocks, never whole in memory), not at every question
+_hashes: dict[tuple[str, int, int], str] = {}
 
 
-def read_session(path: Path, content_hash: str, profile: Profile,
+def content_hash(path: Path) -> str:
+    info = path.stat()
+    key = (str(path), info.st_size, info.st_mtime_ns)
+    if key not in _hashes:
+        digest = hashlib.sha256()
+        with open(path, "rb") as f:
+            for block in iter(lambda: f.read(1 << 20), b""):
+                digest.update(block)
+        _hashes[key] = digest.hexdigest()
+    return _hashes[key]
+
+
+def read_session(recording: Recording, content_hash: str, profile: Profile,
                  frame: pd.DataFrame | None = None) -> SessionSummary:
     """One recording's row from sportlab (cached by content and thresholds), from ``frame`` when
     it was read already. Raises ActivityReadError (a ValueError) for a file sportlab cannot read."""
     cached = _cache.get((content_hash, profile))
     if cached is None:
         cached = _cache[(content_hash, profile)] = summarize_session(
-            path if frame is None else frame, profile, name=path.name)
-    return replace(cached, file=path.name)
+            recording.path if frame is None else frame, profile, name=recording.name)
+    return replace(cached, file=recording.name)
 
 
 @dataclass(frozen=True)
@@ -116,15 +197,15 @@ def summarise(folder: Path, today: date | None = None) -> Summary:
     unreadable: list[str] = []
     log_problems: list[str] = []
     profile = _thresholds(folder, log_problems)
-    files = sorted(p for p in folder.iterdir() if p.suffix.lower() in ACTIVITY_SUFFIXES
+    files = sorted(p for p in folder.iterdir() if p.name.lower().endswith(FILE_SUFFIXES)
                    and p.is_file()) if folder.is_dir() else []
-    hashes = {}
+    hashes: dict[Recording, str] = {}
     for path in files:
         try:
-            hashes[path] = hashlib.sha256(path.read_bytes()).hexdigest()
-        except OSError as e:
+            hashes.update(recordings_of(path, content_hash(path)))
+        except (OSError, zipfile.BadZipFile) as e:
             unreadable.append(f"{path.name} ({e})")
-    frames: dict[Path, pd.DataFrame] = {}  # recordings read by this call, read only once
+    frames: dict[Recording, pd.DataFrame] = {}  # recordings read by this call, read only once
     if profile.hr_max_bpm is None:
         # Without a measured HRmax, the highest heart rate on record stands in for it, in
         # every session alike.
@@ -171,20 +252,20 @@ def summarise(folder: Path, today: date | None = None) -> Summary:
     return Summary(_with_problems("\n".join(lines), unreadable, log_problems), used, unreadable)
 
 
-def _hr_max_on_record(hashes: dict[Path, str], frames: dict[Path, pd.DataFrame],
+def _hr_max_on_record(hashes: dict[Recording, str], frames: dict[Recording, pd.DataFrame],
                       unreadable: list[str]) -> float | None:
     """The highest heart rate over every recording. A file whose peak is not known yet is read
     into ``frames``, where its row is taken from too; one sportlab cannot read leaves ``hashes``."""
     peaks = []
-    for path, content_hash in list(hashes.items()):
+    for recording, content_hash in list(hashes.items()):
         if content_hash not in _peaks:
             try:
-                frames[path] = read_activity(path)
+                frame = read_frame(recording, frames, hashes)
             except ValueError as e:  # sportlab.ActivityReadError is a ValueError
-                unreadable.append(_unreadable(path, e))
-                del hashes[path]
+                unreadable.append(_unreadable(recording, e))
+                del hashes[recording]
                 continue
-            hr = frames[path].get("heart_rate_bpm")
+            hr = frame.get("heart_rate_bpm")
             _peaks[content_hash] = float(hr.max()) if hr is not None and hr.notna().any() \
                 else None
         peaks.append(_peaks[content_hash])
@@ -192,19 +273,25 @@ def _hr_max_on_record(hashes: dict[Path, str], frames: dict[Path, pd.DataFrame],
     return max(known) if known else None
 
 
-def _rows(hashes: dict[Path, str], profile: Profile, frames: dict[Path, pd.DataFrame],
-          unreadable: list[str]) -> list[SessionSummary]:
+def _rows(hashes: dict[Recording, str], profile: Profile,
+          frames: dict[Recording, pd.DataFrame], unreadable: list[str]) -> list[SessionSummary]:
     rows = []
-    for path, content_hash in hashes.items():
+    for recording, content_hash in hashes.items():
         try:
-            rows.append(read_session(path, content_hash, profile, frames.get(path)))
+            frame = frames.get(recording)
+            if recording.member is not None and (content_hash, profile) not in _cache:
+                frame = read_frame(recording, frames, hashes)  # no path of its own to read
+            rows.append(read_session(recording, content_hash, profile, frame))
         except ValueError as e:  # sportlab.ActivityReadError is a ValueError
-            unreadable.append(_unreadable(path, e))
+            unreadable.append(_unreadable(recording, e))
     return rows
 
 
-def _unreadable(path: Path, error: ValueError) -> str:
-    return f"{path.name} ({getattr(error, 'problem', None) or error})"
+def _unreadable(recording: Recording, error: ValueError) -> str:
+    problem = getattr(error, "problem", None) or error
+    if recording.member is not None:  # the archive's message names the member already
+        return f"{recording.path.name} ({problem})"
+    return f"{recording.name} ({problem})"
 
 
 def _threshold_lines(profile: Profile) -> list[str]:
@@ -232,7 +319,7 @@ def _one_file_per_ride(sessions: list[SessionSummary]
     for start in sorted(rides):
         ranked = sorted(rides[start], key=lambda s: (s.weighted_power_w is None,
                                                       s.avg_hr_bpm is None,
-                                                      not s.file.lower().endswith(".fit"), s.file))
+                                                      inner_suffix(s.file) != ".fit", s.file))
         kept.append(ranked[0])
         duplicates += [f"{d.file} (= {ranked[0].file})" for d in ranked[1:]]
     return kept, duplicates

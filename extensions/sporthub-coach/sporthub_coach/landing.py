@@ -31,7 +31,8 @@ WELCOME = {
           "**activities** folder in the file browser on the left: I answer from their numbers.\n"
           "- `/data` shows what I see in your files.\n"
           "- `/log` records your day: `/log rpe 7 60min sleep 7.5h soreness 3`.\n"
-          "- `/profile` shows and sets your thresholds: `/profile hrmax 192 ftp 265`.\n\n"
+          "- `/profile` shows and sets your thresholds: `/profile hrmax 192 ftp 265`.\n"
+          "{share}\n"
           "One AI model serves the whole club: when others are asking, your question waits in "
           "line, and the status bar at the bottom shows your place and the wait. Each person "
           "has a daily budget of tokens (the status bar shows it too); it resets every day.",
@@ -41,10 +42,20 @@ WELCOME = {
           "Strava) в папку **activities** в браузере файлов слева: я отвечаю по их цифрам.\n"
           "- `/data` покажет, что я вижу в ваших файлах.\n"
           "- `/log` записывает ваш день: `/log rpe 7 60мин сон 7.5ч болезненность 3`.\n"
-          "- `/profile` показывает и задаёт ваши пороги: `/profile чссмакс 192 ftp 265`.\n\n"
+          "- `/profile` показывает и задаёт ваши пороги: `/profile чссмакс 192 ftp 265`.\n"
+          "{share}\n"
           "Одна модель ИИ отвечает всему клубу: когда спрашивают другие, ваш вопрос ждёт в "
           "очереди, а строка состояния внизу показывает ваше место и ожидание. У каждого есть "
           "дневной лимит токенов (он тоже виден в строке состояния); он обновляется каждый день.",
+}
+# the welcome's line on /share, where the club runs the squad service (SQUAD_API_URL)
+SHARE = {
+    "en": "- `/share on` lets the club's staff see your recordings and log; `/share off` takes "
+          "them back at once, `/share` shows who read them. Until you switch it on, nothing "
+          "is shared.\n",
+    "ru": "- `/share вкл` открывает тренерскому штабу клуба ваши записи и дневник; `/share выкл` "
+          "сразу всё отзовёт, `/share` покажет, кто их смотрел. Пока вы не включите доступ, "
+          "ничего не передаётся.\n",
 }
 DEMO_NOTICE = {
     "en": "Note: the AI answering here is a small demo model for trying SportHub. Its answers "
@@ -66,20 +77,27 @@ def is_athlete() -> bool:
     return os.environ.get("COACH_LANDING") == "coach"
 
 
-def welcome(lang: str, demo: bool) -> str:
-    text = WELCOME.get(lang, WELCOME["en"])
-    return f"{text}\n\n_{DEMO_NOTICE.get(lang, DEMO_NOTICE['en'])}_" if demo else text
+def can_share() -> bool:
+    """The hub gave this server the squad service's address, so ``/share`` works."""
+    return bool(os.environ.get("SQUAD_API_URL"))
+
+
+def welcome(lang: str, demo: bool, share: bool = False) -> str:
+    lang = lang if lang in WELCOME else "en"
+    text = WELCOME[lang].format(share=SHARE[lang] if share else "")
+    return f"{text}\n\n_{DEMO_NOTICE[lang]}_" if demo else text
 
 
 def has_demo_notice(bodies: list[str]) -> bool:
     return any(mark in body for body in bodies for mark in DEMO_MARK.values())
 
 
-def make_coach_chat(root: Path, lang: str, demo: bool) -> bool:
+def make_coach_chat(root: Path, lang: str, demo: bool, share: bool = False) -> bool:
     """``coach.chat`` with the welcome, unless the person has one; True if made."""
     document = {
         "messages": [{"type": "msg", "id": str(uuid.uuid4()), "time": time.time(),
-                      "sender": COACH_ID, "body": welcome(lang, demo), "raw_time": False}],
+                      "sender": COACH_ID, "body": welcome(lang, demo, share),
+                      "raw_time": False}],
         "users": {COACH_ID: {"username": COACH_ID, "name": "Coach", "display_name": "Coach",
                              "bot": True}},
         "attachments": {},

@@ -8,19 +8,26 @@ Accept-Language. A language picked in Settings is sent as itself and always wins
 
 The same language, as last served to this person's JupyterLab, is what the Coach uses for its own
 texts (welcome, ``/data``, ``/log``, ``/profile``, refusals); before any page was served, the
-language of the request that started the server (``COACH_LANG``, set by the hub).
+language picked in Settings if there is one (it is a file in the person's home, so it survives a
+restart), else the language of the request that started the server (``COACH_LANG``, set by the
+hub).
 """
 
 from __future__ import annotations
 
 import os
+from pathlib import Path
 
+import json5
+from jupyter_core.paths import jupyter_config_dir
 from jupyterlab_server.translations_handler import TranslationsHandler
 
 LANGUAGES = ("en", "ru")
 COOKIE = "sporthub_lang"
 # JupyterLab's locale names of the language packs SportHub installs (English is built in)
 LOCALES = {"en": "en", "ru": "ru_RU"}
+# where JupyterLab keeps Settings > Language, under its user settings folder
+SETTING = Path("@jupyterlab", "translation-extension", "plugin.jupyterlab-settings")
 
 _served: str | None = None
 
@@ -51,10 +58,33 @@ def of_locale(locale: str) -> str:
     return "ru" if locale.lower().startswith("ru") else "en"
 
 
+def user_settings_dir() -> Path:
+    """JupyterLab's user settings folder (jupyterlab.commands.get_user_settings_dir, without
+    importing all of jupyterlab.commands)."""
+    configured = os.environ.get("JUPYTERLAB_SETTINGS_DIR")
+    return Path(configured or Path(jupyter_config_dir(), "lab", "user-settings"))
+
+
+def chosen_in_settings(settings_dir: Path | None = None) -> str | None:
+    """The language the person picked in JupyterLab's Settings, None while it is ``default``."""
+    path = (settings_dir or user_settings_dir()) / SETTING
+    try:
+        # JupyterLab saves the editor's raw text: JSON5, comments allowed
+        locale = json5.loads(path.read_text(encoding="utf-8")).get("locale")
+    except (OSError, ValueError, AttributeError):
+        return None  # none saved, or a file JupyterLab itself would not read
+    if not isinstance(locale, str) or locale in ("", "default"):
+        return None
+    return of_locale(locale)
+
+
 def interface_language() -> str:
     """The language of the Coach's own texts for this person."""
     if _served is not None:
         return _served
+    chosen = chosen_in_settings()
+    if chosen is not None:
+        return chosen
     started = os.environ.get("COACH_LANG", "")
     return started if started in LANGUAGES else "en"
 

@@ -79,8 +79,7 @@ class CoachPersona(BasePersona):
         # model answers a free question in the question's language (SYSTEM_PROMPT)
         lang = self._last_lang = interface_language()
         if message.body.strip().split(maxsplit=1)[:1] == [sharing.COMMAND]:
-            # the athlete's own switch: the squad service, never the model (a command written
-            # in Russian, "/share вкл", is answered in Russian)
+            # the athlete's own switch: the squad service, never the model
             self._say(await sharing.answer(message.body, lang))
             return
         self._demo_notice(lang)

@@ -80,7 +80,8 @@ def _load_jupyter_server_extension(serverapp) -> None:
     IOLoop.current().add_callback(atexit.register, _exit_without_teardown)
     if landing.is_athlete():
         landing.make_coach_chat(Path(serverapp.root_dir).expanduser(),
-                                language.interface_language(), landing.is_demo())
+                                language.interface_language(), landing.is_demo(),
+                                landing.can_share())
     # once every extension is loaded (jupyterlab's handlers and its workspaces folder exist),
     # before the first request
     IOLoop.current().add_callback(_after_extensions, serverapp)

@@ -2,7 +2,8 @@
 
 ``/share on`` / ``/share off`` (Russian: ``/share вкл`` / ``/share выкл``) change it; ``/share``
 alone shows the state, what is stored, what was skipped and why, and who read the data. The
-answer is the Coach's own text (never the model's), in the language of the message.
+answer is the Coach's own text (never the model's), in the person's interface language like all
+its own texts (issue 21's one rule); the Russian words are understood in either.
 """
 
 from __future__ import annotations
@@ -10,7 +11,6 @@ from __future__ import annotations
 from datetime import datetime
 
 from sporthub_coach import squad_sync
-from sporthub_coach.messages import language_of
 
 COMMAND = "/share"
 ON = {"on", "yes", "вкл", "включить", "да"}
@@ -117,9 +117,8 @@ def describe(me: dict, lang: str, skipped: dict[str, str] | None = None) -> str:
 
 
 async def answer(body: str, lang: str = "en") -> str:
-    """The Coach's reply to a ``/share ...`` message: in ``lang`` (the interface's), or in
-    Russian for a command written in Russian."""
-    lang = "ru" if language_of(body) == "ru" else (lang if lang in TEXTS else "en")
+    """The Coach's reply to a ``/share ...`` message, in ``lang`` (the interface's)."""
+    lang = lang if lang in TEXTS else "en"
     words = body.strip().split()[1:]
     try:
         client = squad_sync.SquadClient()

@@ -6,7 +6,8 @@ Runs inside the athlete's JupyterLab server, as the athlete, with the server's o
 ``SQUAD_SYNC_INTERVAL_S`` seconds (30 by default) it asks the service whether sharing is on and
 what it holds, then sends what is new or changed (by SHA-256) and deletes what was removed.
 
-Only FIT, GPX and TCX recordings and ``log.csv`` at the top of ``~/activities`` are sent. Skipped,
+Only FIT, GPX and TCX recordings (also ``.gz``, or in a ``.zip``: the service reads what is
+inside) and ``log.csv`` at the top of ``~/activities`` are sent. Skipped,
 each with its reason (shown by the Coach's ``/share``): a link pointing outside the home (never
 opened), anything that is not a regular file, an empty file, a FIT file shorter than its own
 header says (cut off while copying), and what the service refuses (size, count: 413, 429).
@@ -29,7 +30,9 @@ import httpx
 
 from sporthub_coach.folder import ACTIVITIES
 
-SUFFIXES = (".fit", ".gpx", ".tcx")
+# the squad service's own list (sporthub.squad.store): recordings, gzip-compressed ones
+# (Strava's bulk export) and .zip archives of them (Garmin's and Strava's exports)
+SUFFIXES = (".fit", ".gpx", ".tcx", ".fit.gz", ".gpx.gz", ".tcx.gz", ".zip")
 LOG_FILE = "log.csv"
 _FILE_NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_. ()+-]{0,199}$")
 log = logging.getLogger("sporthub_coach.squad_sync")

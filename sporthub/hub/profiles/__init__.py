@@ -9,6 +9,16 @@ per-group resource limits in :mod:`sporthub.hub.limits` (one ``pre_spawn_hook``,
 - ``prepare(settings)``: what must exist before the hub starts (``sporthub prepare``);
 - ``configure(c, settings)``: the whole hub configuration (k8s: added to the chart's);
 - ``apply_limits(spawner, limits)``: one person's resolved limits onto their spawner.
+
+and answers what the rest of SportHub asks of a profile, so no other module compares its name:
+
+- ``COMMANDS_ELSEWHERE``: the ``sporthub`` commands that do not run here in this profile, each
+  with what to do instead;
+- ``RUNS_CONTAINERS``: people's servers run from SportHub's images (``make images``);
+- ``HOMES``: where people's homes are, for backup and restore: ``"here"`` (folders on this
+  machine), ``"volumes"`` (the container engine's named volumes) or ``"cluster"`` (the
+  cluster's volumes, out of a backup's reach);
+- ``STACK_SECRETS``: ``<data>/secrets`` is the Compose stack's, read by its other containers.
 """
 
 from __future__ import annotations

@@ -29,11 +29,24 @@ UID = 1000
 CONTAINER = "{prefix}-{username}"
 VOLUME = "{prefix}-home-{username}"
 
+# what the rest of SportHub asks of a profile (sporthub.hub.profiles)
+COMMANDS_ELSEWHERE: dict[str, str] = {}
+RUNS_CONTAINERS = True
+HOMES = "volumes"  # VOLUME, read and written through the engine's API (sporthub.backup)
+# the Compose stack runs this profile and mounts <data>/secrets into Prometheus, Grafana and
+# PostgreSQL, which read some of its files as users of their own
+STACK_SECRETS = True
+
 
 def home_volume(prefix: str, name: str) -> str:
     """The named volume of the person ``name``'s home, as DockerSpawner names it from VOLUME."""
     # DockerSpawner fills {username} with its escaped name (DNS-label safe, lower case)
     return VOLUME.format(prefix=prefix, username=DockerSpawner._escape(name))
+
+
+def container_name(prefix: str, name: str) -> str:
+    """The container of the person ``name``'s server, as DockerSpawner names it from CONTAINER."""
+    return CONTAINER.format(prefix=prefix, username=DockerSpawner._escape(name))
 
 
 def engine_client() -> docker.DockerClient:
@@ -127,7 +140,15 @@ def spawner(c, settings: Settings) -> None:
         "OPENAI_API_BASE": f"{hub_url}{settings.gateway_prefix}/v1",
         "SQUAD_API_URL": f"{hub_url}{settings.squad_prefix}/api",
     }
-    spawner.extra_create_kwargs = {"user": f"{UID}:{UID}"}
+    spawner.extra_create_kwargs = {
+        "user": f"{UID}:{UID}",
+        # the engine's stop (DockerSpawner passes no timeout) sends SIGTERM and kills after this;
+        # the same 6 s as a local server's SIGINT and SIGTERM. Unset, Docker Engine waits 10 s
+        # and podman's compatible API does not wait at all: SIGKILL at once, so the server never
+        # shut its kernels down nor saved what it held (measured: exit 137 in 0.7 s; with this,
+        # exit 0 in 1.5 s)
+        "stop_timeout": 2 * common.STOP_GRACE_S,
+    }
     spawner.extra_host_config = {
         "cap_drop": ["ALL"],
         "security_opt": ["no-new-privileges"],

@@ -32,6 +32,21 @@ CHART_VALUE_OF = {
     "load_groups": "hub.config.JupyterHub.load_groups",
 }
 
+# what the rest of SportHub asks of a profile (sporthub.hub.profiles); `sporthub` runs in the
+# chart's hub pod, started by the chart (docs/production.md, Kubernetes)
+COMMANDS_ELSEWHERE = {
+    "up": "the chart's hub pod runs the hub (helm upgrade --install, deploy/k8s/values.yaml)",
+    "prepare": "the images carry everything; nothing to prepare",
+    "users": "from inside the hub pod the public address is out of reach; use the admin panel "
+             "(Admin, /hub/invites for invite links, /hub/people/<name> to export or erase a "
+             "person)",
+    "backup": "back up the PostgreSQL databases, the hub's data volume and the home volumes",
+    "restore": "restore the PostgreSQL databases and the volumes",
+}
+RUNS_CONTAINERS = True
+HOMES = "cluster"  # persistent volumes of the cluster: a backup here cannot reach them
+STACK_SECRETS = False
+
 
 def check(settings: Settings) -> str | None:
     """The settings the chart owns are refused when they are read (``K8S_CHART_OWNED`` in
@@ -54,7 +69,9 @@ def configure(c, settings: Settings) -> None:
 
     # accounts, the admin password if generated, the audit log: a volume (values.yaml)
     settings.data_dir.resolve().mkdir(parents=True, exist_ok=True)
-    common.accounts(c, settings)
+    # without SPORTHUB_PUBLIC_URL the public name is the chart's (proxy.https.hosts): an OIDC
+    # provider calls back to the address each request came to
+    common.accounts(c, settings, fixed_callback=bool(settings.public_url))
     common.llm_access(c, settings)
     # the chart's KubeSpawner spawns; the person's groups decide their pod's limits, the chart's
     # singleuser.memory.limit / cpu.limit being the defaults (KubeSpawner's section wins over
@@ -66,8 +83,10 @@ def configure(c, settings: Settings) -> None:
         c.Spawner.default_url = "/lab"
     common.capacity(c, settings, idle_timeout_s)
     # the proxy pod reaches the gateway and the usage page through the hub's Service
-    # (hub.service.extraPorts); they listen on all the pod's addresses (service_bind_ip)
-    common.services(c, settings, host)
+    # (hub.service.extraPorts); they listen on all the pod's addresses (service_bind_ip). No CLI
+    # service: from inside the hub pod the CLI cannot reach the public address it needs
+    # (COMMANDS_ELSEWHERE); no culler of SportHub's: the chart's (cull.*) does it
+    common.services(c, settings, host, cli=False, own_culler=False)
     c.JupyterHub.services = chart_services + c.JupyterHub.services
     c.JupyterHub.load_roles = chart_roles + c.JupyterHub.load_roles
 

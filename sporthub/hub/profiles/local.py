@@ -29,6 +29,12 @@ IGNORED = {
 # a hub that is not root cannot hold a person's server to a size: it runs under the hub's account
 LIMITS = ("user_mem_limit", "user_cpu_limit")
 
+# what the rest of SportHub asks of a profile (sporthub.hub.profiles)
+COMMANDS_ELSEWHERE: dict[str, str] = {}
+RUNS_CONTAINERS = False  # `make images` here builds the docker profile's images, and says so
+HOMES = "here"  # <data>/users/<name>, or each person's system user's home (hub run as root)
+STACK_SECRETS = False
+
 # Jupyter AI's gateway configuration, installed where every user server of this Python reads it
 SINGLEUSER_SOURCE = Path(__file__).resolve().parents[2] / "singleuser"
 SINGLEUSER_FILES = {

@@ -20,7 +20,7 @@ import gzip
 import tempfile
 import warnings
 import zipfile
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Literal
@@ -110,8 +110,20 @@ def read_archive(
     Each recording is read as :func:`sportlab.read_activity` reads a file. A member that
     cannot be read raises :class:`sportlab.ActivityReadError` naming it, or with
     ``on_error="skip"`` is left out with a warning. Past a limit (:class:`ArchiveLimits`):
-    :class:`ArchiveLimitError`, whatever ``on_error``.
+    :class:`ArchiveLimitError`, whatever ``on_error``. :func:`iter_archive` gives the same one
+    recording at a time.
     """
+    return dict(iter_archive(path, limits=limits, on_error=on_error))
+
+
+def iter_archive(
+    path: str | Path,
+    *,
+    limits: ArchiveLimits = DEFAULT_LIMITS,
+    on_error: Literal["raise", "skip"] = "raise",
+) -> Iterator[tuple[str, pd.DataFrame]]:
+    """:func:`read_archive` one recording at a time, ``(name in the archive, frame)``: a season's
+    export need not be in memory all at once (a service summarising it keeps one frame)."""
     from sportlab.readers import ActivityReadError, read_activity
 
     path = Path(path)
@@ -123,7 +135,6 @@ def read_archive(
         archive = zipfile.ZipFile(path)
     except (zipfile.BadZipFile, OSError) as exc:
         raise ActivityReadError(path, f"not a zip archive: {exc}") from exc
-    frames: dict[str, pd.DataFrame] = {}
     with archive, tempfile.TemporaryDirectory(prefix="sportlab-") as folder:
         members = archive.infolist()
         if len(members) > limits.max_members:
@@ -142,14 +153,15 @@ def read_archive(
                 budget -= _copy_limited(source, out, member.compress_size, name, path, limits,
                                         budget)
             try:
-                frames[name] = read_activity(target, limits=limits)
+                frame = read_activity(target, limits=limits)
             except ActivityReadError as exc:
                 if on_error == "raise":
                     raise ActivityReadError(path, f"{name}: {exc.problem}") from exc
-                warnings.warn(f"{path.name}: {name} left out: {exc.problem}", stacklevel=2)
+                warnings.warn(f"{path.name}: {name} left out: {exc.problem}", stacklevel=3)
+                continue
             finally:
                 target.unlink(missing_ok=True)
-    return frames
+            yield name, frame
 
 
 __all__ = [
@@ -158,6 +170,7 @@ __all__ = [
     "ArchiveLimitError",
     "ArchiveLimits",
     "inner_suffix",
+    "iter_archive",
     "read_archive",
     "read_gzipped",
 ]

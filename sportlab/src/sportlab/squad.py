@@ -10,7 +10,8 @@ to the athlete it concerns; an athlete who stops sharing disappears at once (404
   recording, with an ``athlete`` column; ``start``/``date`` as timestamps;
 * ``squad.wellness(name=None)``: the athletes' ``log.csv`` lines (:mod:`sportlab.athlete`
   columns), with ``athlete``;
-* ``squad.file(name, file)``: one recording read with :func:`sportlab.read_activity`.
+* ``squad.file(name, file)``: one recording read with :func:`sportlab.read_activity` (a
+  session row's ``file``; ``<zip>/<member>`` for one inside a shared archive).
 """
 
 from __future__ import annotations
@@ -23,7 +24,8 @@ from urllib.parse import quote
 import httpx
 import pandas as pd
 
-from sportlab.readers import read_activity
+from sportlab.archives import read_archive
+from sportlab.readers import ActivityReadError, read_activity
 
 
 class SquadError(RuntimeError):
@@ -79,12 +81,22 @@ class Squad:
         return frame.sort_values(["athlete", "date"]).reset_index(drop=True)
 
     def file(self, name: str, file: str) -> pd.DataFrame:
-        """One shared recording, read with sportlab's readers (the suffix picks the format)."""
-        data = self._get(f"athletes/{quote(name, safe='')}/files/{quote(file, safe='')}").content
+        """One shared recording, read with sportlab's readers (the suffix picks the format,
+        ``.gz`` too). ``file`` is a session row's ``file``: a recording inside a shared .zip is
+        ``<zip>/<member>``, read from the archive."""
+        stored, _, member = file.partition("/")
+        data = self._get(f"athletes/{quote(name, safe='')}/files/{quote(stored, safe='')}"
+                         ).content
         with tempfile.TemporaryDirectory(prefix="sportlab-squad-") as folder:
-            path = Path(folder) / Path(file).name
+            path = Path(folder) / Path(stored).name
             path.write_bytes(data)
-            return read_activity(path)
+            if not member:
+                return read_activity(path)
+            frames = read_archive(path, on_error="skip")
+            if member not in frames:
+                raise ActivityReadError(path, f"{member}: not a readable recording in the "
+                                        "archive")
+            return frames[member]
 
     def close(self) -> None:
         self._client.close()
