@@ -157,7 +157,11 @@ class Speed:
 
     Decode samples are taken over spans in which the number of running streams did not change
     (the scheduler marks each change): tokens streamed in the span / its length / the streams
-    that were decoding, filed under the number running (prefilling ones slow the others too).
+    that were decoding, filed under the number running. A span in which a stream was still
+    reading its prompt is no sample: the prompt's time is learnt apart (:meth:`learn_prefill`),
+    and llama-server decodes little while it reads one (on the recorded evening, 1 token in 7 s
+    while three prompts were read; taken as the first rate at four streams, it put every ETA
+    four times too long).
     """
 
     def __init__(self, initial_tps: float):
@@ -177,6 +181,7 @@ class Speed:
         self._span_tokens = 0
         self._span_running = 0
         self._span_decoding = 0
+        self._span_reading = 0  # streams reading their prompt in the span
 
     def rate(self, running: int) -> float:
         """Tokens/s of one stream when ``running`` streams share the backend."""
@@ -198,19 +203,21 @@ class Speed:
     def tokens(self, n: int) -> None:
         self._span_tokens += n
 
-    def mark(self, now: float, running: int, decoding: int, force: bool = True) -> None:
+    def mark(self, now: float, running: int, decoding: int, force: bool = True,
+             reading: int = 0) -> None:
         """End the current span (learning from it) and start one with these counts."""
         if self._span_start is not None:
             span = now - self._span_start
             if not force and span < RATE_SAMPLE_S:
                 return
-            if self._span_decoding and self._span_tokens and span >= 0.2:
+            if self._span_decoding and self._span_tokens and span >= 0.2 and not self._span_reading:
                 # a short span (cut by a start or an end) counts its tokens to within one a
                 # stream: it says less, and weighs less
                 self.learn(self._span_running, self._span_tokens / span / self._span_decoding,
                            min(span / RATE_SAMPLE_S, 1.0))
         self._span_start, self._span_tokens = now, 0
         self._span_running, self._span_decoding = running, decoding
+        self._span_reading = reading
 
     def learn(self, running: int, per_stream_tps: float, weight: float = 1.0) -> None:
         """A sample at ``running`` streams: the first of a level is its rate; later ones move
@@ -354,6 +361,11 @@ class Pool:
     @property
     def decoding(self) -> int:
         return sum(1 for t in self.running if t.first_token_at is not None)
+
+    @property
+    def reading(self) -> int:
+        """Streams still reading their prompt (an unary answer says nothing: not counted)."""
+        return sum(1 for t in self.running if t.stream and t.first_token_at is None)
 
 
 _MASK64 = 2**64 - 1
@@ -642,9 +654,9 @@ class Scheduler:
             speed.learn_prefill(ticket.prompt_tokens, (now - (now if ticket.started_at is None else ticket.started_at))
                                 * speed.rate(len(pool.running)) / speed.rate(1))
             # one more stream decodes: a new span (this chunk belongs to it)
-            speed.mark(now, len(pool.running), pool.decoding)
+            speed.mark(now, len(pool.running), pool.decoding, reading=pool.reading)
         else:
-            speed.mark(now, len(pool.running), pool.decoding, force=False)
+            speed.mark(now, len(pool.running), pool.decoding, force=False, reading=pool.reading)
         ticket.generated += tokens
         speed.tokens(tokens)
 
@@ -664,7 +676,7 @@ class Scheduler:
                 speed.learn(len(pool.running), tokens / decode_s)
         pool.running.discard(ticket)
         self.running_by_user[ticket.user] -= 1
-        speed.mark(now, len(pool.running), pool.decoding)
+        speed.mark(now, len(pool.running), pool.decoding, reading=pool.reading)
         if succeeded:
             self.lengths_of(ticket.model).add(max(tokens or 0, ticket.generated),
                                               ticket.max_tokens)
@@ -707,7 +719,7 @@ class Scheduler:
         ticket.backend = pool.name
         ticket.started_at = now = self.clock()
         pool.running.add(ticket)
-        self.speed_of(pool).mark(now, len(pool.running), pool.decoding)
+        self.speed_of(pool).mark(now, len(pool.running), pool.decoding, reading=pool.reading)
         ticket.admitted.set_result(pool.name)
 
     # -- health -----------------------------------------------------------------------------

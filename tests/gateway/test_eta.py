@@ -250,6 +250,34 @@ async def test_a_prefill_shared_with_others_is_learnt_as_the_time_it_takes_alone
     assert speed.prefill_tps == pytest.approx(200.0, rel=0.15)
 
 
+async def test_a_stream_decoding_while_others_read_their_prompts_is_no_sample_of_the_speed():
+    """The recorded evening (load 10-16): one answer wrote 1 token in 7 s while three others
+    read their prompts, and those spans, the first at four streams, became the rate of four
+    streams (0.135 tokens/s instead of 0.8): every ETA was four times too long for a minute."""
+    clock = Clock()
+    s = Scheduler([Pool("b", 4, frozenset({"m"}))], max_running_per_user=4,
+                  max_queued_per_user=50, initial_service_s=10.0, clock=clock)
+    speed = s.speed_of(s.pools["b"])
+    speed.learn(1, 2.0)
+    first = s.submit("a", 0, "m", prompt_tokens=12)
+    clock.now += 1.0
+    s.progress(first)
+    others = [s.submit(f"u{i}", 0, "m", prompt_tokens=12) for i in range(3)]
+    before = speed.rate(4)
+    for _ in range(3):
+        clock.now += 2.5
+        s.progress(first)  # a token every 2.5 s: the backend is reading three prompts
+    for ticket in others:
+        s.progress(ticket)  # their first tokens
+    assert 4 not in speed.per_stream and speed.rate(4) == pytest.approx(before)
+    # once all four decode, their spans are samples again
+    for _ in range(3):
+        clock.now += 1.0
+        for ticket in [first, *others]:
+            s.progress(ticket)
+    assert speed.per_stream[4] * speed.load == pytest.approx(1.0, rel=0.2)
+
+
 def test_a_slow_first_token_is_a_fixed_time_not_a_slow_prompt():
     """At a load of 15 the embedded model's first token came ten seconds after the slot for any
     prompt of 12 to 40 tokens. Learnt as a prompt rate (a token a second), the next 40-token
