@@ -64,18 +64,24 @@ PRIOR_PREFILL_TPS = 1000.0
 # prompts this long or longer teach the prefill rate; shorter ones the fixed time to a first token
 LONG_PROMPT = 256
 PREFILL_ALPHA = 0.3  # EWMA weight of a prefill sample
+# while a backend reads a new prompt it decodes the running answers less (llama-server little):
+# each start holds the others back by this share of its time to a first token. Replayed on a
+# recorded evening: 0 left the ETAs late (median +13 %), 1 early (-13 %), 0.5 -0.3 %.
+STALL = 0.5
 # how the total decode rate grows with concurrency before it is measured: total(n) = total(1) *
 # n**SCALING. Measured here: vLLM CPU 25 tok/s alone, 70-95 over 4 streams (n**0.8 .. 0.95);
 # llama-server on two cores gains less. A measured neighbour is scaled by this exponent too.
 SCALING = 0.7
-# EWMA weights of a rate sample of a second: in that level's rate, and in the load (shared by
-# every concurrency). The load of the shared machine changes by a factor of two within a minute:
-# learnt more slowly (0.3 and 0.15), the recorded evening's first ETAs were told from a speed
-# already gone (27 % within the bound instead of 64 %). Each second's noise is kept out of the
-# ETA shown by the dead band (DEAD_BAND_*), not here.
-RATE_ALPHA = 0.3
-LOAD_ALPHA = 0.5
-RATE_SAMPLE_S = 1.0  # a rate sample spans at least this long (chunks come in bursts)
+# A rate sample spans at least RATE_SAMPLE_S (a start or an end cuts one shorter, and it weighs
+# less), and moves the rate of its level and the load (shared by every level) by these EWMA
+# weights. On the shared machine tokens come in bursts: one-second samples of one evening went
+# 0.35 -> 2.95 -> 0.82 tokens/s within ten seconds, and learnt fast (0.5/0.3) the rate was the last
+# burst's. Two recorded evenings, replayed (--rescore): 1 s and 0.5/0.3 gave 64 % and 12 % of the
+# first ETAs within the bound and the ETA went back and forth 3 and 4.4 times the time waited;
+# 5 s and 0.3/0.15 gave 64 % and 62 %, and 0.25 and 0.48.
+RATE_ALPHA = 0.15
+LOAD_ALPHA = 0.3
+RATE_SAMPLE_S = 5.0
 # how noisy a second's rate is (the variance of the log of its surprise), before it is measured,
 # and the weight of a sample in that
 NOISE_PRIOR, NOISE_ALPHA = 0.04, 0.1
@@ -409,12 +415,18 @@ class _Simulation:
         self.ends: list[list[list[float]]] = [[[] for _ in pools] for _ in range(SAMPLES)]
         for i, pool in enumerate(pools):
             speed = self.speeds[i]
+            reading = 0.0
             for ticket in pool.running:
                 prefill, generated = self._running_state(ticket, speed, now)
+                reading += prefill
                 for k in range(SAMPLES):
                     tokens = self._lengths.draw(_uniform(ticket.seq, k), ticket.max_tokens,
                                                 generated)
                     self.ends[k][i].append(prefill + tokens / self.alone[i])
+            if STALL and reading:
+                # the prompts still being read hold the others back as long
+                for k in range(SAMPLES):
+                    self.ends[k][i] = [end + STALL * reading for end in self.ends[k][i]]
         for k in range(SAMPLES):
             for heap in self.ends[k]:
                 heapq.heapify(heap)
@@ -471,8 +483,11 @@ class _Simulation:
         i = free[0] if len(free) == 1 else min(
             free, key=lambda i: len(ends[i]) / self.pools[i].capacity)
         tokens = self._lengths.draw(_uniform(ticket.seq, k), ticket.max_tokens)
-        heapq.heappush(ends[i], virtual[i] + self.speeds[i].prefill_s(ticket.prompt_tokens)
-                       + tokens / self.alone[i])
+        prefill = self.speeds[i].prefill_s(ticket.prompt_tokens)
+        if STALL:
+            # while it reads its prompt the others barely decode: they end that much later
+            ends[i] = [end + STALL * prefill for end in ends[i]]
+        heapq.heappush(ends[i], virtual[i] + prefill + tokens / self.alone[i])
         return self.t[k]
 
     def _advance(self, k: int) -> None:

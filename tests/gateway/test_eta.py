@@ -205,10 +205,14 @@ async def test_first_etas_hold_on_a_machine_whose_load_comes_and_goes(per_stream
         judged += scored(arrivals)
     good = [a for a in judged if within(a.ticket.eta_given_s, a.ticket.waited_s)]
     # no estimate foresees the other work: less than on a machine of its own, but most hold
-    # (each level's rate learnt apart, as before the shared load: 65-70 %)
-    assert len(good) >= 0.7 * len(judged), (len(good), len(judged))
+    # (each level's rate learnt apart, as before the shared load: 65-70 %). vLLM's slower
+    # answers span more of these load steps, which the 5 s rate samples (chosen on two real
+    # evenings, see scheduler.RATE_SAMPLE_S) follow later than 1 s ones did: 67 % and +18 %
+    # there (74 % and +8 % with 1 s samples, which failed on the real evenings)
+    share, bias = (0.7, 0.15) if per_stream is llama_server else (0.65, 0.2)
+    assert len(good) >= share * len(judged), (len(good), len(judged))
     relative = sorted(a.ticket.eta_error_s / a.ticket.waited_s for a in judged)
-    assert abs(relative[len(relative) // 2]) <= 0.15, relative
+    assert abs(relative[len(relative) // 2]) <= bias, relative
 
 
 async def test_a_slowdown_seen_at_one_concurrency_slows_every_level():
@@ -271,11 +275,31 @@ async def test_a_stream_decoding_while_others_read_their_prompts_is_no_sample_of
         s.progress(ticket)  # their first tokens
     assert 4 not in speed.per_stream and speed.rate(4) == pytest.approx(before)
     # once all four decode, their spans are samples again
-    for _ in range(3):
+    for _ in range(6):
         clock.now += 1.0
         for ticket in [first, *others]:
             s.progress(ticket)
     assert speed.per_stream[4] * speed.load == pytest.approx(1.0, rel=0.2)
+
+
+async def test_while_a_prompt_is_read_the_others_decode_less():
+    """llama-server decodes the running answers little while it reads a new prompt: a start
+    holds the others back by half of its time to a first token. Replayed on the recorded
+    evening, without it the ETAs were late (median +13 %), with half of it -0.3 %."""
+    clock = Clock()
+    s = Scheduler([Pool("b", 2, frozenset({"m"}))], max_running_per_user=4,
+                  max_queued_per_user=50, initial_service_s=10.0, clock=clock)
+    s.seed_lengths({"m": [200] * 20})
+    speed = s.speed_of(s.pools["b"])
+    speed.per_stream.update({1: 50.0, 2: 50.0})
+    speed.learn_prefill(1, 2.0)  # two seconds to a first token
+    a, b = s.submit("a", 0, "m"), s.submit("b", 0, "m")
+    s.progress(a, 150)  # 50 tokens left: ends in 1 s
+    s.progress(b, 50)  # 150 left: in 3 s, unless held back
+    s.submit("c", 0, "m")  # takes a's slot at 1 s and reads its prompt for 2 s
+    d = s.submit("d", 0, "m")
+    # b's slot frees at 3 s plus half of c's two seconds of reading
+    assert s.eta(d) == pytest.approx(4.0, abs=0.05)
 
 
 def test_a_slow_first_token_is_a_fixed_time_not_a_slow_prompt():
