@@ -143,8 +143,8 @@ bench-smoke: install ## every benchmark once, briefly (part of make test-all)
 settings-reference: install ## write docs/settings.md again from the settings model
 	$(BIN)/python -m sporthub.settings_reference --write
 
-lint: install ## ruff
-	$(BIN)/ruff check sporthub tests
+lint: install ## ruff over every Python file and notebook
+	$(BIN)/ruff check sporthub sportlab extensions benchmarks notebooks tests
 
 clean: ## remove the venvs and node_modules
 	rm -rf $(VENV) $(OIDC_VENV) $(LOCUST_VENV) $(DEPLOY_VENV) node_modules $(STATUSBAR)/node_modules \

@@ -791,6 +791,9 @@ def main() -> None:
         summary["ratio_gateway_to_passthrough"] = round(gw / floor, 3) if floor > 0 else None
         summary["passthrough_cpu_ms_per_request"] = round(cpu_ms.get("passthrough", 0), 3) or None
         summary["gateway_cpu_ms_per_request"] = round(cpu_ms.get("gateway", 0), 3) or None
+        if cpu_ms.get("passthrough"):
+            summary["ratio_cpu_gateway_to_passthrough"] = round(
+                cpu_ms.get("gateway", 0) / cpu_ms["passthrough"], 3) or None
         summary["litellm_cpu_ms_per_request"] = round(cpu_ms.get("litellm", 0), 3) or None
         summary["requests_per_path"] = args.requests
         summary["litellm_version"] = litellm_version if "litellm" in added else None

@@ -7,7 +7,8 @@ Run from the repository root with the sportlab venv:
 Prints the median (and fastest) wall time of each operation over ``--repeat`` runs, after one
 warm-up run, so the numbers reflect steady state in a notebook kernel. Operations a sportlab
 version does not have print "n/a", so the same script compares two versions (run it with
-``PYTHONPATH=<other checkout>/sportlab/src`` for the other one).
+``PYTHONPATH=<other checkout>/sportlab/src`` for the other one). On a shared machine compare
+two versions with ``benchmarks/sportlab_ab.py`` instead: it interleaves them on the same inputs.
 """
 
 from __future__ import annotations

@@ -150,6 +150,7 @@ class Gateway:
         for pool in self.scheduler.pools.values():
             m.running.labels(pool.name).set(len(pool.running))
             m.backend_up.labels(pool.name).set(1 if pool.up else 0)
+        m.ledger_pending.set(self.books.pending)
 
     # -- health checks --------------------------------------------------------------------
 

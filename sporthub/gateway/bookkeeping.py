@@ -1,8 +1,14 @@
 """What the gateway writes down about each request: one ledger row, one audit line, its metrics.
 
-A request hands its record over once, at its end (``write_row``), whatever its outcome; the row is
-written in a task of its own so that a request cancelled by its caller still gets it, and the
-gateway waits for those writes at shutdown (``close``).
+A request hands its record over once, at its end (``write_row``), whatever its outcome, after its
+slot and its budget reservation were settled in memory. The rows are written by one task of their
+own, so that a request cancelled by its caller still gets its row; the rows handed over while a
+transaction is under way go into the next one together (a commit costs about as much CPU as 15
+rows, and a disk's flush several ms), each row whole or not at all. An answer ends once its row
+is committed (a caller who has the answer has it counted, even if the gateway dies right after),
+or after ``ROW_WAIT_S`` while the database is away, the writer going on trying. The gateway writes
+what is left at shutdown (``close``); ``pending`` (the ``sporthub_llm_ledger_pending_rows`` gauge)
+counts the rows not written yet.
 """
 
 from __future__ import annotations
@@ -21,6 +27,7 @@ from sporthub.pseudonym import Pseudonyms
 
 log = logging.getLogger("sporthub.gateway")
 ROW_WAIT_S = 5.0
+BATCH_ROWS = 500
 
 
 class Bookkeeping:
@@ -34,6 +41,15 @@ class Bookkeeping:
         self.directory = directory  # the groups a user's tokens are counted under
         self.in_flight = 0  # requests between admission and their settlement
         self._pending: set[asyncio.Task] = set()
+        # handed over, not yet in a transaction; each with the future its answer waits for
+        self._rows: list[tuple[RequestRecord, asyncio.Future]] = []
+        self._writing = 0  # rows in the transaction under way
+        self._writer: asyncio.Task | None = None
+
+    @property
+    def pending(self) -> int:
+        """Rows handed over and not written yet."""
+        return len(self._rows) + self._writing
 
     def slot_given(self, ticket: Ticket) -> None:
         """The wait's metrics, from the moment the scheduler gave the slot."""
@@ -42,17 +58,35 @@ class Bookkeeping:
             self.metrics.observe_eta_error(ticket.eta_error_s)
 
     def write_row(self, record: RequestRecord, text) -> Awaitable:
-        """The one ledger row, audit line and metrics update of a request.
-
-        Started at once, in a task of its own, so a request cancelled by its client still gets
-        its row; what is returned is the wait for it, which a cancelled caller may skip.
-        """
+        """The one ledger row, audit line and metrics update of a request: the audit line and
+        the metrics now, the row queued for the writer task (which nothing cancels). What is
+        returned is the wait for the row's commit, which a cancelled caller may skip."""
         self._count(record)
         self.audit.write(record, text)
-        task = self.spawn(self.ledger.record(record))
-        # normally written before the answer ends; while the database restarts the write
-        # goes on retrying in the background rather than holding the caller
-        return asyncio.wait({task}, timeout=ROW_WAIT_S)
+        written = asyncio.get_running_loop().create_future()
+        self._rows.append((record, written))
+        if self._writer is None:
+            self._writer = self.spawn(self._write_rows())
+        return asyncio.wait({written}, timeout=ROW_WAIT_S)
+
+    async def _write_rows(self) -> None:
+        """Write the queued rows, one transaction for all those queued, until none is left."""
+        try:
+            while self._rows:
+                batch, self._rows = self._rows[:BATCH_ROWS], self._rows[BATCH_ROWS:]
+                self._writing = len(batch)
+                try:
+                    await self.ledger.record_many([record for record, _ in batch])
+                except Exception:
+                    # the database refused them or stayed away too long (logged with the ids)
+                    log.exception("%d ledger rows could not be written", len(batch))
+                finally:
+                    self._writing = 0
+                    for _, written in batch:
+                        if not written.done():
+                            written.set_result(None)
+        finally:
+            self._writer = None
 
     def spawn(self, coroutine) -> asyncio.Task:
         """Work that must finish even when the request that started it is cancelled."""
@@ -84,6 +118,6 @@ class Bookkeeping:
         deadline = time.monotonic() + settle_s
         while self.in_flight and time.monotonic() < deadline:
             await asyncio.sleep(0.05)
-        if self._pending:
+        while self._pending:  # a request settling meanwhile may start a writer again
             await asyncio.gather(*self._pending, return_exceptions=True)
         self.ledger.close()

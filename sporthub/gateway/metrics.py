@@ -42,6 +42,9 @@ class GatewayMetrics:
                                        "two groups counts in both)", ["group", "kind"], registry=r)
         self.requests = Counter("sporthub_llm_requests", "Requests by outcome", ["outcome"],
                                 registry=r)
+        self.ledger_pending = Gauge("sporthub_llm_ledger_pending_rows", "Ledger rows of "
+                                    "finished requests not written yet (a few at most; growing "
+                                    "while the database is away)", registry=r)
         self.errors = Counter("sporthub_llm_errors", "Failed requests by kind", ["kind"],
                               registry=r)
 

@@ -2,8 +2,8 @@
 
 The whole life is one async generator, :meth:`ModelRequest._life`, and its single ``finally``
 gives back the slot (or the place in line), settles the budget reservation and writes exactly
-one ledger row and audit line, whatever raised: a bad body, a budget refusal, a backend that
-broke, a caller who hung up, or a bug. The generator yields either one complete
+one ledger row (bookkeeping.py) and audit line, whatever raised: a bad body, a budget refusal, a
+backend that broke, a caller who hung up, or a bug. The generator yields either one complete
 :class:`Response` (answers that are not streamed, and errors before any byte went out) or the
 bytes of an SSE stream (queue comments while waiting, then the backend's events).
 """
@@ -297,15 +297,18 @@ class ModelRequest:
                                "upstream_broken") from None
 
     async def _relay(self, response: httpx.Response):
-        """The backend's events as they come, counting usage, within the stall and the deadline."""
+        """The backend's events as they come, counting usage, within the stall and the deadline.
+
+        The events that arrived together go out together: one write to the caller, one timer,
+        not one for each event."""
         r = self.record
         loop = asyncio.get_running_loop()
         stall = self.settings.llm_stall_timeout_s
-        events = _sse_events(response, self.settings.llm_max_answer_bytes)
+        arrivals = _sse_events(response, self.settings.llm_max_answer_bytes)
         while True:
             try:
                 async with asyncio.timeout_at(min(loop.time() + stall, self.deadline)):
-                    event = await anext(events, None)
+                    events = await anext(arrivals, None)
             except TimeoutError:
                 if loop.time() >= self.deadline:
                     raise GatewayError(504, "The answer took longer than the "
@@ -318,25 +321,32 @@ class ModelRequest:
                 log.warning("stream from %s broke", r.backend)
                 raise GatewayError(502, "The language model backend stopped mid-answer.",
                                    "upstream_broken") from None
-            if event is None:
+            if events is None:
                 return
-            # bytes in, bytes out: the few numbers we need are read without parsing the JSON
-            if event.startswith(b"data:"):
-                if b'"usage"' in event:
-                    _read_usage(event, r)
-                    if _NO_CHOICES.search(event):
-                        if not self.payload.wants_usage:
-                            continue  # the usage-only chunk we asked for on the caller's behalf
-                    else:
-                        # vLLM's per-chunk usage, asked for the ledger: OpenAI clients expect
-                        # usage in the last chunk only
-                        event = without_usage(event)
-                if _HAS_TEXT.search(event):
-                    self.delivered += 1
-                    self.scheduler.progress(self.ticket)  # the wait estimate's clock
-                    if r.ttft_ms is None:
-                        r.ttft_ms = (time.monotonic() - self.started) * 1000
-            yield event + b"\n\n"
+            out = [event for event in map(self._relayed, events) if event is not None]
+            if out:
+                yield b"".join(out)
+
+    def _relayed(self, event: bytes) -> bytes | None:
+        """One event as the caller gets it (None: not for the caller), its usage and text
+        counted; bytes in, bytes out: the few numbers needed are read without parsing JSON."""
+        if event.startswith(b"data:"):
+            r = self.record
+            if b'"usage"' in event:
+                _read_usage(event, r)
+                if _NO_CHOICES.search(event):
+                    if not self.payload.wants_usage:
+                        return None  # the usage-only chunk we asked for on the caller's behalf
+                else:
+                    # vLLM's per-chunk usage, asked for the ledger: OpenAI clients expect
+                    # usage in the last chunk only
+                    event = without_usage(event)
+            if _HAS_TEXT.search(event):
+                self.delivered += 1
+                self.scheduler.progress(self.ticket)  # the wait estimate's clock
+                if r.ttft_ms is None:
+                    r.ttft_ms = (time.monotonic() - self.started) * 1000
+        return event + b"\n\n"
 
     def _refused_by(self, upstream: Upstream, response: httpx.Response,
                     content: bytes) -> GatewayError:
@@ -365,7 +375,8 @@ class ModelRequest:
                                     tokens=r.completion_tokens)
             else:
                 self.scheduler.withdraw(self.ticket)
-        if self.upstream_response is not None:
+        if self.upstream_response is not None and not self.upstream_response.is_closed:
+            # (an answer read to its end closed itself, giving its connection back)
             self.books.spawn(self.upstream_response.aclose())
         if self.forwarded:
             # the backend read the prompt whatever happened next (llama-server sends usage
@@ -380,7 +391,7 @@ class ModelRequest:
         self.reserved = 0
         row = self.books.write_row(r, self.payload.text if self.payload else None)
         self.books.in_flight -= 1
-        await row
+        await row  # the answer ends once its row is in the ledger
 
 
 class _SSEResponse(StreamingResponse):
@@ -452,20 +463,22 @@ def _count(usage, name: str) -> int:
 
 
 async def _sse_events(response: httpx.Response, limit: int):
-    """Split an SSE byte stream into events (without their blank-line terminator); an event
-    that grows past ``limit`` bytes is cut, so a stream is never held whole either."""
+    """Split an SSE byte stream into events (without their blank-line terminator), yielded as
+    the list of those completed by each chunk read; an event that grows past ``limit`` bytes is
+    cut, so a stream is never held whole either."""
     buffer = b""
     async for chunk in response.aiter_raw():
         buffer += chunk.replace(b"\r\n", b"\n")
-        while b"\n\n" in buffer:
-            event, buffer = buffer.split(b"\n\n", 1)
-            if event:
-                yield event
+        if b"\n\n" in buffer:
+            *events, buffer = buffer.split(b"\n\n")
+            events = [e for e in events if e]
+            if events:
+                yield events
         if len(buffer) > limit:
             raise GatewayError(502, f"The model sent one stream event larger than "
                                f"{_size(limit)}, the most the gateway takes.", "answer_too_large")
     if buffer.strip():
-        yield buffer
+        yield [buffer]
 
 
 _PROMPT_TOKENS = re.compile(rb'"prompt_tokens":\s*(\d+)')

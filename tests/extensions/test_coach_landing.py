@@ -53,6 +53,9 @@ def test_the_coach_chat_is_made_once_with_the_welcome(tmp_path, lang, demo, shar
     # /share is named only where the club runs the squad service
     assert ("/share" in message["body"]) == share
     assert "{" not in message["body"] and "\n\n\n" not in message["body"]
+    # the model is not given the welcome again with each question; an answer it is given
+    assert landing.is_welcome(message["body"])
+    assert not landing.is_welcome("Warm up for 15 minutes, then do a few short accelerations.")
     # the person's chat is theirs: never written over
     (tmp_path / "coach.chat").write_text('{"messages": []}', encoding="utf-8")
     assert not landing.make_coach_chat(tmp_path, lang, demo)

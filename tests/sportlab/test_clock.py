@@ -65,6 +65,13 @@ def test_a_clock_jump_back_keeps_the_recorded_order_and_loses_no_riding(activiti
     naive.index = naive.index.where(np.arange(len(naive)) < 59, naive.index - pd.Timedelta("1h"))
     sorted_power = naive.sort_index()["power_w"].to_numpy()
     assert not np.array_equal(sorted_power, original["power_w"].to_numpy())
+    # The session row, what the squad and the Coach show, is the original's but for the clock.
+    with pytest.warns(ClockWarning):
+        row = summarize_session(path).to_dict()
+    expected = summarize_session(activities / SMALL_TCX).to_dict()
+    for field in ("file", "start", "date"):
+        row.pop(field), expected.pop(field)
+    assert row == expected
 
 
 def test_repeated_timestamps_with_other_values_are_averaged_with_a_warning(tcx_text, tmp_path,

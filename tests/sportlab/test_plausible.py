@@ -9,13 +9,21 @@ import pytest
 
 from sportlab import read_activity, summarize_session
 from sportlab.metrics import (
+    acwr,
+    banister_performance,
+    critical_power,
     hr_zones,
+    hrv_readiness,
     intensity,
     mean_max_power,
+    monotony,
+    pmc,
     race_time_s,
     rmssd,
+    strain,
     stress_score,
     time_in_zones,
+    to_1hz,
     trimp,
     trimp_edwards,
     vdot,
@@ -182,3 +190,92 @@ def test_real_ride_written_with_bad_samples_is_cleaned_when_read(real_ride, tmp_
     assert len(caught) == 2
     assert np.isnan(ride["heart_rate_bpm"].iloc[50]) and np.isnan(ride["power_w"].iloc[60])
     assert ride["power_w"].notna().sum() == 119
+
+
+# Issue 22 item 2, the rest of the functions taking a number: load models, the mean-max
+# durations, the weighted-power window, the HRV baseline. Each gave a number before (-500 AU
+# made a week's CTL negative, inf NaN'd a season, 1.5 s read as 1 s, 0 s or -5 s vanished from
+# the curve, an infinite window gave the plain mean, ln rMSSD -3 counted as a morning).
+DAYS = pd.date_range("2026-01-01", periods=60, freq="D")
+
+
+def _load_with(day_5):
+    return pd.Series(np.where(np.arange(60) == 5, day_5, 50.0), index=DAYS)
+
+
+@pytest.mark.parametrize("call", [
+    lambda: pmc(_load_with(-500.0)),
+    lambda: pmc(_load_with(np.inf)),
+    lambda: pmc(_load_with(50.0), ctl_days=np.inf),
+    lambda: pmc(_load_with(50.0), atl_days=0),
+    lambda: pmc(_load_with(50.0), ctl0=np.nan),
+    lambda: acwr(_load_with(np.inf)),
+    lambda: acwr(_load_with(50.0), acute_days=np.inf),
+    lambda: acwr(_load_with(50.0), acute_days=7, chronic_days=28.5),
+    lambda: monotony(_load_with(-50.0)),
+    lambda: monotony(_load_with(50.0), window_days=0),
+    lambda: monotony(_load_with(50.0), window_days=1),
+    lambda: strain(_load_with(np.inf)),
+    lambda: mean_max_power(np.full(600, 200.0), [np.inf]),
+    lambda: mean_max_power(np.full(600, 200.0), [60, 0]),
+    lambda: mean_max_power(np.full(600, 200.0), [-5]),
+    lambda: mean_max_power(np.full(600, 200.0), [1.5]),
+    lambda: weighted_power(np.full(600, 200.0), window_s=np.inf),
+    lambda: weighted_power(np.full(600, 200.0), window_s=29.5),
+    lambda: hrv_readiness(pd.Series(np.full(60, 4.0), index=DAYS), swc_factor=np.inf),
+])
+def test_every_other_number_taking_function_refuses_by_name(call):
+    with pytest.raises(ValueError, match=r"finite|positive|whole|at least|a number"):
+        call()
+
+
+def test_mean_max_leaves_out_only_durations_longer_than_the_ride():
+    curve = mean_max_power(np.full(600, 200.0), [60, 600, 601, 3600])
+    assert curve.index.tolist() == [60, 600]
+
+
+def test_an_implausible_ln_rmssd_morning_is_a_missed_morning_with_a_warning():
+    values = pd.Series(np.full(60, 4.0), index=DAYS)
+    values.iloc[40] = -3.0  # an rMSSD of 0.05 ms: a broken recording
+    with pytest.warns(ImplausibleSampleWarning, match="ln_rmssd"):
+        result = hrv_readiness(values)
+    assert np.isnan(result["ln_rmssd"].iloc[40])
+    assert result["rolling_mean"].iloc[40] == pytest.approx(4.0)
+    assert not result["below_swc"].any()
+
+
+@pytest.mark.parametrize("call", [
+    lambda: banister_performance(_load_with(50.0), np.inf, 1.0, 2.0, 42, 7),
+    lambda: banister_performance(_load_with(50.0), 100, np.inf, 2.0, 42, 7),
+    lambda: banister_performance(_load_with(50.0), 100, -1.0, 2.0, 42, 7),
+    lambda: banister_performance(_load_with(50.0), 100, 1.0, 2.0, np.inf, 7),
+    lambda: critical_power(pd.Series([500.0, 400, 300, 280], index=[180, 300, 720, 1200]),
+                           durations_s=[np.inf, 300, 720]),
+    lambda: to_1hz(np.full(60, 150.0), max_dropout_s=np.nan),
+    lambda: to_1hz(np.full(60, 150.0), pause_gap_s=np.nan),
+])
+def test_model_parameters_and_gap_arguments_refuse_non_numbers(call):
+    with pytest.raises(ValueError, match=r"finite|positive|whole"):
+        call()
+
+
+@pytest.mark.parametrize(("hr_avg", "hr_rest", "hr_max", "message"), [
+    (250.0, 50.0, 190.0, "above hr_max"),  # gave 852 AU: 131 % of the reserve
+    (150.0, 50.0, 300.0, "hr_max must be a heart rate of 25-250 bpm"),
+    (150.0, 10.0, 190.0, "hr_rest must be a heart rate"),
+    (np.array([150.0, 400.0]), 50.0, 190.0, "hr_avg must be a heart rate"),
+])
+def test_banister_trimp_refuses_heart_rates_no_heart_has(hr_avg, hr_rest, hr_max, message):
+    with pytest.raises(ValueError, match=message):
+        trimp(60, hr_avg, hr_rest, hr_max)
+
+
+def test_banister_trimp_keeps_a_missing_session_missing():
+    assert np.isnan(trimp(60, np.nan, 50, 190))
+    assert trimp(60, 40, 50, 190) == 0.0  # below rest: no load, as documented
+
+
+def test_a_speed_no_runner_reaches_is_missing_in_grade_adjusted_pace():
+    with pytest.warns(ImplausibleSampleWarning, match="speed_m_s"):
+        adjusted = grade_adjusted_pace(np.array([3.0, 100.0]), np.array([0.0, 0.0]))
+    assert adjusted[0] == pytest.approx(3.0) and np.isnan(adjusted[1])

@@ -61,6 +61,7 @@ def _ride_with_a_dropout(seconds=30):
 
 def test_the_dropout_error_names_an_argument_every_resampling_function_takes():
     from sportlab.metrics import mean_max_power, to_1hz, weighted_power
+    from sportlab.metrics.power import skiba_tau_s
 
     power = _ride_with_a_dropout()
     calls = {
@@ -68,6 +69,7 @@ def test_the_dropout_error_names_an_argument_every_resampling_function_takes():
         "weighted_power": lambda **kw: weighted_power(power, **kw),
         "mean_max_power": lambda **kw: mean_max_power(power, [60], **kw),
         "w_prime_balance": lambda **kw: w_prime_balance(power, 250.0, 20_000.0, **kw),
+        "skiba_tau_s": lambda **kw: skiba_tau_s(power, 250.0, **kw),
     }
     for name, call in calls.items():
         with pytest.raises(ValueError, match=r"pass a larger max_dropout_s=") as error:

@@ -88,6 +88,13 @@ def welcome(lang: str, demo: bool, share: bool = False) -> str:
     return f"{text}\n\n_{DEMO_NOTICE[lang]}_" if demo else text
 
 
+def is_welcome(body: str) -> bool:
+    """The Coach's welcome (any language, with or without the demo notice): not conversation,
+    so it is not sent to the model again with each question (a few hundred tokens to read)."""
+    # what comes before the optional /share paragraph is the same in every welcome
+    return any(body.startswith(text.partition("{share}")[0]) for text in WELCOME.values())
+
+
 def has_demo_notice(bodies: list[str]) -> bool:
     return any(mark in body for body in bodies for mark in DEMO_MARK.values())
 

@@ -158,8 +158,11 @@ class CoachPersona(BasePersona):
     def _conversation(self, message: Message, summary: Summary) -> list[dict]:
         """The system prompt with the athlete's data, and the latest exchanges."""
         history = [m for m in self.chat.get_messages() if m.id != message.id][-HISTORY_MESSAGES:]
+        # the welcome is left out: ~250 tokens (~650 in Russian) the model would read before
+        # each of the first answers, the largest part of their wait on the embedded model
         turns = [{"role": "assistant" if m.sender == self.id else "user", "content": m.body}
-                 for m in history if m.body and not m.deleted]
+                 for m in history if m.body and not m.deleted
+                 and not (m.sender == self.id and landing.is_welcome(m.body))]
         system = f"{SYSTEM_PROMPT}\n\n{summary.text}"
         return [{"role": "system", "content": system}, *turns,
                 {"role": "user", "content": message.body}]

@@ -32,6 +32,9 @@ The bounds (inclusive) and where they come from, in :data:`BOUNDS`:
 * ``rr_ms`` 250-2500 ms: RR intervals of heart rates between 24 and 240 bpm, the range the
   heart-rate bounds above allow (Task Force of the ESC/NASPE, Circulation 1996;93:1043-1065,
   requires artefact-free NN intervals).
+* ``ln_rmssd`` 0 to ln 2250 (7.72): an rMSSD of at least 1 ms (a negative ln rMSSD is a broken
+  recording, not a morning; resting values in Nunan D et al. PACE 2010;33:1407-1417 are tens
+  of ms) and at most 2250 ms, the largest successive difference the ``rr_ms`` bounds allow.
 
 Checking costs two passes (minimum and maximum) over a clean channel; only a channel with a bad
 sample is copied.
@@ -57,6 +60,7 @@ BOUNDS: dict[str, tuple[float, float]] = {
     "latitude_deg": (-90.0, 90.0),
     "longitude_deg": (-180.0, 180.0),
     "rr_ms": (250.0, 2500.0),
+    "ln_rmssd": (0.0, math.log(2250.0)),
 }
 
 _ANY_FINITE = (-float(np.finfo(np.float64).max), float(np.finfo(np.float64).max))

@@ -124,9 +124,10 @@ def grid_1hz(
     :data:`sportlab.plausible.BOUNDS` (any infinite sample, for other names) is a dropout, with
     an :class:`sportlab.plausible.ImplausibleSampleWarning`.
     """
-    if pause_gap_s <= 0:
+    # inf is meaningful for both (never a pause; bridge any dropout); NaN is refused.
+    if not pause_gap_s > 0:
         raise ValueError(f"pause_gap_s must be positive, got {pause_gap_s}")
-    if max_dropout_s < 0:
+    if not max_dropout_s >= 0:
         raise ValueError(f"max_dropout_s must be zero or positive, got {max_dropout_s}")
     if long_dropouts not in ("raise", "nan"):
         raise ValueError(f"long_dropouts must be 'raise' or 'nan', got {long_dropouts!r}")

@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 
 from sportlab._typing import ArrayLike
-from sportlab.plausible import clean, require_finite, within
+from sportlab.plausible import BOUNDS, clean, require_finite, within
 from sportlab.resample import MAX_DROPOUT_S, PAUSE_GAP_S, grid_1hz, is_1hz_with_pauses
 
 # Banister's weighting constants (a, b) in TRIMP = D * dHR * a * exp(b * dHR).
@@ -26,7 +26,8 @@ def trimp(
     """Banister's training impulse (arbitrary units) from session duration and mean heart rate.
 
     ``TRIMP = D * dHR * a * exp(b * dHR)`` with ``dHR = (HRavg - HRrest) / (HRmax - HRrest)``
-    (fraction of heart-rate reserve, negative values clipped to 0), D in minutes, and
+    (fraction of heart-rate reserve, negative values clipped to 0; heart rates outside
+    :data:`sportlab.plausible.BOUNDS` or a mean above HRmax raise ValueError), D in minutes, and
     ``a, b = 0.64, 1.92`` for men and ``0.86, 1.67`` for women, from the blood-lactate response to
     exercise. Banister EW. Modeling elite athletic performance. In: MacDougall JD, Wenger HA,
     Green HJ (eds). Physiological Testing of the High-Performance Athlete. Human Kinetics 1991,
@@ -44,8 +45,20 @@ def trimp(
     require_finite("hr_max", hr_max, positive=True)
     rest = np.asarray(hr_rest, dtype=float)
     maximum = np.asarray(hr_max, dtype=float)
+    average = np.asarray(hr_avg, dtype=float)
+    low, high = BOUNDS["heart_rate_bpm"]
+    for name, value in (("hr_avg", average), ("hr_rest", rest), ("hr_max", maximum)):
+        with np.errstate(invalid="ignore"):
+            if np.any((value < low) | (value > high)):
+                raise ValueError(f"{name} must be a heart rate of {low:g}-{high:g} bpm "
+                                 f"(sportlab.plausible.BOUNDS), got {value}")
     _check_reserve(maximum, rest)
-    reserve_fraction = (np.asarray(hr_avg, dtype=float) - rest) / (maximum - rest)
+    with np.errstate(invalid="ignore"):
+        if np.any(average > maximum):
+            # More than 100 % of the reserve: the HRmax given is not this athlete's maximum.
+            raise ValueError(f"hr_avg ({average}) is above hr_max ({maximum}): a session's "
+                             "mean heart rate cannot exceed the maximum; measure HRmax again")
+    reserve_fraction = (average - rest) / (maximum - rest)
     reserve_fraction = np.clip(reserve_fraction, 0.0, None)
     result = (
         np.asarray(duration_min, dtype=float) * reserve_fraction * a * np.exp(b * reserve_fraction)

@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 
 from sportlab._typing import ArrayLike
-from sportlab.plausible import clean
+from sportlab.plausible import clean, require_finite
 
 
 def rmssd(rr_ms: ArrayLike) -> float:
@@ -103,7 +103,9 @@ def hrv_readiness(
     for name, days in (("baseline_days", baseline_days), ("rolling_days", rolling_days)):
         if days < 1:
             raise ValueError(f"{name} must be at least 1, got {days}")
-    series = clean(pd.Series(ln_rmssd_daily, dtype="float64"), "ln_rmssd")  # inf: a missed day
+    require_finite("swc_factor", swc_factor)
+    # Outside 0..ln 300 (sportlab.plausible.BOUNDS) or inf: a missed day, with a warning.
+    series = clean(pd.Series(ln_rmssd_daily, dtype="float64"), "ln_rmssd")
     original_index = series.index
     if isinstance(series.index, pd.DatetimeIndex):
         days_index = series.index.normalize()

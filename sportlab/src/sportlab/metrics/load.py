@@ -21,13 +21,25 @@ def as_daily(load: ArrayLike) -> pd.Series:
     """Return ``load`` as one value per consecutive day (rest days = 0), as float64.
 
     A DatetimeIndex is summed per calendar day over the full date range; any other input is taken
-    to already be one value per consecutive day. NaN counts as 0 (no recorded session).
+    to already be one value per consecutive day. NaN counts as 0 (no recorded session). A negative
+    or infinite load raises ValueError: no session has one, and one such day would move CTL, ATL,
+    ACWR, monotony and strain for weeks (-500 AU made a week's fitness negative).
     """
     if isinstance(load, pd.Series) and isinstance(load.index, pd.DatetimeIndex):
         daily = load.astype("float64").resample("D").sum(min_count=1)
     else:
         daily = pd.Series(load, dtype="float64")
-    return daily.fillna(0.0).rename("load")
+    daily = daily.fillna(0.0).rename("load")
+    if daily.size:
+        require_finite("daily load", daily.to_numpy())
+    return daily
+
+
+def _require_days(name: str, days: float, least: int = 1) -> None:
+    """A window or time constant in days: a finite number of at least ``least``."""
+    require_finite(name, days, positive=True)
+    if days < least:
+        raise ValueError(f"{name} must be at least {least} day(s), got {days}")
 
 
 def _ewma_from(values: np.ndarray, alpha: float, initial: float) -> np.ndarray:
@@ -66,9 +78,12 @@ def pmc(
     daily = as_daily(daily_load)
     values = daily.to_numpy()
 
+    _require_days("ctl_days", ctl_days, 0)
+    _require_days("atl_days", atl_days, 0)
+    require_finite("ctl0", ctl0)
+    require_finite("atl0", atl0)
+
     def rate(tau: float) -> float:
-        if tau <= 0:
-            raise ValueError(f"time constant must be positive, got {tau}")
         if form == "exponential":
             return 1.0 - np.exp(-1.0 / tau)
         if form == "linear":
@@ -112,8 +127,12 @@ def acwr(
 
     Returns a DataFrame with columns ``acute``, ``chronic``, ``acwr``.
     """
-    if acute_days < 1 or chronic_days <= acute_days:
-        raise ValueError("need 1 <= acute_days < chronic_days")
+    _require_days("acute_days", acute_days)
+    _require_days("chronic_days", chronic_days)
+    if chronic_days <= acute_days or int(acute_days) != acute_days or (
+            int(chronic_days) != chronic_days):
+        raise ValueError(f"need whole days 1 <= acute_days < chronic_days, got {acute_days} and "
+                         f"{chronic_days}")
     daily = as_daily(daily_load)
     if method == "rolling":
         acute = daily.rolling(acute_days, min_periods=acute_days).mean()
@@ -149,8 +168,11 @@ def monotony(daily_load: ArrayLike, window_days: int = 7) -> pd.Series:
     Foster C. Monitoring training in athletes with reference to overtraining syndrome. Med Sci
     Sports Exerc 1998;30(7):1164-1168. Rest days count as zero load. The SD is the sample SD
     (ddof=1, as spreadsheet STDEV); a week of identical non-zero loads gives ``inf``, a week with
-    no load gives NaN.
+    no load gives NaN. ``window_days`` is a whole number of at least 2 (an SD needs two days).
     """
+    _require_days("window_days", window_days, 2)
+    if int(window_days) != window_days:
+        raise ValueError(f"window_days must be a whole number of days, got {window_days}")
     daily = as_daily(daily_load)
     rolling = daily.rolling(window_days, min_periods=window_days)
     return (rolling.mean() / rolling.std(ddof=1)).rename("monotony")

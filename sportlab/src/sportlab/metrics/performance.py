@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -11,6 +12,7 @@ from scipy.signal import lfilter
 
 from sportlab._typing import ArrayLike
 from sportlab.metrics.load import as_daily
+from sportlab.plausible import require_finite
 
 
 def _response(load: np.ndarray, tau: float) -> np.ndarray:
@@ -44,8 +46,13 @@ def banister_performance(
     if daily.empty:
         raise ValueError("load is empty: banister_performance needs at least one day of load")
     for name, tau in (("tau1", tau1), ("tau2", tau2)):
-        if not tau > 0:
+        if not (tau > 0 and math.isfinite(tau)):
             raise ValueError(f"{name} must be a positive number of days, got {tau}")
+    # The model's gains are fitness and fatigue per unit load: finite and not negative.
+    if not math.isfinite(p0):
+        raise ValueError(f"p0 must be finite, got {p0}")
+    require_finite("k1", k1)
+    require_finite("k2", k2)
     values = daily.to_numpy()
     fitness = _response(values, tau1)
     fatigue = _response(values, tau2)

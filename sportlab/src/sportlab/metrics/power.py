@@ -110,8 +110,9 @@ def weighted_power(
     against it in the tests). Rides shorter than one window return the plain mean. Timing,
     gaps and dropouts (``pause_gap_s``, ``max_dropout_s``): see :func:`to_1hz`.
     """
-    if window_s < 1:
-        raise ValueError(f"window_s must be at least 1 s, got {window_s}")
+    if not (math.isfinite(window_s) and window_s >= 1 and int(window_s) == window_s):
+        raise ValueError(f"window_s must be a whole number of seconds, at least 1, got {window_s}")
+    window_s = int(window_s)
     power = to_1hz(power_series(power_w, "weighted_power"), sample_s, pauses="drop",
                    pause_gap_s=pause_gap_s, max_dropout_s=max_dropout_s).to_numpy()
     if power.size == 0:
@@ -173,6 +174,17 @@ def _default_durations(n: int) -> np.ndarray:
     return np.unique(np.concatenate([short, long, standard]))
 
 
+def _whole_seconds(durations_s: ArrayLike) -> np.ndarray:
+    """Durations asked for, as sorted unique whole seconds; a duration that is not a positive
+    whole number of seconds raises ValueError (1.5 s was read as 1 s, 0 and -5 s were left out
+    and inf failed with OverflowError)."""
+    asked = np.atleast_1d(np.asarray(durations_s, dtype="float64"))
+    bad = ~np.isfinite(asked) | (asked < 1) | (asked != np.floor(asked))
+    if bad.any():
+        raise ValueError(f"durations_s must be whole seconds of at least 1, got {asked[bad][0]!r}")
+    return np.unique(asked.astype(np.int64))
+
+
 def mean_max_power(
     power_w: PowerInput,
     durations_s: ArrayLike | None = None,
@@ -199,7 +211,8 @@ def mean_max_power(
 
     Default durations: every second to 120 s, ~150 log-spaced durations up to the ride length,
     and the standard test durations in :data:`STANDARD_DURATIONS_S` (3, 5, 12, 20 min, ...)
-    that fit in the ride.
+    that fit in the ride. ``durations_s`` given: whole seconds of at least 1 (else ValueError);
+    those longer than the ride are left out of the result.
 
     Pauses count as 0 W on the elapsed-time grid (:func:`to_1hz`): an effort interrupted by a
     pause is not joined up across it, so the curve is never above what was ridden in one go.
@@ -214,8 +227,8 @@ def mean_max_power(
     if durations_s is None:
         durations = _default_durations(n)
     else:
-        durations = np.unique(np.asarray(durations_s, dtype=int))
-        durations = durations[(durations >= 1) & (durations <= n)]
+        durations = _whole_seconds(durations_s)
+        durations = durations[durations <= n]
     cumulative = np.concatenate([[0.0], np.cumsum(power)])
     exact = np.array([np.max(cumulative[d:] - cumulative[:-d]) / d for d in durations])
     best = _best_at_least(power, cumulative, durations, exact) if at_least else exact
@@ -363,7 +376,7 @@ def critical_power(
     if durations_s is None and min_s is None and max_s is None:
         durations_s = DEFAULT_CP_DURATIONS_S[model]
     if durations_s is not None:
-        wanted = np.unique(np.asarray(durations_s, dtype=float))
+        wanted = _whole_seconds(durations_s).astype(float)
         if known_t.size == 0 or wanted.size == 0 or not (wanted > 0).all():
             t = np.zeros(0)
         else:
@@ -418,17 +431,26 @@ def _warn_if_implausible(fit: CriticalPowerFit, t: np.ndarray, p: np.ndarray) ->
         )
 
 
-def skiba_tau_s(power_w: PowerInput, cp_w: float, sample_s: float | None = None) -> float:
+def skiba_tau_s(
+    power_w: PowerInput,
+    cp_w: float,
+    sample_s: float | None = None,
+    *,
+    pause_gap_s: float = PAUSE_GAP_S,
+    max_dropout_s: float = MAX_DROPOUT_S,
+) -> float:
     """W' reconstitution time constant (s): ``546 * exp(-0.01 * D_CP) + 316``.
 
     ``D_CP`` is CP minus the mean of all 1-s samples below CP (the recovery power); with no
     sample below CP, recovery power is taken as 0 W. Pauses count as 0 W, as in
-    :func:`w_prime_balance`. Skiba PF, Chidnok W, Vanhatalo A, Jones AM. Modeling the
+    :func:`w_prime_balance`; ``pause_gap_s`` and ``max_dropout_s`` as in :func:`to_1hz`.
+    Skiba PF, Chidnok W, Vanhatalo A, Jones AM. Modeling the
     expenditure and reconstitution of work capacity above critical power. Med Sci Sports Exerc
     2012;44(8):1526-1532.
     """
     require_finite("cp_w", cp_w, positive=True)
-    power = to_1hz(power_series(power_w, "skiba_tau_s"), sample_s).to_numpy()
+    power = to_1hz(power_series(power_w, "skiba_tau_s"), sample_s, pause_gap_s=pause_gap_s,
+                   max_dropout_s=max_dropout_s).to_numpy()
     below = power[power < cp_w]
     recovery_w = float(below.mean()) if below.size else 0.0
     return 546.0 * math.exp(-0.01 * (cp_w - recovery_w)) + 316.0

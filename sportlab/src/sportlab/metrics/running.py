@@ -7,7 +7,7 @@ import pandas as pd
 from scipy.optimize import brentq
 
 from sportlab._typing import ArrayLike
-from sportlab.plausible import require_finite
+from sportlab.plausible import clean, require_finite
 
 # Minetti's polynomial is fitted on treadmill gradients from -45 % to +45 %.
 _MINETTI_GRADE_LIMIT = 0.45
@@ -41,11 +41,14 @@ def grade_adjusted_pace(
     Metabolic power per kg is ``Cr(i) * v`` (Minetti et al. 2002, see
     :func:`minetti_energy_cost`), so the equivalent flat speed is ``v * Cr(i) / Cr(0)``. Returned
     as a speed in m/s (convert to pace with ``1000 / v`` s/km). A Series input keeps its index.
-    A negative or infinite speed raises ValueError; NaN (a missing sample) stays NaN.
+    A negative or infinite speed raises ValueError; NaN (a missing sample) stays NaN, and so does
+    a speed above :data:`sportlab.plausible.BOUNDS` (75 m/s), with an ImplausibleSampleWarning.
     """
     require_finite("speed_m_s", speed_m_s, allow_nan=True)
+    # Above 75 m/s (sportlab.plausible.BOUNDS) is no runner: missing, with a warning.
+    speed = clean(np.asarray(speed_m_s, dtype=float), "speed_m_s", stacklevel=3)
     adjusted = (
-        np.asarray(speed_m_s, dtype=float)
+        speed
         * np.asarray(minetti_energy_cost(grade))
         / minetti_energy_cost(0.0)
     )
@@ -93,6 +96,8 @@ def race_time_s(vdot_value: float, distance_m: float) -> float:
     """Race time (s) over ``distance_m`` that the Daniels/Gilbert equations give for a VDOT.
 
     The inverse of :func:`vdot`, solved numerically (VDOT falls monotonically with time).
+    Daniels J, Gilbert J. Oxygen Power: Performance Tables for Distance Runners. Tempe, AZ, 1979
+    (checked against the race-equivalence table of Daniels' Running Formula in the tests).
     """
     _require_positive("vdot_value", vdot_value)
     _require_positive("distance_m", distance_m)
