@@ -18,8 +18,9 @@ made by the admin, its password set through the invite link):
   (sign-in and the spawn, whose own time is the hub's "took N seconds to start"), the JupyterLab
   page until its shell is drawn, and the shell until the Coach's chat is ready;
 - **first words**: the question sent until the Coach's answer shows its first words, and until the
-  answer is complete; next to it the model's own time to first token (the same question straight
-  to llama-server) and through the gateway, measured in the same run: the floor;
+  answer is complete (its ledger row); next to it the model's own time to first token (the same
+  question straight to llama-server) and through the gateway, measured with the model idle just
+  before each login: the floor;
 - **returning**: the same athlete signs in again after their server was stopped (their system user
   and home are there already).
 
@@ -124,12 +125,13 @@ def spawn_seconds(stack, name: str, seen: int) -> tuple[float | None, int]:
     return (float(found[seen]) if len(found) > seen else None), len(found)
 
 
-def model_ttft(url: str, headers: dict, model: str) -> float:
-    """Seconds to the first streamed token of the question, asked straight (no chat history)."""
+def model_ttft(url: str, headers: dict, model: str, nonce: str = "") -> float:
+    """Seconds to the first streamed token of the question, asked straight (no chat history);
+    ``nonce`` makes the prompt one llama-server has not cached."""
     import httpx
 
     body = {"model": model, "stream": True, "max_tokens": 32,
-            "messages": [{"role": "user", "content": QUESTION}]}
+            "messages": [{"role": "user", "content": f"{nonce}{QUESTION}"}]}
     start = time.perf_counter()
     with httpx.stream("POST", url, json=body, headers=headers, timeout=120) as response:
         response.raise_for_status()
@@ -182,20 +184,23 @@ def main() -> None:
                 assert set_password(create_account(admin, name, "athletes"),
                                     PASSWORD).status_code == 302
                 run = {"name": name}
+                # the floor, with the model idle (an answer still being written would share it):
+                # the model's own first token, and through the gateway
+                key = (stack.data_dir / "secrets" / "embedded-llm-key").read_text().strip()
+                direct = (f"{stack.llm_url}/v1/chat/completions",
+                          {"Authorization": f"Bearer {key}"}, MODEL)
+                if i == 0:
+                    model_ttft(*direct, nonce="Warm-up. ")  # a cold llama-server's first answer
+                floor["model_ttft"].append(model_ttft(*direct, nonce=f"Athlete {name}. "))
+                token = admin.new_token(name, note="benchmark")
+                floor["gateway_ttft"].append(model_ttft(
+                    f"{stack.gateway}/v1/chat/completions",
+                    {"Authorization": f"Bearer {token}"}, MODEL, nonce=f"Runner {name}. "))
                 marks, page = first_login(stack, browser, name, args.locale)
                 run["first"] = marks
                 run["first"]["spawn"], seen = spawn_seconds(stack, name, 0)
                 run["words"] = first_words(page, stack, name)
                 page.context.close()
-                # the floor: the model's own first token, and through the gateway, right after
-                key = (stack.data_dir / "secrets" / "embedded-llm-key").read_text().strip()
-                floor["model_ttft"].append(model_ttft(
-                    f"{stack.llm_url}/v1/chat/completions", {"Authorization": f"Bearer {key}"},
-                    MODEL))
-                token = admin.new_token(name, note="benchmark")
-                floor["gateway_ttft"].append(model_ttft(
-                    f"{stack.gateway}/v1/chat/completions",
-                    {"Authorization": f"Bearer {token}"}, MODEL))
                 if not args.no_returning:
                     response = admin.api("DELETE", f"/users/{name}/server")
                     assert response.status_code in (202, 204), response.text

@@ -179,3 +179,10 @@ def _carry(podman: Engine, engine: Engine, image: str, progress=print) -> None:
     engine.run("load", stdin=save.stdout, stdout=subprocess.DEVNULL)
     if save.wait() != 0:
         raise EngineError(f"podman save {image} failed")
+    # podman names a short name localhost/<name> in the archive; Docker then knows only that
+    # name: the same image (its ID) gets the name the tier asks for
+    tagged = engine.run("tag", images.image_id(podman, image), image, check=False,
+                        capture_output=True)
+    if tagged.returncode != 0:
+        progress(f"{image} loaded with another ID than podman's ({tagged.stderr.strip()}): "
+                 "Docker Engine builds it")

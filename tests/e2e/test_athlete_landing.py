@@ -125,8 +125,13 @@ def test_english_chosen_in_settings_survives_a_restart_from_a_russian_browser(hu
     # Settings > Language > English, as the person does it; JupyterLab asks, then reloads
     page.locator("#jp-MainMenu .lm-MenuBar-itemLabel", has_text="Настройки").click()
     page.locator(".lm-Menu-itemLabel", has_text="Язык").click()
-    page.locator(".lm-Menu-itemLabel", has_text="English").first.click()
-    page.locator(".jp-Dialog .jp-mod-accept").click()
+    page.locator(".lm-Menu-item", has_text="English").first.click()
+    # the setting is saved, then JupyterLab reloads itself
+    with page.expect_navigation(), page.expect_response(
+            "**/api/settings/@jupyterlab/translation-extension:plugin*") as saved:
+        page.locator(".jp-Dialog .jp-mod-accept").click()
+    assert saved.value.request.method == "PUT" and saved.value.status == 204
+    page.wait_for_selector("#jp-main-dock-panel")
     expect(page.locator("#jp-MainMenu")).to_contain_text("File")
     page.context.close()
 

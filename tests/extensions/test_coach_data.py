@@ -9,15 +9,19 @@ contents API and chats over Jupyter AI's websocket, as JupyterLab does.
 from __future__ import annotations
 
 import asyncio
+import csv
+import io
 import json
 import re
 import time
+import tomllib
 from datetime import UTC, datetime, timedelta
 
 import httpx
 import pytest
 
 import sportlab
+from sportlab.athlete import LOG_HEADER
 from sportlab.metrics import mean_max_power, trimp_edwards, weighted_power
 from tests.e2e.test_walking_skeleton import COACH, chat
 from tests.support.athletes import athlete, recordings
@@ -119,6 +123,49 @@ def test_data_command_shows_the_summary_without_asking_the_model(hub, backend):
     assert "Your training data" in body
     assert "weighted power" in body and "broken.fit" in body
     assert len(backend.served) == served, "/data must not reach the model"
+
+
+def test_log_and_profile_in_the_chat_write_the_athletes_files_and_nothing_unclear(hub, backend):
+    token = athlete(hub, "lena")
+    served = len(backend.served)
+
+    def say(text: str) -> str:
+        replies = asyncio.run(chat(hub, "lena", token, text, persona=COACH,
+                                   chat_file="checkin.chat"))
+        return replies[-1]["body"]
+
+    def log_rows() -> list[dict]:
+        response = contents(hub, "lena", token, "activities/log.csv")
+        if response.status_code == 404:
+            return []
+        return list(csv.DictReader(io.StringIO(response.json()["content"])))
+
+    said = say("/log rpe 12 60min")
+    assert said.startswith("Nothing was written") and "RPE: 12 is not possible" in said, said
+    assert log_rows() == []
+    said = say("/log rpe 7 60min sleep 7.5h soreness 3")
+    assert said.startswith("Written to"), said
+    [row] = log_rows()
+    assert list(row) == list(LOG_HEADER)
+    assert (row["rpe"], row["minutes"], row["sleep_h"], row["soreness"], row["sleep_quality"]) \
+        == ("7", "60", "7.5", "3", "")
+    # a bare /log asks (the values that follow are taken as the answer while the chat stays
+    # open: held by the chat's persona, which a new websocket here does not always meet)
+    assert "/log rpe 7" in say("/log")
+    assert say("/log quality 2 yesterday").startswith("Written to")
+    assert [r["sleep_quality"] for r in log_rows()] == ["", "2"]
+
+    # Russian words in a Russian interface, answered in Russian
+    interface(hub, "lena", token, "ru-RU,ru;q=0.9")
+    said = say("/profile чссмакс 192 ftp 265")
+    assert said.startswith("Записано в `activities/profile.toml`"), said
+    profile = contents(hub, "lena", token, "activities/profile.toml").json()["content"]
+    thresholds = tomllib.loads(profile)
+    assert (thresholds["hr_max_bpm"]["value"], thresholds["ftp_w"]["value"]) == (192, 265)
+    said = say("/profile чссмакс 400")
+    assert said.startswith("Ничего не записано"), said
+    assert contents(hub, "lena", token, "activities/profile.toml").json()["content"] == profile
+    assert len(backend.served) == served, "/log and /profile never reach the model"
 
 
 def test_a_chat_is_still_there_after_the_server_stops_and_starts(hub, backend):
