@@ -64,24 +64,29 @@ PRIOR_PREFILL_TPS = 1000.0
 # prompts this long or longer teach the prefill rate; shorter ones the fixed time to a first token
 LONG_PROMPT = 256
 PREFILL_ALPHA = 0.3  # EWMA weight of a prefill sample
+# while a backend reads a new prompt it decodes the running answers less (llama-server little):
+# each start holds the others back by this share of its time to a first token. Replayed on a
+# recorded evening: 0 left the ETAs late (median +13 %), 1 early (-13 %), 0.5 -0.3 %.
+STALL = 0.5
 # how the total decode rate grows with concurrency before it is measured: total(n) = total(1) *
 # n**SCALING. Measured here: vLLM CPU 25 tok/s alone, 70-95 over 4 streams (n**0.8 .. 0.95);
 # llama-server on two cores gains less. A measured neighbour is scaled by this exponent too.
 SCALING = 0.7
-# EWMA weights of a rate sample of a second: in that level's rate, and in the load (shared by
-# every concurrency). A second's rate on a busy machine is noise around the minute's (half to one
-# and a half of it): weighed 0.8 together, as before, each second's noise moved every ETA by a
-# tenth to a quarter (the swings on the real model); 0.3 follows a lasting change of load within
-# a few seconds and a second's noise by a few per cent.
+# A rate sample spans at least RATE_SAMPLE_S (a start or an end cuts one shorter, and it weighs
+# less), and moves the rate of its level and the load (shared by every level) by these EWMA
+# weights. On the shared machine tokens come in bursts: one-second samples of one evening went
+# 0.35 -> 2.95 -> 0.82 tokens/s within ten seconds, and learnt fast (0.5/0.3) the rate was the last
+# burst's. Two recorded evenings, replayed (--rescore): 1 s and 0.5/0.3 gave 64 % and 12 % of the
+# first ETAs within the bound and the ETA went back and forth 3 and 4.4 times the time waited;
+# 5 s and 0.3/0.15 gave 64 % and 62 %, and 0.25 and 0.48.
 RATE_ALPHA = 0.15
 LOAD_ALPHA = 0.3
-RATE_SAMPLE_S = 1.0  # a rate sample spans at least this long (chunks come in bursts)
+RATE_SAMPLE_S = 5.0
 # how noisy a second's rate is (the variance of the log of its surprise), before it is measured,
 # and the weight of a sample in that
 NOISE_PRIOR, NOISE_ALPHA = 0.04, 0.1
 LENGTH_WINDOW = 200  # recent answer lengths kept per model
 ALIKE_ENOUGH = 5  # answers bounded alike needed to judge by them alone
-CUT_SHARE = 0.9  # an answer this close to its max_tokens was cut by it
 # the estimate is said as a number only this deep in line: further back, fair turns and priority
 # arrivals reorder the queue more than any estimate can know
 HONEST_DEPTH = 12
@@ -92,8 +97,9 @@ HONEST_SPREAD = 0.5
 SAMPLES, SAMPLED_DEPTH = 12, 24
 # a re-estimate moves the shown ETA only past this many seconds or this share of it, or past twice
 # the estimate's own noise (from the measured noise of the speed) when that is wider
-DEAD_BAND_S, DEAD_BAND_SHARE, DEAD_BAND_MAX_SHARE = 1.0, 0.05, 0.25
+DEAD_BAND_S, DEAD_BAND_SHARE, DEAD_BAND_MAX_SHARE = 1.0, 0.05, 0.5
 NOISE_BANDS = 3.0
+FAR_BANDS = 3.0  # a re-estimate this many bands off is news: the ETA follows it all the way
 
 
 @dataclass(eq=False)
@@ -157,7 +163,11 @@ class Speed:
 
     Decode samples are taken over spans in which the number of running streams did not change
     (the scheduler marks each change): tokens streamed in the span / its length / the streams
-    that were decoding, filed under the number running (prefilling ones slow the others too).
+    that were decoding, filed under the number running. A span in which a stream was still
+    reading its prompt is no sample: the prompt's time is learnt apart (:meth:`learn_prefill`),
+    and llama-server decodes little while it reads one (on the recorded evening, 1 token in 7 s
+    while three prompts were read; taken as the first rate at four streams, it put every ETA
+    four times too long).
     """
 
     def __init__(self, initial_tps: float):
@@ -177,6 +187,7 @@ class Speed:
         self._span_tokens = 0
         self._span_running = 0
         self._span_decoding = 0
+        self._span_reading = 0  # streams reading their prompt in the span
 
     def rate(self, running: int) -> float:
         """Tokens/s of one stream when ``running`` streams share the backend."""
@@ -198,19 +209,21 @@ class Speed:
     def tokens(self, n: int) -> None:
         self._span_tokens += n
 
-    def mark(self, now: float, running: int, decoding: int, force: bool = True) -> None:
+    def mark(self, now: float, running: int, decoding: int, force: bool = True,
+             reading: int = 0) -> None:
         """End the current span (learning from it) and start one with these counts."""
         if self._span_start is not None:
             span = now - self._span_start
             if not force and span < RATE_SAMPLE_S:
                 return
-            if self._span_decoding and self._span_tokens and span >= 0.2:
+            if self._span_decoding and self._span_tokens and span >= 0.2 and not self._span_reading:
                 # a short span (cut by a start or an end) counts its tokens to within one a
                 # stream: it says less, and weighs less
                 self.learn(self._span_running, self._span_tokens / span / self._span_decoding,
                            min(span / RATE_SAMPLE_S, 1.0))
         self._span_start, self._span_tokens = now, 0
         self._span_running, self._span_decoding = running, decoding
+        self._span_reading = reading
 
     def learn(self, running: int, per_stream_tps: float, weight: float = 1.0) -> None:
         """A sample at ``running`` streams: the first of a level is its rate; later ones move
@@ -279,14 +292,11 @@ class Lengths:
         if cached is None:
             near = [n for n, bound in self.recent
                     if bound and max_tokens / 1.5 <= bound <= max_tokens * 1.5]
-            if max_tokens and len(near) >= ALIKE_ENOUGH:
-                cached = near
-            else:
-                # too few alike: every answer, but one that ran to its lower bound was cut, not
-                # done: it says as much of a longer bound (the benchmark's first plans were told
-                # the questions' 30 tokens where they wrote 160: the ETAs behind them were late)
-                cached = [n * max_tokens / bound if bound and max_tokens > bound
-                          and n >= CUT_SHARE * bound else n for n, bound in self.recent]
+            # too few alike: every answer, capped by its own bound. (Counting an answer cut by
+            # a lower bound as one that would have gone on, to that bound, made the recorded
+            # evening's first ETAs 1.5 times too long: 36 % within the bound instead of 64 %.)
+            cached = near if max_tokens and len(near) >= ALIKE_ENOUGH else [
+                n for n, _ in self.recent]
             self._alike[max_tokens] = cached
         return cached
 
@@ -358,6 +368,11 @@ class Pool:
     def decoding(self) -> int:
         return sum(1 for t in self.running if t.first_token_at is not None)
 
+    @property
+    def reading(self) -> int:
+        """Streams still reading their prompt (an unary answer says nothing: not counted)."""
+        return sum(1 for t in self.running if t.stream and t.first_token_at is None)
+
 
 _MASK64 = 2**64 - 1
 
@@ -400,12 +415,18 @@ class _Simulation:
         self.ends: list[list[list[float]]] = [[[] for _ in pools] for _ in range(SAMPLES)]
         for i, pool in enumerate(pools):
             speed = self.speeds[i]
+            reading = 0.0
             for ticket in pool.running:
                 prefill, generated = self._running_state(ticket, speed, now)
+                reading += prefill
                 for k in range(SAMPLES):
                     tokens = self._lengths.draw(_uniform(ticket.seq, k), ticket.max_tokens,
                                                 generated)
                     self.ends[k][i].append(prefill + tokens / self.alone[i])
+            if STALL and reading:
+                # the prompts still being read hold the others back as long
+                for k in range(SAMPLES):
+                    self.ends[k][i] = [end + STALL * reading for end in self.ends[k][i]]
         for k in range(SAMPLES):
             for heap in self.ends[k]:
                 heapq.heapify(heap)
@@ -462,8 +483,11 @@ class _Simulation:
         i = free[0] if len(free) == 1 else min(
             free, key=lambda i: len(ends[i]) / self.pools[i].capacity)
         tokens = self._lengths.draw(_uniform(ticket.seq, k), ticket.max_tokens)
-        heapq.heappush(ends[i], virtual[i] + self.speeds[i].prefill_s(ticket.prompt_tokens)
-                       + tokens / self.alone[i])
+        prefill = self.speeds[i].prefill_s(ticket.prompt_tokens)
+        if STALL:
+            # while it reads its prompt the others barely decode: they end that much later
+            ends[i] = [end + STALL * prefill for end in ends[i]]
+        heapq.heappush(ends[i], virtual[i] + prefill + tokens / self.alone[i])
         return self.t[k]
 
     def _advance(self, k: int) -> None:
@@ -645,9 +669,9 @@ class Scheduler:
             speed.learn_prefill(ticket.prompt_tokens, (now - (now if ticket.started_at is None else ticket.started_at))
                                 * speed.rate(len(pool.running)) / speed.rate(1))
             # one more stream decodes: a new span (this chunk belongs to it)
-            speed.mark(now, len(pool.running), pool.decoding)
+            speed.mark(now, len(pool.running), pool.decoding, reading=pool.reading)
         else:
-            speed.mark(now, len(pool.running), pool.decoding, force=False)
+            speed.mark(now, len(pool.running), pool.decoding, force=False, reading=pool.reading)
         ticket.generated += tokens
         speed.tokens(tokens)
 
@@ -667,7 +691,7 @@ class Scheduler:
                 speed.learn(len(pool.running), tokens / decode_s)
         pool.running.discard(ticket)
         self.running_by_user[ticket.user] -= 1
-        speed.mark(now, len(pool.running), pool.decoding)
+        speed.mark(now, len(pool.running), pool.decoding, reading=pool.reading)
         if succeeded:
             self.lengths_of(ticket.model).add(max(tokens or 0, ticket.generated),
                                               ticket.max_tokens)
@@ -710,7 +734,7 @@ class Scheduler:
         ticket.backend = pool.name
         ticket.started_at = now = self.clock()
         pool.running.add(ticket)
-        self.speed_of(pool).mark(now, len(pool.running), pool.decoding)
+        self.speed_of(pool).mark(now, len(pool.running), pool.decoding, reading=pool.reading)
         ticket.admitted.set_result(pool.name)
 
     # -- health -----------------------------------------------------------------------------
@@ -817,7 +841,7 @@ class Scheduler:
             return
         difference = raw_at - ticket.eta_at
         band = max(DEAD_BAND_S, band_share * ticket.eta_s)
-        if abs(difference) > 3 * band:
+        if abs(difference) > FAR_BANDS * band:
             ticket.eta_at = raw_at
         elif abs(difference) > band:
             ticket.eta_at = raw_at - math.copysign(band / 2, difference)
