@@ -18,7 +18,7 @@ DEPLOY_VENV := .venv-deploy
 DEPLOY_STAMP := $(DEPLOY_VENV)/.installed
 DEPLOY_APT := caddy prometheus prometheus-node-exporter
 
-.PHONY: help preflight up test test-unit test-all test-suites test-deploy test-vllm test-containers test-compose images \
+.PHONY: help preflight up test test-unit test-all test-light test-suites test-deploy test-vllm test-containers test-compose images \
 	install lint clean recordings labextension settings-reference bench-smoke
 
 up: preflight install ## run SportHub on this machine (embedded default)
@@ -37,8 +37,18 @@ preflight: ## stop at once when people's servers could not enter this checkout (
 				echo "sporthub: people's servers run as system users of their own, who cannot enter $$folder. Put SportHub in a folder others may traverse (for example: git clone ... /srv/sporthub) or, if nothing private lies in $$folder, let others traverse it: chmod o+x $$folder" >&2; \
 				exit 2; fi; done; fi
 
-# everything, what CI (.ci/run) runs: the fast suite first, then each slow tier
-test-all: test test-suites test-vllm test-deploy test-containers test-compose bench-smoke ## everything CI (.ci/run) runs: make test, then each slow tier
+# everything, what CI (.ci/run) runs: the fast suite first, then the container tier, then the
+# vLLM tier (CPU-bound, about 15 minutes) with the light tiers one after another beside it: run
+# one by one the whole took about 80 of CI's 90 minutes; these tiers passed at a load of 15
+# (2026-12-07). Each tier's output comes whole when it ends (--output-sync), not interleaved
+test-all: ## everything CI (.ci/run) runs: make test, the container tier, then vLLM beside the light tiers
+	$(MAKE) test
+	$(MAKE) test-containers
+	$(MAKE) -j2 --output-sync=target test-vllm test-light
+
+# the tiers that run beside the vLLM tier in `make test-all`, one after another
+test-light: ## deploy, suites, compose and the benchmarks' smoke runs, one after another
+	$(MAKE) -j1 test-deploy test-suites test-compose bench-smoke
 
 # Tiers are pytest markers (pyproject.toml): `make test` runs every test not in a slow tier below
 test: preflight install $(OIDC_STAMP) recordings ## the fast test suite (real stack; the developer loop)

@@ -22,5 +22,13 @@ def test_each_benchmark_takes_smoke(bench):
 def test_bench_smoke_runs_every_benchmark_and_is_part_of_test_all():
     makefile = (BENCHMARKS[0].parents[1] / "Makefile").read_text()
     assert "for bench in benchmarks/*.py" in makefile and "$$bench --smoke" in makefile
-    test_all = next(line for line in makefile.splitlines() if line.startswith("test-all:"))
-    assert "bench-smoke" in test_all.split("##")[0]
+    assert "test-light" in recipe(makefile, "test-all")
+    assert "bench-smoke" in recipe(makefile, "test-light")
+
+
+def recipe(makefile: str, target: str) -> str:
+    """A target's prerequisites and recipe lines (up to the next blank line)."""
+    lines = makefile.splitlines()
+    start = next(i for i, line in enumerate(lines) if line.startswith(f"{target}:"))
+    end = next((i for i in range(start, len(lines)) if not lines[i].strip()), len(lines))
+    return "\n".join([lines[start].split("##")[0], *lines[start + 1:end]])
