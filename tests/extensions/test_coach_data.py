@@ -45,8 +45,9 @@ def backend():
 def hub(backend, tmp_path_factory):
     backends = (f'[{{"name": "fake", "url": "{backend.url}", "api_key": "{KEY}", '
                 f'"models": ["{MODEL}"], "max_concurrency": 1}}]')
+    # one server for each of this module's athletes, more than the default limit of 5 at once
     stack = make_stack(tmp_path_factory.mktemp("coach-data"), llm_backends=backends,
-                       llm_tokens_per_day=str(BUDGET),
+                       llm_tokens_per_day=str(BUDGET), active_server_limit="10",
                        llm_groups=json.dumps({"athletes": {"llm_tokens_per_day": BUDGET}}))
     stack.start()
     stack.admin = HubClient.admin(stack)
