@@ -38,9 +38,9 @@ preflight: ## stop at once when people's servers could not enter this checkout (
 				exit 2; fi; done; fi
 
 # everything, what CI (.ci/run) runs: the fast suite first, then the container tier, then the
-# vLLM tier (CPU-bound, about 15 minutes) with the light tiers one after another beside it: run
-# one by one the whole took about 80 of CI's 90 minutes; these tiers passed at a load of 15
-# (2026-12-07). Each tier's output comes whole when it ends (--output-sync), not interleaved
+# vLLM tier (CPU-bound) with the light tiers one after another beside it: the CI of 2026-12-02 took
+# 80 of its 90 minutes one by one; side by side these took 474 s here (2026-12-07). Each tier's
+# output comes whole when it ends (--output-sync), not interleaved
 test-all: ## everything CI (.ci/run) runs: make test, the container tier, then vLLM beside the light tiers
 	$(MAKE) test
 	$(MAKE) test-containers
