@@ -162,7 +162,7 @@ def main() -> None:
 
     from playwright.sync_api import sync_playwright
 
-    from tests.e2e.test_browser import CHROMIUM, FLAGS
+    from tests.support.browser import CHROMIUM, FLAGS
     from tests.support.stack import HubClient, create_account, make_stack, set_password, started
 
     if not CHROMIUM.exists():

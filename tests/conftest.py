@@ -17,6 +17,20 @@ def stack(tmp_path_factory) -> Stack:
         yield stack
 
 
+@pytest.fixture(scope="module")
+def browser():
+    """Debian's Chromium, driven by Playwright (tests/support/browser.py)."""
+    from playwright.sync_api import sync_playwright
+
+    from tests.support.browser import CHROMIUM, FLAGS
+
+    assert CHROMIUM.exists(), "Chromium is needed for the browser tests: apt-get install chromium"
+    with sync_playwright() as playwright:
+        chromium = playwright.chromium.launch(executable_path=str(CHROMIUM), args=FLAGS)
+        yield chromium
+        chromium.close()
+
+
 @pytest.fixture(scope="session")
 def admin(stack) -> HubClient:
     """The admin, logged in through the login form, with an API token."""

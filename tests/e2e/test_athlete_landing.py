@@ -15,8 +15,8 @@ import httpx
 import pytest
 from playwright.sync_api import expect, sync_playwright
 
-from tests.e2e.test_browser import CHROMIUM, FLAGS
 from tests.e2e.test_walking_skeleton import COACH, chat
+from tests.support.browser import CHROMIUM, FLAGS
 from tests.support.fake_backend import KEY, MODEL, FakeBackend
 from tests.support.stack import HubClient, create_account, make_stack, set_password, started
 

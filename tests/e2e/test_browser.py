@@ -7,26 +7,11 @@ from __future__ import annotations
 
 import re
 import time
-from pathlib import Path
 
 import pytest
-from playwright.sync_api import expect, sync_playwright
+from playwright.sync_api import expect
 
 pytestmark = pytest.mark.stack
-
-CHROMIUM = Path("/usr/bin/chromium")
-# these machines have no network: without these flags Chromium keeps calling home and failing
-FLAGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-         "--disable-background-networking", "--disable-component-update", "--disable-sync"]
-
-
-@pytest.fixture(scope="module")
-def browser():
-    assert CHROMIUM.exists(), "Chromium is needed for the browser tests: apt-get install chromium"
-    with sync_playwright() as playwright:
-        chromium = playwright.chromium.launch(executable_path=str(CHROMIUM), args=FLAGS)
-        yield chromium
-        chromium.close()
 
 
 def test_an_athlete_logs_in_and_chats_with_the_coach_in_jupyterlab(stack, admin, browser,

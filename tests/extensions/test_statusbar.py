@@ -25,7 +25,6 @@ from playwright.sync_api import Page, expect
 from sporthub_statusbar.sources import RECORD, digest
 
 # the same one-slot stack and browser as the Coach's tests (fixtures, hence the noqa below)
-from tests.e2e.test_browser import browser  # noqa: F401
 from tests.extensions.test_coach_data import BUDGET, backend, hub, status  # noqa: F401
 from tests.support.fake_backend import MODEL
 from tests.support.stack import add_rows, create_account, set_password

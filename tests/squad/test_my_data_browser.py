@@ -13,10 +13,9 @@ from __future__ import annotations
 import re
 
 import pytest
-from playwright.sync_api import expect, sync_playwright
+from playwright.sync_api import expect
 
 import sportlab
-from tests.e2e.test_browser import CHROMIUM, FLAGS
 from tests.squad.test_squad_service import (
     RIDE,
     Person,
@@ -63,15 +62,6 @@ def hub(tmp_path_factory):
             yield stack
     finally:
         fake.stop()
-
-
-@pytest.fixture(scope="module")
-def browser():
-    assert CHROMIUM.exists(), "Chromium is needed for the browser tests: apt-get install chromium"
-    with sync_playwright() as playwright:
-        chromium = playwright.chromium.launch(executable_path=str(CHROMIUM), args=FLAGS)
-        yield chromium
-        chromium.close()
 
 
 @pytest.fixture(scope="module")
