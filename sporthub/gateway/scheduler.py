@@ -270,7 +270,8 @@ class Lengths:
     Each length is kept with the ``max_tokens`` its request asked for (0: unknown, as for the
     ledger's rows at start): callers that ask for short answers get short ones, so a request is
     judged by the answers of requests bounded alike (within a factor 1.5), when there are enough
-    of them, else by all of them, capped by its own bound."""
+    of them, else by all of them, each scaled to its bound (the share of its own bound it wrote)
+    and capped by it."""
 
     def __init__(self, seed: Iterable[int] = ()):
         self.recent: deque[tuple[int, int]] = deque(
@@ -292,11 +293,18 @@ class Lengths:
         if cached is None:
             near = [n for n, bound in self.recent
                     if bound and max_tokens / 1.5 <= bound <= max_tokens * 1.5]
-            # too few alike: every answer, capped by its own bound. (Counting an answer cut by
-            # a lower bound as one that would have gone on, to that bound, made the recorded
-            # evening's first ETAs 1.5 times too long: 36 % within the bound instead of 64 %.)
-            cached = near if max_tokens and len(near) >= ALIKE_ENOUGH else [
-                n for n, _ in self.recent]
+            if max_tokens and len(near) >= ALIKE_ENOUGH:
+                cached = near
+            elif max_tokens:
+                # too few alike (a fresh gateway, a bound not asked for lately): every answer,
+                # as the same share of this bound as it wrote of its own. Taken as they were,
+                # capped by this bound, the few a fresh gateway had seen made a batch's answer
+                # as long as its bound and a plan's as short as a question's (scripted quiet
+                # evenings: 50 % within the bound instead of 81 %). Answers of unknown bound
+                # (the ledger's, at start) count as they were.
+                cached = [n * max_tokens / bound if bound else n for n, bound in self.recent]
+            else:
+                cached = [n for n, _ in self.recent]
             self._alike[max_tokens] = cached
         return cached
 
@@ -436,6 +444,7 @@ class _Simulation:
         self.throughput = sum(p.capacity * sp.rate(p.capacity) / sp.rate(1)
                               for p, sp in zip(pools, self.speeds, strict=True)) / capacity
         self.capacity = capacity
+        self.works: dict[tuple[int, int], float] = {}
 
     @property
     def _lengths(self) -> Lengths:
@@ -467,11 +476,19 @@ class _Simulation:
             deviation = math.sqrt(max(sum(x * x for x in starts) / SAMPLES - start * start, 0.0))
         # further back the backends run full: the next start comes this one's expected work
         # (spread over all slots) later
-        speed = self.speeds[0]
-        work = (speed.prefill_s(ticket.prompt_tokens)
-                + self._lengths.expected(ticket.max_tokens) / self.alone[0])
-        self.deep_at = start + work / (self.capacity * self.throughput)
+        self.deep_at = start + self._work(ticket.prompt_tokens, ticket.max_tokens)
         return start, deviation
+
+    def _work(self, prompt_tokens: int, max_tokens: int) -> float:
+        """Seconds of the full backends one request takes (the same for hundreds alike: kept)."""
+        key = (prompt_tokens, max_tokens)
+        work = self.works.get(key)
+        if work is None:
+            work = self.works[key] = (
+                self.speeds[0].prefill_s(prompt_tokens)
+                + self._lengths.expected(max_tokens) / self.alone[0]
+            ) / (self.capacity * self.throughput)
+        return work
 
     def _place_in(self, k: int, ticket: Ticket) -> float:
         ends, virtual = self.ends[k], self.virtual[k]
