@@ -721,6 +721,15 @@ def main() -> None:
             everything += asks
             print(f"evening {name}: {len(asks)} requests in {spans[-1][3]} s, load "
                   f"{os.getloadavg()[0]:.2f}", flush=True)
+            if args.keep:  # what is played so far, to look at while the rest plays
+                partial = tmp / f"events-{name}.json"
+                rows = read_ledger(stack.data_dir / "gateway.sqlite")
+                match_rows(everything, rows, users)
+                for a in everything:
+                    a.arrived = a.row["started_at"] if a.row else (a.sent or 0)
+                partial.write_text(json.dumps({"warmup": len(warmup), "evenings": spans,
+                                               "asks": [vars(a) for a in everything]}))
+                print(f"events so far in {partial}", flush=True)
         time.sleep(1.0)  # the last rows
         rows = read_ledger(stack.data_dir / "gateway.sqlite")
     match_rows(everything, rows, users)

@@ -53,7 +53,7 @@ async def read(gw, token: str, body: dict) -> dict:
     """Stream one answer: its comments (client time, position, ETA, more-than), the time of
     each content chunk, and the usage."""
     heard = {"comments": [], "first_token": None, "usage": None, "sent": time.monotonic(),
-             "chunks": []}
+             "chunks": [], "last": []}
     async with httpx.AsyncClient(timeout=900) as client, client.stream(
             "POST", f"{gw.gateway}/v1/chat/completions", json=body,
             headers={"Authorization": f"Bearer {token}"}) as response:
@@ -70,6 +70,9 @@ async def read(gw, token: str, body: dict) -> dict:
                     heard["first_token"] = heard["chunks"][0]
             elif line.startswith("data: {") and '"usage":{' in line.replace(" ", ""):
                 heard["usage"] = line
+            if line.startswith("data:"):
+                # how the stream ended, for a failure's message (an error event, or no usage)
+                heard["last"] = [*heard["last"][-2:], line[:300]]
     return heard
 
 
@@ -145,7 +148,7 @@ def test_an_eta_is_announced_updated_and_ends_with_the_slot(gw):
     ttft = max(heard["first_token"] - heard["sent"] for heard in warm)
     for heard, row, ahead, answers_ahead in ((one, rows[1], hold, 300),
                                              (two, rows[2], one, 300 + 48)):
-        assert heard["usage"] and heard["first_token"] is not None
+        assert heard["usage"] and heard["first_token"] is not None, heard["last"]
         comments = heard["comments"]
         # announced while it waited, with a finite ETA, and never after its slot
         assert comments, "a waiting stream heard no place in line"
