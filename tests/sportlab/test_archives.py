@@ -86,6 +86,35 @@ def test_zip_limits_on_size_members_and_total(activities, tmp_path):
         read_activity(gzipped(activities / FILES[1], tmp_path / "x.gpx.gz"), limits=small)
 
 
+def test_gzipped_members_count_their_expanded_size_towards_the_total(activities, tmp_path):
+    # Strava's export is a zip of .gz files: the total limit counted only the gzip bytes, so a
+    # zip of many compressed members expanded far past max_total_bytes without an error.
+    export = tmp_path / "export.zip"
+    plain = (activities / FILES[1]).read_bytes()
+    with zipfile.ZipFile(export, "w") as archive:
+        for i in range(4):
+            archive.writestr(f"activities/{i}.gpx.gz", gzip.compress(plain))
+    assert export.stat().st_size < 2 * len(plain)  # the gzip layer makes it small
+    with pytest.raises(ArchiveLimitError, match="in total"):
+        read_archive(export, limits=ArchiveLimits(max_total_bytes=3 * len(plain)))
+    with pytest.raises(ArchiveLimitError, match="0.gpx.gz expands past"):
+        read_archive(export, limits=ArchiveLimits(max_member_bytes=len(plain) - 1))
+    frames = read_archive(export, limits=ArchiveLimits(max_total_bytes=4 * len(plain)))
+    assert list(frames) == [f"activities/{i}.gpx.gz" for i in range(4)]
+    pd.testing.assert_frame_equal(frames["activities/3.gpx.gz"], read_activity(activities / FILES[1]))
+
+
+def test_a_member_that_is_not_gzip_is_named_or_skipped(activities, tmp_path):
+    export = tmp_path / "export.zip"
+    with zipfile.ZipFile(export, "w") as archive:
+        archive.writestr("broken.fit.gz", b"not gzip at all")
+        archive.write(activities / FILES[1], "ok.gpx")
+    with pytest.raises(ActivityReadError, match=r"export.zip.*broken.fit.gz"):
+        read_archive(export)
+    with pytest.warns(UserWarning, match="broken.fit.gz left out"):
+        assert list(read_archive(export, on_error="skip")) == ["ok.gpx"]
+
+
 def test_iter_archive_gives_one_recording_at_a_time(activities, tmp_path, monkeypatch):
     import sportlab.readers
     from sportlab.archives import iter_archive
