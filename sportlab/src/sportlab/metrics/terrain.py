@@ -56,9 +56,10 @@ def elevation_gain(
     recordings). Missing (NaN) and implausible altitudes (:mod:`sportlab.plausible`) are
     skipped. The samples are walked in order, so a timestamped Series whose times go backwards
     is sorted by time first, with a :class:`sportlab.clock.ClockWarning` (shuffled, it climbed
-    445 km on a 1 250-m ride); a plain array is taken in the order given. References: the hysteresis method of GoldenCheetah's "elevation hysteresis"
-    (GoldenCheetah, https://www.goldencheetah.org); gpxpy 1.6 for the smoothing; the default
-    threshold is checked against a head unit's stored total ascent (FIT ``session.total_ascent``).
+    445 km on a 1 250-m ride); a plain array is taken in the order given. References: the
+    hysteresis method of GoldenCheetah's "elevation hysteresis" (GoldenCheetah,
+    https://www.goldencheetah.org); gpxpy 1.6 for the smoothing; the default threshold is
+    checked against a head unit's stored total ascent (FIT ``session.total_ascent``).
     """
     require_finite("threshold_m", threshold_m)
     if smoothing not in ("none", "gpxpy"):
