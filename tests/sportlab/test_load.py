@@ -111,6 +111,10 @@ def test_session_rpe_load_foster_2001():
     np.testing.assert_array_equal(session_rpe_load([3, 7], [45, 90]), [135.0, 630.0])
     with pytest.raises(ValueError):
         session_rpe_load(11, 60)
+    # A 75-min session given in seconds (4500) was 33 750 AU, a week's load in one day.
+    with pytest.raises(ValueError, match="at most 1440 .*minutes, not seconds"):
+        session_rpe_load(5, 4500)
+    assert np.isnan(session_rpe_load(5, np.nan)) and session_rpe_load(5, 1440) == 7200.0
 
 
 def test_monotony_and_strain_foster_1998():
