@@ -208,6 +208,20 @@ def require_finite(name: str, value: object, *, positive: bool = False,
                                  f"(sportlab.plausible.BOUNDS[{channel!r}]), got {value!r}")
 
 
+#: The longest session, in minutes: a day (log.csv's ``minutes`` range, sportlab.athlete).
+MAX_SESSION_MIN = 1440.0
+
+
+def require_session_minutes(name: str, value: object) -> None:
+    """Refuse a session duration (minutes) that is infinite, negative or longer than a day,
+    naming the argument (NaN, not recorded, passes): 4500 is a 75-min session in seconds."""
+    require_finite(name, value, allow_nan=True)
+    with np.errstate(invalid="ignore"):
+        if np.any(np.asarray(value, dtype="float64") > MAX_SESSION_MIN):
+            raise ValueError(f"{name} must be at most {MAX_SESSION_MIN:g} min (a day), got "
+                             f"{value!r}: minutes, not seconds?")
+
+
 # How an argument checked against a channel's bounds is named in the error.
 _DESCRIBED = {"heart_rate_bpm": ("a heart rate", "bpm"), "power_w": ("a power", "W")}
 
@@ -230,11 +244,13 @@ def _explain(name: str, value: object, *, positive: bool, allow_nan: bool) -> No
 
 __all__ = [
     "BOUNDS",
+    "MAX_SESSION_MIN",
     "ImplausibleSampleError",
     "ImplausibleSampleWarning",
     "clean",
     "clean_frame",
     "implausible",
     "require_finite",
+    "require_session_minutes",
     "within",
 ]

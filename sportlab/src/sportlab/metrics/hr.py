@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 
 from sportlab._typing import ArrayLike
-from sportlab.plausible import clean, require_finite, within
+from sportlab.plausible import clean, require_finite, require_session_minutes, within
 from sportlab.resample import MAX_DROPOUT_S, PAUSE_GAP_S, grid_1hz, is_1hz_with_pauses
 
 # Heart-rate arguments (HRmax, resting HR, thresholds) are checked against the channel's bounds.
@@ -41,7 +41,7 @@ def trimp(
         raise ValueError(f"sex must be 'male' or 'female', got {sex!r}")
     a, b = _BANISTER_CONSTANTS[sex]
     # A NaN session (no duration or heart rate recorded) stays NaN; inf or negative is refused.
-    require_finite("duration_min", duration_min, allow_nan=True)
+    require_session_minutes("duration_min", duration_min)
     require_finite("hr_avg", hr_avg, positive=True, allow_nan=True, channel=_HR)
     require_finite("hr_rest", hr_rest, positive=True, channel=_HR)
     require_finite("hr_max", hr_max, positive=True, channel=_HR)

@@ -14,7 +14,7 @@ import pandas as pd
 from scipy.signal import lfilter
 
 from sportlab._typing import ArrayLike
-from sportlab.plausible import require_finite
+from sportlab.plausible import require_finite, require_session_minutes
 
 
 def as_daily(load: ArrayLike) -> pd.Series:
@@ -148,10 +148,6 @@ def acwr(
     return pd.DataFrame({"acute": acute, "chronic": chronic, "acwr": ratio})
 
 
-# A session lasts at most a day (log.csv's ``minutes`` column: sportlab.athlete.LOG_COLUMNS).
-_MINUTES_PER_DAY = 1440
-
-
 def session_rpe_load(rpe: ArrayLike | float, duration_min: ArrayLike | float) -> np.ndarray | float:
     """Session-RPE training load in arbitrary units: CR-10 RPE x session duration (min).
 
@@ -161,11 +157,7 @@ def session_rpe_load(rpe: ArrayLike | float, duration_min: ArrayLike | float) ->
     RPE off the scale raises ValueError; NaN (not recorded) stays NaN.
     """
     rpe_arr = np.asarray(rpe, dtype=float)
-    require_finite("duration_min", duration_min, allow_nan=True)
-    with np.errstate(invalid="ignore"):
-        if np.any(np.asarray(duration_min, dtype=float) > _MINUTES_PER_DAY):
-            raise ValueError(f"duration_min must be at most {_MINUTES_PER_DAY} (a day), got "
-                             f"{duration_min!r}: minutes, not seconds?")
+    require_session_minutes("duration_min", duration_min)
     if np.any((rpe_arr < 0) | (rpe_arr > 10)):
         raise ValueError("session RPE must be on the CR-10 scale (0-10)")
     result = rpe_arr * np.asarray(duration_min, dtype=float)
