@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import math
 import warnings
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Literal
 
@@ -326,7 +327,7 @@ class ImplausibleFitWarning(UserWarning):
 
 
 def critical_power(
-    mean_max: pd.Series,
+    mean_max: pd.Series | Mapping[float, float],
     model: Literal["2p", "3p"] = "2p",
     min_s: float | None = None,
     max_s: float | None = None,
@@ -353,7 +354,7 @@ def critical_power(
     duration the curve lacks is interpolated (linearly in log duration) between its points;
     durations beyond the curve are left out.
 
-    ``mean_max`` is a Series of power (W) indexed by duration (s), e.g. from
+    ``mean_max`` is a Series of power (W) indexed by duration (s) (or a dict of them), e.g. from
     :func:`mean_max_power` (``at_least=True`` gives the capacity envelope: an athlete who rode
     21 min at a power can ride 20 min at it). The result is only as good as the efforts in
     it: a ride without all-out efforts at those durations underestimates CP and W'. An
@@ -365,6 +366,8 @@ def critical_power(
     """
     if model not in ("2p", "3p"):
         raise ValueError(f"model must be '2p' or '3p', got {model!r}")
+    if isinstance(mean_max, Mapping):  # {duration_s: power_w}, e.g. a rider's test results
+        mean_max = pd.Series(mean_max, dtype="float64")
     known_t = mean_max.index.to_numpy(dtype=float)
     known_p = mean_max.to_numpy(dtype=float)
     valid = ~np.isnan(known_p)
