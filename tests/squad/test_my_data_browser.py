@@ -69,6 +69,10 @@ def scientist(hub):
     return Person(hub, "md-sofia", "scientists")
 
 
+def posted(response) -> bool:
+    return response.request.method == "POST" and response.url.endswith("/hub/my-data")
+
+
 def athlete(hub, name: str) -> Person:
     """An athlete with a password of their own (the invite link), and a token as their server
     holds one."""
@@ -101,13 +105,28 @@ def test_the_athlete_switches_sharing_and_sees_who_read_on_the_page(hub, browser
         expect(state).to_contain_text(text["off"])
         expect(page.locator("#sporthub-reads")).to_contain_text(text["nobody"])
 
-        page.get_by_role("button", name=text["share"]).click()
+        with page.expect_response(posted) as switch:
+            page.get_by_role("button", name=text["share"]).click()
+        assert switch.value.status == 303  # POST, redirect, GET
         expect(state).to_have_attribute("data-sharing", "on", timeout=30_000)
         expect(state).to_contain_text(text["on"])
         expect(page.locator("#sporthub-my-data-done")).to_have_text(text["done_on"])
         record = page.locator("#sporthub-consent-record tbody tr")
         expect(record.last).to_contain_text(text["change_on"])
         expect(record.last).to_contain_text("127.0.0.1")  # the address the decision came from
+
+        # a reload shows the page again: nothing is posted, the record does not grow, and the
+        # confirmation was for once
+        decisions = record.count()
+        posts = []
+        page.on("request", lambda request: request.method == "POST" and posts.append(request))
+        page.reload()
+        expect(state).to_have_attribute("data-sharing", "on")
+        expect(page.locator("#sporthub-my-data-done")).to_have_count(0)
+        expect(record).to_have_count(decisions)
+        assert posts == []
+        assert [e["change"] for e in me.call("GET", "me").json()["consent_record"]] == \
+            ["share on"]
 
         # the athlete's server sends a ride; the scientist reads it
         assert me.upload(RIDE, (activities / RIDE).read_bytes()).status_code == 201
@@ -120,7 +139,9 @@ def test_the_athlete_switches_sharing_and_sees_who_read_on_the_page(hub, browser
         expect(page.get_by_role("heading", name=text["reads"])).to_be_visible()
         assert re.search(r"\d{4}-\d\d-\d\d|\d", reads.first.inner_text())  # when it happened
 
-        page.get_by_role("button", name=text["stop"]).click()
+        with page.expect_response(posted) as switch:
+            page.get_by_role("button", name=text["stop"]).click()
+        assert switch.value.status == 303
         expect(state).to_have_attribute("data-sharing", "off", timeout=30_000)
         expect(page.locator("#sporthub-my-data-done")).to_have_text(text["done_off"])
         expect(page.locator("#sporthub-stored")).to_have_text(text["stored_none"])
@@ -134,5 +155,11 @@ def test_the_athlete_switches_sharing_and_sees_who_read_on_the_page(hub, browser
         assert stored_rows(hub, "squad_files", name) == 0
         assert stored_rows(hub, "squad_sessions", name) == 0
         assert stored_files(hub) == []
+        posts.clear()  # the switch-off's own
+        page.reload()  # nor does a reload after the switch-off post it (or anything) again
+        expect(state).to_have_attribute("data-sharing", "off")
+        assert posts == []
+        assert [e["change"] for e in me.call("GET", "me").json()["consent_record"]] == \
+            ["share on", "share off"]
     finally:
         context.close()

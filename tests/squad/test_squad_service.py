@@ -7,6 +7,7 @@ staff read as ``sportlab.squad`` does. Real recordings (sweat 0.25.0's example r
 from __future__ import annotations
 
 import gzip
+import hashlib
 import io
 import sqlite3
 import threading
@@ -456,10 +457,16 @@ def test_the_athletes_profile_gives_the_squad_rows_if_tss_and_zones(hub, activit
     assert list((hub.data_dir / "squad" / ".staging").iterdir()) == []
     assert "Traceback" not in hub.log()[log_start:]  # refused with its reason, not a crash
     assert "profile.toml refused: profile.toml: ftp_w" in hub.log()[log_start:]
+    # the last refusal is noted for her (and her server) to read: the content it saw, and why
+    refusals = pia.call("GET", "me").json()["refused"]
+    assert [(r["name"], r["sha256"]) for r in refusals] == [
+        ("profile.toml", hashlib.sha256(b"ftp_w = [\n").hexdigest())]
+    assert refusals[0]["reason"].startswith("not a valid TOML file"), refusals
 
     # the profile is the athlete's data like the rest: in "me", and its removal is undone
     assert "profile.toml" in {f["name"] for f in pia.call("GET", "me").json()["stored"]["files"]}
     assert pia.call("DELETE", "me/files/profile.toml").status_code == 204
+    assert pia.call("GET", "me").json()["refused"] == []  # the note went with the file
     gone = row(RIDE)
     assert gone["intensity"] is None and gone["time_in_power_zones_s"] == {}
     assert gone["thresholds"]["hr_max_bpm"]["source"].startswith("estimate")

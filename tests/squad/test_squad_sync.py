@@ -40,6 +40,7 @@ pytestmark = pytest.mark.stack
 RIDES = ("4078723797.fit", "4801048867.fit")
 NOTEBOOK = Path(__file__).resolve().parents[2] / "notebooks" / "06-squad-monitoring.ipynb"
 MAX_FILES = 40
+SYNC_INTERVAL_S = 2
 
 
 @pytest.fixture(scope="module")
@@ -53,7 +54,7 @@ def backend():
 @pytest.fixture(scope="module")
 def hub(backend, tmp_path_factory):
     stack = make_stack(tmp_path_factory.mktemp("squad-sync"), llm_backends=backends(backend),
-                       squad_sync_interval_s="2",
+                       squad_sync_interval_s=str(SYNC_INTERVAL_S),
                        squad_max_files=str(MAX_FILES), squad_max_file_bytes=str(8 * 2**20))
     with started(stack) as stack:
         stack.admin = HubClient.admin(stack)
@@ -183,17 +184,41 @@ def test_the_athletes_thresholds_follow_and_the_scientist_sees_if_and_tss(hub, t
     assert ride()["intensity"] == pytest.approx(expected.intensity)
     assert ride()["stress_score"] == pytest.approx(expected.stress_score)
 
-    # an invalid profile: not sent, its reason named in /share; the copy before stays in use
+    # an invalid profile: refused once per change of the file (not every sync), its reason
+    # named in /share and on the hub's page; the copy before stays in use
+    log_start = len(hub.log())
+
+    def refusals() -> int:
+        return hub.log()[log_start:].count("sy-anna: profile.toml refused:")
+
     put_home_file(hub, "sy-anna", team["anna"], "activities/profile.toml", b"ftp_w = 5000\n")
-    until(lambda: "profile.toml: ftp_w" in say(hub, "sy-anna", team["anna"], "/share",
-                                                chat_file="profile.chat"),
-          what="the refused profile to be named in /share")
+    until(lambda: refusals() == 1, what="the invalid profile to be refused")
+    time.sleep(5 * SYNC_INTERVAL_S)  # five syncs more: the same file is not sent again
+    assert refusals() == 1
+    reply = say(hub, "sy-anna", team["anna"], "/share", chat_file="profile.chat")
+    assert "- profile.toml: ftp_w: 5000 is outside the range" in reply
+    assert refusals() == 1  # nor by the sync /share runs
     assert ride()["intensity"] == pytest.approx(expected.intensity)
+    browser = HubClient(hub)
+    assert browser.login("sy-anna", PASSWORD).status_code == 302
+    page = browser.http.get("/hub/my-data")
+    assert 'id="sporthub-refused"' in page.text and 'data-file="profile.toml"' in page.text
+    assert "ftp_w: 5000 is outside the range" in page.text
+    # changed, and still invalid: refused once more, with its new reason
+    put_home_file(hub, "sy-anna", team["anna"], "activities/profile.toml", b"ftp_w = 9000\n")
+    until(lambda: refusals() == 2, what="the changed profile to be refused")
+    time.sleep(3 * SYNC_INTERVAL_S)
+    assert refusals() == 2
+    assert "ftp_w: 9000" in say(hub, "sy-anna", team["anna"], "/share", chat_file="profile.chat")
 
     response = httpx.delete(f"{hub.url}/user/sy-anna/api/contents/activities/profile.toml",
                             timeout=30, headers={"Authorization": f"token {team['anna']}"})
     assert response.status_code == 204
     until(no_intensity, what="her rows back to sportlab's estimates")
+    # and the refusal went with the file
+    until(lambda: squad_as(hub, team["anna"])._get("me").json()["refused"] == [],
+          what="the refusal to go with the file")
+    assert 'id="sporthub-refused"' not in browser.http.get("/hub/my-data").text
 
 
 def test_hostile_files_in_the_home_are_skipped_with_their_reasons(hub, team, activities):
