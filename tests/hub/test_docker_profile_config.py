@@ -4,8 +4,14 @@ from __future__ import annotations
 
 import pytest
 
-from sporthub.hub.limits import parse_bytes, resolve_limits
-from sporthub.hub.profiles.docker import container_name, home_volume
+from sporthub.hub.limits import parse_bytes, resolve_limits, resolve_storage
+from sporthub.hub.profiles.docker import (
+    container_name,
+    home_volume,
+    is_podman,
+    size_options,
+    volume_size,
+)
 from sporthub.settings import SettingsError, load_settings
 
 G = 1024**3
@@ -82,3 +88,47 @@ def test_a_persons_container_gets_the_same_stop_grace_as_a_local_server(monkeypa
     created = c.DockerSpawner.extra_create_kwargs
     assert created["stop_timeout"] == 2 * common.STOP_GRACE_S == 6
     assert created["user"] == "1000:1000"
+
+
+def test_a_home_size_is_the_most_generous_groups_or_the_default_or_none():
+    assert resolve_storage({}, None) is None  # unset: no limit
+    assert resolve_storage({"athletes": {}}, "5G") == 5 * G
+    groups = {"athletes": {"user_storage_limit": "5G"}, "scientists": {"user_storage_limit": "20G"}}
+    assert resolve_storage(groups, "10G") == 20 * G
+    # a group gives a size even when the setting gives none
+    assert resolve_storage({"scientists": {"user_storage_limit": "1G"}}, None) == G
+    with pytest.raises(ValueError) as e:
+        resolve_storage({"scientists": {"user_storage_limit": "big"}}, None)
+    assert "group scientists: user_storage_limit='big'" in str(e.value)
+
+
+def test_each_engine_gets_the_size_option_it_reads():
+    # Docker Engine reads `size`; podman 4.3 reads `o=size=` and takes `size` without effect
+    assert size_options(podman=False, size_bytes=G) == {"size": str(G)}
+    assert size_options(podman=True, size_bytes=G) == {"o": f"size={G}"}
+    assert is_podman({"Components": [{"Name": "Podman Engine", "Version": "4.3.1"}]})
+    assert not is_podman({"Components": [{"Name": "Engine", "Version": "20.10.24"}]})
+
+
+@pytest.mark.parametrize("options, size", [
+    ({}, None), (None, None),
+    ({"size": str(G)}, G),  # Docker Engine
+    ({"o": f"uid=1000,size={G}"}, G),  # podman
+    ({"size": "10GB"}, "10GB"),  # made by hand with a spelling SportHub does not read
+])
+def test_the_size_a_home_was_made_with_is_read_back(options, size):
+    assert volume_size({"Name": "sporthub-home-ann", "Options": options}) == size
+
+
+@pytest.mark.parametrize("value", ["big", "-1G", "10 G"])
+def test_a_bad_storage_limit_is_named(monkeypatch, value):
+    monkeypatch.setenv("SPORTHUB_USER_STORAGE_LIMIT", value)
+    with pytest.raises(SettingsError) as e:
+        load_settings()
+    assert "SPORTHUB_USER_STORAGE_LIMIT" in str(e.value)
+
+
+def test_an_empty_storage_limit_is_no_limit(monkeypatch):
+    # what Compose passes for an unset ${SPORTHUB_USER_STORAGE_LIMIT:-}
+    monkeypatch.setenv("SPORTHUB_USER_STORAGE_LIMIT", "")
+    assert load_settings().user_storage_limit is None
