@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+import asyncio
+import types
+
+import docker
 import pytest
 
-from sporthub.hub.limits import parse_bytes, resolve_limits, resolve_storage
+from sporthub.hub.limits import Limits, parse_bytes, resolve_limits, resolve_storage
 from sporthub.hub.profiles.docker import (
+    apply_limits,
     container_name,
     home_volume,
     is_podman,
@@ -132,3 +137,53 @@ def test_an_empty_storage_limit_is_no_limit(monkeypatch):
     # what Compose passes for an unset ${SPORTHUB_USER_STORAGE_LIMIT:-}
     monkeypatch.setenv("SPORTHUB_USER_STORAGE_LIMIT", "")
     assert load_settings().user_storage_limit is None
+
+
+class FakeEngine:
+    """What sized_home asks of DockerSpawner's engine calls, answered as an engine would."""
+
+    def __init__(self, version: dict, volumes: dict[str, dict]):
+        self.version, self.volumes, self.created = version, volumes, []
+
+    async def docker(self, method, *args, **kwargs):
+        if method == "version":
+            return self.version
+        if method == "inspect_volume":
+            if args[0] not in self.volumes:
+                raise docker.errors.NotFound("no such volume")
+            return self.volumes[args[0]]
+        assert method == "create_volume"
+        self.created.append((args[0], kwargs))
+        return {}
+
+
+def fake_spawner(engine: FakeEngine, warnings: list):
+    log = types.SimpleNamespace(info=lambda *a: None, warning=lambda *a: warnings.append(a[0] % a[1:]))
+    return types.SimpleNamespace(
+        user=types.SimpleNamespace(name="ann"), log=log, docker=engine.docker,
+        volume_binds={"sporthub-home-ann": {"bind": "/home/jovyan", "mode": "rw"}})
+
+
+@pytest.mark.parametrize("version, options", [
+    ({"Components": [{"Name": "Engine"}]}, {"size": str(G)}),
+    ({"Components": [{"Name": "Podman Engine"}]}, {"o": f"size={G}"}),
+])
+def test_a_new_home_is_made_with_the_size_in_the_engines_own_option(version, options):
+    engine, warnings = FakeEngine(version, {}), []
+    asyncio.run(apply_limits(fake_spawner(engine, warnings), Limits(G, 1.0, G)))
+    assert engine.created == [("sporthub-home-ann", {"driver": "local", "driver_opts": options})]
+    assert warnings == []
+
+
+def test_a_home_made_before_keeps_its_size_and_the_log_says_so():
+    made = {"sporthub-home-ann": {"Name": "sporthub-home-ann", "Options": {}}}
+    engine, warnings = FakeEngine({"Components": [{"Name": "Engine"}]}, made), []
+    spawner = fake_spawner(engine, warnings)
+    asyncio.run(apply_limits(spawner, Limits(G, 1.0, G)))
+    assert engine.created == []
+    said = (f"ann's home sporthub-home-ann was made with no size limit and keeps it (an engine "
+            f"cannot resize a volume); their limit is now {G} bytes: docs/production.md, "
+            "\"Home sizes\", tells how to resize it")
+    assert warnings == [said]
+    # no size: nothing is asked of the engine, the engine makes the volume at the start
+    assert apply_limits(spawner, Limits(G, 1.0, None)) is None

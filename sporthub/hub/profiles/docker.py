@@ -134,9 +134,9 @@ def check_storage(settings: Settings, client: docker.DockerClient) -> None:
         return
     size = parse_bytes(settings.user_storage_limit)
     probe = f"{settings.docker_name_prefix}-storage-check-{uuid.uuid4().hex[:8]}"
+    options = size_options(is_podman(client.version()), size)
     try:
-        client.volumes.create(probe, driver="local",
-                              driver_opts=size_options(is_podman(client.version()), size)).remove(force=True)
+        client.volumes.create(probe, driver="local", driver_opts=options).remove(force=True)
     except docker.errors.APIError as e:
         raise SettingsError(
             f"{ENV_PREFIX}USER_STORAGE_LIMIT={settings.user_storage_limit}: this engine cannot "
