@@ -33,6 +33,7 @@ from sporthub.gateway.errors import GatewayError
 from sporthub.gateway.ledger import Ledger, migrate
 from sporthub.gateway.metrics import GatewayMetrics
 from sporthub.gateway.policy import PolicyLookup, budget_window
+from sporthub.gateway.recovery import recover
 from sporthub.gateway.request import Collaborators, ModelRequest, seconds
 from sporthub.gateway.retention import RetentionTask
 from sporthub.gateway.scheduler import DOWN, STARTING, UP, Pool, Scheduler
@@ -228,6 +229,8 @@ def create_app(settings: Settings, hub_api_url: str | None = None,
                             405: _method_not_allowed},
         lifespan=lifespan,
     )
+    # rows of a gateway killed before it wrote them, before budgets or estimates read the ledger
+    recover(gateway.ledger, settings.audit_log_path)
     # the typical answer lengths the wait estimate starts from: the ledger's recent answers
     gateway.scheduler.seed_lengths(gateway.ledger.recent_answer_lengths())
     app.state.gateway = gateway

@@ -1,5 +1,9 @@
 """The audit log: one JSON line per request. Never a token; prompt text only when enabled.
 
+A line holds every value of the request's ledger row and is in the file (the OS's page cache)
+before the answer ends, while the row is written a moment later, in a batch: a gateway killed in
+between gets the row back from its line when it starts again (``recovery.py``).
+
 Each line is appended under the log's lock (``retention.audit_lock``): an erase or the daily
 retention rewrites the file under the same lock, so a line is never lost between its reading and
 the rename; the handler reopens the file once it was replaced.
@@ -46,6 +50,12 @@ class AuditLog:
             "completion_tokens": record.completion_tokens,
             "status": record.status,
             "outcome": record.outcome,
+            # the rest of the ledger row, so that the row can be rebuilt from the line
+            "stream": record.stream,
+            "queued_ms": record.queued_ms,
+            "eta_ms": record.eta_ms,
+            "ttft_ms": record.ttft_ms,
+            "duration_ms": record.duration_ms,
         }
         if self.include_prompts and messages is not None:
             entry["messages"] = messages
