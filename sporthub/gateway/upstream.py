@@ -135,11 +135,16 @@ class UpstreamClient:
     """The one HTTP client to the backends, shared by every request and the health checks."""
 
     def __init__(self, stall_timeout_s: float):
+        # model requests go to the transport itself: the client's cookie jar, auth flow and
+        # redirect handling cost a sixth of what sending a request costs, and a backend's
+        # cookie must not ride on everyone's later requests anyway
+        self.transport = httpx.AsyncHTTPTransport(
+            limits=httpx.Limits(max_connections=None, max_keepalive_connections=64))
         self.http = httpx.AsyncClient(
+            transport=self.transport,
             # the read timeout is per chunk: a stream silent for this long has stalled
             # (request.py also bounds each wait, and the whole request by its deadline)
             timeout=httpx.Timeout(stall_timeout_s, connect=5.0),
-            limits=httpx.Limits(max_connections=None, max_keepalive_connections=64),
         )
 
     async def open(self, upstream: Upstream, endpoint: str, body: dict, stream: bool,
@@ -153,7 +158,9 @@ class UpstreamClient:
             **({} if stream else {"timeout": httpx.Timeout(remaining_s, connect=5.0)}))
         try:
             async with asyncio.timeout(remaining_s):
-                return await self.http.send(request, stream=True)
+                response = await self.transport.handle_async_request(request)
+            response.request = request
+            return response
         except TimeoutError:
             raise GatewayError(504, f"The language model backend '{upstream.name}' did not "
                                "answer in time.", "upstream_timeout") from None
