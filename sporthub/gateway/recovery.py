@@ -7,7 +7,10 @@ of the log: rows are written in the order of their lines. So at start, before th
 the log is read from its end back to the newest line whose row is in the ledger, and the rows of
 the lines after it are written from them. A line carries every value of its row (audit.py): a
 rebuilt row is the row the gateway would have written, and its id, the ledger's primary key, is
-checked first, so no row is written twice.
+checked first, so no row is written twice. A row is pending for ``LOOKBACK_S`` at most (the
+batch's wait, then the retries while the database is away): lines that ended longer before the
+last one are not read, so a ledger started empty beside an old audit log (a move to PostgreSQL)
+does not take in the log's history.
 
 Not covered: a line still in the kernel's cache when the machine itself goes down (the audit log
 is not synced to the disk for each request), and a line in a file logrotate moved away in the
@@ -19,13 +22,15 @@ from __future__ import annotations
 import logging
 import os
 from collections.abc import Iterator
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 
-from sporthub.gateway.ledger import Ledger, RequestRecord
+from sporthub.gateway.bookkeeping import BATCH_S
+from sporthub.gateway.ledger import RETRY_FOR_S, Ledger, RequestRecord
 from sporthub.gateway.retention import audit_entry
 
 log = logging.getLogger("sporthub.gateway")
+LOOKBACK_S = BATCH_S + RETRY_FOR_S + 30.0
 BLOCK_BYTES = 64 * 1024
 # ids asked of the ledger at once
 CHUNK = 256
@@ -40,9 +45,14 @@ def recover(ledger: Ledger, audit_path: Path) -> int:
     """Write the rows of the audit log's last lines that have none; how many were written."""
     lost: list[RequestRecord] = []
     chunk: list[RequestRecord] = []
-    done = False
+    done, last_end = False, None
     for entry in _entries_from_end(audit_path):
         record = _record(entry)
+        if record is not None:
+            end = record.started_at + timedelta(milliseconds=record.duration_ms or 0)
+            last_end = last_end or end
+            if (last_end - end).total_seconds() > LOOKBACK_S:
+                record = None
         done = record is None
         if not done:
             chunk.append(record)

@@ -87,3 +87,15 @@ def test_no_audit_log_no_rows(tmp_path):
     ledger = Ledger(url)
     assert recovery.recover(ledger, tmp_path / "absent.jsonl") == 0
     ledger.close()
+
+
+def test_lines_that_ended_long_before_the_last_one_are_not_taken_in(books):
+    """An empty ledger beside an old audit log (a move to PostgreSQL): only the lines of the
+    last moments before the gateway stopped can lack their rows."""
+    ledger, audit, path = books
+    old, recent = record(1), record(2)
+    old.started_at -= timedelta(seconds=recovery.LOOKBACK_S + 60)
+    for rec in (old, recent):
+        audit.write(rec)
+    assert recovery.recover(ledger, path) == 1
+    assert list(stored(ledger)) == [recent.id]
