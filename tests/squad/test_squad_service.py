@@ -9,7 +9,6 @@ from __future__ import annotations
 import gzip
 import hashlib
 import io
-import sqlite3
 import threading
 import time
 import zipfile
@@ -19,6 +18,7 @@ import pytest
 
 import sportlab
 from tests.support.fake_backend import KEY, MODEL, FakeBackend
+from tests.support.squad import stored_files, stored_rows, wait_for_squad
 from tests.support.stack import HubClient, make_stack, started
 
 pytestmark = pytest.mark.stack
@@ -55,19 +55,6 @@ def hub(backend, tmp_path_factory):
         yield stack
 
 
-def wait_for_squad(stack, timeout: float = 60) -> None:
-    """The hub starts its services with itself; the squad's migrations take a moment more."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            if httpx.get(f"{stack.url}/services/squad/health", timeout=5).status_code == 200:
-                return
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.5)
-    raise TimeoutError(f"the squad service did not come up:\n{stack.log()[-3000:]}")
-
-
 class Person:
     def __init__(self, hub, name: str, *groups: str):
         self.hub, self.name = hub, name
@@ -97,17 +84,6 @@ def set_properties(hub, group: str, **properties) -> None:
     response = hub.admin.api("PUT", f"/groups/{group}/properties",
                              json={**current, **properties})
     assert response.status_code == 200, response.text
-
-
-def stored_rows(hub, table: str, athlete: str) -> int:
-    with sqlite3.connect(hub.data_dir / "squad.sqlite") as db:
-        return db.execute(f"SELECT count(*) FROM {table} WHERE athlete = ?",
-                          (athlete,)).fetchone()[0]
-
-
-def stored_files(hub) -> list[str]:
-    root = hub.data_dir / "squad"
-    return sorted(p.name for p in root.rglob("*") if p.is_file() and ".staging" not in p.parts)
 
 
 @pytest.fixture(scope="module")

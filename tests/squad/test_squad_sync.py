@@ -9,7 +9,6 @@ home (as root, the way a person's own tools would leave them).
 
 from __future__ import annotations
 
-import asyncio
 import gzip
 import io
 import json
@@ -28,11 +27,11 @@ import pytest
 from nbclient import NotebookClient
 
 import sportlab
-from tests.e2e.test_walking_skeleton import COACH, chat
 from tests.extensions.test_coach_data import interface
-from tests.squad.test_squad_service import backends, stored_files, stored_rows, wait_for_squad
+from tests.squad.test_squad_service import backends
 from tests.support.athletes import PASSWORD, account, athlete, put_home_file, recordings
 from tests.support.fake_backend import FakeBackend
+from tests.support.squad import say, stored_files, stored_rows, until, wait_for_squad
 from tests.support.stack import HubClient, make_stack, started
 
 pytestmark = pytest.mark.stack
@@ -77,23 +76,8 @@ def daily_log(last: date, days: int = 42, seed: int = 0) -> str:
     return "\n".join(lines) + "\n"
 
 
-def say(hub, user, token, text, chat_file="share.chat") -> str:
-    replies = asyncio.run(chat(hub, user, token, text, persona=COACH, chat_file=chat_file))
-    return replies[-1]["body"]
-
-
 def squad_as(hub, token: str) -> sportlab.squad.Squad:
     return sportlab.squad.connect(f"{hub.url}/services/squad/api", token)
-
-
-def until(check, timeout: float = 60, what: str = ""):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = check()
-        if value:
-            return value
-        time.sleep(0.5)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 @pytest.fixture(scope="module")
