@@ -8,6 +8,7 @@ import sqlite3
 import time
 
 import httpx
+import psycopg
 
 from tests.e2e.test_walking_skeleton import COACH, chat
 
@@ -26,6 +27,13 @@ def wait_for_squad(stack, timeout: float = 60) -> None:
 
 
 def stored_rows(stack, table: str, athlete: str) -> int:
+    """Rows of ``athlete`` in the squad's ``table``: in SPORTHUB_DB_URL's PostgreSQL database
+    when the stack has one, else in its SQLite file."""
+    url = stack.env.get("SPORTHUB_DB_URL")
+    if url:
+        with psycopg.connect(url.replace("postgresql+psycopg://", "postgresql://")) as db:
+            return db.execute(f"SELECT count(*) FROM {table} WHERE athlete = %s",
+                              (athlete,)).fetchone()[0]
     with sqlite3.connect(stack.data_dir / "squad.sqlite") as db:
         return db.execute(f"SELECT count(*) FROM {table} WHERE athlete = ?",
                           (athlete,)).fetchone()[0]
