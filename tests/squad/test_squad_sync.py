@@ -214,6 +214,14 @@ def test_hostile_files_in_the_home_are_skipped_with_their_reasons(hub, team, act
     secret = outside / "not-annas.fit"
     secret.write_bytes((activities / "6471559601_ACTIVITY.fit").read_bytes())
     secret.chmod(0o644)
+    # "never read", seen by the file system: its last read set in 1970, which any read moves
+    # (relatime updates an access time older than the file's change) - first proven here
+    probe = outside / "probe"
+    probe.write_bytes(b"x")
+    for path in (probe, secret):
+        os.utime(path, (0, path.stat().st_mtime))
+    probe.read_bytes()
+    assert probe.stat().st_atime > 0, "no access times here (noatime): nothing would be proven"
     ride = (activities / RIDES[0]).read_bytes()
     made = {"empty.fit": b"", "cut.fit": ride[: len(ride) // 2],
             "copy-00000.fit": (activities / "2020-06-01-16-52-40.fit").read_bytes()}
@@ -239,6 +247,7 @@ def test_hostile_files_in_the_home_are_skipped_with_their_reasons(hub, team, act
     assert len(names) == MAX_FILES
     assert not names & {"empty.fit", "cut.fit", "elsewhere.fit", "huge.gpx"}
     assert "not-annas.fit" not in stored_files(hub)
+    assert secret.stat().st_atime == 0  # not opened by the scans, nor by the /share above
     assert list((hub.data_dir / "squad" / ".staging").iterdir()) == []
 
     # the copies go again: the service follows, down to the rides and the log
