@@ -12,19 +12,14 @@ from __future__ import annotations
 
 import re
 
+import httpx
 import pytest
 from playwright.sync_api import expect
 
 import sportlab
-from tests.squad.test_squad_service import (
-    RIDE,
-    Person,
-    backends,
-    stored_files,
-    stored_rows,
-    wait_for_squad,
-)
+from tests.squad.test_squad_service import RIDE, Person, backends, set_properties
 from tests.support.fake_backend import FakeBackend
+from tests.support.squad import stored_files, stored_rows, wait_for_squad
 from tests.support.stack import HubClient, make_stack, new_invite, set_password, started
 
 pytestmark = pytest.mark.stack
@@ -73,10 +68,10 @@ def posted(response) -> bool:
     return response.request.method == "POST" and response.url.endswith("/hub/my-data")
 
 
-def athlete(hub, name: str) -> Person:
+def athlete(hub, name: str, *groups: str) -> Person:
     """An athlete with a password of their own (the invite link), and a token as their server
     holds one."""
-    person = Person(hub, name, "athletes")
+    person = Person(hub, name, "athletes", *groups)
     assert set_password(new_invite(hub.admin, name), PASSWORD).status_code == 302
     # a password set through the invite ends the account's earlier tokens: a new one
     person.token = hub.admin.new_token(name, note="tests")
@@ -163,3 +158,34 @@ def test_the_athlete_switches_sharing_and_sees_who_read_on_the_page(hub, browser
             ["share on", "share off"]
     finally:
         context.close()
+
+
+def test_a_minor_is_refused_on_the_page_until_the_guardians_consent_is_recorded(hub):
+    """The page's refusal is the page again with the reason (nothing changed, so nothing to
+    redirect from); once the admin has recorded the guardian's consent the switch goes through
+    and answers 303 like any other."""
+    minor = athlete(hub, "md-mila", "md-juniors")
+    set_properties(hub, "md-juniors", squad_minor=True)
+    browser = HubClient(hub)
+    assert browser.login("md-mila", PASSWORD).status_code == 302
+    xsrf = browser.http.cookies.get("_xsrf", path="/hub/")
+    refused = browser.http.post("/hub/my-data", data={"share": "on", "_xsrf": xsrf})
+    assert refused.status_code == 403
+    assert 'id="sporthub-my-data-error"' in refused.text and "guardian" in refused.text
+    assert 'data-sharing="off"' in refused.text and 'id="sporthub-minor"' in refused.text
+    assert minor.call("GET", "me").json()["consent_record"] == []
+
+    recorded = httpx.put(f"{hub.url}/services/squad/api/athletes/md-mila/guardian",
+                         json={"guardian": "Olga Petrova (mother)"}, timeout=30,
+                         headers={"Authorization": f"token {hub.admin.token}"})
+    assert recorded.status_code == 200, recorded.text
+    turned = browser.http.post("/hub/my-data", follow_redirects=False,
+                               data={"share": "on", "_xsrf": xsrf})
+    assert turned.status_code == 303 and turned.headers["location"] == "/hub/my-data"
+    page = browser.http.get("/hub/my-data")
+    assert 'data-sharing="on"' in page.text and 'id="sporthub-my-data-done"' in page.text
+    assert "Olga Petrova (mother)" in page.text
+    # the confirmation was for that one answer
+    assert 'id="sporthub-my-data-done"' not in browser.http.get("/hub/my-data").text
+    assert [e["change"] for e in minor.call("GET", "me").json()["consent_record"]] == [
+        "guardian consent", "share on"]

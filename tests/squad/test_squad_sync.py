@@ -9,7 +9,6 @@ home (as root, the way a person's own tools would leave them).
 
 from __future__ import annotations
 
-import asyncio
 import gzip
 import io
 import json
@@ -28,11 +27,11 @@ import pytest
 from nbclient import NotebookClient
 
 import sportlab
-from tests.e2e.test_walking_skeleton import COACH, chat
 from tests.extensions.test_coach_data import interface
-from tests.squad.test_squad_service import backends, stored_files, stored_rows, wait_for_squad
+from tests.squad.test_squad_service import backends
 from tests.support.athletes import PASSWORD, account, athlete, put_home_file, recordings
 from tests.support.fake_backend import FakeBackend
+from tests.support.squad import say, stored_files, stored_rows, until, wait_for_squad
 from tests.support.stack import HubClient, make_stack, started
 
 pytestmark = pytest.mark.stack
@@ -77,23 +76,8 @@ def daily_log(last: date, days: int = 42, seed: int = 0) -> str:
     return "\n".join(lines) + "\n"
 
 
-def say(hub, user, token, text, chat_file="share.chat") -> str:
-    replies = asyncio.run(chat(hub, user, token, text, persona=COACH, chat_file=chat_file))
-    return replies[-1]["body"]
-
-
 def squad_as(hub, token: str) -> sportlab.squad.Squad:
     return sportlab.squad.connect(f"{hub.url}/services/squad/api", token)
-
-
-def until(check, timeout: float = 60, what: str = ""):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = check()
-        if value:
-            return value
-        time.sleep(0.5)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 @pytest.fixture(scope="module")
@@ -230,6 +214,14 @@ def test_hostile_files_in_the_home_are_skipped_with_their_reasons(hub, team, act
     secret = outside / "not-annas.fit"
     secret.write_bytes((activities / "6471559601_ACTIVITY.fit").read_bytes())
     secret.chmod(0o644)
+    # "never read", seen by the file system: its last read set in 1970, which any read moves
+    # (relatime updates an access time older than the file's change) - first proven here
+    probe = outside / "probe"
+    probe.write_bytes(b"x")
+    for path in (probe, secret):
+        os.utime(path, (0, path.stat().st_mtime))
+    probe.read_bytes()
+    assert probe.stat().st_atime > 0, "no access times here (noatime): nothing would be proven"
     ride = (activities / RIDES[0]).read_bytes()
     made = {"empty.fit": b"", "cut.fit": ride[: len(ride) // 2],
             "copy-00000.fit": (activities / "2020-06-01-16-52-40.fit").read_bytes()}
@@ -255,6 +247,7 @@ def test_hostile_files_in_the_home_are_skipped_with_their_reasons(hub, team, act
     assert len(names) == MAX_FILES
     assert not names & {"empty.fit", "cut.fit", "elsewhere.fit", "huge.gpx"}
     assert "not-annas.fit" not in stored_files(hub)
+    assert secret.stat().st_atime == 0  # not opened by the scans, nor by the /share above
     assert list((hub.data_dir / "squad" / ".staging").iterdir()) == []
 
     # the copies go again: the service follows, down to the rides and the log
