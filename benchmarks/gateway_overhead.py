@@ -69,6 +69,8 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
+from benchmarks.support.venvs import pip_install
+
 BACKEND_KEY = "bench-backend-key"
 MODEL = "fast"
 LITELLM_KEY = "sk-bench-litellm-master-key"
@@ -347,22 +349,6 @@ def _venv_litellm_version(venv: Path) -> str | None:
     return (result.stdout.strip() or None) if result.returncode == 0 else None
 
 
-def _pip_install(venv: Path, requirement: str) -> tuple[bool, list[str]]:
-    """pip install, showing its progress (less the local mirror's noise); the last lines kept."""
-    proc = subprocess.Popen([str(venv / "bin" / "pip"), "install", "--disable-pip-version-check",
-                             requirement], stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                            text=True)
-    tail: list[str] = []
-    for line in proc.stdout:
-        line = line.rstrip()
-        if not line or line.startswith("WARNING: Location"):
-            continue
-        tail = (tail + [line])[-5:]
-        if line.startswith(("Collecting", "Downloading", "Installing", "Successfully", "ERROR")):
-            print(f"    pip: {line[:150]}", flush=True)
-    return proc.wait() == 0, tail
-
-
 def ensure_litellm(venv: Path) -> tuple[str, str]:
     """LiteLLM proxy in its own venv, installed on the first run: (version, note)."""
     note_file = venv / "BENCH_NOTE.txt"
@@ -383,7 +369,7 @@ def ensure_litellm(venv: Path) -> tuple[str, str]:
     failures = []
     for candidate in dict.fromkeys([wanted, LITELLM_FALLBACK_VERSION]):
         print(f"  pip install 'litellm[proxy]=={candidate}' ...", flush=True)
-        ok, tail = _pip_install(venv, f"litellm[proxy]=={candidate}")
+        ok, tail = pip_install(venv, f"litellm[proxy]=={candidate}")
         if ok:
             note = "" if not failures else (
                 f"litellm[proxy]=={wanted} (the project venv's version) is not installable "
