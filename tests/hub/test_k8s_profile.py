@@ -59,6 +59,21 @@ def plain(value):
 
 print("CONFIG=" + json.dumps(plain(c)))
 """
+# DUMP's loading for several hub pods in turn, each in its own folder and environment: the
+# refusal's line (the last line of the traceback a hub pod's log would end with), or null
+LOAD_EACH = """import json, os, sys, traceback
+from traitlets.config.loader import PyFileConfigLoader
+for pod in json.load(open(sys.argv[1])):
+    os.environ.clear()
+    os.environ.update(pod["env"])
+    os.chdir(pod["folder"])
+    try:
+        PyFileConfigLoader("jupyterhub_config.py", path=pod["folder"]).load_config()
+        refusal = None
+    except Exception as e:
+        refusal = traceback.format_exception_only(e)[-1].strip()
+    print("REFUSAL=" + json.dumps(refusal), flush=True)
+"""
 
 
 def chart_values(**overrides) -> dict:
@@ -235,7 +250,8 @@ def test_the_hub_pod_stops_at_a_refused_setting_with_its_message(tmp_path):
     assert "SPORTHUB_USER_MEM_LIMIT (set singleuser.memory.limit in values.yaml)" in message
 
 
-@pytest.mark.parametrize("chart, env, says", [
+# chart values and settings that disagree, and what the refusal says
+DISAGREEMENTS = [
     ({"singleuser": {"extraEnv": {"OPENAI_API_BASE": "http://proxy-public/llm/v1"}}}, {},
      ("singleuser.extraEnv.OPENAI_API_BASE=http://proxy-public/llm/v1: user servers reach the "
       "gateway through the proxy's in-cluster address, with the path /services/llm/v1")),
@@ -254,10 +270,35 @@ def test_the_hub_pod_stops_at_a_refused_setting_with_its_message(tmp_path):
     ({"singleuser": {"extraEnv": {"LLM_GATEWAY_MODEL": "other"}}}, {},
      "singleuser.extraEnv.LLM_GATEWAY_MODEL=other is not the first model"),
     ({}, {"SPORTHUB_LLM_BACKENDS": None}, "SPORTHUB_PROFILE=k8s needs SPORTHUB_LLM_BACKENDS"),
-])
-def test_a_chart_value_that_disagrees_with_sporthub_stops_the_start(tmp_path, chart, env, says):
-    message = refusal(load_hub_config(tmp_path, chart_values(**chart), **env))
-    assert "SettingsError" in message and says in message, message
+]
+
+
+@pytest.fixture(scope="module")
+def disagreements(tmp_path_factory) -> list[str]:
+    """The refusal of each of DISAGREEMENTS: each hub pod's configuration loaded as the chart
+    loads it, one after another in one process (a process each cost about a second of CPU)."""
+    pods = []
+    for chart, env, _ in DISAGREEMENTS:
+        folder = tmp_path_factory.mktemp("disagree")
+        pods.append({"folder": str(folder), "env": hub_pod(folder, chart_values(**chart), env=env)})
+    (batch := tmp_path_factory.mktemp("batch") / "pods.json").write_text(json.dumps(pods))
+    # started as the first pod (its environment and folder), so nothing of this one leaks in
+    done = subprocess.run([sys.executable, "-c", LOAD_EACH, str(batch)], env=pods[0]["env"],
+                          cwd=pods[0]["folder"], capture_output=True, text=True, check=False,
+                          timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]
+    refusals = [json.loads(line.removeprefix("REFUSAL=")) for line in done.stdout.splitlines()
+                if line.startswith("REFUSAL=")]
+    assert len(refusals) == len(DISAGREEMENTS), done.stdout[-3000:]
+    return refusals
+
+
+@pytest.mark.parametrize("case", range(len(DISAGREEMENTS)),
+                         ids=[says[:40] for _, _, says in DISAGREEMENTS])
+def test_a_chart_value_that_disagrees_with_sporthub_stops_the_start(disagreements, case):
+    message = disagreements[case]
+    says = DISAGREEMENTS[case][2]
+    assert message and "SettingsError" in message and says in message, message
 
 
 def test_the_base_url_moves_the_gateway_with_it(tmp_path):
