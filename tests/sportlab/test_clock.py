@@ -111,8 +111,8 @@ def test_shuffled_gpx_points_are_read_as_the_original(activities, tmp_path):
 
 
 @pytest.fixture(scope="module")
-def long_ride(activities):
-    return read_activity(activities / LONG_RIDE)
+def long_ride(long_ride_as_read):
+    return long_ride_as_read.copy()
 
 
 def test_a_shuffled_series_given_to_a_metric_is_sorted_with_a_warning(long_ride):

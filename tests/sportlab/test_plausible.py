@@ -140,8 +140,8 @@ def test_every_bound_has_a_source_in_the_module_docstring():
 
 
 @pytest.fixture(scope="module")
-def real_ride(activities):
-    return read_activity(activities / LONG_RIDE)
+def real_ride(long_ride_as_read):
+    return long_ride_as_read.copy()
 
 
 def test_a_plausible_ride_is_not_copied(real_ride):
