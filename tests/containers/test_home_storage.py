@@ -102,23 +102,25 @@ def mount_small_filesystem(image, mountpoint: str, size_mb: int) -> None:
 
 FILL_AND_ASK = """
 import errno, json, os, urllib.request
-seen = {}
-try:
-    with open("filler.bin", "wb") as out:
-        while True:
-            out.write(b"\\0" * 2**20)
-            out.flush()
-            os.fsync(out.fileno())
-except OSError as e:
-    seen["error"] = errno.errorcode.get(e.errno, str(e.errno))
+
+def fill(path, chunk):
+    # appends until the kernel refuses; returns its errno's name
+    try:
+        with open(path, "ab") as out:
+            while True:
+                out.write(b"\\0" * chunk)
+                out.flush()
+                os.fsync(out.fileno())
+    except OSError as e:
+        return errno.errorcode.get(e.errno, str(e.errno))
+
+seen = {"error": fill("filler.bin", 2**20)}
+# the last megabyte did not fit: the blocks left, one by one
+seen["error_small"] = fill("filler.bin", 4096)
 seen["written_mb"] = os.path.getsize("filler.bin") // 2**20
 stats = os.statvfs(".")
 seen["free_bytes"] = stats.f_bavail * stats.f_frsize
-try:
-    open("one-more.txt", "w").write("x" * 4096)
-    seen["one_more"] = "written"
-except OSError as e:
-    seen["one_more"] = errno.errorcode.get(e.errno, str(e.errno))
+seen["one_more"] = fill("one-more.txt", 4096)
 # the gateway, with this person's own token, while their disk is full
 request = urllib.request.Request(
     os.environ["OPENAI_API_BASE"] + "/chat/completions",
@@ -158,8 +160,8 @@ def test_a_full_home_disk_stops_neither_the_hub_nor_the_ledger_nor_the_others(
                                                  timeout=600)))
         record("a home disk filled from inside, then a gateway answer", time.monotonic() - started)
         # the disk is full: the kernel refused the write, and the next one too
-        assert seen["error"] == "ENOSPC" and seen["one_more"] == "ENOSPC", seen
-        assert seen["free_bytes"] < 2**20 and seen["written_mb"] > 32, seen
+        assert seen["error"] == seen["error_small"] == seen["one_more"] == "ENOSPC", seen
+        assert seen["free_bytes"] < 64 * 1024 and seen["written_mb"] > 32, seen
         assert seen["gateway"] == 200 and seen["reply"].strip(), seen
         # ... and the gateway charged it: the ledger is not on that disk
         rows = dstack.ledger_rows()[before:]
