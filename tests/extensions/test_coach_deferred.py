@@ -1,5 +1,6 @@
-"""Jupyternaut is loaded after a user server's start (sporthub_coach/deferred.py): the server
-answers without waiting for LiteLLM's and LangChain's imports, and Jupyternaut comes after."""
+"""What an athlete waits for before the Coach is ready: Jupyternaut is loaded after a user
+server's start (sporthub_coach/deferred.py), so the server answers without waiting for LiteLLM's
+and LangChain's imports, and the Coach's persona, loaded as a chat opens, imports no sportlab."""
 
 from __future__ import annotations
 
@@ -29,6 +30,16 @@ def test_only_jupyternaut_and_its_companions_are_deferred():
     # each deferred extension is left out of the start by the servers' config
     config = CONFIG.read_text()
     assert all(f'"{name}": False' in config for name in deferred.EXTENSIONS)
+
+
+def test_the_coachs_persona_loads_without_sportlab_or_litellm():
+    # loaded when a chat opens, while the athlete waits: pandas and SciPy come at the first
+    # question or /log, LiteLLM with Jupyternaut
+    code = ("import sys, sporthub_coach.persona; "
+            "print(sorted({'pandas', 'scipy', 'sportlab', 'litellm'} & set(sys.modules)))")
+    shown = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                           timeout=120, check=True)
+    assert shown.stdout.strip() == "[]"
 
 
 def wait_for(log: Path, text: str, proc: subprocess.Popen, timeout: float = 240) -> str:
