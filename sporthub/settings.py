@@ -403,6 +403,20 @@ class Settings(BaseSettings):
         default=1.0, gt=0,
         description="CPUs per person, when none of their groups sets `user_cpu_limit` (docker; "
                     "local only with the hub run as root: refused otherwise)")
+    # the size of a person's home: their named volume, made with the engine's size option, which
+    # Docker Engine and podman honour only on XFS with project quotas (docs/production.md); the
+    # hub checks at start that its engine does, and refuses the setting otherwise
+    user_storage_limit: str | None = Field(
+        default=None, pattern=r"^[0-9]+(\.[0-9]+)?[KMGT]?$",
+        description="the size of a person's home, when none of their groups sets "
+                    "`user_storage_limit`; unset: no limit (docker, on an engine whose volumes "
+                    "are on XFS with project quotas: refused otherwise and in the local profile)")
+
+    @field_validator("user_storage_limit", mode="before")
+    @classmethod
+    def _empty_is_unset(cls, value):
+        # Compose passes an unset variable as "" (deploy/compose: ${SPORTHUB_USER_STORAGE_LIMIT:-})
+        return None if value == "" else value
 
     @field_validator("trusted_proxies")
     @classmethod

@@ -233,7 +233,7 @@ def test_a_setting_the_chart_owns_is_refused_naming_the_chart_value(monkeypatch,
             "embedded_backend": "vllm", "embedded_llm_port": "8092",
             "local_user_prefix": "jupyter-", "singleuser_image": "x:1", "docker_network": "n",
             "docker_hub_host": "hub", "user_mem_limit": "2G", "user_cpu_limit": "1",
-            "idle_timeout_s": "3600"}
+            "user_storage_limit": "10G", "idle_timeout_s": "3600"}
     monkeypatch.setenv(f"SPORTHUB_{name.upper()}", good[name])
     with pytest.raises(SettingsError) as e:
         k8s.check(load_settings())
@@ -403,15 +403,10 @@ current-context: none
 """
 
 
-@pytest.mark.parametrize("properties, memory, cpu", [
-    ({}, 4 * 1024**3, 2.0),  # the chart's singleuser.memory.limit and cpu.limit
-    ({"scientists": {"user_mem_limit": "8G"}, "athletes": {"user_cpu_limit": 1}},
-     8 * 1024**3, 1.0),
-])
-async def test_a_persons_pod_gets_the_limits_of_their_groups(config, tmp_path, monkeypatch,
-                                                            properties, memory, cpu):
-    """KubeSpawner's own pod manifest, from the chart's settings as loaded above. Its client
-    needs a configuration to exist (nothing is sent: there is no cluster here)."""
+def kube_spawner(config, tmp_path, monkeypatch, properties: dict, **chart_values):
+    """KubeSpawner as the chart configures it, for a person in groups with these properties,
+    after the hook as configure builds it from the chart's section, run as JupyterHub runs it.
+    Its client needs a configuration to exist (nothing is sent: there is no cluster here)."""
     from kubespawner import KubeSpawner
     from traitlets.config import Config
 
@@ -424,15 +419,48 @@ async def test_a_persons_pod_gets_the_limits_of_their_groups(config, tmp_path, m
     groups = [types.SimpleNamespace(name=n, properties=p) for n, p in properties.items()]
     user = types.SimpleNamespace(name="ann", id=1, url="/user/ann/", groups=groups)
     chart = {k: v for k, v in config["KubeSpawner"].items() if k != "pre_spawn_hook"}
+    chart.update(chart_values)
     spawner = KubeSpawner(_mock=True, user=user, config=Config(KubeSpawner=chart))
-    # the hook as configure builds it from the chart's section, run as JupyterHub runs it
     k8s.limits_hook(chart)(spawner)
+    return spawner
+
+
+@pytest.mark.parametrize("properties, memory, cpu", [
+    ({}, 4 * 1024**3, 2.0),  # the chart's singleuser.memory.limit and cpu.limit
+    ({"scientists": {"user_mem_limit": "8G"}, "athletes": {"user_cpu_limit": 1}},
+     8 * 1024**3, 1.0),
+])
+async def test_a_persons_pod_gets_the_limits_of_their_groups(config, tmp_path, monkeypatch,
+                                                            properties, memory, cpu):
+    """KubeSpawner's own pod manifest, from the chart's settings as loaded above. Its client
+    needs a configuration to exist (nothing is sent: there is no cluster here)."""
+    spawner = kube_spawner(config, tmp_path, monkeypatch, properties)
     [container] = (await spawner.get_pod_manifest()).spec.containers
     assert container.resources.limits == {"memory": memory, "cpu": cpu}
     assert container.resources.requests == {"memory": 1024**3, "cpu": 0.5}
     assert {e.name: e.value for e in container.env}["OPENAI_API_BASE"] == \
         "http://proxy-http:8000/services/llm/v1"
     assert container.image == "registry.club.example/sporthub-singleuser:0.1.0"
+
+
+@pytest.mark.parametrize("properties, claim", [
+    ({}, "10Gi"),  # the chart's singleuser.storage.capacity
+    ({"athletes": {"user_storage_limit": "5G"}, "scientists": {"user_storage_limit": "20G"}},
+     str(20 * 1024**3)),
+])
+async def test_a_persons_volume_claim_gets_the_size_of_their_groups(config, tmp_path, monkeypatch,
+                                                                    properties, claim):
+    """KubeSpawner's own claim manifest: the most generous group's size, else the chart's."""
+    spawner = kube_spawner(config, tmp_path, monkeypatch, properties)
+    assert spawner.storage_pvc_ensure  # singleuser.storage.type: dynamic
+    assert spawner.get_pvc_manifest().spec.resources.requests == {"storage": claim}
+
+
+async def test_a_group_size_without_a_volume_claim_stops_that_start(config, tmp_path, monkeypatch):
+    with pytest.raises(ValueError, match="singleuser.storage.type: dynamic"):
+        # storage_pvc_ensure False: what singleuser.storage.type: none sets
+        kube_spawner(config, tmp_path, monkeypatch,
+                     {"scientists": {"user_storage_limit": "20G"}}, storage_pvc_ensure=False)
 
 
 @pytest.fixture

@@ -200,6 +200,9 @@ def test_two_parameter_cp_recovers_a_hyperbola():
     assert fit.w_prime_j == pytest.approx(20_000.0)
     assert fit.p_max_w is None
     assert fit.rmse_w == pytest.approx(0.0, abs=1e-6)
+    # A rider's test results as a dict (was AttributeError: 'dict' object has no 'index').
+    tests = {180: 250 + 20_000 / 180, 720: 250 + 20_000 / 720, 1200: 250 + 20_000 / 1200}
+    assert critical_power(tests, durations_s=list(tests)).cp_w == pytest.approx(250.0)
 
 
 def test_three_parameter_cp_recovers_mortons_curve():

@@ -68,3 +68,39 @@ def test_a_long_power_dropout_is_named_and_the_rest_of_the_row_given(activities)
     assert row.weighted_power_w is None
     assert row.problems and "max_dropout_s" in row.problems[0]
     assert row.trimp_edwards is not None and row.file == "dropout.fit"
+
+
+def test_the_dropout_problem_names_an_argument_summarize_session_takes(activities):
+    # The problem says "pass a larger max_dropout_s="; summarize_session did not take it.
+    frame = read_activity(activities / RIDE)
+    frame.iloc[20:50, frame.columns.get_loc("power_w")] = float("nan")  # 30 s mid-ride
+    assert "max_dropout_s" in summarize_session(frame).problems[0]
+    row = summarize_session(frame, max_dropout_s=60)
+    assert row.problems == [] and row.weighted_power_w == weighted_power(frame, max_dropout_s=60)
+    assert row.best_power_w == {
+        int(d): w for d, w in mean_max_power(frame, [5, 60, 300, 1200], max_dropout_s=60).items()}
+
+
+def _smart_recording(frame, longest_s=8):
+    # What "smart recording" head units store: a sample when the heart rate changes, and at
+    # least every longest_s seconds; the timestamps say how long each sample stands for.
+    hr = frame["heart_rate_bpm"].to_numpy()
+    keep, last = [], None
+    for i, value in enumerate(hr):
+        if last is None or value != hr[last] or i - last >= longest_s:
+            keep.append(i)
+            last = i
+    return frame.iloc[keep]
+
+
+def test_average_heart_rate_is_over_time_not_over_samples(activities):
+    # 4078723797.fit: the head unit's average is 165 bpm. Its smart-recorded variant (29 % of
+    # the samples) averaged 160.4 bpm over samples, 2.8 % low: steady stretches, one sample
+    # per 8 s, weighed as little as the changing ones.
+    name = "4078723797.fit"
+    head_unit = read_sessions(activities / name)["avg_heart_rate_bpm"].iloc[0]
+    full = summarize_session(activities / name)
+    smart = summarize_session(_smart_recording(read_activity(activities / name)), name=name)
+    assert full.avg_hr_bpm == pytest.approx(head_unit, rel=0.01)
+    assert smart.avg_hr_bpm == pytest.approx(head_unit, rel=0.01)
+    assert smart.avg_hr_bpm == pytest.approx(full.avg_hr_bpm, rel=0.002)

@@ -16,7 +16,7 @@ import re
 from urllib.parse import urlparse
 
 from sporthub.hub import common
-from sporthub.hub.limits import Limits, LimitsHook
+from sporthub.hub.limits import STORAGE_PROPERTY, Limits, LimitsHook
 from sporthub.settings import ENV_PREFIX, Settings, SettingsError
 
 # what the chart's own values set when nobody chose anything (z2jh values.yaml, hub.config)
@@ -48,6 +48,7 @@ CHART_OWNED = {
     "docker_hub_host": "set singleuser.networkPolicy in values.yaml",
     "user_mem_limit": "set singleuser.memory.limit in values.yaml",
     "user_cpu_limit": "set singleuser.cpu.limit in values.yaml",
+    "user_storage_limit": "set singleuser.storage.capacity in values.yaml",
     "idle_timeout_s": "set cull.timeout in values.yaml",
 }
 
@@ -126,9 +127,21 @@ def limits_hook(kube_spawner) -> LimitsHook:
 
 def apply_limits(spawner, limits: Limits) -> None:
     """One person's limits onto their pod (called by the profiles' one pre_spawn_hook): KubeSpawner
-    writes them into the pod manifest; None is the chart's "no limit"."""
+    writes them into the pod manifest; None is the chart's "no limit".
+
+    A group's ``user_storage_limit`` is the size of the person's volume claim (the chart's
+    ``singleuser.storage.capacity`` otherwise). KubeSpawner makes the claim at the first start
+    and never changes an existing one: a new size reaches new homes (docs/production.md). With
+    the chart's ``singleuser.storage.type: none`` there is no claim to size: the start stops."""
     spawner.mem_limit = limits.mem_bytes
     spawner.cpu_limit = limits.cpus
+    if limits.storage_bytes is not None:
+        if not spawner.storage_pvc_ensure:
+            raise ValueError(f"the group property {STORAGE_PROPERTY} sizes a person's volume "
+                             "claim, and the chart makes none (singleuser.storage.type is not "
+                             "dynamic): remove the property or set singleuser.storage.type: "
+                             "dynamic in values.yaml")
+        spawner.storage_capacity = str(limits.storage_bytes)  # a Kubernetes quantity in bytes
 
 
 def _hub_host(c) -> str:
