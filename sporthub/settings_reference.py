@@ -45,7 +45,7 @@ GROUPS: list[tuple[str, list[str]]] = [
                                "hub_metrics_token"]),
     ("People's servers: the `local` and `docker` profiles", [
         "local_user_prefix", "singleuser_image", "docker_network", "docker_hub_host",
-        "docker_name_prefix", "user_mem_limit", "user_cpu_limit"]),
+        "docker_name_prefix", "user_mem_limit", "user_cpu_limit", "user_storage_limit"]),
     ("The squad: athletes sharing with the club's staff", [
         "squad_max_file_bytes", "squad_max_files", "squad_max_total_bytes",
         "squad_sync_interval_s"]),

@@ -349,3 +349,29 @@ def _seconds(duration: str | int) -> float:
         return duration
     units = {"h": 3600, "m": 60, "s": 1, "ms": 0.001}
     return sum(float(n) * units[u] for n, u in re.findall(r"(\d+(?:\.\d+)?)(ms|h|m|s)", duration))
+
+
+def test_the_database_and_the_hubs_data_can_leave_the_homes_disk(project, config):
+    """People's home volumes are in the engine's volume directory: PostgreSQL's files and the
+    hub's data may be folders elsewhere (.env), so that homes filling their disk stop neither;
+    the default keeps the named volumes of earlier installations. A home size reaches the hub,
+    empty (no limit) unless set."""
+    def mounts(config: dict, service: str) -> list[str]:
+        return [str(v) for v in config["services"][service]["volumes"]]
+
+    assert "postgres-data:/var/lib/postgresql/data" in mounts(config, "postgres")
+    assert "hub-data:/srv/sporthub/data" in mounts(config, "hub")
+    assert environment(config["services"]["hub"])["SPORTHUB_USER_STORAGE_LIMIT"] == ""
+    env = project / ".env"
+    default = env.read_text()
+    try:
+        env.write_text(default + "SPORTHUB_POSTGRES_DATA=/srv/sporthub/postgres\n"
+                       "SPORTHUB_HUB_DATA=/srv/sporthub/hub\nSPORTHUB_USER_STORAGE_LIMIT=20G\n")
+        done = run(PODMAN_COMPOSE, "config", cwd=project)
+        assert done.returncode == 0, done.stderr
+        moved = yaml.safe_load(done.stdout)
+    finally:
+        env.write_text(default)
+    assert "/srv/sporthub/postgres:/var/lib/postgresql/data" in mounts(moved, "postgres")
+    assert "/srv/sporthub/hub:/srv/sporthub/data" in mounts(moved, "hub")
+    assert environment(moved["services"]["hub"])["SPORTHUB_USER_STORAGE_LIMIT"] == "20G"

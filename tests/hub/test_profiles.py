@@ -108,6 +108,24 @@ def test_a_hub_run_as_root_takes_the_limits(settings_env):
     assert local.check(load_settings()) is None
 
 
+@pytest.mark.parametrize("root", [True, False])
+def test_the_local_profile_refuses_a_home_size(settings_env, root):
+    settings_env.setenv("SPORTHUB_USER_STORAGE_LIMIT", "10G")
+    settings_env.setattr(local, "is_root", lambda: root)
+    with pytest.raises(SettingsError) as e:
+        local.check(load_settings())
+    assert "SPORTHUB_USER_STORAGE_LIMIT" in str(e.value) and "XFS" in str(e.value)
+
+
+def test_a_group_home_size_stops_a_local_start_naming_the_group():
+    hook = limits.LimitsHook(local.apply_limits, "2G", 1.0)
+    spawner = LocalProcessSpawner(user=person(athletes={}, scientists={"user_storage_limit": "5G"}))
+    with pytest.raises(ValueError) as e:
+        hook(spawner)
+    assert "user_storage_limit (of scientists)" in str(e.value)
+    assert "does not limit the size of people's homes" in str(e.value)
+
+
 @pytest.mark.parametrize("name", sorted(local.IGNORED))
 def test_the_local_profile_refuses_the_docker_profiles_settings(settings_env, name):
     settings_env.setenv(f"SPORTHUB_{name.upper()}", "club")

@@ -72,6 +72,12 @@ def apply_chart(c, values: dict, names: dict) -> None:
     for trait, key in KUBESPAWNER_TRAITS.items():
         if dig(single, key) is not None:
             setattr(c.KubeSpawner, trait, dig(single, key))
+    # the chart's storage.type dynamic: a volume claim per person, of singleuser.storage.capacity
+    # (the size a group's user_storage_limit replaces)
+    if dig(single, "storage.type") == "dynamic":
+        c.KubeSpawner.storage_pvc_ensure = True
+        if dig(single, "storage.capacity") is not None:
+            c.KubeSpawner.storage_capacity = dig(single, "storage.capacity")
     if dig(single, "image.name"):
         tag = dig(single, "image.tag")
         c.KubeSpawner.image = single["image"]["name"] + (f":{tag}" if tag else "")

@@ -2,8 +2,9 @@
 
 What a container gets: the SportHub user image (the only image allowed), UID 1000, no Linux
 capabilities, ``no-new-privileges``, an init as PID 1, memory and CPU limits that follow the
-person's groups, and a named volume ``sporthub-home-<name>`` as home (kept across stop, start and
-hub restarts; the container itself is removed when it stops; ``sporthub`` is the default of
+person's groups, and a named volume ``sporthub-home-<name>`` as home (of the size their groups
+give, ``SPORTHUB_USER_STORAGE_LIMIT`` otherwise, or unlimited; kept across stop, start and hub
+restarts; the container itself is removed when it stops; ``sporthub`` is the default of
 ``SPORTHUB_DOCKER_NAME_PREFIX``, ``<name>`` the hub name as DockerSpawner escapes it). It sits on
 an internal bridge network (``SPORTHUB_DOCKER_NETWORK``) whose only way to the hub is the hub's
 public port: the hub API and the gateway are reached through the proxy, at the hub's address on
@@ -16,12 +17,14 @@ no secret leaves the hub (DockerSpawner passes none of the hub's environment on)
 from __future__ import annotations
 
 import ipaddress
+import uuid
 
 import docker
 from dockerspawner import DockerSpawner
+from traitlets import TraitError
 
 from sporthub.hub import common
-from sporthub.hub.limits import Limits, LimitsHook
+from sporthub.hub.limits import STORAGE_PROPERTY, Limits, LimitsHook, parse_bytes
 from sporthub.settings import ENV_PREFIX, Settings, SettingsError
 
 HOME = "/home/jovyan"
@@ -92,10 +95,60 @@ def check(settings: Settings) -> str | None:
     return None
 
 
+def is_podman(version: dict) -> bool:
+    """podman's Docker-compatible API (it names itself in its version's components)."""
+    return any(c.get("Name") == "Podman Engine" for c in version.get("Components") or [])
+
+
+def size_options(podman: bool, size_bytes: int) -> dict[str, str]:
+    """The local volume driver's option that holds a volume to ``size_bytes``. Both engines
+    honour it only where their volumes are on XFS mounted with project quotas, and refuse it
+    elsewhere; each reads its own: Docker Engine ``size``, podman ``o=size=`` (podman 4.3 takes
+    Docker's ``size`` too, and silently ignores it: measured)."""
+    return {"o": f"size={size_bytes}"} if podman else {"size": str(size_bytes)}
+
+
+def volume_size(volume: dict) -> int | str | None:
+    """The size a volume was made with (an engine's inspect answer; as written if it is not a
+    size SportHub reads), None: no limit."""
+    options = volume.get("Options") or {}
+    sizes = [o.removeprefix("size=") for o in (options.get("o") or "").split(",")
+             if o.startswith("size=")]
+    size = options.get("size") or (sizes[0] if sizes else None)
+    try:
+        return None if size is None else parse_bytes(size)
+    except TraitError:
+        return size
+
+
+STORAGE_FIX = ("the engine holds a volume to a size only when its volume directory "
+               "(/var/lib/docker/volumes for Docker Engine, podman's volume_path) is on XFS "
+               "mounted with the prjquota option (docs/production.md, \"Home sizes\")")
+
+
+def check_storage(settings: Settings, client: docker.DockerClient) -> None:
+    """With SPORTHUB_USER_STORAGE_LIMIT, the engine must hold a home to a size: a volume of that
+    size is made and removed again now, so that a start never runs with homes silently
+    unlimited; an engine without project quotas refuses it, and the hub does not start."""
+    if settings.user_storage_limit is None:
+        return
+    size = parse_bytes(settings.user_storage_limit)
+    probe = f"{settings.docker_name_prefix}-storage-check-{uuid.uuid4().hex[:8]}"
+    options = size_options(is_podman(client.version()), size)
+    try:
+        client.volumes.create(probe, driver="local", driver_opts=options).remove(force=True)
+    except docker.errors.APIError as e:
+        raise SettingsError(
+            f"{ENV_PREFIX}USER_STORAGE_LIMIT={settings.user_storage_limit}: this engine cannot "
+            f"hold a volume to a size ({e.explanation}): {STORAGE_FIX}; or unset it") from None
+
+
 def prepare(settings: Settings) -> None:
-    """Before the hub starts: the engine answers, the network exists, the image is built."""
+    """Before the hub starts: the engine answers, the network exists, homes can be held to their
+    size, the image is built."""
     client = engine_client()
     hub_host(settings, client)
+    check_storage(settings, client)
     try:
         client.images.get(settings.singleuser_image)
     except docker.errors.ImageNotFound:
@@ -111,9 +164,10 @@ def configure(c, settings: Settings) -> None:
     common.llm_access(c, settings)
     common.user_servers(c, settings)
     spawner(c, settings)
-    # the person's groups decide their container's size, read at each start
+    check_storage(settings, engine_client())  # also when the hub is started without `sporthub up`
+    # the person's groups decide their container's size and their home's, read at each start
     c.Spawner.pre_spawn_hook = LimitsHook(apply_limits, settings.user_mem_limit,
-                                          settings.user_cpu_limit)
+                                          settings.user_cpu_limit, settings.user_storage_limit)
     common.capacity(c, settings, settings.idle_timeout_s)
     common.services(c, settings)
 
@@ -159,8 +213,44 @@ def spawner(c, settings: Settings) -> None:
     c.Spawner.http_timeout = 120
 
 
-def apply_limits(spawner, limits: Limits) -> None:
+def apply_limits(spawner, limits: Limits):
     """One person's limits onto their container (called by the profiles' one pre_spawn_hook):
-    DockerSpawner passes them to the engine when it creates the container."""
+    DockerSpawner passes them to the engine when it creates the container. A home size is the
+    home volume's, made here before the start (returns what JupyterHub awaits)."""
     spawner.mem_limit = limits.mem_bytes
     spawner.cpu_limit = limits.cpus
+    if limits.storage_bytes is not None:
+        return sized_home(spawner, limits.storage_bytes)
+    return None
+
+
+async def sized_home(spawner, size_bytes: int) -> None:
+    """The person's home volume, made with their size if it does not exist yet.
+
+    An engine sets a volume's size when it makes it and cannot change it: a home made before
+    (before the setting, or before the person's groups changed) keeps its size, which the hub's
+    log says at each start (docs/production.md tells how to resize one). An engine that cannot
+    hold a volume to a size refuses, and the start stops with what to do."""
+    [volume] = [name for name, bind in spawner.volume_binds.items() if bind["bind"] == HOME]
+    try:
+        made = await spawner.docker("inspect_volume", volume)
+    except docker.errors.NotFound:
+        made = None
+    if made is None:
+        options = size_options(is_podman(await spawner.docker("version")), size_bytes)
+        try:
+            await spawner.docker("create_volume", volume, driver="local", driver_opts=options)
+        except docker.errors.APIError as e:
+            raise ValueError(
+                f"{spawner.user.name}'s home ({volume}) cannot be held to {size_bytes} bytes "
+                f"(their groups' {STORAGE_PROPERTY}, or {ENV_PREFIX}USER_STORAGE_LIMIT): the "
+                f"engine says {e.explanation}: {STORAGE_FIX}; or remove the group property") \
+                from None
+        spawner.log.info("%s's home %s made with %s bytes", spawner.user.name, volume, size_bytes)
+        return
+    if (current := volume_size(made)) != size_bytes:
+        spawner.log.warning(
+            "%s's home %s was made with %s and keeps it (an engine cannot resize a volume); "
+            "their limit is now %s bytes: docs/production.md, \"Home sizes\", tells how to "
+            "resize it", spawner.user.name, volume,
+            "no size limit" if current is None else f"{current} bytes", size_bytes)

@@ -16,7 +16,7 @@ import sys
 from pathlib import Path
 
 from sporthub.hub import cgroups, common, localusers
-from sporthub.hub.limits import Limits, LimitsHook
+from sporthub.hub.limits import STORAGE_PROPERTY, Limits, LimitsHook
 from sporthub.settings import ENV_PREFIX, Settings, SettingsError
 
 # the docker profile's settings: this profile runs no container, so they would do nothing
@@ -26,6 +26,13 @@ IGNORED = {
     "docker_hub_host": "no containers in this profile",
     "docker_name_prefix": "no containers in this profile",
 }
+# homes here are folders on this machine's disk (a system user's home, or <data>/users/<name>);
+# SportHub makes no filesystem quota for them (this profile's machines often have none: no XFS
+# or ext4 quota support in their kernels), so a home size is refused rather than ignored
+STORAGE_REFUSED = ("{what}: the local profile does not limit the size of people's homes (they "
+                   "are folders on this machine's disk); use SPORTHUB_PROFILE=docker with the "
+                   "engine's volumes on XFS with project quotas (docs/production.md), or the "
+                   "filesystem's own user quotas (setquota)")
 # a hub that is not root cannot hold a person's server to a size: it runs under the hub's account
 LIMITS = ("user_mem_limit", "user_cpu_limit")
 
@@ -58,6 +65,9 @@ def check(settings: Settings) -> str | None:
     if ignored:
         raise SettingsError("SPORTHUB_PROFILE=local has no use for these (they are the docker "
                             "profile's): " + "; ".join(ignored))
+    if settings.user_storage_limit is not None:
+        raise SettingsError(STORAGE_REFUSED.format(what=f"{ENV_PREFIX}USER_STORAGE_LIMIT")
+                            + "; unset it")
     if is_root():
         return None  # safe: prepare_user_environment and check_user_environment do the rest
     if "local_user_prefix" in settings.model_fields_set:
@@ -135,8 +145,15 @@ def apply_limits(spawner, limits: Limits) -> None:
     holding the processes to them is the kernel's job. With the hub run as root, the person's
     system user's server joins a cgroup of these sizes (sporthub.hub.cgroups), made here before
     the start: a limit that cannot be set stops the start; a hub that is not root accepts no
-    limit setting (``check``), so there is nothing to hold.
+    limit setting (``check``), so there is nothing to hold. A home size (a group's
+    ``user_storage_limit``) stops the start: this profile cannot hold a home to it.
     """
+    if limits.storage_bytes is not None:
+        groups = sorted(g.name for g in spawner.user.groups
+                        if (g.properties or {}).get(STORAGE_PROPERTY) not in (None, ""))
+        raise ValueError(STORAGE_REFUSED.format(
+            what=f"the group property {STORAGE_PROPERTY} (of {', '.join(groups)})")
+            + "; remove it from those groups in the admin panel")
     spawner.mem_limit = limits.mem_bytes
     spawner.cpu_limit = limits.cpus
     if isinstance(spawner, localusers.SystemUserSpawner):  # the hub runs as root
