@@ -6,9 +6,9 @@ Run from the repository root with the project venv:
     .venv/bin/python benchmarks/gateway_overhead.py [--requests 2000] [--waiting 500] [--busy 50]
         [--smoke]
 
-``--smoke`` (``make bench-smoke``, part of ``make test-all``) runs every path a few times, without
-LiteLLM (its venv is installed on a first run), so a change that breaks the benchmark is seen in
-CI; its figures mean nothing.
+``--smoke`` (``make bench-smoke``, part of ``make test-all``) runs every path a few times, two
+busy rounds too, without LiteLLM (its venv is installed on a first run), so a change that breaks
+the benchmark is seen in CI; its figures mean nothing.
 
 One fast OpenAI-compatible streaming server (its own process, a real socket, canned tokens) is
 called, one request at a time over HTTP/1.1 keep-alive, in shuffled interleaved rounds:
@@ -660,7 +660,11 @@ async def busy_rounds(stack, token: str, key: str, rounds: int, gateway_proc) ->
         for name in paths:  # warm: connections, caches, the model's first run
             await asyncio.gather(*(one(name) for _ in range(BUSY_STREAMS)))
         rng = random.Random(2)
-        for _ in range(rounds):
+        started = time.monotonic()
+        for i in range(rounds):
+            if i and i % max(1, rounds // 4) == 0:
+                print(f"  {i}/{rounds} busy rounds ({time.monotonic() - started:.0f} s)",
+                      flush=True)
             order = list(paths)
             rng.shuffle(order)
             for name in order:
@@ -863,7 +867,7 @@ def main() -> None:
         return
     if args.smoke:
         args.requests, args.warmup, args.waiting, args.no_litellm = 10, 2, 10, True
-        args.blocks, args.busy = 2, min(args.busy, 2)
+        args.blocks, args.busy = 2, 2  # the busy mode too: it cannot break unseen either
 
     def on_term(signum, frame):
         raise KeyboardInterrupt
