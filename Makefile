@@ -55,8 +55,9 @@ test: preflight install $(OIDC_STAMP) recordings ## the fast test suite (real st
 	$(BIN)/sporthub prepare
 	$(BIN)/pytest $(PYTEST_ARGS)
 
-# what needs no stack (no hub, proxy, gateway process or browser): a quick check while working
-test-unit: install recordings ## every test that starts no stack (no hub, proxy, gateway or browser)
+# what needs no stack (no hub, proxy, gateway process, browser or Jupyter kernel): a quick check
+# while working
+test-unit: install recordings ## every test that starts no stack (no hub, proxy, gateway, browser or kernel)
 	$(BIN)/pytest -m 'not stack and not suites and not deploy and not vllm and not containers and not compose' $(PYTEST_ARGS)
 
 # the backend contract against real llama-server and vLLM (CPU): ~3 GB of disk and ~4 GB of memory;

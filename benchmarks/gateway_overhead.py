@@ -3,7 +3,8 @@ clients cost it.
 
 Run from the repository root with the project venv:
 
-    .venv/bin/python benchmarks/gateway_overhead.py [--requests 2000] [--waiting 500] [--smoke]
+    .venv/bin/python benchmarks/gateway_overhead.py [--requests 2000] [--waiting 500] [--busy 50]
+        [--smoke]
 
 ``--smoke`` (``make bench-smoke``, part of ``make test-all``) runs every path a few times, without
 LiteLLM (its venv is installed on a first run), so a change that breaks the benchmark is seen in
@@ -30,6 +31,15 @@ Then a second stack whose backend has one slot: one request holds it, ``--waitin
 requests queue behind it, and the gateway's extra RSS, its CPU while they wait, and the admission
 latency (request sent -> first ``: queue position=`` comment) are measured; then they drain.
 
+The two ratios the gateway is held to, its added p50 and its CPU per request over the bare
+pass-through's (targets: 1.1 and 1.5), are also given for each of ``--blocks`` equal runs of
+rounds, with their medians (``median_ratio_*``): the machine's other work comes in bursts.
+
+``--busy N`` (needs the embedded model, llama-server): N rounds of 4 streams sent at once, every
+slot of the embedded model busy, directly and through the gateway; each stream's time to its first
+token and to its response head, llama-server's own prompt time, and the gateway's own view from
+its ledger (time in line, time from arrival to the first token relayed).
+
 The last line printed is one JSON object; ``gateway_added_p50_ms``, ``litellm_added_p50_ms`` and
 ``passthrough_added_p50_ms`` are the added p50 of the total (until ``[DONE]``). Target: the gateway adds at most 1 ms at p50
 and less than a third of what LiteLLM adds.
@@ -41,12 +51,14 @@ import argparse
 import asyncio
 import contextlib
 import importlib.metadata
+import itertools
 import json
 import os
 import platform
 import random
 import shutil
 import signal
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -56,6 +68,8 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
+
+from benchmarks.support.venvs import pip_install
 
 BACKEND_KEY = "bench-backend-key"
 MODEL = "fast"
@@ -335,22 +349,6 @@ def _venv_litellm_version(venv: Path) -> str | None:
     return (result.stdout.strip() or None) if result.returncode == 0 else None
 
 
-def _pip_install(venv: Path, requirement: str) -> tuple[bool, list[str]]:
-    """pip install, showing its progress (less the local mirror's noise); the last lines kept."""
-    proc = subprocess.Popen([str(venv / "bin" / "pip"), "install", "--disable-pip-version-check",
-                             requirement], stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                            text=True)
-    tail: list[str] = []
-    for line in proc.stdout:
-        line = line.rstrip()
-        if not line or line.startswith("WARNING: Location"):
-            continue
-        tail = (tail + [line])[-5:]
-        if line.startswith(("Collecting", "Downloading", "Installing", "Successfully", "ERROR")):
-            print(f"    pip: {line[:150]}", flush=True)
-    return proc.wait() == 0, tail
-
-
 def ensure_litellm(venv: Path) -> tuple[str, str]:
     """LiteLLM proxy in its own venv, installed on the first run: (version, note)."""
     note_file = venv / "BENCH_NOTE.txt"
@@ -371,7 +369,7 @@ def ensure_litellm(venv: Path) -> tuple[str, str]:
     failures = []
     for candidate in dict.fromkeys([wanted, LITELLM_FALLBACK_VERSION]):
         print(f"  pip install 'litellm[proxy]=={candidate}' ...", flush=True)
-        ok, tail = _pip_install(venv, f"litellm[proxy]=={candidate}")
+        ok, tail = pip_install(venv, f"litellm[proxy]=={candidate}")
         if ok:
             note = "" if not failures else (
                 f"litellm[proxy]=={wanted} (the project venv's version) is not installable "
@@ -460,10 +458,11 @@ def cpu_seconds(procs: list) -> float:
 
 
 async def overhead_rounds(targets: dict[str, tuple[str, dict]], requests: int, warmup: int,
-                          servers: dict[str, list] | None = None,
+                          servers: dict[str, list] | None = None, blocks: int = 1,
                           seed: int = 1) -> dict[str, dict[str, list[float]]]:
     """The interleaved rounds; ``servers`` (name -> processes) get their CPU per request measured
-    over the measured rounds, in ``results["cpu_s"]``."""
+    over the measured rounds, in ``results["cpu_s"]``, and over each of ``blocks`` equal runs of
+    rounds, in ``results["blocks"]`` (each: the CPU seconds and the answers of each path)."""
     import httpx
 
     body = json.dumps(PROMPT).encode()
@@ -474,11 +473,20 @@ async def overhead_rounds(targets: dict[str, tuple[str, dict]], requests: int, w
     names = list(targets)
     servers = servers or {}
     cpu_before: dict[str, float] = {}
+    block_size = max(1, requests // max(1, blocks))
+    marks: list[tuple[dict[str, float], dict[str, int]]] = []  # at each block's start
+
+    def mark() -> None:
+        marks.append(({name: cpu_seconds(procs) for name, procs in servers.items()},
+                      {name: len(results[name]["total"]) for name in names}))
+
     try:
         started = time.monotonic()
         for i in range(warmup + requests):
+            if i >= warmup and (i - warmup) % block_size == 0 and len(marks) < blocks:
+                mark()
             if i == warmup:
-                cpu_before = {name: cpu_seconds(procs) for name, procs in servers.items()}
+                cpu_before = dict(marks[-1][0])
             rng.shuffle(names)
             for name in names:
                 url, headers = targets[name]
@@ -501,8 +509,13 @@ async def overhead_rounds(targets: dict[str, tuple[str, dict]], requests: int, w
             elif i >= warmup and (i - warmup + 1) % max(1, requests // 4) == 0:
                 print(f"  {i - warmup + 1}/{requests} rounds "
                       f"({time.monotonic() - started:.0f} s)", flush=True)
-        results["cpu_s"] = {name: cpu_seconds(procs) - cpu_before.get(name, 0.0)
-                            for name, procs in servers.items()}
+        mark()
+        results["cpu_s"] = {name: marks[-1][0][name] - cpu_before.get(name, 0.0)
+                            for name in servers}
+        results["blocks"] = [
+            {"cpu_s": {n: end[0][n] - start[0][n] for n in servers},
+             "answers": {n: (start[1][n], end[1][n]) for n in names}}
+            for start, end in itertools.pairwise(marks)]
     finally:
         for client in clients.values():
             await client.aclose()
@@ -581,6 +594,129 @@ async def waiting_clients(gateway_url: str, token: str, backend_url: str, proc, 
             "errors": outcome["errors"]}
 
 
+BUSY_STREAMS = 4  # the embedded model's slots (SPORTHUB_LLM_MAX_CONCURRENCY's default)
+
+
+def start_embedded_stack(cleanup: Cleanup, tmp: Path):
+    """The real stack on the embedded model (llama-server + SmolLM2), one user who may use every
+    slot at once; the backend's own URL and key for the direct path."""
+    from tests.support.stack import HubClient, make_stack
+
+    stack = make_stack(tmp / "busy", llm_tokens_per_day="1000000000",
+                       llm_max_running_per_user=str(BUSY_STREAMS), llm_groups=json.dumps(
+                           {"athletes": {"llm_tokens_per_day": 1000000000, "llm_priority": 0}}))
+    cleanup.push("busy", lambda: (setattr(stack, "descendants", stack.processes()),
+                                  stack.stop()))
+    stack.start()
+    admin = HubClient.admin(stack)
+    assert admin.api("POST", "/users/bench").status_code == 201
+    admin.api("POST", "/groups/athletes")
+    admin.api("POST", "/groups/athletes/users", json={"users": ["bench"]})
+    key = (stack.data_dir / "secrets" / "embedded-llm-key").read_text().strip()
+    return stack, admin.new_token("bench", note="gateway benchmark"), key
+
+
+async def busy_rounds(stack, token: str, key: str, rounds: int, gateway_proc) -> dict:
+    """``rounds`` times: 4 streams sent at once (every slot busy) directly, and 4 through the
+    gateway, in a shuffled order. Each stream's time to its response head and to its first
+    token, and the backend's own prompt time (llama-server's ``timings.prompt_ms``); the
+    gateway's CPU while its streams ran."""
+    import httpx
+
+    gateway = f"http://127.0.0.1:{stack.env['SPORTHUB_GATEWAY_PORT']}/services/llm"
+    paths = {"direct": (f"{stack.llm_url}/v1/chat/completions", key),
+             "gateway": (f"{gateway}/v1/chat/completions", token)}
+    body = json.dumps({"model": "smollm2-135m-instruct", "stream": True, "max_tokens": 8,
+                       "temperature": 0, "messages": [{"role": "user", "content":
+                                                       "One tip for a 10 km race?"}]}).encode()
+    clients = {name: httpx.AsyncClient(timeout=120, limits=httpx.Limits(
+        max_connections=BUSY_STREAMS)) for name in paths}
+    out = {name: {"head": [], "ttft": [], "first": [], "last": [], "prompt_ms": [], "errors": []}
+           for name in paths}
+    gateway_cpu_s = 0.0
+
+    async def one(name: str) -> tuple[float, float, float | None]:
+        url, bearer = paths[name]
+        start = time.perf_counter()
+        head = ttft = prompt_ms = None
+        async with clients[name].stream("POST", url, content=body, headers={
+                "Authorization": f"Bearer {bearer}", "Content-Type": "application/json"}) as r:
+            head = time.perf_counter()
+            if r.status_code != 200:
+                raise RuntimeError(f"HTTP {r.status_code}: {(await r.aread())[:200]}")
+            async for line in r.aiter_lines():
+                if not line.startswith("data: {"):
+                    continue
+                chunk = json.loads(line[6:])
+                if ttft is None and any((c.get("delta") or {}).get("content")
+                                        for c in chunk.get("choices") or []):
+                    ttft = time.perf_counter()
+                prompt_ms = (chunk.get("timings") or {}).get("prompt_ms", prompt_ms)
+        if ttft is None:
+            raise RuntimeError("no content")
+        return (head - start) * 1000, (ttft - start) * 1000, prompt_ms
+
+    try:
+        for name in paths:  # warm: connections, caches, the model's first run
+            await asyncio.gather(*(one(name) for _ in range(BUSY_STREAMS)))
+        rng = random.Random(2)
+        for _ in range(rounds):
+            order = list(paths)
+            rng.shuffle(order)
+            for name in order:
+                before = cpu_seconds([gateway_proc]) if name == "gateway" else 0.0
+                answers = await asyncio.gather(*(one(name) for _ in range(BUSY_STREAMS)),
+                                               return_exceptions=True)
+                if name == "gateway":
+                    gateway_cpu_s += cpu_seconds([gateway_proc]) - before
+                ok = [a for a in answers if not isinstance(a, BaseException)]
+                out[name]["errors"] += [f"{type(a).__name__}: {a}"[:200] for a in answers
+                                        if isinstance(a, BaseException)]
+                for head, ttft, prompt_ms in ok:
+                    out[name]["head"].append(head)
+                    out[name]["ttft"].append(ttft)
+                    if prompt_ms is not None:
+                        out[name]["prompt_ms"].append(prompt_ms)
+                if ok:
+                    out[name]["first"].append(min(t for _, t, _ in ok))
+                    out[name]["last"].append(max(t for _, t, _ in ok))
+                await asyncio.sleep(0.2)  # the slots free before the other path's turn
+    finally:
+        for client in clients.values():
+            await client.aclose()
+    out["gateway_cpu_ms_per_stream"] = 1000 * gateway_cpu_s / max(1, len(out["gateway"]["ttft"]))
+    return out
+
+
+def report_busy(busy: dict, rows: list[dict], rounds: int) -> dict:
+    """Where the first token's time goes with every slot busy; ``rows``: the gateway's ledger
+    rows of these streams (its own view: ``queued_ms`` from arrival to a slot, ``ttft_ms`` from
+    arrival to the first token relayed)."""
+    def q(values: list[float], at: float) -> float | None:
+        return round(pct(values, at), 1) if values else None
+
+    print(f"\nevery slot busy: {rounds} rounds of {BUSY_STREAMS} streams at once on the embedded "
+          "model, directly and through the gateway (ms; p10 / p50 / p90)")
+    summary = {}
+    for name in ("direct", "gateway"):
+        b = busy[name]
+        print(f"  {name:<8} TTFT {q(b['ttft'], .1)} / {q(b['ttft'], .5)} / {q(b['ttft'], .9)}"
+              f"; first of 4 p50 {q(b['first'], .5)}, last of 4 p50 {q(b['last'], .5)}"
+              f"; response head p50 {q(b['head'], .5)}; backend prompt_ms p50 "
+              f"{q(b['prompt_ms'], .5)}; errors {len(b['errors'])}"
+              + (f" e.g. {b['errors'][0]}" if b["errors"] else ""))
+        summary[f"busy_{name}_ttft_p50_ms"] = q(b["ttft"], .5)
+        summary[f"busy_{name}_prompt_ms_p50"] = q(b["prompt_ms"], .5)
+    queued = [r["queued_ms"] for r in rows if r["queued_ms"] is not None]
+    ttft = [r["ttft_ms"] for r in rows if r["ttft_ms"] is not None]
+    print(f"  gateway's own view ({len(rows)} ledger rows): queued_ms p50 {q(queued, .5)} p90 "
+          f"{q(queued, .9)}; ttft_ms (arrival -> first token relayed) p50 {q(ttft, .5)}; CPU "
+          f"{busy['gateway_cpu_ms_per_stream']:.2f} ms per stream")
+    summary["busy_gateway_queued_ms_p50"] = q(queued, .5)
+    summary["busy_gateway_cpu_ms_per_stream"] = round(busy["gateway_cpu_ms_per_stream"], 2)
+    return summary
+
+
 async def cpu_percent(proc, seconds: float) -> float:
     before = proc.cpu_times()
     start = time.monotonic()
@@ -629,6 +765,41 @@ def report_overhead(results: dict) -> dict[str, dict[str, float]]:
     return added
 
 
+def report_blocks(results: dict, blocks: list[dict]) -> dict:
+    """The two ratios the gateway is held to (added p50 and CPU per request, each over the bare
+    pass-through's) in each block of rounds, and their medians: a burst of the machine's other
+    work moves one block, not the median."""
+    def added(name: str, span: tuple[int, int]) -> float:
+        lo, hi = span
+        return (pct(results[name]["total"][lo:hi], 0.5)
+                - pct(results["direct"]["total"][lo:hi], 0.5))
+
+    latency, cpu = [], []
+    for block in blocks:
+        a = block["answers"]
+        if min(hi - lo for lo, hi in a.values()) < 2:
+            continue
+        floor = added("passthrough", a["passthrough"])
+        if floor > 0:
+            latency.append(added("gateway", a["gateway"]) / floor)
+        served = sum(hi - lo for name, (lo, hi) in a.items() if name in ("gateway", "via_proxy"))
+        passthrough = block["cpu_s"]["passthrough"] / (a["passthrough"][1] - a["passthrough"][0])
+        if passthrough > 0 and served:
+            cpu.append(block["cpu_s"]["gateway"] / served / passthrough)
+    out = {"blocks": len(latency),
+           "median_ratio_gateway_to_passthrough": round(statistics.median(latency), 3)
+           if latency else None,
+           "median_ratio_cpu_gateway_to_passthrough": round(statistics.median(cpu), 3)
+           if cpu else None}
+    print(f"ratios to the bare pass-through in {len(latency)} blocks of rounds: added p50 "
+          + " ".join(f"{r:.2f}" for r in latency)
+          + f" (median {out['median_ratio_gateway_to_passthrough']}); CPU per request "
+          + " ".join(f"{r:.2f}" for r in cpu)
+          + f" (median {out['median_ratio_cpu_gateway_to_passthrough']}); targets <= 1.1 and "
+            "<= 1.5")
+    return out
+
+
 def report_waiting(w: dict, count: int) -> dict:
     mib = 2 ** 20
     extra = (w["rss_waiting"] - w["rss_before"]) / mib
@@ -668,6 +839,12 @@ def main() -> None:
     parser.add_argument("--waiting", type=int, default=500, help="queued clients (0: skip)")
     parser.add_argument("--waiting-rate", type=float, default=250.0,
                         help="how many queued clients are opened per second")
+    parser.add_argument("--blocks", type=int, default=5,
+                        help="the ratios to the bare pass-through are also given per block of "
+                             "rounds, and their median")
+    parser.add_argument("--busy", type=int, default=0,
+                        help="rounds of 4 streams at once on the embedded model, every slot "
+                             "busy, directly and through the gateway (0: skip)")
     parser.add_argument("--no-litellm", action="store_true", help="skip LiteLLM proxy")
     parser.add_argument("--no-hub-proxy", action="store_true",
                         help="skip d) (the gateway through the hub's proxy)")
@@ -686,6 +863,7 @@ def main() -> None:
         return
     if args.smoke:
         args.requests, args.warmup, args.waiting, args.no_litellm = 10, 2, 10, True
+        args.blocks, args.busy = 2, min(args.busy, 2)
 
     def on_term(signum, frame):
         raise KeyboardInterrupt
@@ -755,8 +933,10 @@ def main() -> None:
                    "passthrough": [psutil.Process(passthrough_proc.pid)]}
         if "litellm" in targets:
             servers["litellm"] = [psutil.Process(litellm[0].pid)]
-        results = asyncio.run(overhead_rounds(targets, args.requests, args.warmup, servers))
+        results = asyncio.run(overhead_rounds(targets, args.requests, args.warmup, servers,
+                                              args.blocks))
         cpu_s = results.pop("cpu_s")
+        blocks = results.pop("blocks")
         cleanup.run_one("litellm")
         cleanup.run_one("passthrough")
         cleanup.run_one("stack")
@@ -794,6 +974,7 @@ def main() -> None:
         if cpu_ms.get("passthrough"):
             summary["ratio_cpu_gateway_to_passthrough"] = round(
                 cpu_ms.get("gateway", 0) / cpu_ms["passthrough"], 3) or None
+        summary.update(report_blocks(results, blocks))
         summary["litellm_cpu_ms_per_request"] = round(cpu_ms.get("litellm", 0), 3) or None
         summary["requests_per_path"] = args.requests
         summary["litellm_version"] = litellm_version if "litellm" in added else None
@@ -823,6 +1004,17 @@ def main() -> None:
             summary.update(report_waiting(waited, args.waiting))
             if args.smoke and (waited["errors"] or waited["done"] < args.waiting):
                 raise SystemExit("smoke run: a waiting client got no answer (above)")
+        if args.busy > 0:
+            print(f"\nstarting a stack on the embedded model for {args.busy} busy rounds ...",
+                  flush=True)
+            busy_stack, busy_token, busy_key = start_embedded_stack(cleanup, tmp)
+            busy = asyncio.run(busy_rounds(busy_stack, busy_token, busy_key, args.busy,
+                                           gateway_process(busy_stack)))
+            rows = [r for r in busy_stack.ledger_rows() if r["user"] == "bench"]
+            summary.update(report_busy(busy, rows[BUSY_STREAMS:], args.busy))
+            cleanup.run_one("busy")
+            if args.smoke and (busy["direct"]["errors"] or busy["gateway"]["errors"]):
+                raise SystemExit("smoke run: a busy stream failed (above)")
     except KeyboardInterrupt:
         print("\ninterrupted: stopping everything ...", file=sys.stderr)
         raise

@@ -4,10 +4,20 @@ Run from the repository root with the project venv:
 
     .venv/bin/python benchmarks/queue_eta.py [--seed 19] [--smoke]
 
-The real stack (hub, proxy, gateway, the embedded llama-server with SmolLM2, 4 slots) serves a
-reproducible evening (``--seed``): several athletes asking short questions and long training
-plans, a scientist's notebook sending a ``%%ai`` batch (unary requests, back to back), arrivals
-in bursts and in trickles. Answers are kept short (32-160 tokens): on a shared two-core machine
+The real stack (hub, proxy, gateway, the embedded llama-server with SmolLM2, 4 slots) serves
+reproducible evenings (``--seed``), one after another on the same gateway (``--evenings``, by
+default ``CAB``), each scored apart:
+
+- C, a quiet evening, first on the fresh stack: two athletes and a short batch, one or two
+  waiting at a time, with only the warm-up's answers learnt (few samples: where an estimator
+  that needs many goes wrong);
+- A, a busy evening: several athletes asking short questions and long training plans, a
+  scientist's notebook sending a ``%%ai`` batch (unary requests, back to back), arrivals in
+  bursts and in trickles;
+- B, the same busy evening again right after (the estimator has A's history now).
+
+``SPORTHUB_EMBEDDED_BACKEND=vllm`` runs them on the CPU vLLM instead (``sporthub prepare``
+first). Answers are kept short (32-160 tokens): on a shared two-core machine
 SmolLM2 streams at a few tokens a second under load, and the run should take minutes, not an
 hour; the estimator does not care how long answers are, only how they spread. A few requests
 first warm the stack up (the estimator learns the
@@ -115,6 +125,18 @@ def ask(rng: random.Random, at: float, user: int, kind: str) -> Ask:
                    f"Write a detailed 7-day training plan that includes {topic}, day by day.")
     return Ask(at, user, kind, 48, False, f"Summarise this session's data about {topic} in a "
                "short paragraph: 42 min, 7.9 km, average heart rate 151, RPE 6.")
+
+
+def quiet(seed: int) -> list[Ask]:
+    """Two athletes and a short batch: one or two wait at a time, behind answers of all lengths."""
+    rng = random.Random(seed + 2)
+    asks = [ask(rng, 0.0, 1, "plan"), ask(rng, 0.3, 2, "question")]
+    asks += [ask(rng, 1.0 + 0.05 * i, 0, "batch") for i in range(4)]
+    # a trickle while the batch runs, then one more pair when it is over
+    asks += [ask(rng, t, 1 + i % 2, kind)
+             for i, (t, kind) in enumerate([(12.0, "question"), (20.0, "plan"),
+                                            (45.0, "question"), (45.5, "question")])]
+    return asks
 
 
 def evening(seed: int, smoke: bool) -> list[Ask]:
@@ -624,6 +646,9 @@ def main() -> None:
                         help="judge the estimators on a saved evening (events.json), no stack")
     parser.add_argument("--replay", action="append", default=[], metavar="REV",
                         help="also replay the estimator of this git revision (e.g. main)")
+    parser.add_argument("--evenings", default="CAB",
+                        help="which evenings, in order, on one stack (A busy, B the same again, "
+                             "C quiet)")
     parser.add_argument("--admission", type=int, default=400,
                         help="requests queued to measure an arrival's cost (0: skip)")
     parser.add_argument("--admission-only", action="store_true",
@@ -633,10 +658,13 @@ def main() -> None:
     if args.rescore:
         saved = json.loads(Path(args.rescore).read_text())
         everything = [Ask(**a) for a in saved["asks"]]
+        # (an evening recorded before there were several is one, A)
+        spans = saved.get("evenings") or [["A", saved["warmup"], len(everything), 0]]
         replays = {f"replayed {name or 'working tree'}": replay(everything, load_scheduler(name))
                    for name in (*args.replay, None)}
-        result = score(everything[saved["warmup"]:], everything, replays)
-        result.update(evening_s=0, load_average=[], load_average_after=[])
+        result = scored_evenings(everything, spans, replays)
+        result.update(load_average=saved.get("load_average", []),
+                      load_average_after=saved.get("load_average_after", []))
         report(result)
         return
 
@@ -676,48 +704,78 @@ def main() -> None:
         rng = random.Random(args.seed + 1)
         warmup = [ask(rng, 0.3 * i, 1 + i % 5, kind)
                   for i, kind in enumerate(["question", "plan", "question"])]
-        asks = evening(args.seed, args.smoke)
-        print(f"stack up in {time.monotonic() - began:.0f} s; warm-up, then {len(asks)} "
-              "requests", flush=True)
+        plans = {"A": lambda: evening(args.seed, args.smoke),
+                 "B": lambda: evening(args.seed, args.smoke), "C": lambda: quiet(args.seed)}
+        names = "A" if args.smoke else args.evenings
+        print(f"stack up in {time.monotonic() - began:.0f} s; warm-up, then evenings "
+              f"{', '.join(names)}", flush=True)
         asyncio.run(play(gateway, tokens, warmup))
-        time.sleep(1.0)
-        evening_began = time.monotonic()
-        asyncio.run(play(gateway, tokens, asks))
-        evening_s = time.monotonic() - evening_began
+        everything, spans = list(warmup), []
+        for name in names:
+            time.sleep(1.0)
+            asks = plans[name]()
+            began = time.monotonic()
+            asyncio.run(play(gateway, tokens, asks))
+            spans.append([name, len(everything), len(everything) + len(asks),
+                          round(time.monotonic() - began, 1)])
+            everything += asks
+            print(f"evening {name}: {len(asks)} requests in {spans[-1][3]} s, load "
+                  f"{os.getloadavg()[0]:.2f}", flush=True)
         time.sleep(1.0)  # the last rows
         rows = read_ledger(stack.data_dir / "gateway.sqlite")
-    match_rows(warmup + asks, rows, users)
-    everything = warmup + asks
+    match_rows(everything, rows, users)
     for a in everything:
         a.arrived = a.row["started_at"] if a.row else (a.sent or 0)
-    # the evening's events, to judge other estimators on it later (--rescore)
+    load_after = [round(x, 2) for x in os.getloadavg()]
+    # the evenings' events, to judge other estimators on them later (--rescore)
     events = Path(tempfile.gettempdir()) / f"queue-eta-events-{args.seed}-{int(time.time())}.json"
-    events.write_text(json.dumps({"warmup": len(warmup), "asks": [vars(a) for a in everything]}))
+    events.write_text(json.dumps({"warmup": len(warmup), "evenings": spans,
+                                  "load_average": [round(x, 2) for x in load_before],
+                                  "load_average_after": load_after,
+                                  "asks": [vars(a) for a in everything]}))
     print(f"events in {events}", flush=True)
-    # the warm-up's requests ran before the evening: the replay needs their durations too
+    # the warm-up's requests ran before the evenings: the replay needs their durations too
     replays = {f"replayed {name or 'working tree'}": replay(everything, load_scheduler(name))
                for name in (*args.replay, None)}
-    result = score(asks, everything, replays)
-    result["evening_s"] = round(evening_s, 1)
+    result = scored_evenings(everything, spans, replays)
     result["load_average"] = [round(x, 2) for x in load_before]
-    result["load_average_after"] = [round(x, 2) for x in os.getloadavg()]
-    result["completion_tokens"] = sorted(a.row["completion_tokens"] for a in asks if a.row)
+    result["load_average_after"] = load_after
     result["admission"] = cost
     report(result)
     if not args.keep:
         import shutil
         shutil.rmtree(tmp, ignore_errors=True)
-    if args.smoke and (result["unmatched"] or result["errors"] or not result["waited"]
+    if args.smoke and (any(e["unmatched"] or e["errors"] or not e["waited"]
+                           for e in result["evenings"].values())
                        or (cost and (not cost["queued"] or cost["errors"]
                                      or cost["left_in_queue_after_hang_up"]))):
         sys.exit(1)
 
 
+def scored_evenings(everything: list[Ask], spans: list, replays: dict[str, Replayed]) -> dict:
+    """Each evening (name, first and last index in ``everything``, its length) scored apart:
+    the estimators knew what came before it, as the gateway did."""
+    evenings = {}
+    for name, first, last, seconds in spans:
+        evenings[name] = score(everything[first:last], everything, replays)
+        evenings[name]["evening_s"] = seconds
+        evenings[name]["completion_tokens"] = sorted(
+            a.row["completion_tokens"] for a in everything[first:last] if a.row)
+    return {"evenings": evenings}
+
+
 def report(result: dict) -> None:
-    print(f"evening: {result['requests']} requests in {result['evening_s']} s, "
+    print(f"load average {result['load_average']} -> {result['load_average_after']}")
+    for name, evening_ in result["evenings"].items():
+        report_evening(name, evening_)
+    report_admission(result.get("admission"))
+    print(json.dumps(result))
+
+
+def report_evening(name: str, result: dict) -> None:
+    print(f"evening {name}: {result['requests']} requests in {result['evening_s']} s, "
           f"{result['errors']} errors, {result['waited']} waited, {result['overtaken']} "
-          f"overtaken (not scored), {result['scored']} scored; load {result['load_average']} "
-          f"-> {result['load_average_after']}")
+          f"overtaken (not scored), {result['scored']} scored")
     for what in ("first_eta", "updates"):
         for which in result[what]:
             s = result[what][which]
@@ -733,8 +791,6 @@ def report(result: dict) -> None:
         if s["n"]:
             print(f"  swing     {which:<22}: n={s['n']:>3} back and forth {s['share_of_wait'] * 100:.1f} % "
                   f"of the time waited; worst {s['worst_s']} s ({s['worst_share'] * 100:.0f} % of its wait)")
-    report_admission(result.get("admission"))
-    print(json.dumps(result))
 
 
 def report_admission(cost: dict | None) -> None:

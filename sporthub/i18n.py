@@ -192,6 +192,12 @@ RUSSIAN = {
     "What is stored": "Что хранится",
     "{files} files, {sessions} sessions, {days} daily log lines.":
         "Файлов: {files}, тренировок: {sessions}, строк дневника: {days}.",
+    "Not stored": "Не сохранено",
+    "The squad service refused these files as they are: they are not sent again until you "
+    "change them.": "Сервис команды не принял эти файлы в нынешнем виде: они не будут "
+                    "отправлены снова, пока вы их не измените.",
+    "file": "файл",
+    "reason": "причина",
     "Who read your data": "Кто смотрел ваши данные",
     "who": "кто",
     "what": "что",

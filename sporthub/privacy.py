@@ -42,6 +42,7 @@ from sqlalchemy.engine import make_url
 
 from sporthub import compaction
 from sporthub.gateway import retention
+from sporthub.hub.profiles import profile_of
 from sporthub.pseudonym import Pseudonyms
 from sporthub.settings import Settings
 
@@ -74,12 +75,17 @@ class Person:
     settings: Settings
     hub: HubSide
     pseudonyms: Pseudonyms
-    # read the home through the person's own running server (the k8s profile, where the home
-    # is a cluster volume the hub cannot mount): the hub's way in every profile
+    # read the home through the person's own running server (a profile whose homes are the
+    # cluster's volumes, which the hub cannot mount): the hub's way in every profile
     home_through_server: bool = False
 
     def __post_init__(self):
-        self.home_through_server = self.home_through_server or self.settings.profile == "k8s"
+        self.home_through_server = self.home_through_server or self.homes == "cluster"
+
+    @property
+    def homes(self) -> str:
+        """Where the profile keeps people's homes: ``"here"``, ``"volumes"`` or ``"cluster"``."""
+        return profile_of(self.settings).HOMES
 
 
 @dataclass
@@ -209,14 +215,13 @@ def _walk_volume(person: Person) -> Iterator[tuple[str, int, IO[bytes]]]:
 
 
 def home_files(person: Person) -> Iterator[tuple[str, int, IO[bytes]]]:
-    profile = person.settings.profile
-    if profile == "local":
+    if person.homes == "here":
         home = local_home(person)
         if home is not None:
             yield from _walk_local(home)
-    elif profile == "docker":
+    elif person.homes == "volumes":
         yield from _walk_volume(person)
-    # k8s: the home is a volume of the cluster; see _export_home
+    # "cluster": the hub cannot mount the volume; see _export_home
 
 
 def _processes_of(uid: int) -> list[int]:
@@ -298,12 +303,11 @@ async def _export_home(person: Person, archive: Archive) -> None:
 
 
 async def _erase_home(person: Person) -> Outcome:
-    profile = person.settings.profile
-    if profile == "k8s":
+    if person.homes == "cluster":
         # KubeSpawner.delete_forever deletes the claim when the hub deletes the account
         return Outcome(kept=[("the home volume (PVC): KubeSpawner deletes it with the account "
                               "when delete_pvc is on (the chart's default)")])
-    if profile == "docker":
+    if person.homes == "volumes":
         return Outcome(removed=await asyncio.to_thread(_remove_volume, person))
     from sporthub import backup
 
@@ -346,7 +350,7 @@ async def _erase_chats(person: Person) -> Outcome:
     def count() -> int:
         return sum(1 for path, _, _ in home_files(person) if path.endswith(CHAT_SUFFIX))
 
-    if person.settings.profile == "k8s":
+    if person.homes == "cluster":
         return Outcome(kept=["chats: in the home volume (see home)"])
     n = await asyncio.to_thread(count)
     return Outcome(removed=[f"{n} chats (with the home)"] if n else [])

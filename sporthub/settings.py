@@ -447,22 +447,6 @@ class Settings(BaseSettings):
         return self
 
     @model_validator(mode="after")
-    def _k8s_leaves_these_to_the_chart(self) -> Settings:
-        # the chart's own configuration decides these; one that SportHub accepted and then left
-        # without effect would be a silent surprise, so the start stops and names the chart value
-        if self.profile != "k8s":
-            return self
-        owned = [f"{ENV_PREFIX}{name.upper()} ({hint})"
-                 for name, hint in K8S_CHART_OWNED.items() if name in self.model_fields_set]
-        if owned:
-            raise ValueError("SPORTHUB_PROFILE=k8s leaves these to the Zero to JupyterHub chart: "
-                             + "; ".join(owned))
-        if not self.llm_backends:
-            raise ValueError("SPORTHUB_PROFILE=k8s needs SPORTHUB_LLM_BACKENDS (the vLLM replicas "
-                             "of deploy/k8s/vllm.yaml): the embedded model is for the local profile")
-        return self
-
-    @model_validator(mode="after")
     def _embedded_backend_used(self) -> Settings:
         if self.llm_backends and "embedded_backend" in self.model_fields_set:
             raise ValueError(f"{ENV_PREFIX}EMBEDDED_BACKEND has no effect when "
@@ -659,26 +643,6 @@ class Settings(BaseSettings):
         env.setdefault(f"{ENV_PREFIX}DATA_DIR", str(self.data_dir.resolve()))
         return env
 
-
-# the k8s profile: settings the Zero to JupyterHub chart owns, and the chart value that does the
-# same; SportHub refuses them there rather than accept them without effect (docs/production.md, Kubernetes)
-K8S_CHART_OWNED = {
-    "ip": "set proxy.service in values.yaml",
-    "port": "set proxy.service in values.yaml",
-    "hub_port": "the chart's hub listens on 8081",
-    "proxy_api_port": "the chart's proxy-api Service listens on 8001",
-    "hub_db_url": "set hub.db.type and hub.db.url in values.yaml",
-    "embedded_backend": "no embedded model in this profile: SPORTHUB_LLM_BACKENDS",
-    "embedded_llm_port": "no embedded model in this profile: SPORTHUB_LLM_BACKENDS",
-    "local_user_prefix": "each person has a pod of their own, no system user",
-    "singleuser_image": "set singleuser.image.name and singleuser.image.tag in values.yaml",
-    "docker_network": "set singleuser.networkPolicy in values.yaml",
-    "docker_hub_host": "set singleuser.networkPolicy in values.yaml",
-    "user_mem_limit": "set singleuser.memory.limit in values.yaml",
-    "user_cpu_limit": "set singleuser.cpu.limit in values.yaml",
-    "user_storage_limit": "set singleuser.storage.capacity in values.yaml",
-    "idle_timeout_s": "set cull.timeout in values.yaml",
-}
 
 # settings a child process gets only when it asks for them by name (database URLs may carry a
 # password); "backend_keys" stands for the api_key of each of SPORTHUB_LLM_BACKENDS

@@ -12,6 +12,7 @@ for machines that pull nothing from container registries.
 from __future__ import annotations
 
 import collections
+import contextlib
 import hashlib
 import os
 import re
@@ -23,6 +24,7 @@ from pathlib import Path
 
 from sporthub.containers import engine as engines
 from sporthub.containers.engine import Engine, EngineError
+from sporthub.llm import build as llama_build
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 # what the docker profile runs; `llm` (llama-server on the CPU) only with compose.cpu.yaml
@@ -41,6 +43,9 @@ CONTEXT_OF = {"llm": ("sporthub/llm/build.py",)}
 # (as .dockerignore: the status bar's node_modules and TypeScript output are not the image's)
 SKIP = re.compile(r"(__pycache__|\.egg-info|\.ipynb_checkpoints|\.pytest_cache|/build/|\.pyc$"
                   r"|/node_modules/|sporthub-statusbar/lib/)")
+# the Debian release of every base (the default's python:3.11-slim-bookworm, and DEBIAN_BASE): a
+# llama-server compiled on a host of the same release runs in the llm image as it is
+IMAGE_DEBIAN_RELEASE = "bookworm"
 # pip and npm inside the build trust what this machine trusts (a build secret: not in any layer)
 HOST_CA_BUNDLE = Path("/etc/ssl/certs/ca-certificates.crt")
 # how much of a failed build's output its error message carries
@@ -142,18 +147,53 @@ def build(engine: Engine, name: str, tag: str | None = None, base: str | None = 
         return tag, False
     progress(f"building {tag} (inputs {digest}); pip's progress follows")
     command = ["build", "--network", "host", "--label", f"{INPUTS_LABEL}={digest}",
-               "-f", f"images/{name}/Dockerfile", "-t", tag]
+               "-t", tag]
     if base_image:
         command += ["--build-arg", f"BASE_IMAGE={base_image}"]
     if HOST_CA_BUNDLE.exists():
         command += ["--secret", f"id=build-ca,src={HOST_CA_BUNDLE}"]
     started = time.monotonic()
-    returncode, tail = _run_build(engine, [*command, "."])
+    with _context(name, progress) as context:
+        returncode, tail = _run_build(engine, [*command, "-f", f"{context}/images/{name}/Dockerfile",
+                                               str(context)])
     if returncode != 0:
         raise EngineError(f"building {tag} failed (exit {returncode}); the build's last lines:\n"
                           + "".join(tail))
     progress(f"built {tag} in {time.monotonic() - started:.0f} s")
     return tag, True
+
+
+@contextlib.contextmanager
+def _context(name: str, progress=print):
+    """The build context: the checkout, except for ``llm`` on a machine that already compiled
+    llama-server for the embedded default and runs the images' Debian release. Then a copy of what
+    the llm image reads, with that binary in ``images/llm/prebuilt/``, so the image copies it
+    instead of compiling llama.cpp a second time (half an hour on 2 cores, in a cold CI)."""
+    server = llama_build.server_binary()
+    if name != "llm" or not server.exists() or host_debian_release() != IMAGE_DEBIAN_RELEASE:
+        yield PROJECT_ROOT
+        return
+    progress(f"the llm image takes this machine's llama-server ({server}) instead of compiling it")
+    with tempfile.TemporaryDirectory(prefix="sporthub-llm-context-") as tmp:
+        context = Path(tmp)
+        shutil.copytree(PROJECT_ROOT / "images" / name, context / "images" / name)
+        for top in CONTEXT_OF[name]:
+            (context / top).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(PROJECT_ROOT / top, context / top)
+        shutil.copy2(server, context / "images" / name / "prebuilt" / "llama-server")
+        yield context
+
+
+def host_debian_release() -> str | None:
+    """This machine's Debian codename (``bookworm``), or None on another system."""
+    try:
+        text = Path("/etc/os-release").read_text()
+    except OSError:
+        return None
+    if not re.search(r"^ID=\"?debian\"?$", text, re.MULTILINE):
+        return None
+    match = re.search(r"^VERSION_CODENAME=\"?(\w+)\"?$", text, re.MULTILINE)
+    return match.group(1) if match else None
 
 
 def _run_build(engine: Engine, args: list[str]) -> tuple[int, collections.deque]:

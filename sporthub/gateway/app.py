@@ -33,6 +33,7 @@ from sporthub.gateway.errors import GatewayError
 from sporthub.gateway.ledger import Ledger, migrate
 from sporthub.gateway.metrics import GatewayMetrics
 from sporthub.gateway.policy import PolicyLookup, budget_window
+from sporthub.gateway.recovery import recover
 from sporthub.gateway.request import Collaborators, ModelRequest, seconds
 from sporthub.gateway.retention import RetentionTask
 from sporthub.gateway.scheduler import DOWN, STARTING, UP, Pool, Scheduler
@@ -127,7 +128,8 @@ class Gateway:
 
     async def completions(self, request: Request) -> Response:
         caller = await self.auth.caller(request)
-        endpoint = request.url.path.rsplit("/v1/", 1)[1]
+        # the scope's path, not request.url: building the URL object costs more than the rest
+        endpoint = request.scope["path"].rsplit("/v1/", 1)[1]
         address = client_ip(request, self.settings.trusted_proxies, self.settings.forwarded_hops)
         return await ModelRequest(self.parts, request, caller, endpoint, address).respond()
 
@@ -228,6 +230,8 @@ def create_app(settings: Settings, hub_api_url: str | None = None,
                             405: _method_not_allowed},
         lifespan=lifespan,
     )
+    # rows of a gateway killed before it wrote them, before budgets or estimates read the ledger
+    recover(gateway.ledger, settings.audit_log_path)
     # the typical answer lengths the wait estimate starts from: the ledger's recent answers
     gateway.scheduler.seed_lengths(gateway.ledger.recent_answer_lengths())
     app.state.gateway = gateway

@@ -204,6 +204,21 @@ class Ledger:
         finally:
             conn.close()
 
+    def insert_missing(self, records: list[RequestRecord]) -> int:
+        """Write those of ``records`` whose id is not in the ledger yet, in one transaction (at
+        the gateway's start, before any request: nothing else writes meanwhile)."""
+        present = self.ids_present([rec.id for rec in records])
+        missing = [dict(rec.__dict__) for rec in records if rec.id not in present]
+        if missing:
+            self._insert(missing)
+        return len(missing)
+
+    def ids_present(self, ids: list[str]) -> set[str]:
+        """Which of these request ids have their row."""
+        query = select(RequestRow.id).where(RequestRow.id.in_(ids))
+        with self.engine.connect() as conn:
+            return set(conn.execute(query).scalars())
+
     def _insert_each(self, rows: list[dict], retried: bool) -> None:
         for row in rows:
             try:

@@ -145,7 +145,7 @@ class ModelRequest:
                                  "can find it in the gateway's log.", "internal_error")
             yield _sse_error(error) if self.head_sent else error.response()
         finally:
-            await self._settle()
+            self._settle()
 
     async def _admit(self) -> None:
         """Body, limits, budget reservation, and a place in line (or a slot at once)."""
@@ -366,8 +366,8 @@ class ModelRequest:
 
     # -- the end ------------------------------------------------------------------------------
 
-    async def _settle(self) -> None:
-        """Slot, budget, row: everything that must happen is done before the first await."""
+    def _settle(self) -> None:
+        """Slot, budget, row: all of it without an await, so that nothing cuts it short."""
         r = self.record
         if self.ticket is not None:
             if self.ticket.backend is not None:
@@ -389,9 +389,8 @@ class ModelRequest:
         self.tokens.settle(r.user, self.reserved, r.prompt_tokens + r.completion_tokens,
                         r.started_at)
         self.reserved = 0
-        row = self.books.write_row(r, self.payload.text if self.payload else None)
+        self.books.write_row(r, self.payload.text if self.payload else None)
         self.books.in_flight -= 1
-        await row  # the answer ends once its row is in the ledger
 
 
 class _SSEResponse(StreamingResponse):

@@ -135,13 +135,14 @@ def audit_lines_of(path: Path, name: str) -> list[str]:
     for file in audit_files(path):  # none where the gateway never ran
         with audit_lock(path), _open(file, "r") as f:
             for line in f:
-                entry = _parse(line)
+                entry = audit_entry(line)
                 if entry is not None and entry.get("user") == name:
                     lines.append(line.rstrip("\n"))
     return lines
 
 
-def _parse(line: str) -> dict | None:
+def audit_entry(line: str | bytes) -> dict | None:
+    """One audit line as a JSON object; None for anything else (a torn line)."""
     try:
         entry = json.loads(line)
     except ValueError:
@@ -151,7 +152,7 @@ def _parse(line: str) -> dict | None:
 
 def _needs_change(file: Path, change: Callable[[dict], bool]) -> bool:
     with _open(file, "r") as f:
-        return any((entry := _parse(line)) is not None and change(entry) for line in f)
+        return any((entry := audit_entry(line)) is not None and change(entry) for line in f)
 
 
 def _rewrite(path: Path, change: Callable[[dict], bool]) -> int:
@@ -168,7 +169,7 @@ def _rewrite(path: Path, change: Callable[[dict], bool]) -> int:
                 lines = f.readlines()
             out, here = [], 0
             for line in lines:
-                entry = _parse(line)
+                entry = audit_entry(line)
                 if entry is not None and change(entry):
                     here += 1
                     out.append(json.dumps(entry, default=str) + "\n")

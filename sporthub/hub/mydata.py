@@ -5,6 +5,10 @@ who read it. It asks the service on the person's behalf with a token of theirs m
 one request (only ``custom:squad:use``, five minutes, deleted right after), at the service's own
 socket, naming the person's address in ``X-Forwarded-For`` as the proxy does, so the consent
 record holds the address the decision came from.
+
+A switch is POST, redirect, GET: the POST answers 303 to the page, and the confirmation rides in
+a signed cookie the next GET reads once and clears, so a reload shows the page again rather than
+posting the decision a second time.
 """
 
 from __future__ import annotations
@@ -12,6 +16,7 @@ from __future__ import annotations
 import httpx
 from jupyterhub import orm
 from jupyterhub.handlers.base import BaseHandler
+from jupyterhub.utils import url_path_join
 from tornado import web
 
 from sporthub import i18n
@@ -59,9 +64,20 @@ class MyDataHandler(BaseHandler):
             when=lambda text: i18n.moment(lang, _parse(text)) if text else "",
             xsrf=self.xsrf_token.decode("ascii")))
 
+    def _url(self) -> str:
+        return url_path_join(self.hub.base_url, "my-data")
+
+    def _confirmation(self) -> str | None:
+        """The switch the person just made, once (the cookie goes with this answer)."""
+        value = self.get_secure_cookie(DONE_COOKIE, max_age_days=1)
+        if value is None:
+            return None
+        self.clear_cookie(DONE_COOKIE, path=self._url())
+        return DONE.get(value.decode("ascii", "replace"))
+
     @web.authenticated
     async def get(self):
-        await self._page()
+        await self._page(done=self._confirmation())
 
     @web.authenticated
     async def post(self):
@@ -76,8 +92,15 @@ class MyDataHandler(BaseHandler):
                 "error"]["message"]
             self.set_status(answer.status_code)
             return await self._page(error=i18n.gettext(lang, message))
-        await self._page(done="Sharing is on." if share else
-                         "Sharing is off: your shared files and rows were deleted.")
+        # a short life: the confirmation is for the page that follows, not a later visit
+        self._set_cookie(DONE_COOKIE, "on" if share else "off", path=self._url(),
+                         expires_days=None, max_age=120)
+        self.redirect(self._url(), status=303)
+
+
+DONE_COOKIE = "sporthub-my-data-done"
+DONE = {"on": "Sharing is on.",
+        "off": "Sharing is off: your shared files and rows were deleted."}
 
 
 GUARDIAN = ("You are registered as a minor: sharing needs your guardian's consent, which the "

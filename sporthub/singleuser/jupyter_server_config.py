@@ -24,6 +24,16 @@ if gateway and model and os.environ.get("JUPYTERHUB_API_TOKEN"):
 
 # Jupyter AI's MCP server would listen unauthenticated on a fixed port shared by every user on the
 # machine, letting one user drive another's kernel: keep it off.
-# sporthub_coach: makes ~/activities (the Coach's data folder) on the first start
-c.ServerApp.jpserver_extensions = {"jupyter_server_mcp": False, "sporthub_coach": True}
+# sporthub_coach: makes ~/activities (the Coach's data folder) on the first start, and loads
+# Jupyternaut and the ACP agents once the server runs: importing them (LiteLLM, LangChain) was
+# most of a server's start, and the Coach needs none of it (sporthub_coach/deferred.py)
+c.ServerApp.jpserver_extensions = {"jupyter_server_mcp": False, "sporthub_coach": True,
+                                   "jupyter_ai_jupyternaut": False, "jupyter_ai_litellm": False,
+                                   "jupyter_ai_acp_client": False}
+c.PersonaManagerExtension.persona_manager_class = "sporthub_coach.deferred.SportHubPersonaManager"
+# what Jupyternaut's extension sets when it is linked at the start, which it no longer is
+c.ContentsManager.allow_hidden = True
+c.ContentsManager.hide_globs = ["__pycache__", "*.pyc", "*.pyo", ".DS_Store", "*~",
+                                ".ipynb_checkpoints", ".git", ".venv", "venv", "node_modules",
+                                ".pytest_cache", ".mypy_cache", "*.egg-info"]
 c.PersonaManager.builtin_mcp_servers = []

@@ -305,6 +305,8 @@ class Squad:
             "last_sync": consent.last_sync.isoformat() if consent and consent.last_sync else None,
             "stored": {"files": files, "sessions": counts["sessions"],
                        "wellness_days": counts["wellness_days"]},
+            # files the service would not store, the content it saw (SHA-256) and why
+            "refused": await asyncio.to_thread(self.store.refused, athlete),
             "reads": await asyncio.to_thread(self.store.reads_of, athlete),
             "consent_record": await asyncio.to_thread(self.store.consent_events, athlete),
             # the sync checks sizes against these before reading a file at all
@@ -401,12 +403,16 @@ class Squad:
                 rows, more = await asyncio.to_thread(
                     read_recording, staged, name, archive_limits(self.settings), profile)
                 sessions, problems = rows, problems + more
-        except BadFile as e:
+        except ValueError as e:  # BadFile; sportlab's AthleteDataError: a log it cannot read
+            reason = str(e) if isinstance(e, BadFile) else f"{name}: {e}"
             code = "invalid_profile" if name == PROFILE_FILE else "unreadable_file"
-            log.info("%s: %s refused: %s", athlete, name, e)
-            raise SquadError(422, str(e), code, param="file") from None
-        except ValueError as e:  # sportlab's AthleteDataError: a log it cannot read at all
-            raise SquadError(422, f"{name}: {e}", "unreadable_file", param="file") from None
+            # noted with its content's hash: the athlete's server does not send this content
+            # again, so it is refused (and logged) once per change of the file
+            if await asyncio.to_thread(self.store.refuse, athlete, name, sha256,
+                                       reason.removeprefix(f"{name}: "),
+                                       self.settings.squad_max_files):
+                log.info("%s: %s refused: %s", athlete, name, reason)
+            raise SquadError(422, reason, code, param="file") from None
         try:
             await asyncio.to_thread(self.store.put_file, athlete, name, staged, sha256, size,
                                     sessions, wellness, resummarised)

@@ -5,6 +5,7 @@ default, the tables beside the ledger's on ``SPORTHUB_DB_URL``'s server otherwis
 migrations of their own (``squad_alembic_version``), so both schemas share one PostgreSQL
 database without touching each other.
 
+What the service refused (a file's name, content hash and the reason) goes with the files.
 Two kinds of rows outlive sharing: the consent record (every change, its time and address) and
 the read log. They say who decided what and who saw what; the privacy helper's erase pseudonymises
 them (:func:`Store.erase_person`). Everything else goes at once when sharing is switched off.
@@ -108,6 +109,19 @@ class WellnessRow(Base):
     athlete: Mapped[str] = mapped_column(String(255), primary_key=True)
     line: Mapped[int] = mapped_column(Integer, primary_key=True)
     row: Mapped[str] = mapped_column(Text)
+
+
+class RefusedFile(Base):
+    """A file the service would not store (its content: 422), and why. The athlete's server
+    sends that same content no more (it compares the SHA-256), so a bad file is refused once
+    per change, and the reason is there for the athlete to read (``GET me``)."""
+
+    __tablename__ = "squad_refused"
+    athlete: Mapped[str] = mapped_column(String(255), primary_key=True)
+    name: Mapped[str] = mapped_column(String(255), primary_key=True)
+    sha256: Mapped[str] = mapped_column(String(64))
+    reason: Mapped[str] = mapped_column(Text)
+    at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
 
 
 class ReadEvent(Base):
@@ -237,7 +251,7 @@ class Store:
 
     @staticmethod
     def _forget_data(db: Session, athlete: str) -> None:
-        for table in (StoredFile, SessionRow, WellnessRow):
+        for table in (StoredFile, SessionRow, WellnessRow, RefusedFile):
             db.execute(delete(table).where(table.athlete == athlete))
 
     def _forget_files(self, athlete: str) -> None:
@@ -287,6 +301,8 @@ class Store:
             target.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
             db.merge(StoredFile(athlete=athlete, name=name, sha256=sha256, size=size,
                                 stored_at=now()))
+            db.execute(delete(RefusedFile).where(RefusedFile.athlete == athlete,
+                                                 RefusedFile.name == name))
             db.execute(delete(SessionRow).where(SessionRow.athlete == athlete,
                                                 _rows_of_file(name)))
             db.add_all(SessionRow(athlete=athlete, file=row.get("file") or name,
@@ -308,13 +324,44 @@ class Store:
             db.add_all(SessionRow(athlete=athlete, file=row.get("file") or file,
                                   row=json.dumps(row)) for row in rows)
 
+    def refuse(self, athlete: str, name: str, sha256: str, reason: str,
+               keep: int) -> bool:
+        """Note that this content of ``name`` was refused, while sharing is on (False when it
+        is off: nothing is kept). An athlete's notes are at most ``keep``, the newest."""
+        with Session(self.engine) as db, db.begin():
+            # claimed like an upload claims it: a switch-off waits, then deletes the note too
+            claimed = db.execute(update(Consent).where(
+                Consent.athlete == athlete, Consent.share.is_(True)).values(last_sync=now()))
+            if claimed.rowcount != 1:
+                return False
+            db.merge(RefusedFile(athlete=athlete, name=name, sha256=sha256,
+                                 reason=reason[:2000], at=now()))
+            db.flush()
+            older = db.scalars(select(RefusedFile.name).where(RefusedFile.athlete == athlete)
+                               .order_by(RefusedFile.at.desc(), RefusedFile.name)
+                               .offset(keep)).all()
+            if older:
+                db.execute(delete(RefusedFile).where(RefusedFile.athlete == athlete,
+                                                     RefusedFile.name.in_(older)))
+            return True
+
+    def refused(self, athlete: str) -> list[dict]:
+        with Session(self.engine) as db:
+            rows = db.scalars(select(RefusedFile).where(RefusedFile.athlete == athlete)
+                              .order_by(RefusedFile.name))
+            return [{"name": r.name, "sha256": r.sha256, "reason": r.reason,
+                     "at": _aware(r.at).isoformat()} for r in rows]
+
     def delete_file(self, athlete: str, name: str,
                     resummarised: dict[str, list[dict]] | None = None) -> bool:
-        """``resummarised``: for profile.toml, every stored recording's rows without it."""
+        """``resummarised``: for profile.toml, every stored recording's rows without it. A
+        refusal noted for the name goes too (the file is gone from the home)."""
         with Session(self.engine) as db, db.begin():
+            forgotten = db.execute(delete(RefusedFile).where(
+                RefusedFile.athlete == athlete, RefusedFile.name == name)).rowcount
             found = db.get(StoredFile, (athlete, name))
             if found is None:
-                return False
+                return bool(forgotten)
             db.delete(found)
             db.execute(delete(SessionRow).where(SessionRow.athlete == athlete,
                                                 _rows_of_file(name)))
@@ -389,6 +436,7 @@ class Store:
             "guardian": consent.guardian if consent else None,
             "consent_record": self.consent_events(athlete),
             "files": self.files(athlete),
+            "refused_files": self.refused(athlete),
             "sessions": self.sessions(athlete),
             "wellness": self.wellness(athlete),
             "reads_of_my_data": self.reads_of(athlete, limit=1_000_000),

@@ -10,6 +10,10 @@ import ast
 from pathlib import Path
 
 PACKAGE = Path(__file__).resolve().parents[2] / "sporthub"
+COACH = PACKAGE.parent / "extensions" / "sporthub-coach" / "sporthub_coach"
+# what the Coach, in people's servers, takes from sporthub: rules that must not differ between
+# the hub's pages and the server's (docs/architecture.md), none of the hub's own machinery
+COACH_TAKES = {"sporthub.i18n"}
 
 
 def module_name(path: Path) -> str:
@@ -85,3 +89,23 @@ def test_the_cycle_finder_finds_a_circle():
 
 def test_sporthub_has_no_import_circle():
     assert cycles(import_graph()) == []
+
+
+def test_the_gateway_never_imports_the_hub():
+    """The gateway is a process of its own that talks to the hub over HTTP only."""
+    graph = import_graph()
+    reached = {name: {t for t in targets if t.startswith("sporthub.hub")}
+               for name, targets in graph.items() if name.startswith("sporthub.gateway")}
+    assert {name: targets for name, targets in reached.items() if targets} == {}
+
+
+def test_the_coach_takes_from_sporthub_only_rules_that_import_nothing_else_of_it():
+    taken = set()
+    for path in COACH.rglob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            names = ([alias.name for alias in node.names] if isinstance(node, ast.Import)
+                     else [node.module or ""] if isinstance(node, ast.ImportFrom) else [])
+            taken.update(n for n in names if n == "sporthub" or n.startswith("sporthub."))
+    assert taken == COACH_TAKES
+    graph = import_graph()
+    assert all(graph[name] == set() for name in COACH_TAKES), {n: graph[n] for n in COACH_TAKES}

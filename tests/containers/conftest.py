@@ -56,7 +56,11 @@ def pytest_collection_modifyitems(config, items):
 # runs all of one engine's tests, then the other's, with their own stacks.
 # CONTAINER_TIER_ENGINES=docker (or podman) runs one of them while working on it; CI runs both
 ENGINES = tuple(os.environ.get("CONTAINER_TIER_ENGINES", "podman docker").split())
-IMAGES = {"sporthub-singleuser:test": "singleuser", "sporthub-hub:test": "hub"}
+# the images' tag: checkouts share podman's storage (~/.cache/sporthub/podman), and one tier's
+# build retags the image another checkout's running tier spawns from; CONTAINER_TIER_TAG=<name>
+# gives a checkout images of its own (the dependency layer is still shared: only code is built)
+TAG = os.environ.get("CONTAINER_TIER_TAG", "test")
+IMAGES = {f"sporthub-singleuser:{TAG}": "singleuser", f"sporthub-hub:{TAG}": "hub"}
 
 
 def progress(message: str) -> None:
@@ -88,7 +92,7 @@ def client(engine) -> docker.DockerClient:
 
 @pytest.fixture(scope="session")
 def image(engine) -> str:
-    tag = "sporthub-singleuser:test"
+    tag = f"sporthub-singleuser:{TAG}"
     if engine.kind == "docker":
         # a new data root: what the podman run built, loaded rather than built again
         started = time.monotonic()

@@ -7,14 +7,14 @@ import time
 import pytest
 
 from sporthub.containers import images
-from tests.containers.conftest import record
+from tests.containers.conftest import TAG, record
 
 pytestmark = pytest.mark.containers
 
 
 def test_the_hub_image_builds_and_carries_hub_gateway_squad_proxy_and_dockerspawner(engine):
     started = time.monotonic()
-    tag, built = images.build(engine, "hub", tag="sporthub-hub:test", base="debian")
+    tag, built = images.build(engine, "hub", tag=f"sporthub-hub:{TAG}", base="debian")
     record("hub image " + ("build" if built else "check (cached)"), time.monotonic() - started)
     result = engine.run("run", "--rm", "--network", "none", tag, "sh", "-c",
                         "configurable-http-proxy --version && jupyterhub --version && "

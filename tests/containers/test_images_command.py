@@ -65,3 +65,34 @@ def test_what_a_dockerfile_imports_from_sporthub_exists(name):
         imported = importlib.import_module(module)
         for attribute in (n.strip() for n in names.split(",")):
             assert hasattr(imported, attribute), f"images/{name}/Dockerfile: {module}.{attribute}"
+
+
+def test_the_llm_image_takes_the_llama_server_this_machine_compiled(monkeypatch, tmp_path):
+    """A cold CI compiled llama.cpp twice: once for the embedded default, then again inside the
+    llm image (about half an hour under load). On a bookworm host the image copies the first."""
+    server = tmp_path / "llama-server"
+    server.write_bytes(b"\x7fELF compiled here")
+    monkeypatch.setattr(images.llama_build, "server_binary", lambda: server)
+    monkeypatch.setattr(images, "host_debian_release", lambda: "bookworm")
+    with images._context("llm", progress=lambda _: None) as context:
+        assert context != images.PROJECT_ROOT
+        assert (context / "images/llm/prebuilt/llama-server").read_bytes() == server.read_bytes()
+        assert (context / "images/llm/Dockerfile").exists()
+        assert (context / "sporthub/llm/build.py").exists()
+    assert not context.exists()
+    with images._context("hub", progress=lambda _: None) as context:
+        assert context == images.PROJECT_ROOT
+
+
+@pytest.mark.parametrize("release, compiled", [("trixie", True), ("bookworm", False)])
+def test_the_llm_image_compiles_when_the_machine_has_no_server_for_its_release(
+        monkeypatch, tmp_path, release, compiled):
+    server = tmp_path / "llama-server"
+    if compiled:
+        server.write_bytes(b"\x7fELF for another release")
+    monkeypatch.setattr(images.llama_build, "server_binary", lambda: server)
+    monkeypatch.setattr(images, "host_debian_release", lambda: release)
+    with images._context("llm", progress=lambda _: None) as context:
+        assert context == images.PROJECT_ROOT
+    assert list((images.PROJECT_ROOT / "images/llm/prebuilt").iterdir()) == [
+        images.PROJECT_ROOT / "images/llm/prebuilt/README.md"]

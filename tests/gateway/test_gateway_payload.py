@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 from starlette.requests import Request
 
@@ -145,3 +147,21 @@ async def test_a_cache_age_of_zero_asks_the_hub_every_time():
     for _ in range(3):
         await auth.user_model("good")
     assert hub.calls == 3 and not auth.cache
+
+
+@pytest.mark.parametrize("chunk", [
+    # vLLM's layout: the usage last (cut from the bytes), with the nested details object
+    (b'data: {"id":"c","choices":[{"index":0,"delta":{"content":"the \\"usage\\": {} x"}}],'
+    b'"usage":{"prompt_tokens":9,"total_tokens":10,"completion_tokens":1,'
+    b'"prompt_tokens_details":{"cached_tokens":0}}}'),
+    b'data: {"id": "c", "choices": [], "usage": null}',
+    # any other layout: through JSON
+    b'data: {"usage": {"prompt_tokens": 9}, "id": "c", "choices": [{"delta": {"content": "}"}}]}',
+])
+def test_the_per_chunk_usage_is_taken_out_and_nothing_else(chunk):
+    from sporthub.gateway.upstream import without_usage
+
+    expected = json.loads(chunk.removeprefix(b"data:"))
+    del expected["usage"]
+    out = without_usage(chunk)
+    assert out.startswith(b"data: ") and json.loads(out.removeprefix(b"data:")) == expected

@@ -6,7 +6,9 @@ The whole module runs twice: with the ledger in SQLite and in the real PostgreSQ
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import itertools
+import json
 import time
 import uuid
 from datetime import UTC, datetime, timedelta
@@ -15,6 +17,7 @@ import httpx
 import psutil
 import psycopg
 import pytest
+import sqlalchemy
 from prometheus_client.parser import text_string_to_metric_families
 
 from tests.support.fake_backend import KEY, MODEL, TIMED_MODEL, FakeBackend
@@ -423,24 +426,73 @@ def test_a_stalled_stream_frees_its_slot(gw, backend):
     assert ledger(gw, user_of(gw, token))[-1]["queued_ms"] < 1000
 
 
-def test_budgets_survive_a_gateway_restart(gw, backend):
-    token = new_user(gw)
-    for _ in range(2):
-        assert asyncio.run(post(gw, token, body("tokens=100 delay=0"))).status_code == 200
+@contextlib.contextmanager
+def ledger_locked(gw):
+    """Nobody writes the ledger meanwhile (readers still read): the gateway's rows wait."""
+    engine = sqlalchemy.create_engine(gw.db_url)
+    with engine.connect() as conn:
+        if gw.db_url.startswith("sqlite"):
+            conn.exec_driver_sql("BEGIN IMMEDIATE")
+        else:
+            conn.exec_driver_sql("LOCK TABLE llm_requests IN EXCLUSIVE MODE")
+        yield
+        conn.rollback()
+    engine.dispose()
+
+
+def rows_now(gw, user: str) -> list[dict]:
+    """The user's rows in the ledger at this moment (without waiting for the audited ones)."""
+    engine = sqlalchemy.create_engine(gw.db_url)
+    with engine.connect() as conn:
+        rows = [dict(r._mapping) for r in conn.execute(
+            sqlalchemy.text("SELECT * FROM llm_requests WHERE \"user\" = :u"), {"u": user})]
+    engine.dispose()
+    return rows
+
+
+def kill_the_gateway(gw) -> None:
     gateway = next(p for p in psutil.Process(gw.proc.pid).children(recursive=True)
                    if "sporthub.gateway" in " ".join(p.cmdline()))
-    gateway.kill()  # the hub restarts a managed service that dies (it polls every 30 s)
+    gateway.kill()  # SIGKILL: nothing of its own shutdown runs
     # not our child: it stays a zombie until the hub reaps it
     while gateway.is_running() and gateway.status() != psutil.STATUS_ZOMBIE:
         time.sleep(0.1)
-    deadline = time.monotonic() + 90
-    while time.monotonic() < deadline:
+
+
+def until_the_hub_restarted_the_gateway(gw) -> None:
+    deadline = time.monotonic() + 90  # the hub restarts a managed service that dies (it polls
+    while time.monotonic() < deadline:  # every 30 s)
         try:
             if httpx.get(f"{gw.gateway}/health", timeout=2).status_code == 200:
-                break
+                return
         except httpx.HTTPError:
             pass
         time.sleep(1)
+    raise AssertionError("the hub did not restart the gateway within 90 s")
+
+
+def test_a_gateway_killed_before_writing_its_rows_gets_them_back(gw, backend):
+    """Answers end before their rows are committed (rows go in batches); a gateway killed with
+    rows unwritten rebuilds them from the audit log when it starts again: each request has its
+    row exactly once, with the values it had, and the budget counts them."""
+    token = new_user(gw)
+    name = user_of(gw, token)
+    with ledger_locked(gw):
+        for _ in range(2):
+            assert asyncio.run(post(gw, token, body("tokens=100 delay=0"))).status_code == 200
+        kill_the_gateway(gw)
+    assert rows_now(gw, name) == []  # the batch was not written: the kill came first
+    until_the_hub_restarted_the_gateway(gw)
+    audited = [json.loads(line) for line in
+               (gw.data_dir / "gateway-audit.jsonl").read_text().splitlines()]
+    audited = {e["request_id"]: e for e in audited if e["user"] == name}
+    rows = rows_now(gw, name)
+    assert len(audited) == 2 and sorted(r["id"] for r in rows) == sorted(audited)
+    for row in rows:
+        line = audited[row["id"]]
+        assert (row["completion_tokens"], row["prompt_tokens"], row["outcome"], row["status"],
+                row["duration_ms"], row["stream"]) == (
+            100, line["prompt_tokens"], "ok", 200, line["duration_ms"], False)
     refused = asyncio.run(post(gw, token, body("tokens=1")))
     assert refused.status_code == 429 and refused.json()["error"]["code"] == "budget_exhausted"
 

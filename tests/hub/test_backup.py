@@ -241,8 +241,9 @@ def test_a_short_passphrase_is_refused(source, tmp_path):
 
 @pytest.fixture
 def postgres_dbs():
-    """Fresh databases on the shared PostgreSQL: a source's and a target's, for ledger and hub."""
-    names = [f"sporthub_backup_{uuid.uuid4().hex[:10]}" for _ in range(4)]
+    """Two fresh databases on the shared PostgreSQL, a source's and a target's: each test needs
+    only these (a CREATE and a DROP DATABASE take seconds on a busy machine)."""
+    names = [f"sporthub_backup_{uuid.uuid4().hex[:10]}" for _ in range(2)]
     admin = create_engine("postgresql+psycopg://postgres@127.0.0.1:5432/test",
                           isolation_level="AUTOCOMMIT")
     with admin.connect() as conn:
@@ -256,7 +257,7 @@ def postgres_dbs():
 
 
 def test_a_postgresql_ledger_round_trips_with_pg_dump(postgres_dbs, tmp_path):
-    source_url, target_url = postgres_dbs[:2]
+    source_url, target_url = postgres_dbs
     source = load_settings(data_dir=tmp_path / "source", db_url=source_url)
     source.data_dir.mkdir()
     migrate(source_url)
@@ -310,7 +311,7 @@ def test_a_postgresql_hub_database_round_trips_and_forgets_running_servers(postg
     """The hub's own schema through pg_dump and pg_restore (made by JupyterHub's ORM)."""
     from jupyterhub import orm
 
-    source_url, target_url = postgres_dbs[2:]
+    source_url, target_url = postgres_dbs
     urls = {"source": source_url, "target": target_url}
     # SPORTHUB_HUB_DB_URL is not a setting of this branch yet: point the backup at the databases
     monkeypatch.setattr(backup, "hub_db_url", lambda settings: urls[settings.data_dir.name])

@@ -27,7 +27,8 @@ import pytest
 import yaml
 
 from sporthub.cli import make_secrets
-from sporthub.settings import K8S_CHART_OWNED, SettingsError, load_settings
+from sporthub.hub.profiles import k8s
+from sporthub.settings import SettingsError, load_settings
 from tests.deploy.test_deploy_k8s import Z2JH, helm_merge, values
 from tests.support.stack import REPO, SPORTHUB, free_port
 
@@ -57,6 +58,21 @@ def plain(value):
     return value if isinstance(value, (str, int, float, bool, type(None))) else str(value)
 
 print("CONFIG=" + json.dumps(plain(c)))
+"""
+# DUMP's loading for several hub pods in turn, each in its own folder and environment: the
+# refusal's line (the last line of the traceback a hub pod's log would end with), or null
+LOAD_EACH = """import json, os, sys, traceback
+from traitlets.config.loader import PyFileConfigLoader
+for pod in json.load(open(sys.argv[1])):
+    os.environ.clear()
+    os.environ.update(pod["env"])
+    os.chdir(pod["folder"])
+    try:
+        PyFileConfigLoader("jupyterhub_config.py", path=pod["folder"]).load_config()
+        refusal = None
+    except Exception as e:
+        refusal = traceback.format_exception_only(e)[-1].strip()
+    print("REFUSAL=" + json.dumps(refusal), flush=True)
 """
 
 
@@ -203,14 +219,15 @@ def test_what_the_chart_owns_stays_the_charts(config):
     assert hub["authenticator_class"] == "sporthub.hub.auth.SportHubAuthenticator"
 
 
-@pytest.mark.parametrize("name", sorted(K8S_CHART_OWNED))
+@pytest.mark.parametrize("name", sorted(k8s.CHART_OWNED))
 def test_a_setting_the_chart_owns_is_refused_naming_the_chart_value(monkeypatch, tmp_path, name):
     for variable in [v for v in os.environ if v.startswith("SPORTHUB_")]:
         monkeypatch.delenv(variable)
     monkeypatch.setenv("SPORTHUB_PROFILE", "k8s")
     (tmp_path / "vllm-api-key").write_text("k")
-    monkeypatch.setenv("SPORTHUB_LLM_BACKENDS", values()["hub"]["extraEnv"]["SPORTHUB_LLM_BACKENDS"]
-                       .replace(SECRETS_MOUNT, f"{tmp_path}/"))
+    if name != "embedded_backend":  # beside SPORTHUB_LLM_BACKENDS the settings refuse it already
+        monkeypatch.setenv("SPORTHUB_LLM_BACKENDS", values()["hub"]["extraEnv"]
+                           ["SPORTHUB_LLM_BACKENDS"].replace(SECRETS_MOUNT, f"{tmp_path}/"))
     good = {"ip": "0.0.0.0", "port": "80", "hub_port": "8081", "proxy_api_port": "8001",
             "hub_db_url": "postgresql+psycopg://sporthub@sporthub-postgres/jupyterhub",
             "embedded_backend": "vllm", "embedded_llm_port": "8092",
@@ -219,21 +236,22 @@ def test_a_setting_the_chart_owns_is_refused_naming_the_chart_value(monkeypatch,
             "user_storage_limit": "10G", "idle_timeout_s": "3600"}
     monkeypatch.setenv(f"SPORTHUB_{name.upper()}", good[name])
     with pytest.raises(SettingsError) as e:
-        load_settings()
-    assert f"SPORTHUB_{name.upper()} ({K8S_CHART_OWNED[name]})" in str(e.value)
+        k8s.check(load_settings())
+    assert f"SPORTHUB_{name.upper()} ({k8s.CHART_OWNED[name]})" in str(e.value)
     assert "leaves these to the Zero to JupyterHub chart" in str(e.value)
 
 
 def test_the_hub_pod_stops_at_a_refused_setting_with_its_message(tmp_path):
     done = load_hub_config(tmp_path, SPORTHUB_USER_MEM_LIMIT="8G", SPORTHUB_IP="0.0.0.0")
     message = refusal(done)
-    assert message.startswith("sporthub.settings.SettingsError: invalid setting SPORTHUB_PROFILE"
-                              "=k8s leaves these to the Zero to JupyterHub chart")
+    assert message.startswith("sporthub.settings.SettingsError: SPORTHUB_PROFILE=k8s leaves "
+                              "these to the Zero to JupyterHub chart")
     assert "SPORTHUB_IP (set proxy.service in values.yaml)" in message
     assert "SPORTHUB_USER_MEM_LIMIT (set singleuser.memory.limit in values.yaml)" in message
 
 
-@pytest.mark.parametrize("chart, env, says", [
+# chart values and settings that disagree, and what the refusal says
+DISAGREEMENTS = [
     ({"singleuser": {"extraEnv": {"OPENAI_API_BASE": "http://proxy-public/llm/v1"}}}, {},
      ("singleuser.extraEnv.OPENAI_API_BASE=http://proxy-public/llm/v1: user servers reach the "
       "gateway through the proxy's in-cluster address, with the path /services/llm/v1")),
@@ -252,10 +270,35 @@ def test_the_hub_pod_stops_at_a_refused_setting_with_its_message(tmp_path):
     ({"singleuser": {"extraEnv": {"LLM_GATEWAY_MODEL": "other"}}}, {},
      "singleuser.extraEnv.LLM_GATEWAY_MODEL=other is not the first model"),
     ({}, {"SPORTHUB_LLM_BACKENDS": None}, "SPORTHUB_PROFILE=k8s needs SPORTHUB_LLM_BACKENDS"),
-])
-def test_a_chart_value_that_disagrees_with_sporthub_stops_the_start(tmp_path, chart, env, says):
-    message = refusal(load_hub_config(tmp_path, chart_values(**chart), **env))
-    assert "SettingsError" in message and says in message, message
+]
+
+
+@pytest.fixture(scope="module")
+def disagreements(tmp_path_factory) -> list[str]:
+    """The refusal of each of DISAGREEMENTS: each hub pod's configuration loaded as the chart
+    loads it, one after another in one process (a process each cost about a second of CPU)."""
+    pods = []
+    for chart, env, _ in DISAGREEMENTS:
+        folder = tmp_path_factory.mktemp("disagree")
+        pods.append({"folder": str(folder), "env": hub_pod(folder, chart_values(**chart), env=env)})
+    (batch := tmp_path_factory.mktemp("batch") / "pods.json").write_text(json.dumps(pods))
+    # started as the first pod (its environment and folder), so nothing of this one leaks in
+    done = subprocess.run([sys.executable, "-c", LOAD_EACH, str(batch)], env=pods[0]["env"],
+                          cwd=pods[0]["folder"], capture_output=True, text=True, check=False,
+                          timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]
+    refusals = [json.loads(line.removeprefix("REFUSAL=")) for line in done.stdout.splitlines()
+                if line.startswith("REFUSAL=")]
+    assert len(refusals) == len(DISAGREEMENTS), done.stdout[-3000:]
+    return refusals
+
+
+@pytest.mark.parametrize("case", range(len(DISAGREEMENTS)),
+                         ids=[says[:40] for _, _, says in DISAGREEMENTS])
+def test_a_chart_value_that_disagrees_with_sporthub_stops_the_start(disagreements, case):
+    message = disagreements[case]
+    says = DISAGREEMENTS[case][2]
+    assert message and "SettingsError" in message and says in message, message
 
 
 def test_the_base_url_moves_the_gateway_with_it(tmp_path):

@@ -46,14 +46,15 @@ def test_a_zip_export_gives_every_recording_by_name(activities, tmp_path):
         read_activity(export)
 
 
-def test_an_unreadable_member_is_named_or_skipped(activities, tmp_path):
+@pytest.mark.parametrize("broken", ["broken.fit", "broken.fit.gz"])  # not FIT; not gzip
+def test_an_unreadable_member_is_named_or_skipped(activities, tmp_path, broken):
     export = tmp_path / "export.zip"
     with zipfile.ZipFile(export, "w") as archive:
-        archive.writestr("broken.fit", b"not a fit file at all")
+        archive.writestr(broken, b"not a fit file at all")
         archive.write(activities / FILES[1], "ok.gpx")
-    with pytest.raises(ActivityReadError, match=r"export.zip.*broken.fit"):
+    with pytest.raises(ActivityReadError, match=rf"export.zip.*{broken}"):
         read_archive(export)
-    with pytest.warns(UserWarning, match="broken.fit left out"):
+    with pytest.warns(UserWarning, match=f"{broken} left out"):
         assert list(read_archive(export, on_error="skip")) == ["ok.gpx"]
     (tmp_path / "no.zip").write_bytes(b"PK nothing")
     with pytest.raises(ActivityReadError, match="not a zip"):
@@ -84,6 +85,24 @@ def test_zip_limits_on_size_members_and_total(activities, tmp_path):
     small = ArchiveLimits(max_member_bytes=1000)
     with pytest.raises(ArchiveLimitError, match="expands past 1000 bytes"):
         read_activity(gzipped(activities / FILES[1], tmp_path / "x.gpx.gz"), limits=small)
+
+
+def test_gzipped_members_count_their_expanded_size_towards_the_total(activities, tmp_path):
+    # Strava's export is a zip of .gz files: the total limit counted only the gzip bytes, so a
+    # zip of many compressed members expanded far past max_total_bytes without an error.
+    export = tmp_path / "export.zip"
+    plain = (activities / FILES[1]).read_bytes()
+    with zipfile.ZipFile(export, "w") as archive:
+        for i in range(4):
+            archive.writestr(f"activities/{i}.gpx.gz", gzip.compress(plain))
+    assert export.stat().st_size < 2 * len(plain)  # the gzip layer makes it small
+    with pytest.raises(ArchiveLimitError, match="in total"):
+        read_archive(export, limits=ArchiveLimits(max_total_bytes=3 * len(plain)))
+    with pytest.raises(ArchiveLimitError, match="0.gpx.gz expands past"):
+        read_archive(export, limits=ArchiveLimits(max_member_bytes=len(plain) - 1))
+    frames = read_archive(export, limits=ArchiveLimits(max_total_bytes=4 * len(plain)))
+    assert list(frames) == [f"activities/{i}.gpx.gz" for i in range(4)]
+    pd.testing.assert_frame_equal(frames["activities/3.gpx.gz"], read_activity(activities / FILES[1]))
 
 
 def test_iter_archive_gives_one_recording_at_a_time(activities, tmp_path, monkeypatch):

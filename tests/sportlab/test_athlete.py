@@ -169,9 +169,30 @@ def test_every_log_column_has_a_unit_and_a_range():
 
 
 def test_hooper_index_is_the_sum_of_the_four_ratings():
-    # Hooper & Mackinnon 1995: four 1-7 ratings summed, 4 (best) to 28 (worst).
+    """Against the definition, with a hand-worked case named as such: no published worked example.
+
+    Hooper & Mackinnon (Sports Med 1995;20:321) and Hooper et al. (Med Sci Sports Exerc
+    1995;27:106) define the index as the sum of the four 1-7 ratings but print no single day's
+    four ratings with their sum. The later papers searched report only group means of each item
+    or weekly sums, never one morning's four ratings next to its index: Rabbani et al. (Front
+    Physiol 2019;10:109) give effect sizes and typical errors; Nobari et al. (Front Psychol
+    2021;12:671072) give weekly sums of single items from different weeks (week 28: fatigue 5.38,
+    soreness 4.86, index 20.43 AU, but that week's sleep and stress are not given), so no
+    published row can be summed and compared. Worked examples with all four numbers exist only on
+    coaching web pages (not peer reviewed), so the cases below are worked by hand from the
+    definition.
+    """
+    # Bounds of the definition: four items of 1 (best) to 7 (worst) give 4 to 28.
     assert hooper_index(1, 1, 1, 1) == 4 and hooper_index(7, 7, 7, 7) == 28
-    assert hooper_index(3, 4, 5, 2) == 14
+    # Hand-worked: sleep quality 3 + stress 4 + fatigue 5 + soreness 2 = 14.
+    assert hooper_index(sleep_quality=3, stress=4, fatigue=5, soreness=2) == 14
+    # Hand-worked, each item on its own: the order of the arguments is the order of the sum's
+    # terms, so swapping two items with different values must not change the index, and raising
+    # one item by 1 raises the index by exactly 1.
+    assert hooper_index(5, 4, 3, 2) == hooper_index(2, 3, 4, 5) == 14
+    assert hooper_index(3, 4, 6, 2) - hooper_index(3, 4, 5, 2) == 1
     assert math.isnan(hooper_index(3, float("nan"), 5, 2))
     with pytest.raises(AthleteDataError):
         hooper_index(3, 8, 5, 2)
+    with pytest.raises(AthleteDataError):
+        hooper_index(0, 4, 5, 2)

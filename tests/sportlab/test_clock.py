@@ -10,7 +10,13 @@ import pytest
 
 from sportlab import read_activity, summarize_session
 from sportlab.clock import ClockWarning, repair_clock
-from sportlab.metrics import mean_max_power, moving_time_s, time_in_zones, weighted_power
+from sportlab.metrics import (
+    elevation_gain,
+    mean_max_power,
+    moving_time_s,
+    time_in_zones,
+    weighted_power,
+)
 from sportlab.metrics.hr import hr_zones
 
 SMALL_TCX = "activity_5039744860.tcx"  # Garmin, 96 samples with power, 5 laps
@@ -105,8 +111,8 @@ def test_shuffled_gpx_points_are_read_as_the_original(activities, tmp_path):
 
 
 @pytest.fixture(scope="module")
-def long_ride(activities):
-    return read_activity(activities / LONG_RIDE)
+def long_ride(long_ride_as_read):
+    return long_ride_as_read.copy()
 
 
 def test_a_shuffled_series_given_to_a_metric_is_sorted_with_a_warning(long_ride):
@@ -121,6 +127,9 @@ def test_a_shuffled_series_given_to_a_metric_is_sorted_with_a_warning(long_ride)
     zones = hr_zones("hrmax", hr_max=195)
     with pytest.warns(ClockWarning):
         assert time_in_zones(hr.iloc[order], zones).equals(time_in_zones(hr, zones))
+    with pytest.warns(ClockWarning):  # walked in row order, it climbed 445 km, silently
+        assert elevation_gain(long_ride["altitude_m"].iloc[order]) == elevation_gain(
+            long_ride["altitude_m"])
     with pytest.warns(ClockWarning):
         row = summarize_session(long_ride.iloc[order], name=LONG_RIDE)
     assert row.duration_s == summarize_session(long_ride, name=LONG_RIDE).duration_s

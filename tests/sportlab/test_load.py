@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from sportlab.metrics import acwr, as_daily, monotony, pmc, session_rpe_load, strain
+from sportlab.metrics import acwr, as_daily, monotony, pmc, session_rpe_load, strain, trimp
 
 
 def _reference_pmc(loads, tau_ctl, tau_atl, k):
@@ -111,6 +111,12 @@ def test_session_rpe_load_foster_2001():
     np.testing.assert_array_equal(session_rpe_load([3, 7], [45, 90]), [135.0, 630.0])
     with pytest.raises(ValueError):
         session_rpe_load(11, 60)
+    # A 75-min session given in seconds (4500) was 33 750 AU, a week's load in one day.
+    with pytest.raises(ValueError, match="at most 1440 .*minutes, not seconds"):
+        session_rpe_load(5, 4500)
+    with pytest.raises(ValueError, match="at most 1440 .*minutes, not seconds"):
+        trimp(4500, 150, 50, 190)  # Banister's TRIMP takes minutes too
+    assert np.isnan(session_rpe_load(5, np.nan)) and session_rpe_load(5, 1440) == 7200.0
 
 
 def test_monotony_and_strain_foster_1998():

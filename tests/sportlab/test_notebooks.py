@@ -26,6 +26,9 @@ from sportlab.metrics import (
 )
 
 NOTEBOOKS = Path(__file__).resolve().parents[2] / "notebooks"
+# each notebook runs in a Jupyter kernel of its own, a process started and stopped per test (about
+# 4 s of CPU each, 6 of them): `make test` runs them, `make test-unit` does not
+pytestmark = pytest.mark.stack
 
 
 def run_notebook(name: str) -> dict:

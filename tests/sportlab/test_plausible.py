@@ -18,15 +18,19 @@ from sportlab.metrics import (
     mean_max_power,
     monotony,
     pmc,
+    power_zones,
     race_time_s,
     rmssd,
+    skiba_tau_s,
     strain,
     stress_score,
     time_in_zones,
     to_1hz,
     trimp,
     trimp_edwards,
+    trimp_lucia,
     vdot,
+    w_prime_balance,
     weighted_power,
 )
 from sportlab.metrics.running import grade_adjusted_pace, minetti_energy_cost
@@ -136,8 +140,8 @@ def test_every_bound_has_a_source_in_the_module_docstring():
 
 
 @pytest.fixture(scope="module")
-def real_ride(activities):
-    return read_activity(activities / LONG_RIDE)
+def real_ride(long_ride_as_read):
+    return long_ride_as_read.copy()
 
 
 def test_a_plausible_ride_is_not_copied(real_ride):
@@ -268,6 +272,30 @@ def test_model_parameters_and_gap_arguments_refuse_non_numbers(call):
 def test_banister_trimp_refuses_heart_rates_no_heart_has(hr_avg, hr_rest, hr_max, message):
     with pytest.raises(ValueError, match=message):
         trimp(60, hr_avg, hr_rest, hr_max)
+
+
+@pytest.mark.parametrize(("call", "message"), [
+    # Each gave a number before: zones of 200-400 bpm, every beat in zone 5 for an HRmax of 5,
+    # an intensity of 20 from a 5000-W "weighted power", W' balance against a 9000-W CP.
+    (lambda: hr_zones("hrmax", hr_max=400), "hr_max must be a heart rate of 25-250 bpm"),
+    (lambda: hr_zones("hrmax", hr_max=5), "hr_max must be a heart rate"),
+    (lambda: hr_zones("karvonen", hr_max=190, hr_rest=300), "hr_rest must be a heart rate"),
+    (lambda: hr_zones("lthr", lthr_bpm=400), "lthr_bpm must be a heart rate"),
+    (lambda: trimp_edwards(np.full(600, 150.0), hr_max=400), "hr_max must be a heart rate"),
+    (lambda: trimp_lucia(np.full(600, 150.0), 10, 170), "vt1_bpm must be a heart rate"),
+    (lambda: trimp_lucia(np.full(600, 150.0), 140, 900), "vt2_bpm must be a heart rate"),
+    (lambda: intensity(5000, 250), "weighted_power_w must be a power of 0-3000 W"),
+    (lambda: intensity(250, 65535), "ftp_w must be a power"),
+    (lambda: stress_score(3600, 5000, 250), "weighted_power_w must be a power"),
+    (lambda: power_zones(5000), "ftp_w must be a power"),
+    (lambda: w_prime_balance(np.full(60, 200.0), 9000, 20000), "cp_w must be a power"),
+    (lambda: skiba_tau_s(np.full(60, 200.0), 9000), "cp_w must be a power"),
+    (lambda: critical_power(pd.Series([65535.0, 300.0, 280.0, 270.0],
+                                      index=[180, 300, 720, 1200])), "mean_max power must be"),
+])
+def test_thresholds_no_human_has_are_refused_by_name(call, message):
+    with pytest.raises(ValueError, match=message):
+        call()
 
 
 def test_banister_trimp_keeps_a_missing_session_missing():

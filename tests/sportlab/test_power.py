@@ -10,7 +10,6 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 
-from sportlab import read_activity
 from sportlab.datasets import synthetic_ride
 from sportlab.metrics import (
     ImplausibleFitWarning,
@@ -166,9 +165,9 @@ def test_mean_max_is_the_definition_whatever_other_durations_are_asked(power, da
         assert curve.loc[d] == pytest.approx(alone, rel=1e-12, abs=1e-9)
 
 
-def test_the_best_20_minutes_of_a_real_ride_do_not_depend_on_the_list(activities):
+def test_the_best_20_minutes_of_a_real_ride_do_not_depend_on_the_list(long_ride_as_read):
     # Issue 22: 306.81, 312.43 or 313.24 W for the same ride, depending on what else was asked.
-    power = read_activity(activities / "4078723797.fit")["power_w"]
+    power = long_ride_as_read["power_w"].copy()
     lists = ([1200], [300, 1200], [1200, 1500, 3600], None, np.arange(1, 2401))
     for at_least in (False, True):
         values = {mean_max_power(power, durations, at_least=at_least).loc[1200]
@@ -180,8 +179,8 @@ def test_the_best_20_minutes_of_a_real_ride_do_not_depend_on_the_list(activities
     assert at_least == pytest.approx(exact.max(), rel=1e-12)  # lengths 1200-2399 hold it
 
 
-def test_mean_max_of_the_real_ride(activities):
-    ride = read_activity(activities / "4078723797.fit")
+def test_mean_max_of_the_real_ride(long_ride_as_read):
+    ride = long_ride_as_read.copy()
     curve = mean_max_power(ride["power_w"])
     assert curve.loc[1] == ride["power_w"].max()
     assert curve.index.max() == len(to_1hz(ride["power_w"]))
@@ -201,6 +200,9 @@ def test_two_parameter_cp_recovers_a_hyperbola():
     assert fit.w_prime_j == pytest.approx(20_000.0)
     assert fit.p_max_w is None
     assert fit.rmse_w == pytest.approx(0.0, abs=1e-6)
+    # A rider's test results as a dict (was AttributeError: 'dict' object has no 'index').
+    tests = {180: 250 + 20_000 / 180, 720: 250 + 20_000 / 720, 1200: 250 + 20_000 / 1200}
+    assert critical_power(tests, durations_s=list(tests)).cp_w == pytest.approx(250.0)
 
 
 def test_three_parameter_cp_recovers_mortons_curve():

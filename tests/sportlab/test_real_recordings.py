@@ -50,9 +50,10 @@ def test_weighted_power_matches_the_head_units_session_value(activities, name):
     assert moving_time_s(ride["power_w"]) == pytest.approx(head_unit["timer_s"], rel=0.01)
 
 
-def test_intensity_and_stress_score_match_the_head_unit_on_the_long_ride(activities):
+def test_intensity_and_stress_score_match_the_head_unit_on_the_long_ride(activities,
+                                                                       long_ride_as_read):
     # The short rides store their stress score rounded to 0.1 (e.g. 1.1), too coarse for 1 %.
-    ride = read_activity(activities / LONG_RIDE)
+    ride = long_ride_as_read.copy()
     head_unit = session(activities / LONG_RIDE)
     ftp = head_unit["threshold_power_w"]
     wp = weighted_power(ride)
@@ -62,8 +63,8 @@ def test_intensity_and_stress_score_match_the_head_unit_on_the_long_ride(activit
 
 
 @pytest.fixture(scope="module")
-def long_ride(activities):
-    power = read_activity(activities / LONG_RIDE)["power_w"]
+def long_ride(long_ride_as_read):
+    power = long_ride_as_read["power_w"].copy()
     assert power.notna().all()
     return power
 

@@ -3,7 +3,13 @@
 import numpy as np
 import pytest
 
-from sportlab.metrics import grade_adjusted_pace, minetti_energy_cost, race_time_s, vdot
+from sportlab.metrics import (
+    VdotRangeError,
+    grade_adjusted_pace,
+    minetti_energy_cost,
+    race_time_s,
+    vdot,
+)
 
 
 def test_vdot_5k_in_20_minutes():
@@ -63,3 +69,52 @@ def test_grade_adjusted_pace():
     assert grade_adjusted_pace(4.0, -0.1) < 4.0
     # Outside the measured range the cost is held at the +/-45 % value.
     assert grade_adjusted_pace(1.0, 0.8) == grade_adjusted_pace(1.0, 0.45)
+
+
+@pytest.mark.parametrize(
+    ("distance_m", "time_s", "name"),
+    [
+        (5000, 1, "time_s"),  # gave a VDOT of 7.3 million
+        (5000, 10 * 86400, "time_s"),  # ten days gave -5.7
+        (5000, 45 * 60, "time_s"),  # VDOT ~21, slower than the table's slowest row (30)
+        (5000, 11 * 60, "time_s"),  # VDOT ~100, beyond the world record (the table stops at 85)
+        (800, 120, "distance_m"),  # the table starts at 1500 m
+        (100_000, 8 * 3600, "distance_m"),  # and ends at the marathon
+    ],
+)
+def test_vdot_refuses_races_outside_the_tabulated_range(distance_m, time_s, name):
+    with pytest.raises(VdotRangeError, match="Daniels' Running Formula") as error:
+        vdot(distance_m, time_s)
+    assert error.value.name == name and isinstance(error.value, ValueError)
+
+
+def test_vdot_array_names_the_race_out_of_range():
+    with pytest.raises(VdotRangeError, match="5000 m in 1 s"):
+        vdot(np.array([5000.0, 5000.0]), np.array([20 * 60.0, 1.0]))
+    values = vdot(np.array([5000.0, 10000.0]), np.array([20 * 60.0, 41 * 60 + 21.0]))
+    assert values == pytest.approx([49.8, 50.0], abs=0.1)
+
+
+@pytest.mark.parametrize(
+    ("table_vdot", "distance_m", "time_s"),
+    [
+        # The corners of Daniels' table (tlgs/vdot's transcription of Daniels' Running Formula):
+        # every tabulated race is accepted despite its time being rounded to the second.
+        (30, 1500, 8 * 60 + 30),
+        (85, 1500, 3 * 60 + 23),
+        (30, 42195, 4 * 3600 + 49 * 60 + 17),
+        (85, 42195, 2 * 3600 + 1 * 60 + 10),
+    ],
+)
+def test_vdot_accepts_the_corners_of_the_table(table_vdot, distance_m, time_s):
+    assert vdot(distance_m, time_s) == pytest.approx(table_vdot, abs=0.1)
+    assert race_time_s(table_vdot, distance_m) == pytest.approx(time_s, rel=0.003)
+
+
+@pytest.mark.parametrize(("vdot_value", "distance_m", "name"), [
+    (20.0, 5000, "vdot_value"), (95.0, 5000, "vdot_value"), (50.0, 800, "distance_m"),
+])
+def test_race_time_refuses_outside_the_tabulated_range(vdot_value, distance_m, name):
+    with pytest.raises(VdotRangeError) as error:
+        race_time_s(vdot_value, distance_m)
+    assert error.value.name == name

@@ -55,7 +55,8 @@ def test_without_a_profile_the_estimate_is_named_and_no_ftp_means_no_stress_scor
 
 def test_a_gpx_without_power_gives_heart_rate_and_distance(activities):
     path = next(p for p in sorted(activities.glob("*.gpx"))
-                if "heart_rate_bpm" in read_activity(p) and "power_w" not in read_activity(p))
+                if "heart_rate_bpm" in (columns := read_activity(p).columns)
+                and "power_w" not in columns)
     row = summarize_session(path, Profile(hr_max_bpm=Threshold(185.0), ftp_w=Threshold(250.0)))
     assert row.weighted_power_w is None and row.stress_score is None
     assert row.distance_m > 0 and row.trimp_edwards > 0
@@ -68,3 +69,39 @@ def test_a_long_power_dropout_is_named_and_the_rest_of_the_row_given(activities)
     assert row.weighted_power_w is None
     assert row.problems and "max_dropout_s" in row.problems[0]
     assert row.trimp_edwards is not None and row.file == "dropout.fit"
+
+
+def test_the_dropout_problem_names_an_argument_summarize_session_takes(activities):
+    # The problem says "pass a larger max_dropout_s="; summarize_session did not take it.
+    frame = read_activity(activities / RIDE)
+    frame.iloc[20:50, frame.columns.get_loc("power_w")] = float("nan")  # 30 s mid-ride
+    assert "max_dropout_s" in summarize_session(frame).problems[0]
+    row = summarize_session(frame, max_dropout_s=60)
+    assert row.problems == [] and row.weighted_power_w == weighted_power(frame, max_dropout_s=60)
+    assert row.best_power_w == {
+        int(d): w for d, w in mean_max_power(frame, [5, 60, 300, 1200], max_dropout_s=60).items()}
+
+
+def _smart_recording(frame, longest_s=8):
+    # What "smart recording" head units store: a sample when the heart rate changes, and at
+    # least every longest_s seconds; the timestamps say how long each sample stands for.
+    hr = frame["heart_rate_bpm"].to_numpy()
+    keep, last = [], None
+    for i, value in enumerate(hr):
+        if last is None or value != hr[last] or i - last >= longest_s:
+            keep.append(i)
+            last = i
+    return frame.iloc[keep]
+
+
+def test_average_heart_rate_is_over_time_not_over_samples(activities, long_ride_as_read):
+    # 4078723797.fit: the head unit's average is 165 bpm. Its smart-recorded variant (29 % of
+    # the samples) averaged 160.4 bpm over samples, 2.8 % low: steady stretches, one sample
+    # per 8 s, weighed as little as the changing ones.
+    name = "4078723797.fit"
+    head_unit = read_sessions(activities / name)["avg_heart_rate_bpm"].iloc[0]
+    full = summarize_session(activities / name)
+    smart = summarize_session(_smart_recording(long_ride_as_read.copy()), name=name)
+    assert full.avg_hr_bpm == pytest.approx(head_unit, rel=0.01)
+    assert smart.avg_hr_bpm == pytest.approx(head_unit, rel=0.01)
+    assert smart.avg_hr_bpm == pytest.approx(full.avg_hr_bpm, rel=0.002)

@@ -12,19 +12,14 @@ from __future__ import annotations
 
 import re
 
+import httpx
 import pytest
 from playwright.sync_api import expect
 
 import sportlab
-from tests.squad.test_squad_service import (
-    RIDE,
-    Person,
-    backends,
-    stored_files,
-    stored_rows,
-    wait_for_squad,
-)
+from tests.squad.test_squad_service import RIDE, Person, backends, set_properties
 from tests.support.fake_backend import FakeBackend
+from tests.support.squad import stored_files, stored_rows, wait_for_squad
 from tests.support.stack import HubClient, make_stack, new_invite, set_password, started
 
 pytestmark = pytest.mark.stack
@@ -69,10 +64,14 @@ def scientist(hub):
     return Person(hub, "md-sofia", "scientists")
 
 
-def athlete(hub, name: str) -> Person:
+def posted(response) -> bool:
+    return response.request.method == "POST" and response.url.endswith("/hub/my-data")
+
+
+def athlete(hub, name: str, *groups: str) -> Person:
     """An athlete with a password of their own (the invite link), and a token as their server
     holds one."""
-    person = Person(hub, name, "athletes")
+    person = Person(hub, name, "athletes", *groups)
     assert set_password(new_invite(hub.admin, name), PASSWORD).status_code == 302
     # a password set through the invite ends the account's earlier tokens: a new one
     person.token = hub.admin.new_token(name, note="tests")
@@ -101,13 +100,28 @@ def test_the_athlete_switches_sharing_and_sees_who_read_on_the_page(hub, browser
         expect(state).to_contain_text(text["off"])
         expect(page.locator("#sporthub-reads")).to_contain_text(text["nobody"])
 
-        page.get_by_role("button", name=text["share"]).click()
+        with page.expect_response(posted) as switch:
+            page.get_by_role("button", name=text["share"]).click()
+        assert switch.value.status == 303  # POST, redirect, GET
         expect(state).to_have_attribute("data-sharing", "on", timeout=30_000)
         expect(state).to_contain_text(text["on"])
         expect(page.locator("#sporthub-my-data-done")).to_have_text(text["done_on"])
         record = page.locator("#sporthub-consent-record tbody tr")
         expect(record.last).to_contain_text(text["change_on"])
         expect(record.last).to_contain_text("127.0.0.1")  # the address the decision came from
+
+        # a reload shows the page again: nothing is posted, the record does not grow, and the
+        # confirmation was for once
+        decisions = record.count()
+        posts = []
+        page.on("request", lambda request: request.method == "POST" and posts.append(request))
+        page.reload()
+        expect(state).to_have_attribute("data-sharing", "on")
+        expect(page.locator("#sporthub-my-data-done")).to_have_count(0)
+        expect(record).to_have_count(decisions)
+        assert posts == []
+        assert [e["change"] for e in me.call("GET", "me").json()["consent_record"]] == \
+            ["share on"]
 
         # the athlete's server sends a ride; the scientist reads it
         assert me.upload(RIDE, (activities / RIDE).read_bytes()).status_code == 201
@@ -120,7 +134,9 @@ def test_the_athlete_switches_sharing_and_sees_who_read_on_the_page(hub, browser
         expect(page.get_by_role("heading", name=text["reads"])).to_be_visible()
         assert re.search(r"\d{4}-\d\d-\d\d|\d", reads.first.inner_text())  # when it happened
 
-        page.get_by_role("button", name=text["stop"]).click()
+        with page.expect_response(posted) as switch:
+            page.get_by_role("button", name=text["stop"]).click()
+        assert switch.value.status == 303
         expect(state).to_have_attribute("data-sharing", "off", timeout=30_000)
         expect(page.locator("#sporthub-my-data-done")).to_have_text(text["done_off"])
         expect(page.locator("#sporthub-stored")).to_have_text(text["stored_none"])
@@ -134,5 +150,42 @@ def test_the_athlete_switches_sharing_and_sees_who_read_on_the_page(hub, browser
         assert stored_rows(hub, "squad_files", name) == 0
         assert stored_rows(hub, "squad_sessions", name) == 0
         assert stored_files(hub) == []
+        posts.clear()  # the switch-off's own
+        page.reload()  # nor does a reload after the switch-off post it (or anything) again
+        expect(state).to_have_attribute("data-sharing", "off")
+        assert posts == []
+        assert [e["change"] for e in me.call("GET", "me").json()["consent_record"]] == \
+            ["share on", "share off"]
     finally:
         context.close()
+
+
+def test_a_minor_is_refused_on_the_page_until_the_guardians_consent_is_recorded(hub):
+    """The page's refusal is the page again with the reason (nothing changed, so nothing to
+    redirect from); once the admin has recorded the guardian's consent the switch goes through
+    and answers 303 like any other."""
+    minor = athlete(hub, "md-mila", "md-juniors")
+    set_properties(hub, "md-juniors", squad_minor=True)
+    browser = HubClient(hub)
+    assert browser.login("md-mila", PASSWORD).status_code == 302
+    xsrf = browser.http.cookies.get("_xsrf", path="/hub/")
+    refused = browser.http.post("/hub/my-data", data={"share": "on", "_xsrf": xsrf})
+    assert refused.status_code == 403
+    assert 'id="sporthub-my-data-error"' in refused.text and "guardian" in refused.text
+    assert 'data-sharing="off"' in refused.text and 'id="sporthub-minor"' in refused.text
+    assert minor.call("GET", "me").json()["consent_record"] == []
+
+    recorded = httpx.put(f"{hub.url}/services/squad/api/athletes/md-mila/guardian",
+                         json={"guardian": "Olga Petrova (mother)"}, timeout=30,
+                         headers={"Authorization": f"token {hub.admin.token}"})
+    assert recorded.status_code == 200, recorded.text
+    turned = browser.http.post("/hub/my-data", follow_redirects=False,
+                               data={"share": "on", "_xsrf": xsrf})
+    assert turned.status_code == 303 and turned.headers["location"] == "/hub/my-data"
+    page = browser.http.get("/hub/my-data")
+    assert 'data-sharing="on"' in page.text and 'id="sporthub-my-data-done"' in page.text
+    assert "Olga Petrova (mother)" in page.text
+    # the confirmation was for that one answer
+    assert 'id="sporthub-my-data-done"' not in browser.http.get("/hub/my-data").text
+    assert [e["change"] for e in minor.call("GET", "me").json()["consent_record"]] == [
+        "guardian consent", "share on"]

@@ -1,4 +1,5 @@
-"""The squad service on a real stack (hub, proxy, squad service, SQLite): consent, reads, limits.
+"""The squad service on a real stack (hub, proxy, squad service; SQLite, then PostgreSQL):
+consent, reads, limits.
 
 Athletes write with their own hub tokens through the proxy, as their JupyterLab's sync does;
 staff read as ``sportlab.squad`` does. Real recordings (sweat 0.25.0's example rides).
@@ -7,17 +8,20 @@ staff read as ``sportlab.squad`` does. Real recordings (sweat 0.25.0's example r
 from __future__ import annotations
 
 import gzip
+import hashlib
 import io
-import sqlite3
 import threading
 import time
+import uuid
 import zipfile
 
 import httpx
+import psycopg
 import pytest
 
 import sportlab
 from tests.support.fake_backend import KEY, MODEL, FakeBackend
+from tests.support.squad import stored_files, stored_rows, wait_for_squad
 from tests.support.stack import HubClient, make_stack, started
 
 pytestmark = pytest.mark.stack
@@ -26,6 +30,7 @@ RIDE = "4078723797.fit"  # power and heart rate
 SMALL_RIDE = "2020-06-01-16-52-40.fit"
 MAX_FILE = 1_000_000  # the stack's own limits, small enough to reach in a test
 MAX_FILES = 6
+ADMIN_DSN = "host=127.0.0.1 dbname=test user=postgres"
 
 
 def backends(fake) -> str:
@@ -41,30 +46,33 @@ def backend():
     fake.stop()
 
 
+@pytest.fixture(scope="module", params=["sqlite", "postgresql"])
+def database(request):
+    """The squad's database: SQLite (the local default), or the tables beside the ledger's in
+    SPORTHUB_DB_URL's PostgreSQL database (the docker and k8s profiles), a new one here."""
+    if request.param == "sqlite":
+        yield {}
+        return
+    name = f"sporthub_squad_{uuid.uuid4().hex[:8]}"
+    with psycopg.connect(ADMIN_DSN, autocommit=True) as c:
+        c.execute(f'CREATE DATABASE "{name}"')
+    yield {"db_url": f"postgresql+psycopg://postgres@127.0.0.1:5432/{name}"}
+    with psycopg.connect(ADMIN_DSN, autocommit=True) as c:
+        c.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
 @pytest.fixture(scope="module")
-def hub(backend, tmp_path_factory):
+def hub(backend, database, tmp_path_factory):
     stack = make_stack(tmp_path_factory.mktemp("squad"), llm_backends=backends(backend),
                        # groups change during the tests: the service asks the hub every time
                        gateway_auth_cache_s="0",
                        squad_max_file_bytes=str(MAX_FILE),
-                       squad_max_files=str(MAX_FILES), squad_max_total_bytes=str(3 * MAX_FILE))
+                       squad_max_files=str(MAX_FILES), squad_max_total_bytes=str(3 * MAX_FILE),
+                       **database)
     with started(stack) as stack:
         stack.admin = HubClient.admin(stack)
         wait_for_squad(stack)
         yield stack
-
-
-def wait_for_squad(stack, timeout: float = 60) -> None:
-    """The hub starts its services with itself; the squad's migrations take a moment more."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            if httpx.get(f"{stack.url}/services/squad/health", timeout=5).status_code == 200:
-                return
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.5)
-    raise TimeoutError(f"the squad service did not come up:\n{stack.log()[-3000:]}")
 
 
 class Person:
@@ -98,17 +106,6 @@ def set_properties(hub, group: str, **properties) -> None:
     assert response.status_code == 200, response.text
 
 
-def stored_rows(hub, table: str, athlete: str) -> int:
-    with sqlite3.connect(hub.data_dir / "squad.sqlite") as db:
-        return db.execute(f"SELECT count(*) FROM {table} WHERE athlete = ?",
-                          (athlete,)).fetchone()[0]
-
-
-def stored_files(hub) -> list[str]:
-    root = hub.data_dir / "squad"
-    return sorted(p.name for p in root.rglob("*") if p.is_file() and ".staging" not in p.parts)
-
-
 @pytest.fixture(scope="module")
 def people(hub):
     return {"a": Person(hub, "sq-anna", "athletes"), "b": Person(hub, "sq-boris", "athletes"),
@@ -121,6 +118,9 @@ def test_a_shares_b_does_not_and_the_scientist_reads_only_a(hub, people, activit
     assert a.share(True).status_code == 200
     response = a.upload(RIDE, (activities / RIDE).read_bytes())
     assert response.status_code == 201, response.text
+    # in the database the stack was given (PostgreSQL's has no such table unless the service
+    # migrated it there)
+    assert stored_rows(hub, "squad_files", "sq-anna") == 1
     # B does not share: the service stores nothing of theirs
     refused = b.upload(RIDE, (activities / RIDE).read_bytes())
     assert refused.status_code == 409 and refused.json()["error"]["code"] == "not_sharing"
@@ -222,6 +222,9 @@ def test_hostile_files_are_refused_with_a_named_reason_and_nothing_half_stored(
     assert stored_files(hub) == before
     assert list((hub.data_dir / "squad" / ".staging").iterdir()) == []
     assert stored_rows(hub, "squad_files", "sq-anna") == 2
+    # what was refused for its content is noted, with the reason (the sync sends it no more)
+    noted = {r["name"]: r["reason"] for r in a.call("GET", "me").json()["refused"]}
+    assert set(noted) == {"empty.fit", "cut.fit"} and "empty" in noted["empty.fit"]
 
 
 def test_more_files_than_the_limit_are_refused_with_429(hub, people, activities):
@@ -246,7 +249,8 @@ def test_sharing_off_deletes_files_and_rows_at_once_and_reads_are_404(hub, peopl
                  f"athletes/sq-anna/files/{RIDE}"):
         assert s.call("GET", path).status_code == 404, path
     assert s.call("GET", "athletes").json() == []
-    for table in ("squad_files", "squad_sessions", "squad_wellness"):
+    # the files refused earlier (empty.fit, cut.fit) were noted: the notes go too
+    for table in ("squad_files", "squad_sessions", "squad_wellness", "squad_refused"):
         assert stored_rows(hub, table, "sq-anna") == 0, table
     assert stored_files(hub) == []
     # the decision stays on record, with its time and address
@@ -456,10 +460,16 @@ def test_the_athletes_profile_gives_the_squad_rows_if_tss_and_zones(hub, activit
     assert list((hub.data_dir / "squad" / ".staging").iterdir()) == []
     assert "Traceback" not in hub.log()[log_start:]  # refused with its reason, not a crash
     assert "profile.toml refused: profile.toml: ftp_w" in hub.log()[log_start:]
+    # the last refusal is noted for her (and her server) to read: the content it saw, and why
+    refusals = pia.call("GET", "me").json()["refused"]
+    assert [(r["name"], r["sha256"]) for r in refusals] == [
+        ("profile.toml", hashlib.sha256(b"ftp_w = [\n").hexdigest())]
+    assert refusals[0]["reason"].startswith("not a valid TOML file"), refusals
 
     # the profile is the athlete's data like the rest: in "me", and its removal is undone
     assert "profile.toml" in {f["name"] for f in pia.call("GET", "me").json()["stored"]["files"]}
     assert pia.call("DELETE", "me/files/profile.toml").status_code == 204
+    assert pia.call("GET", "me").json()["refused"] == []  # the note went with the file
     gone = row(RIDE)
     assert gone["intensity"] is None and gone["time_in_power_zones_s"] == {}
     assert gone["thresholds"]["hr_max_bpm"]["source"].startswith("estimate")

@@ -57,7 +57,7 @@ def test_the_squad_shares_a_database_with_the_ledger(settings):
     migrate(url)  # again: nothing to do
     tables = set(inspect(create_engine(url)).get_table_names())
     assert {"squad_alembic_version", "squad_consent", "squad_consent_events", "squad_files",
-            "squad_sessions", "squad_wellness", "squad_reads"} <= tables
+            "squad_sessions", "squad_wellness", "squad_reads", "squad_refused"} <= tables
     if settings.db_url:  # one PostgreSQL database: each schema with its own version table
         assert {"llm_requests", "alembic_version"} <= tables
     else:  # SQLite: a file of its own beside the ledger's
@@ -192,3 +192,35 @@ def test_the_profile_replaces_the_rows_with_it_and_export_and_erase_cover_it(set
     erase_person("ann", settings=settings)
     assert store.files("ann") == [] and store.sessions("ann") == []
     assert not store.folder("ann").exists()
+
+
+def test_a_refusal_is_kept_until_its_file_changes_goes_or_sharing_ends(settings):
+    """The note that lets the athlete's server send a refused file only once per change."""
+    store = shared(settings, "ann", {"a.fit": b"ride"})
+    assert store.refuse("ann", "profile.toml", "1" * 64, "ftp_w: 5000 is outside", keep=2)
+    assert [(r["name"], r["sha256"], r["reason"]) for r in store.refused("ann")] == [
+        ("profile.toml", "1" * 64, "ftp_w: 5000 is outside")]
+    # the same name refused again (another content): one note, the newer
+    assert store.refuse("ann", "profile.toml", "2" * 64, "ftp_w: 9000 is outside", keep=2)
+    assert [r["sha256"] for r in store.refused("ann")] == ["2" * 64]
+    record = json.loads(export_person("ann", settings=settings)["squad/record.json"])
+    assert record["refused_files"][0]["reason"] == "ftp_w: 9000 is outside"
+    # stored at last: the note goes in the same step
+    staged = settings.squad_store_dir / ".profile.toml"
+    staged.write_bytes(b"ftp_w = 250\n")
+    store.put_file("ann", "profile.toml", staged, "3" * 64, 12, None, None, {})
+    assert store.refused("ann") == []
+    # removed from the home: deleting the name takes its note, even with nothing stored
+    assert store.refuse("ann", "b.gpx", "4" * 64, "not a readable recording", keep=2)
+    assert store.delete_file("ann", "b.gpx") and store.refused("ann") == []
+    assert not store.delete_file("ann", "b.gpx")  # nothing left to delete: 404 upstream
+    # at most `keep` notes, the newest
+    for name in ("c.gpx", "d.gpx", "e.gpx"):
+        assert store.refuse("ann", name, "5" * 64, "unreadable", keep=2)
+    assert [r["name"] for r in store.refused("ann")] == ["d.gpx", "e.gpx"]
+    # sharing off: gone with the files, and nothing is noted while it is off
+    store.set_share("ann", False, "ann", "10.0.0.8")
+    assert store.refused("ann") == []
+    assert not store.refuse("ann", "f.gpx", "6" * 64, "unreadable", keep=2)
+    assert store.refused("ann") == []
+    assert store.counts("ann") == {"files": 0, "sessions": 0, "wellness_days": 0}

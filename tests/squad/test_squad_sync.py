@@ -9,7 +9,6 @@ home (as root, the way a person's own tools would leave them).
 
 from __future__ import annotations
 
-import asyncio
 import gzip
 import io
 import json
@@ -28,11 +27,11 @@ import pytest
 from nbclient import NotebookClient
 
 import sportlab
-from tests.e2e.test_walking_skeleton import COACH, chat
 from tests.extensions.test_coach_data import interface
-from tests.squad.test_squad_service import backends, stored_files, stored_rows, wait_for_squad
+from tests.squad.test_squad_service import backends
 from tests.support.athletes import PASSWORD, account, athlete, put_home_file, recordings
 from tests.support.fake_backend import FakeBackend
+from tests.support.squad import say, stored_files, stored_rows, until, wait_for_squad
 from tests.support.stack import HubClient, make_stack, started
 
 pytestmark = pytest.mark.stack
@@ -40,6 +39,7 @@ pytestmark = pytest.mark.stack
 RIDES = ("4078723797.fit", "4801048867.fit")
 NOTEBOOK = Path(__file__).resolve().parents[2] / "notebooks" / "06-squad-monitoring.ipynb"
 MAX_FILES = 40
+SYNC_INTERVAL_S = 2
 
 
 @pytest.fixture(scope="module")
@@ -53,7 +53,7 @@ def backend():
 @pytest.fixture(scope="module")
 def hub(backend, tmp_path_factory):
     stack = make_stack(tmp_path_factory.mktemp("squad-sync"), llm_backends=backends(backend),
-                       squad_sync_interval_s="2",
+                       squad_sync_interval_s=str(SYNC_INTERVAL_S),
                        squad_max_files=str(MAX_FILES), squad_max_file_bytes=str(8 * 2**20))
     with started(stack) as stack:
         stack.admin = HubClient.admin(stack)
@@ -76,23 +76,8 @@ def daily_log(last: date, days: int = 42, seed: int = 0) -> str:
     return "\n".join(lines) + "\n"
 
 
-def say(hub, user, token, text, chat_file="share.chat") -> str:
-    replies = asyncio.run(chat(hub, user, token, text, persona=COACH, chat_file=chat_file))
-    return replies[-1]["body"]
-
-
 def squad_as(hub, token: str) -> sportlab.squad.Squad:
     return sportlab.squad.connect(f"{hub.url}/services/squad/api", token)
-
-
-def until(check, timeout: float = 60, what: str = ""):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = check()
-        if value:
-            return value
-        time.sleep(0.5)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 @pytest.fixture(scope="module")
@@ -183,17 +168,41 @@ def test_the_athletes_thresholds_follow_and_the_scientist_sees_if_and_tss(hub, t
     assert ride()["intensity"] == pytest.approx(expected.intensity)
     assert ride()["stress_score"] == pytest.approx(expected.stress_score)
 
-    # an invalid profile: not sent, its reason named in /share; the copy before stays in use
+    # an invalid profile: refused once per change of the file (not every sync), its reason
+    # named in /share and on the hub's page; the copy before stays in use
+    log_start = len(hub.log())
+
+    def refusals() -> int:
+        return hub.log()[log_start:].count("sy-anna: profile.toml refused:")
+
     put_home_file(hub, "sy-anna", team["anna"], "activities/profile.toml", b"ftp_w = 5000\n")
-    until(lambda: "profile.toml: ftp_w" in say(hub, "sy-anna", team["anna"], "/share",
-                                                chat_file="profile.chat"),
-          what="the refused profile to be named in /share")
+    until(lambda: refusals() == 1, what="the invalid profile to be refused")
+    time.sleep(5 * SYNC_INTERVAL_S)  # five syncs more: the same file is not sent again
+    assert refusals() == 1
+    reply = say(hub, "sy-anna", team["anna"], "/share", chat_file="profile.chat")
+    assert "- profile.toml: ftp_w: 5000 is outside the range" in reply
+    assert refusals() == 1  # nor by the sync /share runs
     assert ride()["intensity"] == pytest.approx(expected.intensity)
+    browser = HubClient(hub)
+    assert browser.login("sy-anna", PASSWORD).status_code == 302
+    page = browser.http.get("/hub/my-data")
+    assert 'id="sporthub-refused"' in page.text and 'data-file="profile.toml"' in page.text
+    assert "ftp_w: 5000 is outside the range" in page.text
+    # changed, and still invalid: refused once more, with its new reason
+    put_home_file(hub, "sy-anna", team["anna"], "activities/profile.toml", b"ftp_w = 9000\n")
+    until(lambda: refusals() == 2, what="the changed profile to be refused")
+    time.sleep(3 * SYNC_INTERVAL_S)
+    assert refusals() == 2
+    assert "ftp_w: 9000" in say(hub, "sy-anna", team["anna"], "/share", chat_file="profile.chat")
 
     response = httpx.delete(f"{hub.url}/user/sy-anna/api/contents/activities/profile.toml",
                             timeout=30, headers={"Authorization": f"token {team['anna']}"})
     assert response.status_code == 204
     until(no_intensity, what="her rows back to sportlab's estimates")
+    # and the refusal went with the file
+    until(lambda: squad_as(hub, team["anna"])._get("me").json()["refused"] == [],
+          what="the refusal to go with the file")
+    assert 'id="sporthub-refused"' not in browser.http.get("/hub/my-data").text
 
 
 def test_hostile_files_in_the_home_are_skipped_with_their_reasons(hub, team, activities):
@@ -205,6 +214,14 @@ def test_hostile_files_in_the_home_are_skipped_with_their_reasons(hub, team, act
     secret = outside / "not-annas.fit"
     secret.write_bytes((activities / "6471559601_ACTIVITY.fit").read_bytes())
     secret.chmod(0o644)
+    # "never read", seen by the file system: its last read set in 1970, which any read moves
+    # (relatime updates an access time older than the file's change) - first proven here
+    probe = outside / "probe"
+    probe.write_bytes(b"x")
+    for path in (probe, secret):
+        os.utime(path, (0, path.stat().st_mtime))
+    probe.read_bytes()
+    assert probe.stat().st_atime > 0, "no access times here (noatime): nothing would be proven"
     ride = (activities / RIDES[0]).read_bytes()
     made = {"empty.fit": b"", "cut.fit": ride[: len(ride) // 2],
             "copy-00000.fit": (activities / "2020-06-01-16-52-40.fit").read_bytes()}
@@ -230,6 +247,7 @@ def test_hostile_files_in_the_home_are_skipped_with_their_reasons(hub, team, act
     assert len(names) == MAX_FILES
     assert not names & {"empty.fit", "cut.fit", "elsewhere.fit", "huge.gpx"}
     assert "not-annas.fit" not in stored_files(hub)
+    assert secret.stat().st_atime == 0  # not opened by the scans, nor by the /share above
     assert list((hub.data_dir / "squad" / ".staging").iterdir()) == []
 
     # the copies go again: the service follows, down to the rides and the log

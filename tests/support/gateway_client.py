@@ -11,6 +11,7 @@ import httpx
 import sqlalchemy
 
 from tests.support.fake_backend import MODEL, FakeBackend
+from tests.support.stack import AUDIT_LOG, rows_of_audited_requests
 
 COMMENT = re.compile(r"^: queue position=(\d+) eta_s=(-?\d+)(?: more_than_s=(\d+))?$")
 
@@ -27,11 +28,17 @@ def new_user(gw, *groups: str) -> str:
 
 
 def ledger(gw, token_user: str | None = None) -> list[dict]:
-    engine = sqlalchemy.create_engine(gw.db_url)
-    with engine.connect() as conn:
-        rows = [dict(r._mapping) for r in conn.execute(sqlalchemy.text(
-            "SELECT * FROM llm_requests ORDER BY started_at"))]
-    engine.dispose()
+    """The ledger's rows (of one user), oldest first, once every audited request has its row."""
+    def read() -> list[dict]:
+        engine = sqlalchemy.create_engine(gw.db_url)
+        with engine.connect() as conn:
+            rows = [dict(r._mapping) for r in conn.execute(sqlalchemy.text(
+                "SELECT * FROM llm_requests ORDER BY started_at"))]
+        engine.dispose()
+        return rows
+
+    audit_log = gw.settings.audit_log_path if hasattr(gw, "settings") else gw.data_dir / AUDIT_LOG
+    rows = rows_of_audited_requests(read, audit_log)
     return [r for r in rows if token_user is None or r["user"] == token_user]
 
 

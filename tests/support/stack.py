@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import atexit
 import contextlib
+import json
 import os
 import pwd
 import random
@@ -16,7 +17,7 @@ import subprocess
 import sys
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC
@@ -31,6 +32,27 @@ SPORTHUB = Path(sys.prefix) / "bin" / "sporthub"
 # benchmarks/): only a test marked `stack` may start a stack, so `make test-unit` (-m 'not stack')
 # cannot start one unseen.
 CURRENT_TEST = None
+
+
+AUDIT_LOG = "gateway-audit.jsonl"  # in the data dir
+
+
+def rows_of_audited_requests(read: Callable[[], list[dict]], audit_log: Path,
+                             timeout: float = 10) -> list[dict]:
+    """The ledger's rows as ``read`` gives them, once each request in the audit log has its row:
+    the gateway writes the rows in batches, up to half a second after the answers (its
+    bookkeeping's ``BATCH_S``). After ``timeout``, the rows there are."""
+    deadline = time.monotonic() + timeout
+    while True:
+        rows = read()
+        try:
+            lines = audit_log.read_text().splitlines()
+        except FileNotFoundError:
+            lines = []
+        audited = {json.loads(line)["request_id"] for line in lines if line.endswith("}")}
+        if audited <= {row["id"] for row in rows} or time.monotonic() > deadline:
+            return rows
+        time.sleep(0.05)
 
 
 def free_port() -> int:
@@ -80,10 +102,15 @@ class Stack:
         return f"{self.url}/services/llm"
 
     def ledger_rows(self) -> list[dict]:
-        """The gateway's ledger (SQLite in the data dir), oldest first."""
-        with sqlite3.connect(self.data_dir / "gateway.sqlite") as db:
-            db.row_factory = sqlite3.Row
-            return [dict(r) for r in db.execute("SELECT * FROM llm_requests ORDER BY started_at")]
+        """The gateway's ledger (SQLite in the data dir), oldest first, once every request in
+        the audit log has its row."""
+        def read() -> list[dict]:
+            with sqlite3.connect(self.data_dir / "gateway.sqlite") as db:
+                db.row_factory = sqlite3.Row
+                return [dict(r) for r in db.execute(
+                    "SELECT * FROM llm_requests ORDER BY started_at")]
+
+        return rows_of_audited_requests(read, self.data_dir / AUDIT_LOG)
 
     def system_user(self, name: str) -> pwd.struct_passwd:
         """The system user a person's server runs as (local profile, hub as root)."""

@@ -14,21 +14,12 @@ range writes nothing and is explained in plain words, in the person's interface 
 
 from __future__ import annotations
 
+import functools
 import re
 from dataclasses import dataclass
 from datetime import date, timedelta
 from pathlib import Path
-
-from sportlab.athlete import (
-    LOG_COLUMNS,
-    LOG_NAME,
-    PROFILE_NAME,
-    THRESHOLDS,
-    AthleteDataError,
-    append_log,
-    read_profile,
-    set_profile_values,
-)
+from types import ModuleType
 
 LOG_COMMAND = "/log"
 PROFILE_COMMAND = "/profile"
@@ -145,7 +136,20 @@ NAMES = {
            "hr_max_bpm": "ЧСС макс", "hr_rest_bpm": "пульс покоя", "lthr_bpm": "ЧСС ПАНО",
            "ftp_w": "FTP", "threshold_pace_s_per_km": "пороговый темп", "weight_kg": "вес"},
 }
-_SPECS = {s.name: s for s in (*LOG_COLUMNS, *THRESHOLDS)}
+
+
+def athlete() -> ModuleType:
+    """:mod:`sportlab.athlete`, imported at the first /log or /profile: sportlab brings pandas and
+    SciPy with it, 6 s at load 9, which the Coach's persona paid each time a chat opened (the
+    athlete waited for it before the Coach was ready) while most chats never write a line."""
+    import sportlab.athlete
+
+    return sportlab.athlete
+
+
+@functools.cache
+def _specs() -> dict:
+    return {s.name: s for s in (*athlete().LOG_COLUMNS, *athlete().THRESHOLDS)}
 
 
 class Unclear(ValueError):
@@ -195,11 +199,11 @@ def _number(raw: str) -> tuple[float, str] | None:
 
 def _checked(lang: str, column: str, value: float) -> float:
     """The value within its column's range (sportlab's :class:`Spec`), or :class:`Unclear`."""
-    spec = _SPECS[column]
+    spec = _specs()[column]
     shown = f"{value:g}"
     try:
         return spec.check(value)
-    except AthleteDataError:
+    except athlete().AthleteDataError:
         key = "not_whole" if spec.low <= value <= spec.high else "bad_value"
         raise Unclear(key, name=name_of(lang, column), value=shown, low=spec.low,
                       high=spec.high, unit=spec.unit) from None
@@ -298,39 +302,41 @@ def _shown(lang: str, values: dict[str, float]) -> str:
 
 def log(activities: Path, body: str, lang: str, today: date | None = None) -> str:
     """Append the check-in in ``body`` (after ``/log``) to log.csv; the Coach's answer."""
+    lab = athlete()
     try:
         entry = parse(body, LOG_WORDS, lang, today)
         activities.mkdir(exist_ok=True)
-        append_log(activities / LOG_NAME, entry.day, entry.values)
+        lab.append_log(activities / lab.LOG_NAME, entry.day, entry.values)
     except Unclear as unclear:
         return text(lang, "nothing_written", why=unclear.say(lang))
-    except AthleteDataError as broken:
-        return text(lang, "nothing_written", why=text(lang, "file_broken", file=LOG_NAME,
+    except lab.AthleteDataError as broken:
+        return text(lang, "nothing_written", why=text(lang, "file_broken", file=lab.LOG_NAME,
                                                       problem=broken.problem))
-    return text(lang, "logged", file=LOG_NAME, day=entry.day.isoformat(),
+    return text(lang, "logged", file=lab.LOG_NAME, day=entry.day.isoformat(),
                 values=_shown(lang, entry.values))
 
 
 def profile(activities: Path, body: str, lang: str, today: date | None = None) -> str:
     """Show (empty ``body``) or set thresholds in profile.toml; the Coach's answer."""
-    path = activities / PROFILE_NAME
+    lab = athlete()
+    path = activities / lab.PROFILE_NAME
     try:
         if not body.strip():
-            current = read_profile(path)
+            current = lab.read_profile(path)
             lines = [f"- {name_of(lang, s.name)}: {_shown(lang, {s.name: t.value}).split(' ')[-1]}"
                      f" {s.unit}" + (f" ({t.measured.isoformat()})" if t.measured else "")
-                     for s in THRESHOLDS if (t := getattr(current, s.name)) is not None]
-            return text(lang, "profile_help", file=PROFILE_NAME,
+                     for s in lab.THRESHOLDS if (t := getattr(current, s.name)) is not None]
+            return text(lang, "profile_help", file=lab.PROFILE_NAME,
                         values="\n".join(lines) or text(lang, "profile_empty"))
         entry = parse(body, PROFILE_WORDS, lang, today)
         activities.mkdir(exist_ok=True)
-        set_profile_values(path, entry.values, measured=entry.day)
+        lab.set_profile_values(path, entry.values, measured=entry.day)
     except Unclear as unclear:
         return text(lang, "nothing_written", why=unclear.say(lang))
-    except AthleteDataError as broken:
-        return text(lang, "nothing_written", why=text(lang, "file_broken", file=PROFILE_NAME,
+    except lab.AthleteDataError as broken:
+        return text(lang, "nothing_written", why=text(lang, "file_broken", file=lab.PROFILE_NAME,
                                                       problem=broken))
-    return text(lang, "profile_set", file=PROFILE_NAME, day=entry.day.isoformat(),
+    return text(lang, "profile_set", file=lab.PROFILE_NAME, day=entry.day.isoformat(),
                 values=_shown(lang, entry.values))
 
 

@@ -22,35 +22,18 @@ import json5
 from jupyter_core.paths import jupyter_config_dir
 from jupyterlab_server.translations_handler import TranslationsHandler
 
-LANGUAGES = ("en", "ru")
-COOKIE = "sporthub_lang"
+# the hub's rule itself, not a copy: every user server runs with SportHub's packages (the local
+# profile's servers in the hub's own environment, the docker and k8s profiles' from
+# images/singleuser, which installs sporthub beside the Coach); sporthub.i18n needs only Babel
+# and Jinja, which JupyterLab's server loads anyway
+from sporthub.i18n import COOKIE, LANGUAGES, choose
+
 # JupyterLab's locale names of the language packs SportHub installs (English is built in)
 LOCALES = {"en": "en", "ru": "ru_RU"}
 # where JupyterLab keeps Settings > Language, under its user settings folder
 SETTING = Path("@jupyterlab", "translation-extension", "plugin.jupyterlab-settings")
 
 _served: str | None = None
-
-
-def choose(cookie: str | None, accept_language: str | None) -> str:
-    """The hub's rule (sporthub/i18n.py): the page switch's cookie, else the browser's first
-    language SportHub speaks, else English."""
-    if cookie in LANGUAGES:
-        return cookie
-    ranked = []
-    for position, part in enumerate((accept_language or "").split(",")):
-        tag, _, params = part.strip().partition(";")
-        quality = 1.0
-        if params.strip().startswith("q="):
-            try:
-                quality = float(params.strip()[2:])
-            except ValueError:
-                quality = 0.0
-        ranked.append((-quality, position, tag.split("-")[0].lower()))
-    for _, _, language in sorted(ranked):
-        if language in LANGUAGES:
-            return language
-    return "en"
 
 
 def of_locale(locale: str) -> str:
@@ -98,7 +81,7 @@ class PersonTranslationsHandler(TranslationsHandler):
             if locale in ("", "default"):
                 # no language picked in Settings: follow the hub's pages and the browser
                 cookie = self.get_cookie(COOKIE)
-                locale = LOCALES[choose(cookie, self.request.headers.get("Accept-Language"))]
+                locale = LOCALES[choose(None, cookie, self.request.headers.get("Accept-Language"))]
             _served = of_locale(locale)
         await super().get(locale)
 

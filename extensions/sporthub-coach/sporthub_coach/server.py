@@ -16,7 +16,7 @@ from pathlib import Path
 from jupyter_server.utils import url_path_join
 from tornado.ioloop import IOLoop
 
-from sporthub_coach import landing, language, squad_sync
+from sporthub_coach import deferred, landing, language, squad_sync
 from sporthub_coach.folder import ACTIVITIES
 from sporthub_coach.status import StatusHandler
 
@@ -85,6 +85,8 @@ def _load_jupyter_server_extension(serverapp) -> None:
     # once every extension is loaded (jupyterlab's handlers and its workspaces folder exist),
     # before the first request
     IOLoop.current().add_callback(_after_extensions, serverapp)
+    # Jupyternaut's imports once the server answers, not before (deferred.py)
+    IOLoop.current().add_callback(deferred.start, serverapp)
 
 
 def _after_extensions(serverapp) -> None:

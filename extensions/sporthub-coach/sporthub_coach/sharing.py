@@ -86,6 +86,8 @@ def _word(lang: str, text: str) -> str:
 
 def describe(me: dict, lang: str, skipped: dict[str, str] | None = None) -> str:
     lines = [_t(lang, "on" if me["sharing"] else "off")]
+    # what the service refused is the service's to say (kept until the file changes or goes)
+    skipped = {r["name"]: r["reason"] for r in me.get("refused") or ()} | (skipped or {})
     if me["sharing"]:
         stored = me["stored"]
         lines.append(_t(lang, "stored", files=len(stored["files"]), sessions=stored["sessions"],

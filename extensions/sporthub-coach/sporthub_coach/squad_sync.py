@@ -12,6 +12,9 @@ with them) at the top of ``~/activities`` are sent. Skipped,
 each with its reason (shown by the Coach's ``/share``): a link pointing outside the home (never
 opened), anything that is not a regular file, an empty file, a FIT file shorter than its own
 header says (cut off while copying), and what the service refuses (size, count: 413, 429).
+A file the service refused for what it holds (422: an invalid ``profile.toml``, a recording
+sportlab cannot read) is noted by the service with its SHA-256 and reason (``GET me``'s
+``refused``): it is not sent again until it changes, and its reason stays in ``/share``.
 """
 
 from __future__ import annotations
@@ -205,6 +208,7 @@ class SquadSync:
                 state.last_run = time.time()
                 return state
             stored = {f["name"]: f["sha256"] for f in me["stored"]["files"]}
+            refused = {f["name"]: f for f in me.get("refused") or ()}
             wanted, skipped = await asyncio.to_thread(self.scan)
             largest = (me.get("limits") or {}).get("file_bytes")
             for name, local in list(wanted.items()):
@@ -215,6 +219,9 @@ class SquadSync:
             for name, local in wanted.items():
                 digest = await asyncio.to_thread(self._digest, local)
                 if stored.get(name) == digest:
+                    continue
+                if name in refused and refused[name]["sha256"] == digest:
+                    skipped[name] = refused[name]["reason"]  # refused as it is: not again
                     continue
                 data = await asyncio.to_thread(local.path.read_bytes)
                 response = await self.client.call("PUT", f"me/files/{quote(name)}", content=data)
@@ -231,7 +238,7 @@ class SquadSync:
                     break
                 else:
                     skipped[name] = _message(response)
-            for name in stored:
+            for name in stored.keys() | refused.keys():  # a refusal goes with its file
                 if name not in wanted:
                     response = await self.client.call("DELETE", f"me/files/{quote(name)}")
                     if response.status_code == 204:

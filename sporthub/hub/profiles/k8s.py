@@ -17,7 +17,7 @@ from urllib.parse import urlparse
 
 from sporthub.hub import common
 from sporthub.hub.limits import STORAGE_PROPERTY, Limits, LimitsHook
-from sporthub.settings import Settings, SettingsError
+from sporthub.settings import ENV_PREFIX, Settings, SettingsError
 
 # what the chart's own values set when nobody chose anything (z2jh values.yaml, hub.config)
 CHART_DEFAULT_AUTHENTICATOR = "dummy"
@@ -30,6 +30,26 @@ CHART_VALUE_OF = {
     "template_vars": "hub.templateVars",
     "custom_scopes": "hub.config.JupyterHub.custom_scopes",
     "load_groups": "hub.config.JupyterHub.load_groups",
+}
+
+# settings the chart owns, and the chart value that does the same: refused here rather than
+# accepted without effect (docs/production.md, Kubernetes)
+CHART_OWNED = {
+    "ip": "set proxy.service in values.yaml",
+    "port": "set proxy.service in values.yaml",
+    "hub_port": "the chart's hub listens on 8081",
+    "proxy_api_port": "the chart's proxy-api Service listens on 8001",
+    "hub_db_url": "set hub.db.type and hub.db.url in values.yaml",
+    "embedded_backend": "no embedded model in this profile: SPORTHUB_LLM_BACKENDS",
+    "embedded_llm_port": "no embedded model in this profile: SPORTHUB_LLM_BACKENDS",
+    "local_user_prefix": "each person has a pod of their own, no system user",
+    "singleuser_image": "set singleuser.image.name and singleuser.image.tag in values.yaml",
+    "docker_network": "set singleuser.networkPolicy in values.yaml",
+    "docker_hub_host": "set singleuser.networkPolicy in values.yaml",
+    "user_mem_limit": "set singleuser.memory.limit in values.yaml",
+    "user_cpu_limit": "set singleuser.cpu.limit in values.yaml",
+    "user_storage_limit": "set singleuser.storage.capacity in values.yaml",
+    "idle_timeout_s": "set cull.timeout in values.yaml",
 }
 
 # what the rest of SportHub asks of a profile (sporthub.hub.profiles); `sporthub` runs in the
@@ -49,8 +69,16 @@ STACK_SECRETS = False
 
 
 def check(settings: Settings) -> str | None:
-    """The settings the chart owns are refused when they are read (``K8S_CHART_OWNED`` in
-    :mod:`sporthub.settings`: every process of the pod reads them); nothing more to stop here."""
+    """Stop a start that would ignore a setting: the chart owns those of ``CHART_OWNED`` (the
+    message names the chart value instead), and there is no embedded model to fall back on."""
+    owned = [f"{ENV_PREFIX}{name.upper()} ({hint})"
+             for name, hint in CHART_OWNED.items() if name in settings.model_fields_set]
+    if owned:
+        raise SettingsError("SPORTHUB_PROFILE=k8s leaves these to the Zero to JupyterHub chart: "
+                            + "; ".join(owned))
+    if not settings.llm_backends:
+        raise SettingsError("SPORTHUB_PROFILE=k8s needs SPORTHUB_LLM_BACKENDS (the vLLM replicas "
+                            "of deploy/k8s/vllm.yaml): the embedded model is for the local profile")
     return None
 
 
@@ -60,6 +88,7 @@ def prepare(settings: Settings) -> None:
 
 def configure(c, settings: Settings) -> None:
     """Add SportHub to the configuration the chart's ``jupyterhub_config.py`` has built in ``c``."""
+    check(settings)
     host = _hub_host(c)
     _check_agreement(c, settings)
     chart_services = list(c.JupyterHub.get("services", []))

@@ -20,6 +20,7 @@ import gzip
 import tempfile
 import warnings
 import zipfile
+import zlib
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -148,11 +149,18 @@ def iter_archive(
             if member.file_size > limits.max_member_bytes:  # the header alone already says so
                 raise ArchiveLimitError(path, f"{name} is {member.file_size} bytes uncompressed")
             # A private name per member: archive paths may hold "..", which must not escape.
-            target = Path(folder) / f"{number}{''.join(Path(name).suffixes[-2:]).lower()}"
-            with archive.open(member) as source, target.open("wb") as out:
-                budget -= _copy_limited(source, out, member.compress_size, name, path, limits,
-                                        budget)
+            # A .gz member is expanded here, so its recording's bytes (not the gzip's) count
+            # towards the total; the ratio is to the bytes the zip stores.
+            target = Path(folder) / f"{number}{inner_suffix(name)}"
             try:
+                with archive.open(member) as stored, target.open("wb") as out:
+                    gzipped = name.lower().endswith(".gz")
+                    source = gzip.GzipFile(fileobj=stored) if gzipped else stored
+                    try:
+                        budget -= _copy_limited(source, out, member.compress_size, name, path,
+                                                limits, budget)
+                    except (gzip.BadGzipFile, EOFError, zlib.error) as exc:
+                        raise ActivityReadError(target, f"not gzip: {exc}") from exc
                 frame = read_activity(target, limits=limits)
             except ActivityReadError as exc:
                 if on_error == "raise":

@@ -338,7 +338,10 @@ def hooper_index(
     """Hooper index: the sum of the four 1-7 ratings (sleep quality, stress, fatigue, muscle
     soreness), 4 (best) to 28 (worst). Hooper SL, Mackinnon LT, Howard A, Gordon RD, Bachmann
     AW. Markers for monitoring overtraining and recovery. Med Sci Sports Exerc 1995;27(1):106-112;
-    Hooper SL, Mackinnon LT. Sports Med 1995;20(5):321-327. NaN if any item is missing."""
+    Hooper SL, Mackinnon LT. Sports Med 1995;20(5):321-327. NaN if any item is missing.
+    Neither paper, nor the later ones that use it (Rabbani et al. Front Physiol 2019;10:109,
+    Nobari et al. Front Psychol 2021;12:671072), prints one day's four ratings with their sum, so
+    the tests check the definition on hand-worked cases, named as such."""
     items = {"sleep_quality": sleep_quality, "stress": stress, "fatigue": fatigue,
              "soreness": soreness}
     total = 0.0

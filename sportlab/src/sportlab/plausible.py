@@ -177,23 +177,53 @@ def clean_frame(
 
 
 def require_finite(name: str, value: object, *, positive: bool = False,
-                   allow_nan: bool = False) -> None:
+                   allow_nan: bool = False, channel: str | None = None) -> None:
     """Refuse a number (or array) that is infinite, NaN (unless ``allow_nan``), or negative
-    (zero too with ``positive``), with a ValueError naming the argument.
+    (zero too with ``positive``), with a ValueError naming the argument. With ``channel``, a
+    value outside that channel's :data:`BOUNDS` is refused too (an HRmax of 400 bpm or an FTP
+    of 5000 W is no human's, so zones and scores from it would be wrong numbers).
 
     Called on every metric's arguments, so the accepted case is a plain float comparison for a
     number and a min and a max pass for an array."""
+    low, high = BOUNDS[channel] if channel is not None else (0.0, np.inf)
     if isinstance(value, float | int) and not isinstance(value, bool):
         number = float(value)
-        if math.isfinite(number) and (number > 0 if positive else number >= 0):
+        if math.isfinite(number) and (number > 0 if positive else number >= 0) and (
+                low <= number <= high):
             return
     else:
         data = np.asarray(value, dtype="float64")
         if data.size:
             lowest, highest = data.min(), data.max()  # NaN if any is NaN
-            if (lowest > 0 if positive else lowest >= 0) and highest < np.inf:
+            if (lowest > 0 if positive else lowest >= 0) and highest < np.inf and (
+                    low <= lowest and highest <= high):
                 return
     _explain(name, value, positive=positive, allow_nan=allow_nan)
+    if channel is not None:
+        with np.errstate(invalid="ignore"):
+            data = np.asarray(value, dtype="float64")
+            if np.any((data < low) | (data > high)):
+                what, unit = _DESCRIBED.get(channel, ("a value", ""))
+                raise ValueError(f"{name} must be {what} of {low:g}-{high:g} {unit} "
+                                 f"(sportlab.plausible.BOUNDS[{channel!r}]), got {value!r}")
+
+
+#: The longest session, in minutes: a day (log.csv's ``minutes`` range, sportlab.athlete).
+MAX_SESSION_MIN = 1440.0
+
+
+def require_session_minutes(name: str, value: object) -> None:
+    """Refuse a session duration (minutes) that is infinite, negative or longer than a day,
+    naming the argument (NaN, not recorded, passes): 4500 is a 75-min session in seconds."""
+    require_finite(name, value, allow_nan=True)
+    with np.errstate(invalid="ignore"):
+        if np.any(np.asarray(value, dtype="float64") > MAX_SESSION_MIN):
+            raise ValueError(f"{name} must be at most {MAX_SESSION_MIN:g} min (a day), got "
+                             f"{value!r}: minutes, not seconds?")
+
+
+# How an argument checked against a channel's bounds is named in the error.
+_DESCRIBED = {"heart_rate_bpm": ("a heart rate", "bpm"), "power_w": ("a power", "W")}
 
 
 def _explain(name: str, value: object, *, positive: bool, allow_nan: bool) -> None:
@@ -214,11 +244,13 @@ def _explain(name: str, value: object, *, positive: bool, allow_nan: bool) -> No
 
 __all__ = [
     "BOUNDS",
+    "MAX_SESSION_MIN",
     "ImplausibleSampleError",
     "ImplausibleSampleWarning",
     "clean",
     "clean_frame",
     "implausible",
     "require_finite",
+    "require_session_minutes",
     "within",
 ]

@@ -19,6 +19,7 @@ from sportlab.metrics.power import (
     weighted_power,
 )
 from sportlab.metrics.running import (
+    VdotRangeError,
     grade_adjusted_pace,
     minetti_energy_cost,
     race_time_s,
@@ -32,6 +33,7 @@ __all__ = [
     "CriticalPowerFit",
     "ElevationChange",
     "ImplausibleFitWarning",
+    "VdotRangeError",
     "acwr",
     "as_daily",
     "banister_performance",

@@ -8,9 +8,11 @@ import numpy as np
 import pandas as pd
 
 from sportlab._typing import ArrayLike
-from sportlab.plausible import BOUNDS, clean, require_finite, within
+from sportlab.plausible import clean, require_finite, require_session_minutes, within
 from sportlab.resample import MAX_DROPOUT_S, PAUSE_GAP_S, grid_1hz, is_1hz_with_pauses
 
+# Heart-rate arguments (HRmax, resting HR, thresholds) are checked against the channel's bounds.
+_HR = "heart_rate_bpm"
 # Banister's weighting constants (a, b) in TRIMP = D * dHR * a * exp(b * dHR).
 _BANISTER_CONSTANTS = {"male": (0.64, 1.92), "female": (0.86, 1.67)}
 
@@ -39,19 +41,13 @@ def trimp(
         raise ValueError(f"sex must be 'male' or 'female', got {sex!r}")
     a, b = _BANISTER_CONSTANTS[sex]
     # A NaN session (no duration or heart rate recorded) stays NaN; inf or negative is refused.
-    require_finite("duration_min", duration_min, allow_nan=True)
-    require_finite("hr_avg", hr_avg, positive=True, allow_nan=True)
-    require_finite("hr_rest", hr_rest, positive=True)
-    require_finite("hr_max", hr_max, positive=True)
+    require_session_minutes("duration_min", duration_min)
+    require_finite("hr_avg", hr_avg, positive=True, allow_nan=True, channel=_HR)
+    require_finite("hr_rest", hr_rest, positive=True, channel=_HR)
+    require_finite("hr_max", hr_max, positive=True, channel=_HR)
     rest = np.asarray(hr_rest, dtype=float)
     maximum = np.asarray(hr_max, dtype=float)
     average = np.asarray(hr_avg, dtype=float)
-    low, high = BOUNDS["heart_rate_bpm"]
-    for name, value in (("hr_avg", average), ("hr_rest", rest), ("hr_max", maximum)):
-        with np.errstate(invalid="ignore"):
-            if np.any((value < low) | (value > high)):
-                raise ValueError(f"{name} must be a heart rate of {low:g}-{high:g} bpm "
-                                 f"(sportlab.plausible.BOUNDS), got {value}")
     _check_reserve(maximum, rest)
     with np.errstate(invalid="ignore"):
         if np.any(average > maximum):
@@ -127,7 +123,7 @@ def trimp_edwards(
     ``pause_gap_s``, ``max_dropout_s`` (:func:`per_second`).
     Edwards S. The Heart Rate Monitor Book. Sacramento: Fleet Feet Press, 1993.
     """
-    require_finite("hr_max", hr_max, positive=True)
+    require_finite("hr_max", hr_max, positive=True, channel=_HR)
     values, step = per_second(hr_series, sample_s, **gaps)
     # Scale to tenths before dividing so exact boundaries (e.g. 140/200) land in the upper zone.
     tenths = values * 10.0 / hr_max
@@ -149,8 +145,8 @@ def trimp_lucia(
     Hoyos J, Santalla A, Earnest C, Chicharro JL. Tour de France versus Vuelta a Espana: which is
     harder? Med Sci Sports Exerc 2003;35(5):872-878.
     """
-    require_finite("vt1_bpm", vt1_bpm, positive=True)
-    require_finite("vt2_bpm", vt2_bpm, positive=True)
+    require_finite("vt1_bpm", vt1_bpm, positive=True, channel=_HR)
+    require_finite("vt2_bpm", vt2_bpm, positive=True, channel=_HR)
     if not vt1_bpm < vt2_bpm:
         raise ValueError(f"vt1_bpm must be below vt2_bpm, got {vt1_bpm} and {vt2_bpm}")
     hr, step = per_second(hr_series, sample_s, **gaps)
@@ -191,9 +187,10 @@ def hr_zones(
     if method in ("hrmax", "karvonen"):
         if hr_max is None or (method == "karvonen" and hr_rest is None):
             raise ValueError(f"method {method!r} needs hr_max (and hr_rest for karvonen)")
-        require_finite("hr_max", hr_max, positive=True)
+        require_finite("hr_max", hr_max, positive=True, channel=_HR)
         base = float(hr_rest) if method == "karvonen" and hr_rest is not None else 0.0
-        require_finite("hr_rest", base)
+        if method == "karvonen":
+            require_finite("hr_rest", base, channel=_HR)
         _check_reserve(np.asarray(float(hr_max)), np.asarray(base))
         bounds = [base + p * (hr_max - base) for p in _PERCENT_BOUNDS]
         names = [f"Z{i}" for i in range(1, 6)]
@@ -201,7 +198,7 @@ def hr_zones(
     elif method == "lthr":
         if lthr_bpm is None:
             raise ValueError("method 'lthr' needs lthr_bpm")
-        require_finite("lthr_bpm", lthr_bpm, positive=True)
+        require_finite("lthr_bpm", lthr_bpm, positive=True, channel=_HR)
         if sport not in _FRIEL_UPPER:
             raise ValueError(f"sport must be 'cycling' or 'running', got {sport!r}")
         edges = [p * lthr_bpm for p in _FRIEL_UPPER[sport]]

@@ -14,7 +14,7 @@ import pandas as pd
 from scipy.signal import lfilter
 
 from sportlab._typing import ArrayLike
-from sportlab.plausible import require_finite
+from sportlab.plausible import require_finite, require_session_minutes
 
 
 def as_daily(load: ArrayLike) -> pd.Series:
@@ -153,9 +153,11 @@ def session_rpe_load(rpe: ArrayLike | float, duration_min: ArrayLike | float) ->
 
     Foster C et al. A new approach to monitoring exercise training. J Strength Cond Res
     2001;15(1):109-115. RPE is asked about 30 min after the session on the CR-10 scale (0-10).
+    A duration outside 0-1440 min (a session within a day, as log.csv's ``minutes``) or an
+    RPE off the scale raises ValueError; NaN (not recorded) stays NaN.
     """
     rpe_arr = np.asarray(rpe, dtype=float)
-    require_finite("duration_min", duration_min, allow_nan=True)
+    require_session_minutes("duration_min", duration_min)
     if np.any((rpe_arr < 0) | (rpe_arr > 10)):
         raise ValueError("session RPE must be on the CR-10 scale (0-10)")
     result = rpe_arr * np.asarray(duration_min, dtype=float)

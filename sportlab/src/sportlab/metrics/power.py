@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import math
 import warnings
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Literal
 
@@ -127,10 +128,11 @@ def weighted_power(
 def intensity(weighted_power_w: float | np.ndarray, ftp_w: float) -> float | np.ndarray:
     """Intensity factor: weighted power / functional threshold power (Allen & Coggan 2010).
 
-    A non-finite or negative weighted power, or an FTP that is not a positive finite number,
-    raises ValueError (an infinite power would otherwise give an infinite score)."""
-    require_finite("ftp_w", ftp_w, positive=True)
-    require_finite("weighted_power_w", weighted_power_w, allow_nan=True)
+    A weighted power or FTP that is not finite, negative (FTP: not positive) or above any
+    human's (:data:`sportlab.plausible.BOUNDS`, 3000 W) raises ValueError: an infinite power
+    would otherwise give an infinite score."""
+    require_finite("ftp_w", ftp_w, positive=True, channel="power_w")
+    require_finite("weighted_power_w", weighted_power_w, allow_nan=True, channel="power_w")
     return weighted_power_w / ftp_w
 
 
@@ -150,7 +152,7 @@ def stress_score(
 def power_zones(ftp_w: float) -> pd.DataFrame:
     """Coggan's seven power levels as fractions of FTP: <55, 55-75, 76-90, 91-105, 106-120,
     121-150, >150 % (Allen & Coggan 2010, ch. 4). Lower bound included, upper excluded."""
-    require_finite("ftp_w", ftp_w, positive=True)
+    require_finite("ftp_w", ftp_w, positive=True, channel="power_w")
     edges = [0.0, 0.55, 0.76, 0.91, 1.06, 1.21, 1.51]
     lower = [e * ftp_w for e in edges]
     upper = [*lower[1:], np.inf]
@@ -325,7 +327,7 @@ class ImplausibleFitWarning(UserWarning):
 
 
 def critical_power(
-    mean_max: pd.Series,
+    mean_max: pd.Series | Mapping[float, float],
     model: Literal["2p", "3p"] = "2p",
     min_s: float | None = None,
     max_s: float | None = None,
@@ -352,7 +354,7 @@ def critical_power(
     duration the curve lacks is interpolated (linearly in log duration) between its points;
     durations beyond the curve are left out.
 
-    ``mean_max`` is a Series of power (W) indexed by duration (s), e.g. from
+    ``mean_max`` is a Series of power (W) indexed by duration (s) (or a dict of them), e.g. from
     :func:`mean_max_power` (``at_least=True`` gives the capacity envelope: an athlete who rode
     21 min at a power can ride 20 min at it). The result is only as good as the efforts in
     it: a ride without all-out efforts at those durations underestimates CP and W'. An
@@ -364,12 +366,14 @@ def critical_power(
     """
     if model not in ("2p", "3p"):
         raise ValueError(f"model must be '2p' or '3p', got {model!r}")
+    if isinstance(mean_max, Mapping):  # {duration_s: power_w}, e.g. a rider's test results
+        mean_max = pd.Series(mean_max, dtype="float64")
     known_t = mean_max.index.to_numpy(dtype=float)
     known_p = mean_max.to_numpy(dtype=float)
     valid = ~np.isnan(known_p)
     known_t, known_p = known_t[valid], known_p[valid]
     require_finite("mean_max durations", known_t, positive=True)
-    require_finite("mean_max power", known_p)
+    require_finite("mean_max power", known_p, channel="power_w")
     if np.any(np.diff(known_t) < 0):
         order = np.argsort(known_t)
         known_t, known_p = known_t[order], known_p[order]
@@ -448,7 +452,7 @@ def skiba_tau_s(
     expenditure and reconstitution of work capacity above critical power. Med Sci Sports Exerc
     2012;44(8):1526-1532.
     """
-    require_finite("cp_w", cp_w, positive=True)
+    require_finite("cp_w", cp_w, positive=True, channel="power_w")
     power = to_1hz(power_series(power_w, "skiba_tau_s"), sample_s, pause_gap_s=pause_gap_s,
                    max_dropout_s=max_dropout_s).to_numpy()
     below = power[power < cp_w]
@@ -486,7 +490,7 @@ def w_prime_balance(
     ``sample_s`` s; ``pause_gap_s`` and ``max_dropout_s`` as in :func:`to_1hz`. Returns a
     Series named ``w_prime_balance_j`` on that 1-s grid.
     """
-    require_finite("cp_w", cp_w, positive=True)
+    require_finite("cp_w", cp_w, positive=True, channel="power_w")
     require_finite("w_prime_j", w_prime_j, positive=True)
     if tau_s is not None:
         require_finite("tau_s", tau_s, positive=True)

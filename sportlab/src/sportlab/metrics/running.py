@@ -57,6 +57,33 @@ def grade_adjusted_pace(
     return float(adjusted) if adjusted.ndim == 0 else adjusted
 
 
+# The region the Daniels/Gilbert equations were tabulated on: VDOT 30-85 for races from 1500 m to
+# the marathon (Daniels J. Daniels' Running Formula, 3rd ed. Human Kinetics 2014, the VDOT
+# race-equivalence table; Oxygen Power 1979 derived those tables from the same two equations).
+# The data the equations were fitted to are not published with them, so the tables are the
+# documented range. The VDOT bounds are widened by half a point because the tabulated times are
+# rounded to the second (one second at 1500 m is ~0.4 VDOT): every time in the table is accepted.
+#: (shortest, longest) race distance in metres vdot and race_time_s accept.
+VDOT_DISTANCE_M: tuple[float, float] = (1500.0, 42195.0)
+#: (lowest, highest) VDOT vdot returns and race_time_s accepts, ml/kg/min.
+VDOT_RANGE: tuple[float, float] = (29.5, 85.5)
+
+
+class VdotRangeError(ValueError):
+    """A race (or a VDOT) outside the region the Daniels/Gilbert equations were tabulated on:
+    :data:`VDOT_RANGE` over :data:`VDOT_DISTANCE_M`. ``.name`` is the argument at fault."""
+
+    def __init__(self, name: str, message: str) -> None:
+        self.name = name
+        super().__init__(message)
+
+
+_RANGE_SOURCE = (
+    "the range the Daniels/Gilbert equations were tabulated on (VDOT 30-85 for races of "
+    "1500 m to the marathon, Daniels' Running Formula)"
+)
+
+
 def _vo2_ml_kg_min(velocity_m_min: float | np.ndarray) -> float | np.ndarray:
     # Oxygen cost of running at a velocity (m/min), Daniels & Gilbert 1979.
     return -4.60 + 0.182258 * velocity_m_min + 0.000104 * velocity_m_min**2
@@ -75,6 +102,23 @@ def _require_positive(name: str, value: ArrayLike | float) -> None:
         raise ValueError(f"{name} must be positive and finite, got {value!r}")
 
 
+def _require_race_distance(distance_m: ArrayLike | float) -> None:
+    distances = np.asarray(distance_m, dtype=float)
+    outside = (distances < VDOT_DISTANCE_M[0]) | (distances > VDOT_DISTANCE_M[1])
+    if outside.any():
+        raise VdotRangeError(
+            "distance_m",
+            f"distance_m {distances[outside].flat[0]:g} m is outside {VDOT_DISTANCE_M[0]:g}-"
+            f"{VDOT_DISTANCE_M[1]:g} m, {_RANGE_SOURCE}: these equations say nothing about it",
+        )
+
+
+def _vdot(distance_m: ArrayLike | float, time_s: ArrayLike | float) -> np.ndarray:
+    time_min = np.asarray(time_s, dtype=float) / 60.0
+    velocity = np.asarray(distance_m, dtype=float) / time_min
+    return np.asarray(_vo2_ml_kg_min(velocity) / _fraction_vo2max(time_min))
+
+
 def vdot(distance_m: ArrayLike | float, time_s: ArrayLike | float) -> np.ndarray | float:
     """Daniels' VDOT (ml/kg/min, "pseudo VO2max") from a race distance (m) and time (s).
 
@@ -83,13 +127,30 @@ def vdot(distance_m: ArrayLike | float, time_s: ArrayLike | float) -> np.ndarray
     ``%max = 0.8 + 0.1894393 exp(-0.012778 t) + 0.2989558 exp(-0.1932605 t)``.
     Daniels J, Gilbert J. Oxygen Power: Performance Tables for Distance Runners. Tempe, AZ, 1979;
     tabulated in Daniels J. Daniels' Running Formula (e.g. 5 km in 20:00 ~ VDOT 49.8).
+
+    The equations are used only where they were tabulated: a race of 1500 m to the marathon
+    (:data:`VDOT_DISTANCE_M`) whose VDOT is 30-85 (:data:`VDOT_RANGE`, widened by half a point
+    for the tables' rounding). Anything else (5000 m in 1 s gave 7.3 million, in ten days -5.7)
+    raises :class:`VdotRangeError` naming the argument; a distance or time that is not positive
+    and finite raises ValueError.
     """
     _require_positive("distance_m", distance_m)
     _require_positive("time_s", time_s)
-    time_min = np.asarray(time_s, dtype=float) / 60.0
-    velocity = np.asarray(distance_m, dtype=float) / time_min
-    result = _vo2_ml_kg_min(velocity) / _fraction_vo2max(time_min)
-    return float(result) if np.ndim(result) == 0 else result
+    _require_race_distance(distance_m)
+    result = _vdot(distance_m, time_s)
+    outside = (result < VDOT_RANGE[0]) | (result > VDOT_RANGE[1])
+    if outside.any():
+        distances, times = np.broadcast_arrays(
+            np.asarray(distance_m, dtype=float), np.asarray(time_s, dtype=float)
+        )
+        where = np.argwhere(outside)[0] if outside.ndim else ()
+        raise VdotRangeError(
+            "time_s",
+            f"{distances[tuple(where)]:g} m in {times[tuple(where)]:g} s gives a VDOT of "
+            f"{result[tuple(where)]:.4g}, outside {VDOT_RANGE[0]:g}-{VDOT_RANGE[1]:g}, "
+            f"{_RANGE_SOURCE}: check the time and distance (seconds and metres)",
+        )
+    return float(result) if result.ndim == 0 else result
 
 
 def race_time_s(vdot_value: float, distance_m: float) -> float:
@@ -98,7 +159,16 @@ def race_time_s(vdot_value: float, distance_m: float) -> float:
     The inverse of :func:`vdot`, solved numerically (VDOT falls monotonically with time).
     Daniels J, Gilbert J. Oxygen Power: Performance Tables for Distance Runners. Tempe, AZ, 1979
     (checked against the race-equivalence table of Daniels' Running Formula in the tests).
+    A VDOT outside :data:`VDOT_RANGE` or a distance outside :data:`VDOT_DISTANCE_M` raises
+    :class:`VdotRangeError`, as in :func:`vdot`.
     """
     _require_positive("vdot_value", vdot_value)
     _require_positive("distance_m", distance_m)
-    return float(brentq(lambda t: vdot(distance_m, t) - vdot_value, 60.0, 60.0 * 60 * 24))
+    if not VDOT_RANGE[0] <= vdot_value <= VDOT_RANGE[1]:
+        raise VdotRangeError(
+            "vdot_value",
+            f"vdot_value {vdot_value:g} is outside {VDOT_RANGE[0]:g}-{VDOT_RANGE[1]:g}, "
+            f"{_RANGE_SOURCE}",
+        )
+    _require_race_distance(distance_m)
+    return float(brentq(lambda t: float(_vdot(distance_m, t)) - vdot_value, 60.0, 60.0 * 60 * 24))

@@ -13,8 +13,10 @@ from __future__ import annotations
 from typing import Literal, NamedTuple
 
 import numpy as np
+import pandas as pd
 
 from sportlab._typing import ArrayLike
+from sportlab.clock import forwards
 from sportlab.plausible import clean, require_finite
 
 #: Default hysteresis (m): the rise or fall from the last counted level that counts. On the
@@ -52,13 +54,18 @@ def elevation_gain(
     ``smoothing="gpxpy"`` first applies gpxpy's 3-point filter (:func:`gpxpy_smoothing`), so
     ``elevation_gain(alt, 0, "gpxpy")`` is gpxpy's ``get_uphill_downhill`` (checked on the test
     recordings). Missing (NaN) and implausible altitudes (:mod:`sportlab.plausible`) are
-    skipped. References: the hysteresis method of GoldenCheetah's "elevation hysteresis"
-    (GoldenCheetah, https://www.goldencheetah.org); gpxpy 1.6 for the smoothing; the default
-    threshold is checked against a head unit's stored total ascent (FIT ``session.total_ascent``).
+    skipped. The samples are walked in order, so a timestamped Series whose times go backwards
+    is sorted by time first, with a :class:`sportlab.clock.ClockWarning` (shuffled, it climbed
+    445 km on a 1 250-m ride); a plain array is taken in the order given. References: the
+    hysteresis method of GoldenCheetah's "elevation hysteresis" (GoldenCheetah,
+    https://www.goldencheetah.org); gpxpy 1.6 for the smoothing; the default threshold is
+    checked against a head unit's stored total ascent (FIT ``session.total_ascent``).
     """
     require_finite("threshold_m", threshold_m)
     if smoothing not in ("none", "gpxpy"):
         raise ValueError(f"smoothing must be 'none' or 'gpxpy', got {smoothing!r}")
+    if isinstance(altitude_m, pd.Series):
+        altitude_m = forwards(altitude_m, what="elevation_gain")
     altitude = clean(np.asarray(altitude_m, dtype=float), "altitude_m")
     altitude = altitude[~np.isnan(altitude)]
     if altitude.size < 2:
