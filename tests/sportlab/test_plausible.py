@@ -1,6 +1,7 @@
 """Bad samples are never averaged in: negative, infinite and inhuman values become gaps (with a
 named warning) or a named error, on synthetic series and on derived variants of a real ride."""
 
+import re
 import warnings
 
 import numpy as np
@@ -307,3 +308,99 @@ def test_a_speed_no_runner_reaches_is_missing_in_grade_adjusted_pace():
     with pytest.warns(ImplausibleSampleWarning, match="speed_m_s"):
         adjusted = grade_adjusted_pace(np.array([3.0, 100.0]), np.array([0.0, 0.0]))
     assert adjusted[0] == pytest.approx(3.0) and np.isnan(adjusted[1])
+
+
+# A recording's cumulative distance (issue 22 item 2): one corrupt sample was the session's
+# distance (its largest value) and every pace from it; a restart or jump shifted the rest.
+RUN = "3173437224.tcx"  # Polar M400, a 4.5-km run, 1 Hz, 3507 samples
+
+
+def _with_distances(source, target, change, first, last=None):
+    """``source`` written to ``target`` with ``change(distance, distance at first)`` applied to
+    the DistanceMeters of the trackpoints ``first`` to ``last`` (inclusive; None: the end)."""
+    head, *points = source.read_text(encoding="utf-8").split("<Trackpoint>")
+    pattern = re.compile(r"<DistanceMeters>([^<]*)</DistanceMeters>")
+    at_first = float(pattern.search(points[first]).group(1))
+    last = len(points) - 1 if last is None else last
+    for i in range(first, last + 1):
+        points[i] = pattern.sub(
+            lambda m: f"<DistanceMeters>{change(float(m.group(1)), at_first)!r}</DistanceMeters>",
+            points[i], count=1)
+    target.write_text("<Trackpoint>".join([head, *points]), encoding="utf-8")
+    return target
+
+
+def _pace_s_per_km(row):
+    return row.moving_time_s / (row.distance_m / 1000.0)
+
+
+@pytest.fixture(scope="module")
+def run_reference(activities):
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", ImplausibleSampleWarning)  # the real run is plausible
+        return summarize_session(activities / RUN)
+
+
+@pytest.mark.parametrize(("change", "first", "last"), [
+    (lambda d, _: 1e7, 1500, 1500),  # a spike to 10 000 km: above the 7 000-km bound
+    (lambda d, _: 5e6, 1500, 1500),  # 5 000 km: within the bound, but 5 000 km in a second
+    (lambda d, _: -d, 1500, 1500),  # negative
+    (lambda d, _: 0.0, 1500, 1500),  # one record reads 0 m
+    (lambda d, _: d - 1000.0, 1500, 1500),  # one record 1 km back
+    (lambda d, at: d - at, 2000, None),  # the device restarts its count at 0 m mid-run
+    (lambda d, _: d + 1e6, 2000, None),  # a 1 000-km jump, counted on from there
+])
+def test_a_corrupt_distance_in_a_real_run_leaves_distance_and_pace_right(
+        activities, run_reference, tmp_path, change, first, last):
+    path = _with_distances(activities / RUN, tmp_path / RUN, change, first, last)
+    with pytest.warns(ImplausibleSampleWarning, match="distance_m") as caught:
+        row = summarize_session(path)
+    assert len(caught) == 1 and "distance_m" in str(caught[0].message)
+    # At most one step of the run (under 5 m at its pace) is not counted.
+    assert row.distance_m == pytest.approx(run_reference.distance_m, abs=5.0)
+    assert _pace_s_per_km(row) == pytest.approx(_pace_s_per_km(run_reference), rel=0.002)
+    assert row.avg_hr_bpm == run_reference.avg_hr_bpm
+    with pytest.warns(ImplausibleSampleWarning):
+        distance = read_activity(path)["distance_m"].dropna()
+    assert distance.is_monotonic_increasing and distance.iloc[-1] == pytest.approx(
+        run_reference.distance_m, abs=5.0)
+    with pytest.raises(ImplausibleSampleError, match="distance_m") as refused:
+        read_activity(path, on_implausible="raise")
+    assert refused.value.channel == "distance_m"
+
+
+def test_a_real_ride_with_every_kind_of_corrupt_distance_keeps_its_row(real_ride):
+    reference = summarize_session(real_ride, name=LONG_RIDE)
+    corrupt = real_ride.copy()
+    column = corrupt.columns.get_loc("distance_m")
+    distance = corrupt["distance_m"].to_numpy().copy()
+    distance[1000] = 1e7
+    distance[2000] = 4e6
+    distance[3000] = 0.0
+    distance[4000] = -distance[4000]
+    distance[5000:] -= distance[5000]  # the count restarts at 0 m
+    distance[7000:] += 1e6  # and jumps 1 000 km
+    corrupt.iloc[:, column] = distance
+    with pytest.warns(ImplausibleSampleWarning, match="distance_m") as caught:
+        row = summarize_session(corrupt, name=LONG_RIDE)
+    message = " ".join(str(w.message) for w in caught)
+    assert "2 step(s) of distance_m go backwards or faster than 75 m/s and stay" in message
+    # The ride's fastest step is 19.4 m/s: two steps not counted are at most 40 m of 57.6 km.
+    assert row.distance_m == pytest.approx(reference.distance_m, abs=40.0)
+    assert row.distance_m <= reference.distance_m
+    assert row.weighted_power_w == reference.weighted_power_w
+    assert row.moving_time_s == reference.moving_time_s
+    cleaned = clean_frame(corrupt.assign(power_w=real_ride["power_w"]))
+    assert cleaned["distance_m"].dropna().is_monotonic_increasing
+
+
+def test_a_distance_step_is_timed_by_the_timestamps_and_a_pause_may_cover_ground():
+    # 5 km across a 10-minute pause is 8.3 m/s (a car ride home), not 5 km in one sample.
+    times = START + pd.to_timedelta([0, 1, 2, 602, 603], unit="s")
+    distance = pd.Series([0.0, 5.0, 10.0, 5010.0, 5015.0], index=times)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert clean(distance, "distance_m") is distance
+    # As an array the samples are 1 s apart: the 5 km in one second count as no distance.
+    with pytest.warns(ImplausibleSampleWarning, match="faster than 75 m/s and stay"):
+        assert clean(distance.to_numpy(), "distance_m").tolist() == [0.0, 5.0, 10.0, 10.0, 15.0]

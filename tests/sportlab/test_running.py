@@ -1,9 +1,11 @@
 """VDOT against Daniels' tables; grade-adjusted pace against Minetti et al. 2002."""
 
 import numpy as np
+import pandas as pd
 import pytest
 
 from sportlab.metrics import (
+    GradeError,
     VdotRangeError,
     grade_adjusted_pace,
     minetti_energy_cost,
@@ -67,8 +69,27 @@ def test_grade_adjusted_pace():
     # Uphill 10 %: same metabolic power as 4 m/s * 5.968214 / 3.6 on the flat.
     assert grade_adjusted_pace(4.0, 0.1) == pytest.approx(4.0 * 5.968214 / 3.6)
     assert grade_adjusted_pace(4.0, -0.1) < 4.0
-    # Outside the measured range the cost is held at the +/-45 % value.
+    # Outside the measured range the cost is held at the +/-45 % value, up to 100 %.
     assert grade_adjusted_pace(1.0, 0.8) == grade_adjusted_pace(1.0, 0.45)
+    assert minetti_energy_cost(1.0) == minetti_energy_cost(0.45)
+    assert minetti_energy_cost(-1.0) == minetti_energy_cost(-0.45)
+
+
+@pytest.mark.parametrize("grade", [10, -5.0, 1.01, np.array([0.02, np.nan, 8.0, 0.03]),
+                                   pd.Series([0.0, 12.0])])
+def test_a_grade_in_percent_is_refused_not_read_as_45_percent(grade):
+    # 10 meaning 10 % was clipped to 0.45 and gave 3.7 times the flat speed without a word.
+    with pytest.raises(GradeError, match=r"grades are fractions \(rise/run\), 0\.10 = 10 %"):
+        minetti_energy_cost(grade)
+    with pytest.raises(GradeError) as refused:
+        grade_adjusted_pace(3.0, grade)
+    assert abs(refused.value.grade) > 1.0
+
+
+def test_missing_grades_stay_missing_next_to_steep_real_ones():
+    costs = minetti_energy_cost(np.array([np.nan, 0.6, -1.0]))
+    assert np.isnan(costs[0]) and costs[1] == minetti_energy_cost(0.45)
+    assert costs[2] == minetti_energy_cost(-0.45)
 
 
 @pytest.mark.parametrize(

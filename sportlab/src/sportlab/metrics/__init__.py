@@ -19,6 +19,7 @@ from sportlab.metrics.power import (
     weighted_power,
 )
 from sportlab.metrics.running import (
+    GradeError,
     VdotRangeError,
     grade_adjusted_pace,
     minetti_energy_cost,
@@ -32,6 +33,7 @@ __all__ = [
     "BanisterFit",
     "CriticalPowerFit",
     "ElevationChange",
+    "GradeError",
     "ImplausibleFitWarning",
     "VdotRangeError",
     "acwr",

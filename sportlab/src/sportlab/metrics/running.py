@@ -11,6 +11,22 @@ from sportlab.plausible import clean, require_finite
 
 # Minetti's polynomial is fitted on treadmill gradients from -45 % to +45 %.
 _MINETTI_GRADE_LIMIT = 0.45
+#: The steepest gradient (rise/run, either way) minetti_energy_cost and grade_adjusted_pace take:
+#: 1.0 is 100 %, a 45-degree slope; a larger number is a grade given in percent.
+MAX_GRADE = 1.0
+
+
+class GradeError(ValueError):
+    """A gradient steeper than :data:`MAX_GRADE` (100 %): almost surely a percentage given where
+    a fraction is expected (10 for 10 % reads as 1 000 %). ``.grade`` is the first such value."""
+
+    def __init__(self, grade: float) -> None:
+        self.grade = grade
+        super().__init__(
+            f"grade {grade:g} is steeper than +/-{MAX_GRADE:g} (100 %, a 45-degree slope): "
+            "grades are fractions (rise/run), 0.10 = 10 %; divide a percentage by 100. "
+            "Minetti et al. 2002 measured -0.45 to +0.45 (beyond that the cost is held at the "
+            "+/-45 % value)")
 
 
 def minetti_energy_cost(grade: ArrayLike | float) -> np.ndarray | float:
@@ -18,19 +34,32 @@ def minetti_energy_cost(grade: ArrayLike | float) -> np.ndarray | float:
 
     ``Cr = 155.4 i^5 - 30.4 i^4 - 43.3 i^3 + 46.3 i^2 + 19.5 i + 3.6``; 3.6 J/kg/m on the flat.
     Minetti AE, Moia C, Roi GS, Susta D, Ferretti G. Energy cost of walking and running at
-    extreme uphill and downhill slopes. J Appl Physiol 2002;93:1039-1046. Gradients are clipped
-    to the measured range of -0.45 to +0.45. An infinite gradient raises ValueError (NaN, a
-    missing sample, stays NaN).
+    extreme uphill and downhill slopes. J Appl Physiol 2002;93:1039-1046. Gradients between
+    0.45 and 1.0 (either way) are clipped to the measured range of -0.45 to +0.45; a gradient
+    steeper than 1.0 (:data:`MAX_GRADE`, 100 %) raises :class:`GradeError`: it is a percentage
+    (10 meaning 10 %), which clipping would silently read as 45 %. An infinite gradient raises
+    ValueError (NaN, a missing sample, stays NaN).
     """
-    _require_finite_grade(grade)
-    i = np.clip(np.asarray(grade, dtype=float), -_MINETTI_GRADE_LIMIT, _MINETTI_GRADE_LIMIT)
+    i = np.asarray(grade, dtype=float)
+    _require_grade(i, grade)
+    i = np.clip(i, -_MINETTI_GRADE_LIMIT, _MINETTI_GRADE_LIMIT)
     cost = ((((155.4 * i - 30.4) * i - 43.3) * i + 46.3) * i + 19.5) * i + 3.6
     return float(cost) if cost.ndim == 0 else cost
 
 
-def _require_finite_grade(grade: ArrayLike | float) -> None:
-    if np.isinf(np.asarray(grade, dtype=float)).any():
+def _require_grade(grades: np.ndarray, grade: ArrayLike | float) -> None:
+    if grades.size == 0:
+        return
+    # A min and a max pass; with a NaN (a missing sample) in the array both are NaN, and the
+    # slower look below finds the infinite or steep values, if any.
+    if grades.min() >= -MAX_GRADE and grades.max() <= MAX_GRADE:
+        return
+    if np.isinf(grades).any():
         raise ValueError(f"grade must be finite (rise/run), got an infinite value in {grade!r}")
+    with np.errstate(invalid="ignore"):
+        steep = grades[np.abs(grades) > MAX_GRADE]
+    if steep.size:
+        raise GradeError(float(steep.flat[0]))
 
 
 def grade_adjusted_pace(
@@ -43,6 +72,8 @@ def grade_adjusted_pace(
     as a speed in m/s (convert to pace with ``1000 / v`` s/km). A Series input keeps its index.
     A negative or infinite speed raises ValueError; NaN (a missing sample) stays NaN, and so does
     a speed above :data:`sportlab.plausible.BOUNDS` (75 m/s), with an ImplausibleSampleWarning.
+    A grade steeper than 1.0 (100 %) raises :class:`GradeError`: grades are fractions, 0.10 =
+    10 % (see :func:`minetti_energy_cost`).
     """
     require_finite("speed_m_s", speed_m_s, allow_nan=True)
     # Above 75 m/s (sportlab.plausible.BOUNDS) is no runner: missing, with a warning.
