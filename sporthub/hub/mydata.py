@@ -73,7 +73,9 @@ class MyDataHandler(BaseHandler):
         if value is None:
             return None
         self.clear_cookie(DONE_COOKIE, path=self._url())
-        return DONE.get(value.decode("ascii", "replace"))
+        # the switch of whoever is signed in now (not of someone before them in this browser)
+        name, _, switch = value.decode("utf-8", "replace").rpartition(":")
+        return DONE.get(switch) if name == self.current_user.name else None
 
     @web.authenticated
     async def get(self):
@@ -93,8 +95,8 @@ class MyDataHandler(BaseHandler):
             self.set_status(answer.status_code)
             return await self._page(error=i18n.gettext(lang, message))
         # a short life: the confirmation is for the page that follows, not a later visit
-        self._set_cookie(DONE_COOKIE, "on" if share else "off", path=self._url(),
-                         expires_days=None, max_age=120)
+        self._set_cookie(DONE_COOKIE, f"{self.current_user.name}:{'on' if share else 'off'}",
+                         path=self._url(), expires_days=None, max_age=120)
         self.redirect(self._url(), status=303)
 
 

@@ -19,7 +19,7 @@ from playwright.sync_api import expect
 import sportlab
 from tests.squad.test_squad_service import RIDE, Person, backends, set_properties
 from tests.support.fake_backend import FakeBackend
-from tests.support.squad import stored_files, stored_rows, wait_for_squad
+from tests.support.squad import stored_files, stored_rows, until, wait_for_squad
 from tests.support.stack import HubClient, make_stack, new_invite, set_password, started
 
 pytestmark = pytest.mark.stack
@@ -166,6 +166,8 @@ def test_a_minor_is_refused_on_the_page_until_the_guardians_consent_is_recorded(
     and answers 303 like any other."""
     minor = athlete(hub, "md-mila", "md-juniors")
     set_properties(hub, "md-juniors", squad_minor=True)
+    # the service knows the groups as they were when it last asked (SPORTHUB_GATEWAY_AUTH_CACHE_S)
+    until(lambda: minor.call("GET", "me").json()["minor"], what="the service to see a minor")
     browser = HubClient(hub)
     assert browser.login("md-mila", PASSWORD).status_code == 302
     xsrf = browser.http.cookies.get("_xsrf", path="/hub/")
