@@ -42,6 +42,7 @@ from sqlalchemy.engine import make_url
 
 from sporthub import compaction
 from sporthub.gateway import retention
+from sporthub.gateway.bookkeeping import BATCH_S
 from sporthub.hub.profiles import profile_of
 from sporthub.pseudonym import Pseudonyms
 from sporthub.settings import Settings
@@ -467,9 +468,17 @@ async def _erase_ledger(person: Person) -> Outcome:
         finally:
             engine.dispose()
 
+    # The gateway commits a finished request's row up to BATCH_S after its answer (bookkeeping.py):
+    # the requests that ended when the server stopped may land after the first pass
     count = await asyncio.to_thread(run)
+    await _wait_for_pending_rows()
+    count += await asyncio.to_thread(run)
     return Outcome(kept=[(f"{count} ledger rows, for accounting, as "
                           f"{person.pseudonyms(person.name)} without address")] if count else [])
+
+
+async def _wait_for_pending_rows() -> None:
+    await asyncio.sleep(2 * BATCH_S + 1.0)
 
 
 async def _export_audit(person: Person, archive: Archive) -> None:

@@ -132,3 +132,27 @@ def test_the_squad_services_own_rows_are_erased_under_our_pseudonym(person):
     raw = (person.settings.data_dir / "squad.sqlite").read_bytes()
     assert b"zoe" not in raw and b"10.1.2.3" not in raw
     assert person.pseudonyms("zoe").encode() in raw  # the kept rows, under our pseudonym
+
+
+def test_a_ledger_row_committed_during_the_erase_is_taken_too(person, monkeypatch):
+    """The gateway commits a request's row up to half a second after its answer (batched): a
+    request cut when the erase stopped the server lands after the first pass, under the name."""
+    from sporthub.gateway.ledger import Ledger, RequestRecord, migrate
+    from sporthub.gateway.retention import ledger_engine, ledger_rows_of
+
+    migrate(person.settings.ledger_url)
+    ledger = Ledger(person.settings.ledger_url)
+    asyncio.run(ledger.record(RequestRecord(id="before", user="zoe", endpoint="chat")))
+
+    async def gateway_commits_late():
+        await ledger.record(RequestRecord(id="late", user="zoe", endpoint="chat"))
+
+    monkeypatch.setattr(privacy, "_wait_for_pending_rows", gateway_commits_late)
+    outcome = asyncio.run(privacy._erase_ledger(person))
+    ledger.close()
+    engine = ledger_engine(person.settings.ledger_url)
+    assert ledger_rows_of(engine, "zoe") == []
+    alias = person.pseudonyms("zoe")
+    assert {row["id"] for row in ledger_rows_of(engine, alias)} == {"before", "late"}
+    engine.dispose()
+    assert outcome.kept and outcome.kept[0].startswith("2 ledger rows")
