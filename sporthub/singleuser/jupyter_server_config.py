@@ -21,6 +21,8 @@ if gateway and model and os.environ.get("JUPYTERHUB_API_TOKEN"):
     # the Coach (package sporthub-coach) answers unless a message names another persona;
     # the shipped default id names a package that does not exist in Jupyter AI 3.2
     c.PersonaManager.default_persona_id = "jupyter-ai-personas::sporthub_coach::CoachPersona"
+    # the page tells JupyterLab the default from the configured class's own section (below)
+    c.SportHubPersonaManager.default_persona_id = c.PersonaManager.default_persona_id
 
 # Jupyter AI's MCP server would listen unauthenticated on a fixed port shared by every user on the
 # machine, letting one user drive another's kernel: keep it off.
