@@ -131,6 +131,10 @@ def upstream_error(response: httpx.Response, body: bytes) -> GatewayError:
                         f"{message}", "upstream_error")
 
 
+# below the backends' own keep-alive timeout (5 s for llama-server and uvicorn)
+KEEPALIVE_EXPIRY_S = 2.0
+
+
 class UpstreamClient:
     """The one HTTP client to the backends, shared by every request and the health checks."""
 
@@ -138,8 +142,13 @@ class UpstreamClient:
         # model requests go to the transport itself: the client's cookie jar, auth flow and
         # redirect handling cost a sixth of what sending a request costs, and a backend's
         # cookie must not ride on everyone's later requests anyway
+        # an idle connection is dropped well before the backend drops it: llama-server
+        # (cpp-httplib) and vLLM (uvicorn) close one idle for 5 s, httpx's default expiry too,
+        # and a request sent on a connection the backend was closing at that moment failed
+        # (RemoteProtocolError: "not reachable") in CI, the first request after a 6-s answer
         self.transport = httpx.AsyncHTTPTransport(
-            limits=httpx.Limits(max_connections=None, max_keepalive_connections=64))
+            limits=httpx.Limits(max_connections=None, max_keepalive_connections=64,
+                                keepalive_expiry=KEEPALIVE_EXPIRY_S))
         self.http = httpx.AsyncClient(
             transport=self.transport,
             # the read timeout is per chunk: a stream silent for this long has stalled
