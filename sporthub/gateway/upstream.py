@@ -167,7 +167,17 @@ class UpstreamClient:
             **({} if stream else {"timeout": httpx.Timeout(remaining_s, connect=5.0)}))
         try:
             async with asyncio.timeout(remaining_s):
-                response = await self.transport.handle_async_request(request)
+                try:
+                    response = await self.transport.handle_async_request(request)
+                except (httpx.ConnectError, httpx.RemoteProtocolError, httpx.ReadError,
+                        httpx.WriteError) as e:
+                    # no answer's head came, so the backend did not take the request: a pooled
+                    # connection it closed as the request went out (keep-alive races remain even
+                    # below its timeout, on a loaded machine) or a restart. Once more, on a new
+                    # connection, as urllib3 and Go's http client do; twice is a real failure
+                    log.info("backend %s: retrying once after %s: %s", upstream.name,
+                             type(e).__name__, e)
+                    response = await self.transport.handle_async_request(request)
             response.request = request
             return response
         except TimeoutError:
@@ -195,7 +205,7 @@ class UpstreamClient:
 
 
 def backend_error(error: httpx.HTTPError, upstream: Upstream) -> GatewayError:
-    log.warning("backend %s failed: %s", upstream.name, type(error).__name__)
+    log.warning("backend %s failed: %s: %s", upstream.name, type(error).__name__, error)
     if isinstance(error, httpx.TimeoutException):
         return GatewayError(504, f"The language model backend '{upstream.name}' did not "
                             "answer in time.", "upstream_timeout")

@@ -148,7 +148,8 @@ def test_an_eta_is_announced_updated_and_ends_with_the_slot(gw):
     ttft = max(heard["first_token"] - heard["sent"] for heard in warm)
     for heard, row, ahead, answers_ahead in ((one, rows[1], hold, 300),
                                              (two, rows[2], one, 300 + 48)):
-        assert heard["usage"] and heard["first_token"] is not None, heard["last"]
+        assert heard["usage"] and heard["first_token"] is not None, (
+            heard["last"], [line for line in gw.log().splitlines() if "backend" in line][-10:])
         comments = heard["comments"]
         # announced while it waited, with a finite ETA, and never after its slot
         assert comments, "a waiting stream heard no place in line"
