@@ -70,6 +70,19 @@ def coach_tab(page):
     return page.locator("#jp-main-dock-panel .lm-TabBar-tab", has_text="coach")
 
 
+def say(page, text: str) -> None:
+    """Type into the Coach's chat and send, once the chat has loaded: a message typed while the
+    chat document still loads (its welcome shows as "Coachundefined") was lost in CI."""
+    expect(page.locator(".jp-chat-message").first).to_contain_text("/share")
+    before = page.locator(".jp-chat-message").count()
+    box = page.locator(".jp-chat-input-container textarea").first
+    box.fill(text)
+    expect(box).to_have_value(text)
+    box.press("Enter")
+    expect(box).to_have_value("", timeout=30_000)  # sent: the box is empty again
+    expect(page.locator(".jp-chat-message").nth(before)).to_be_visible()  # and in the chat
+
+
 def test_a_russian_athlete_lands_in_the_coach_chat_in_russian(hub, browser):
     person(hub, "olga", "athletes")
     page = sign_in(hub, browser, "olga", "ru-RU")
@@ -85,9 +98,7 @@ def test_a_russian_athlete_lands_in_the_coach_chat_in_russian(hub, browser):
     expect(page.locator(".jp-Launcher")).to_have_count(0)
 
     # a question answered; the demo notice was in the welcome, so it is not said again
-    box = page.locator(".jp-chat-input-container textarea").first
-    box.fill("tokens=5 Как восстановиться после старта?")
-    box.press("Enter")
+    say(page, "tokens=5 Как восстановиться после старта?")
     expect(page.locator(".jp-chat-message").last).to_contain_text("tok", timeout=180_000)
     expect(page.get_by_text(DEMO_RU)).to_have_count(1)
 
@@ -147,9 +158,7 @@ def test_english_chosen_in_settings_survives_a_restart_from_a_russian_browser(hu
     expect(page.locator(".sporthub-status")).to_contain_text("AI (demo model):")
     # the Coach's own words follow the same choice
     expect(coach_tab(page)).to_have_count(1)
-    box = page.locator(".jp-chat-input-container textarea").first
-    box.fill("/data")
-    box.press("Enter")
+    say(page, "/data")
     expect(page.locator(".jp-chat-message").last).to_contain_text(
         "Your training data, as the Coach sees it", timeout=180_000)
     page.context.close()
