@@ -58,7 +58,7 @@ from sporthub.settings import Settings, SettingsError
 
 FORMAT = 1
 # the profiles whose people's homes a backup reaches (their HOMES: folders on this machine, the
-# engine's volumes); the k8s profile's are the cluster's
+# engine's volumes; the k8s profile's are the cluster's), as archives name them
 PROFILES = ("local", "docker")
 MANIFEST = "manifest.json"
 # scrypt at n=2**15, r=8: 32 MiB and a fraction of a second per guess; the parameters are kept
@@ -151,7 +151,7 @@ def local_homes(settings: Settings) -> dict[str, Path]:
 
 def backup(settings: Settings, archive: Path, passphrase: str | None = None) -> dict:
     """Write the archive; returns its manifest. The file appears only when it is complete."""
-    if settings.profile not in PROFILES:
+    if profile_of(settings).HOMES == "cluster":
         # homes live in the cluster's volumes there; an archive without them would look
         # complete and is not
         raise BackupError(f"backup of the {settings.profile!r} profile's home volumes is not "

@@ -527,7 +527,9 @@ class Settings(BaseSettings):
     @property
     def service_bind_ip(self) -> str:
         """Where the gateway and the usage page listen: loopback, except in the k8s profile,
-        where the proxy is another pod and reaches them through the hub's Service."""
+        where the proxy is another pod and reaches them through the hub's Service. The one
+        profile question answered here and not by its module (sporthub.hub.profiles): the
+        services are processes of their own that never import the hub."""
         return "0.0.0.0" if self.profile == "k8s" else "127.0.0.1"
 
     @property
