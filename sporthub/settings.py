@@ -628,6 +628,10 @@ class Settings(BaseSettings):
         for name, value in self.model_dump(exclude_unset=True, mode="json").items():
             if name in SECRET_SETTINGS and name not in secrets:
                 continue
+            if value is None and type(self).model_fields[name].default is None:
+                # set, but to "unset" (Compose's "" for an unset variable): exported, it would be
+                # "null", which the child cannot read back
+                continue
             # sign-in is the hub's alone: without its secret, a process gets none of it (the
             # OIDC settings are only valid together)
             if (name == "auth" or name.startswith("oidc_")) and "oidc_client_secret" not in secrets:

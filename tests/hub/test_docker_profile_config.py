@@ -136,6 +136,15 @@ def test_a_bad_storage_limit_is_named(monkeypatch, value):
 def test_an_empty_storage_limit_is_no_limit(monkeypatch):
     # what Compose passes for an unset ${SPORTHUB_USER_STORAGE_LIMIT:-}
     monkeypatch.setenv("SPORTHUB_USER_STORAGE_LIMIT", "")
+    settings = load_settings()
+    assert settings.user_storage_limit is None
+    # ... and the hub's child processes (jupyterhub itself, its services) get no limit either:
+    # exported as "null", it stopped the Compose stack's hub at its start (compose tier)
+    child = settings.as_environment()
+    assert "SPORTHUB_USER_STORAGE_LIMIT" not in child
+    monkeypatch.delenv("SPORTHUB_USER_STORAGE_LIMIT")
+    for name, value in child.items():
+        monkeypatch.setenv(name, value)
     assert load_settings().user_storage_limit is None
 
 
