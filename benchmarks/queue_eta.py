@@ -55,6 +55,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import dataclasses
 import heapq
 import itertools
 import json
@@ -162,6 +163,12 @@ def evening(seed: int, smoke: bool) -> list[Ask]:
             asks.append(ask(rng, 45 + rng.uniform(0, 1.0), user,
                             rng.choice(["question", "question", "plan"])))
     return sorted(asks, key=lambda a: a.at)
+
+
+def longer(asks: list[Ask], factor: int) -> list[Ask]:
+    """The same evening with every answer's bound ``factor`` times longer: on a quiet machine
+    the model writes the default lengths in a second or two and hardly anyone waits."""
+    return [dataclasses.replace(a, max_tokens=a.max_tokens * factor) for a in asks]
 
 
 async def send(client: httpx.AsyncClient, gateway: str, token: str, a: Ask) -> None:
@@ -641,6 +648,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seed", type=int, default=19)
     parser.add_argument("--smoke", action="store_true", help="a short evening, for CI")
+    parser.add_argument("--longer", type=int, default=1, metavar="K",
+                        help="every answer's max_tokens K times longer (a quiet machine)")
     parser.add_argument("--keep", action="store_true", help="keep the data and logs")
     parser.add_argument("--rescore", metavar="EVENTS",
                         help="judge the estimators on a saved evening (events.json), no stack")
@@ -702,10 +711,11 @@ def main() -> None:
             tokens.append(admin.new_token(name, note="queue ETA benchmark"))
         gateway = f"http://127.0.0.1:{stack.env['SPORTHUB_GATEWAY_PORT']}/services/llm"
         rng = random.Random(args.seed + 1)
-        warmup = [ask(rng, 0.3 * i, 1 + i % 5, kind)
-                  for i, kind in enumerate(["question", "plan", "question"])]
-        plans = {"A": lambda: evening(args.seed, args.smoke),
-                 "B": lambda: evening(args.seed, args.smoke), "C": lambda: quiet(args.seed)}
+        warmup = longer([ask(rng, 0.3 * i, 1 + i % 5, kind)
+                         for i, kind in enumerate(["question", "plan", "question"])], args.longer)
+        plans = {"A": lambda: longer(evening(args.seed, args.smoke), args.longer),
+                 "B": lambda: longer(evening(args.seed, args.smoke), args.longer),
+                 "C": lambda: longer(quiet(args.seed), args.longer)}
         names = "A" if args.smoke else args.evenings
         print(f"stack up in {time.monotonic() - began:.0f} s; warm-up, then evenings "
               f"{', '.join(names)}", flush=True)
