@@ -12,6 +12,8 @@ with them) at the top of ``~/activities`` are sent. Skipped,
 each with its reason (shown by the Coach's ``/share``): a link pointing outside the home (never
 opened), anything that is not a regular file, an empty file, a FIT file shorter than its own
 header says (cut off while copying), and what the service refuses (size, count: 413, 429).
+At the squad's limit of files per athlete a new file is not sent at all (the service would read
+it whole to refuse it, every interval); a changed file the service holds still goes.
 A file the service refused for what it holds (422: an invalid ``profile.toml``, a recording
 sportlab cannot read) is noted by the service with its SHA-256 and reason (``GET me``'s
 ``refused``): it is not sent again until it changes, and its reason stays in ``/share``.
@@ -41,6 +43,7 @@ LOG_FILE = "log.csv"
 PROFILE_FILE = "profile.toml"
 _FILE_NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_. ()+-]{0,199}$")
 log = logging.getLogger("sporthub_coach.squad_sync")
+FULL = "not sent: the squad's limit per athlete is reached"
 
 
 class SquadUnavailable(Exception):
@@ -210,12 +213,21 @@ class SquadSync:
             stored = {f["name"]: f["sha256"] for f in me["stored"]["files"]}
             refused = {f["name"]: f for f in me.get("refused") or ()}
             wanted, skipped = await asyncio.to_thread(self.scan)
-            largest = (me.get("limits") or {}).get("file_bytes")
+            limits = me.get("limits") or {}
+            largest, most = limits.get("file_bytes"), limits.get("files")
             for name, local in list(wanted.items()):
                 if largest and local.size > largest:  # refused unread: never sent, never hashed
                     skipped[name] = (f"larger than the squad's limit ({local.size} bytes, at "
                                      f"most {largest})")
                     del wanted[name]
+            # what was removed goes first: it frees places for what is new in this same run
+            for name in stored.keys() | refused.keys():  # a refusal goes with its file
+                if name not in wanted:
+                    response = await self.client.call("DELETE", f"me/files/{quote(name)}")
+                    if response.status_code == 204:
+                        state.deleted += 1
+                        stored.pop(name, None)
+            full = False  # a limit per athlete was met: nothing new goes in this run
             for name, local in wanted.items():
                 digest = await asyncio.to_thread(self._digest, local)
                 if stored.get(name) == digest:
@@ -223,26 +235,26 @@ class SquadSync:
                 if name in refused and refused[name]["sha256"] == digest:
                     skipped[name] = refused[name]["reason"]  # refused as it is: not again
                     continue
+                if name not in stored and (full or (most and len(stored) >= most)):
+                    # the service would refuse it (429) after reading the whole body: every
+                    # interval, a recording sent for nothing. A changed file it holds still goes
+                    skipped[name] = FULL if full else (
+                        f"{name}: you already share {len(stored)} files, the most the squad "
+                        f"keeps ({most}); remove old ones first.")
+                    full = True
+                    continue
                 data = await asyncio.to_thread(local.path.read_bytes)
                 response = await self.client.call("PUT", f"me/files/{quote(name)}", content=data)
                 if response.status_code == 201:
                     state.sent += 1
-                elif response.status_code == 429:
+                    stored[name] = digest
+                elif response.status_code == 429:  # a limit per athlete (files, bytes)
                     skipped[name] = _message(response)
-                    # the limit is reached: the rest would be refused the same way
-                    for rest in wanted:
-                        if rest not in stored and rest not in skipped and rest != name:
-                            skipped[rest] = "not sent: the squad's limit per athlete is reached"
-                    break
+                    full = True
                 elif response.status_code == 409:  # sharing was turned off meanwhile
                     break
                 else:
                     skipped[name] = _message(response)
-            for name in stored.keys() | refused.keys():  # a refusal goes with its file
-                if name not in wanted:
-                    response = await self.client.call("DELETE", f"me/files/{quote(name)}")
-                    if response.status_code == 204:
-                        state.deleted += 1
             state.skipped = skipped
             state.last_run = time.time()
             return state
