@@ -15,7 +15,8 @@ Set by the admin in the hub's admin panel (group properties), read with the serv
   recorded their guardian's consent.
 
 A hub admin is not staff unless in such a group. Answers are cached for the same short time as
-tokens, so an admin's change takes effect within it.
+tokens, so an admin's change takes effect within it; a refusal is checked again against the hub
+first, so a grant (someone made staff, an athlete added to a squad) takes effect at once.
 """
 
 from __future__ import annotations
@@ -28,6 +29,9 @@ from sporthub.service_auth import get_all, hub_api_client
 # groups that hold the whole club by role: being in one together makes no squad
 CLUB_GROUPS = frozenset({"athletes", "scientists", "priority"})
 DEFAULT_STAFF_GROUP = "scientists"
+# a refusal asks the hub again when what it knows is older than this (one request a second at
+# most, however often someone who is not staff asks)
+REFUSAL_RECHECK_S = 1.0
 
 
 @dataclass(frozen=True)
@@ -51,15 +55,26 @@ class Group:
         return self.properties.get("squad_minor") in (True, "true")
 
 
+def _staff_kind(user: str, groups: list[Group]) -> str | None:
+    kinds = {g.staff for g in groups if user in g.users} - {None}
+    return "club" if "club" in kinds else ("squad" if kinds else None)
+
+
+def _share_a_squad(staff: str, athlete: str, groups: list[Group]) -> bool:
+    return any(staff in g.users and athlete in g.users and g.name not in CLUB_GROUPS
+               and g.staff is None for g in groups)
+
+
 class Directory:
     def __init__(self, api_url: str, api_token: str, cache_s: float):
         self.client = hub_api_client(api_url, api_token, timeout=10)
         self.cache_s = cache_s
         self._groups: tuple[float, list[Group]] = (0.0, [])
 
-    async def groups(self) -> list[Group]:
+    async def groups(self, max_age_s: float | None = None) -> list[Group]:
         fetched_at, groups = self._groups
-        if time.monotonic() - fetched_at <= self.cache_s and fetched_at:
+        age = time.monotonic() - fetched_at
+        if fetched_at and age <= (self.cache_s if max_age_s is None else max_age_s):
             return groups
         groups = [Group(g["name"], frozenset(g.get("users") or ()), g.get("properties") or {})
                   for g in await get_all(self.client, "groups")]
@@ -67,8 +82,13 @@ class Directory:
         return groups
 
     async def staff_kind(self, user: str) -> str | None:
-        kinds = {g.staff for g in await self.groups() if user in g.users} - {None}
-        return "club" if "club" in kinds else ("squad" if kinds else None)
+        kind = _staff_kind(user, await self.groups())
+        if kind is None:
+            # a refusal is checked against the hub as it is now: someone the admin has just
+            # made staff reads at once (a grant is not held back by the cache; a revocation
+            # takes up to cache_s, as a token's does)
+            kind = _staff_kind(user, await self.groups(max_age_s=REFUSAL_RECHECK_S))
+        return kind
 
     async def may_read(self, staff: str, athlete: str) -> bool:
         kind = await self.staff_kind(staff)
@@ -76,8 +96,8 @@ class Directory:
             return True
         if kind is None or staff == athlete:
             return False
-        return any(staff in g.users and athlete in g.users and g.name not in CLUB_GROUPS
-                   and g.staff is None for g in await self.groups())
+        return (_share_a_squad(staff, athlete, await self.groups())
+                or _share_a_squad(staff, athlete, await self.groups(REFUSAL_RECHECK_S)))
 
     async def is_minor(self, user: str) -> bool:
         return any(g.minor and user in g.users for g in await self.groups())
