@@ -13,7 +13,7 @@ from pathlib import Path
 
 import httpx
 
-from sporthub_coach.squad_sync import FULL, SquadSync
+from sporthub_coach.squad_sync import LIMIT_REACHED, SquadSync
 
 MOST = 2
 
@@ -60,7 +60,7 @@ def test_at_the_limit_nothing_new_is_sent_and_a_changed_file_still_is(tmp_path):
     state = asyncio.run(sync.sync_once())
     assert squad.calls == [("PUT", "log.csv")]  # b and c: never read for a refusal
     assert "you already share 2 files, the most the squad keeps (2)" in state.skipped["b.gpx"]
-    assert state.skipped["c.gpx"] == FULL
+    assert state.skipped["c.gpx"] == LIMIT_REACHED
     assert squad.files["log.csv"].endswith(b"6\n")
 
     # the next run sends nothing again

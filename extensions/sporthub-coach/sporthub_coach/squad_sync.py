@@ -43,7 +43,7 @@ LOG_FILE = "log.csv"
 PROFILE_FILE = "profile.toml"
 _FILE_NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_. ()+-]{0,199}$")
 log = logging.getLogger("sporthub_coach.squad_sync")
-FULL = "not sent: the squad's limit per athlete is reached"
+LIMIT_REACHED = "not sent: the squad's limit per athlete is reached"
 
 
 class SquadUnavailable(Exception):
@@ -238,7 +238,7 @@ class SquadSync:
                 if name not in stored and (full or (most and len(stored) >= most)):
                     # the service would refuse it (429) after reading the whole body: every
                     # interval, a recording sent for nothing. A changed file it holds still goes
-                    skipped[name] = FULL if full else (
+                    skipped[name] = LIMIT_REACHED if full else (
                         f"{name}: you already share {len(stored)} files, the most the squad "
                         f"keeps ({most}); remove old ones first.")
                     full = True
