@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 
 import pytest
+from jupyterlab_chat.ychat import YChat
 
 from sporthub import i18n
 from sporthub_coach import landing, language
@@ -55,6 +56,11 @@ def test_the_coach_chat_is_made_once_with_the_welcome(tmp_path, lang, demo, shar
     # the model is not given the welcome again with each question; an answer it is given
     assert landing.is_welcome(message["body"])
     assert not landing.is_welcome("Warm up for 15 minutes, then do a few short accelerations.")
+    # jupyterlab-chat reads the file as it is, its id included (no second id made on load)
+    chat = YChat()
+    chat.set(json.dumps(document))
+    chat.dirty = False
+    assert chat.get_id() == document["metadata"]["id"] and len(chat.get_id()) == 36
     # the person's chat is theirs: never written over
     (tmp_path / "coach.chat").write_text('{"messages": []}', encoding="utf-8")
     assert not landing.make_coach_chat(tmp_path, lang, demo)

@@ -108,7 +108,10 @@ def make_coach_chat(root: Path, lang: str, demo: bool, share: bool = False) -> b
         "users": {COACH_ID: {"username": COACH_ID, "name": "Coach", "display_name": "Coach",
                              "bot": True}},
         "attachments": {},
-        "metadata": {},
+        # the chat's id, which jupyterlab-chat would otherwise make only once the document has
+        # first been loaded and saved: its front end holds the chat as not ready (the input
+        # without its context) until the id is known, about a second more on a first login
+        "metadata": {"id": str(uuid.uuid4())},
     }
     try:
         # exclusive: a chat that exists (or appears meanwhile) is the person's, never replaced
