@@ -40,6 +40,7 @@ import stat
 import subprocess
 import tarfile
 import tempfile
+import time
 import uuid
 from collections.abc import Iterable, Iterator
 from contextlib import ExitStack, closing, contextmanager
@@ -487,6 +488,9 @@ def _undo(data_dir: Path, dbs: list[Database]) -> None:
 # volume stays empty (an engine copies an image's directory into a new volume mounted on it)
 MOUNT = "/sporthub-volume"
 HELPER_LABEL = "org.sporthub.role"
+# a helper lists or chowns the top of one volume: seconds even on a loaded machine
+HELPER_TIMEOUT_S = 120
+HELPER_POLL_S = 0.1
 
 
 class Volumes:
@@ -545,14 +549,48 @@ class Volumes:
     def run_in(self, volume: str, command: list[str], read_only: bool,
                capabilities: tuple[str, ...]) -> str:
         """Run ``command`` as root with only ``capabilities`` in a helper container mounting the
-        volume at MOUNT, no network; returns its output (an engine error if it failed)."""
-        out = self.client.containers.run(
+        volume at MOUNT, no network; returns its output.
+
+        Not the SDK's ``containers.run``: it blocks on the engine's wait (and, for Docker's log
+        drivers, a followed log) with no time limit, and podman 4's API service once left a
+        ``sporthub restore`` hanging there after its helper had finished (CI, 300 s). Here the
+        helper's state is read until it has exited, within HELPER_TIMEOUT_S, and its output
+        fetched once it has."""
+        helper = self.client.containers.create(
             self.settings.singleuser_image, command, name=f"{volume}-helper-{uuid.uuid4().hex[:8]}",
             network_disabled=True, labels={HELPER_LABEL: "backup"}, user="0:0",
             cap_drop=["ALL"], cap_add=list(capabilities), security_opt=["no-new-privileges"],
-            volumes={volume: {"bind": MOUNT, "mode": "ro" if read_only else "rw"}},
-            remove=True, stdout=True, stderr=False)
-        return out.decode(errors="replace") if isinstance(out, bytes) else str(out)
+            volumes={volume: {"bind": MOUNT, "mode": "ro" if read_only else "rw"}})
+        try:
+            helper.start()
+            status = self._exit_status(helper, " ".join(command))
+            if status != 0:
+                said = helper.logs(stdout=False, stderr=True).decode(errors="replace").strip()
+                raise BackupError(f"`{' '.join(command)}` on the volume {volume} failed "
+                                  f"(exit status {status}): {said}")
+            return helper.logs(stdout=True, stderr=False).decode(errors="replace")
+        finally:
+            helper.remove(force=True, v=False)
+
+    def _exit_status(self, helper, what: str) -> int:
+        deadline = time.monotonic() + HELPER_TIMEOUT_S
+        while True:
+            try:
+                helper.reload()
+            except self.errors.APIError as e:
+                # podman 4.3 answers 500 ("read /proc/<pid>/cgroup: no such process") when
+                # asked at the moment the helper's process ends: asked again, it has exited
+                if e.status_code != 500 or time.monotonic() > deadline:
+                    raise
+                time.sleep(HELPER_POLL_S)
+                continue
+            state = helper.attrs["State"]
+            if state["Status"] in ("exited", "dead"):
+                return state["ExitCode"]
+            if time.monotonic() > deadline:
+                raise BackupError(f"the container engine's helper for `{what}` did not finish "
+                                  f"within {HELPER_TIMEOUT_S} s (state {state['Status']!r})")
+            time.sleep(HELPER_POLL_S)
 
     def own_root(self, volume: str, mode: int) -> None:
         """The volume's top folder becomes the person's (UID 1000) with ``mode``.

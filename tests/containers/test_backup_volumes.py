@@ -179,3 +179,29 @@ def test_no_volume_no_home(dstack, engine, monkeypatch):
                              docker_name_prefix="sporthub-nobody-here")
     assert backup.hub_user_names(settings)  # the hub knows people ...
     assert backup.Volumes(settings).homes() == {}  # ... none has a volume of this prefix
+
+
+def test_a_helper_reads_a_volume_as_it_is(dstack, engine, monkeypatch):
+    """An empty volume counts as empty and one with a file does not, on both engines (the SDK's
+    ``containers.run`` returned no output at all for podman's k8s-file logs), and a command that
+    fails in the helper is a BackupError that says so, with no helper left behind."""
+    monkeypatch.setenv("DOCKER_HOST", engine.docker_host)
+    settings = load_settings(data_dir=dstack.data_dir, profile="docker",
+                             singleuser_image=dstack.env["SPORTHUB_SINGLEUSER_IMAGE"],
+                             docker_name_prefix="sporthub-helper-check")
+    volumes = backup.Volumes(settings)
+    name = volumes.volume("nobody")
+    volumes.client.volumes.create(name)
+    try:
+        assert volumes.is_empty(name)
+        volumes.run_in(name, ["touch", f"{backup.MOUNT}/a-file"], read_only=False,
+                       capabilities=())
+        assert not volumes.is_empty(name)
+        with pytest.raises(backup.BackupError, match=r"exit status 2\): .*No such file"):
+            volumes.run_in(name, ["ls", f"{backup.MOUNT}/missing"], read_only=True,
+                           capabilities=("DAC_READ_SEARCH",))
+        helpers = volumes.client.containers.list(
+            all=True, filters={"label": f"{backup.HELPER_LABEL}=backup"})
+        assert [c.name for c in helpers if c.name.startswith(name)] == []
+    finally:
+        volumes.client.volumes.get(name).remove(force=True)
