@@ -551,22 +551,23 @@ class Volumes:
         """Run ``command`` as root with only ``capabilities`` in a helper container mounting the
         volume at MOUNT, no network; returns its output.
 
-        Not the SDK's ``containers.run``: it blocks on the engine's wait (and, for Docker's log
-        drivers, a followed log) with no time limit, and podman 4's API service once left a
-        ``sporthub restore`` hanging there after its helper had finished (CI, 300 s). Here the
-        helper's state is read until it has exited, within HELPER_TIMEOUT_S, and its output
-        fetched once it has."""
+        Not the SDK's ``containers.run``: it blocks on a followed log (json-file, which podman
+        reports too) and on the engine's wait, with no time limit, and podman 4.3's API service
+        can leave either blocked after the helper has finished (a CI run's ``sporthub restore``
+        was killed after 300 s; 1 run in 180 here). Here the helper's state is read until it
+        has exited, within HELPER_TIMEOUT_S, and its output fetched once it has."""
         helper = self.client.containers.create(
             self.settings.singleuser_image, command, name=f"{volume}-helper-{uuid.uuid4().hex[:8]}",
             network_disabled=True, labels={HELPER_LABEL: "backup"}, user="0:0",
             cap_drop=["ALL"], cap_add=list(capabilities), security_opt=["no-new-privileges"],
             volumes={volume: {"bind": MOUNT, "mode": "ro" if read_only else "rw"}})
+        what = " ".join(command)
         try:
             helper.start()
-            status = self._exit_status(helper, " ".join(command))
+            status = self._exit_status(helper, what)
             if status != 0:
                 said = helper.logs(stdout=False, stderr=True).decode(errors="replace").strip()
-                raise BackupError(f"`{' '.join(command)}` on the volume {volume} failed "
+                raise BackupError(f"`{what}` on the volume {volume} failed "
                                   f"(exit status {status}): {said}")
             return helper.logs(stdout=True, stderr=False).decode(errors="replace")
         finally:
