@@ -22,13 +22,17 @@ first, so a grant (someone made staff, an athlete added to a squad) takes effect
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
+from functools import partial
+from typing import TypeVar
 
 from sporthub.service_auth import get_all, hub_api_client
 
 # groups that hold the whole club by role: being in one together makes no squad
 CLUB_GROUPS = frozenset({"athletes", "scientists", "priority"})
 DEFAULT_STAFF_GROUP = "scientists"
+T = TypeVar("T")
 # a refusal asks the hub again when what it knows is older than this (one request a second at
 # most, however often someone who is not staff asks)
 REFUSAL_RECHECK_S = 1.0
@@ -81,14 +85,14 @@ class Directory:
         self._groups = (time.monotonic(), groups)
         return groups
 
+    async def _granted(self, rule: Callable[[list[Group]], T]) -> T:
+        """``rule`` on the cached groups; a refusal (falsy) is checked against the hub as it is
+        now: a grant is not held back by the cache, a revocation takes up to cache_s, as a
+        token's does."""
+        return rule(await self.groups()) or rule(await self.groups(REFUSAL_RECHECK_S))
+
     async def staff_kind(self, user: str) -> str | None:
-        kind = _staff_kind(user, await self.groups())
-        if kind is None:
-            # a refusal is checked against the hub as it is now: someone the admin has just
-            # made staff reads at once (a grant is not held back by the cache; a revocation
-            # takes up to cache_s, as a token's does)
-            kind = _staff_kind(user, await self.groups(max_age_s=REFUSAL_RECHECK_S))
-        return kind
+        return await self._granted(partial(_staff_kind, user))
 
     async def may_read(self, staff: str, athlete: str) -> bool:
         kind = await self.staff_kind(staff)
@@ -96,8 +100,7 @@ class Directory:
             return True
         if kind is None or staff == athlete:
             return False
-        return (_share_a_squad(staff, athlete, await self.groups())
-                or _share_a_squad(staff, athlete, await self.groups(REFUSAL_RECHECK_S)))
+        return await self._granted(partial(_share_a_squad, staff, athlete))
 
     async def is_minor(self, user: str) -> bool:
         return any(g.minor and user in g.users for g in await self.groups())
