@@ -20,7 +20,8 @@ backends' slots with what the gateway knows (:class:`Speed`, :class:`Lengths`):
   (continuous batching: llama-server and vLLM serve four streams at two to four times the total
   rate of one, so each is slower), learnt online per backend and per concurrency, times the
   machine's current load (shared by every level: other work on the host slows one stream and
-  four alike).
+  four alike), and slower as a stream's context grows (its prompt and what it wrote: attention
+  reads all of it for every token), by a factor fitted online too.
 
 Slots are processor-shared: n streams on a backend each advance at ``rate(n)``. The simulation is
 one pass over the queue (sampled futures for the first :data:`SAMPLED_DEPTH`, throughput behind
@@ -82,6 +83,23 @@ SCALING = 0.7
 RATE_ALPHA = 0.15
 LOAD_ALPHA = 0.3
 RATE_SAMPLE_S = 5.0
+# a span's tokens are counted to within one a stream: this many tell a rate to within 20 %
+# (replayed on three recorded evenings, 5, 10 and 20 alike; 5 keeps a loaded machine's first
+# spans, of a token a second, whole)
+RELIABLE_TOKENS = 5
+# A stream decodes slower as its context (prompt and answer so far) grows: rate / (1 + context /
+# C). Measured for SmolLM2-135M on llama-server (two cores, 100-token windows of the benchmark's
+# long evenings): alone 118.6 -> 100.3 -> 83.7 tokens/s at tokens 0-399 / 400-799 / 800-1199,
+# four running 31.1 -> 27.0 -> 23.9 (C about 2000 and 2700); on a second machine of the kind
+# about 1200-2000 alone and 2800-13000 with four. Learnt on short answers, the rate was a third
+# too fast for long ones (late ETAs on long evenings). A GPU's large model reads its weights once
+# a step for the whole batch and has a C of its own: C is fitted per backend to the recent
+# samples, as the candidate under which the samples of each concurrency, brought to no context,
+# agree best (one C for every concurrency: per concurrency, replayed on three evenings, was no
+# better), once their contexts spread over CONTEXT_SPREAD tokens
+CONTEXT_PRIOR = 2000.0
+CONTEXT_CANDIDATES = (*(500.0 * 2 ** (k / 2) for k in range(13)), math.inf)  # 500 .. 32000
+CONTEXT_WINDOW, CONTEXT_REFIT, CONTEXT_SPREAD = 120, 10, 400.0
 # how noisy a second's rate is (the variance of the log of its surprise), before it is measured,
 # and the weight of a sample in that
 NOISE_PRIOR, NOISE_ALPHA = 0.04, 0.1
@@ -161,15 +179,17 @@ UP, STARTING, DOWN = "up", "starting", "down"
 
 
 class Speed:
-    """A backend's measured speed: per-stream decode rate by concurrency, and its prefill rate.
+    """A backend's measured speed: per-stream decode rate by concurrency and context, and its
+    prefill rate.
 
     Decode samples are taken over spans in which the number of running streams did not change
     (the scheduler marks each change): tokens streamed in the span / its length / the streams
-    that were decoding, filed under the number running. A span in which a stream was still
-    reading its prompt is no sample: the prompt's time is learnt apart (:meth:`learn_prefill`),
-    and llama-server decodes little while it reads one (on the recorded evening, 1 token in 7 s
-    while three prompts were read; taken as the first rate at four streams, it put every ETA
-    four times too long).
+    that were decoding, filed under the number running, and brought to a context of none by the
+    context's slowdown (``1 + context / C``, C fitted by :meth:`_fit_context`). A span in which
+    a stream was still reading its prompt is no sample: the prompt's time is learnt apart
+    (:meth:`learn_prefill`), and llama-server decodes little while it reads one (on the
+    recorded evening, 1 token in 7 s while three prompts were read; taken as the first rate at
+    four streams, it put every ETA four times too long).
     """
 
     def __init__(self, initial_tps: float):
@@ -181,6 +201,11 @@ class Speed:
         self.load = 1.0
         # the variance of the log of a sample's surprise: how noisy a second's rate is
         self.noise = NOISE_PRIOR
+        # the context (tokens) at which a stream decodes at half its rate with none (C above),
+        # and the recent samples it is fitted to: (running, context, tokens/s of one stream, weight)
+        self.context_scale = CONTEXT_PRIOR
+        self._samples: deque[tuple[int, float, float, float]] = deque(maxlen=CONTEXT_WINDOW)
+        self._unfitted = 0
         self.prefill_tps: float | None = None
         # the part of the time to a first token that does not depend on the prompt (seconds)
         self.first_token_s = 0.0
@@ -190,9 +215,11 @@ class Speed:
         self._span_running = 0
         self._span_decoding = 0
         self._span_reading = 0  # streams reading their prompt in the span
+        self._span_context = 0.0  # the decoding streams' mean context at its start
 
     def rate(self, running: int) -> float:
-        """Tokens/s of one stream when ``running`` streams share the backend."""
+        """Tokens/s of one stream with no context yet, when ``running`` streams share the
+        backend (:meth:`slowdown` says how much slower it is at a context)."""
         running = max(running, 1)
         known = self.per_stream.get(running)
         if known is not None:
@@ -204,6 +231,10 @@ class Speed:
             base = self.per_stream[at]
         return base * self.load * (running / at) ** (SCALING - 1)
 
+    def slowdown(self, context: float) -> float:
+        """How many times longer a token takes at ``context`` tokens than with none."""
+        return 1.0 + context / self.context_scale
+
     def prefill_s(self, prompt_tokens: int) -> float:
         """From the slot to the first token, alone: a fixed part, then the prompt's tokens."""
         return self.first_token_s + max(prompt_tokens, 1) / (self.prefill_tps or PRIOR_PREFILL_TPS)
@@ -211,34 +242,86 @@ class Speed:
     def tokens(self, n: int) -> None:
         self._span_tokens += n
 
-    def mark(self, now: float, running: int, decoding: int, force: bool = True,
-             reading: int = 0) -> None:
-        """End the current span (learning from it) and start one with these counts."""
+    def span_s(self, now: float) -> float:
+        """How long the current span has lasted (inf before the first)."""
+        return math.inf if self._span_start is None else now - self._span_start
+
+    def mark(self, now: float, running: int, decoding: int, reading: int = 0,
+             context: float = 0.0) -> None:
+        """End the current span (learning from it) and start one with these counts;
+        ``context``: the decoding streams' mean context now (prompt and answer so far)."""
         if self._span_start is not None:
             span = now - self._span_start
-            if not force and span < RATE_SAMPLE_S:
-                return
             if self._span_decoding and self._span_tokens and span >= 0.2 and not self._span_reading:
                 # a short span (cut by a start or an end) counts its tokens to within one a
                 # stream: it says less, and weighs less
-                self.learn(self._span_running, self._span_tokens / span / self._span_decoding,
-                           min(span / RATE_SAMPLE_S, 1.0))
+                per_stream = self._span_tokens / self._span_decoding
+                self.learn(self._span_running, per_stream / span, min(span / RATE_SAMPLE_S, 1.0),
+                           context=self._span_context + per_stream / 2, tokens=per_stream)
         self._span_start, self._span_tokens = now, 0
         self._span_running, self._span_decoding = running, decoding
-        self._span_reading = reading
+        self._span_reading, self._span_context = reading, context
 
-    def learn(self, running: int, per_stream_tps: float, weight: float = 1.0) -> None:
-        """A sample at ``running`` streams: the first of a level is its rate; later ones move
-        both that level's rate and the load (every level), each by part of the surprise."""
+    def learn(self, running: int, per_stream_tps: float, weight: float = 1.0,
+              context: float = 0.0, tokens: float | None = None) -> None:
+        """A sample at ``running`` streams and a mean ``context``, of ``tokens`` a stream (None:
+        whole answers): the first of a level is its rate; later ones move both that level's
+        rate and the load (every level), each by part of the surprise."""
         if per_stream_tps <= 0:
             return
+        self._samples.append((running, context, per_stream_tps, weight))
+        self._unfitted += 1
+        if self._unfitted >= CONTEXT_REFIT:
+            self._fit_context()
+        per_stream_tps *= self.slowdown(context)
         if running not in self.per_stream:
-            self.per_stream[running] = per_stream_tps / self.load
+            # a level's first sample is its rate if it counted enough tokens to tell; fewer
+            # move it from what the levels learnt predict by their share of that (on a recorded
+            # evening a span of one token, taken as it was, put four streams at 2.3 tokens/s
+            # where 25 came, and the surprises after it made every level's load twice too fast)
+            trust = 1.0 if tokens is None else min(tokens / RELIABLE_TOKENS, 1.0)
+            predicted = self.rate(running) if self.per_stream else per_stream_tps
+            self.per_stream[running] = predicted * (per_stream_tps / predicted) ** trust / self.load
             return
         surprise = per_stream_tps / self.rate(running)
         self.noise += NOISE_ALPHA * weight * (math.log(surprise) ** 2 - self.noise)
         self.load *= surprise ** (LOAD_ALPHA * weight)
         self.per_stream[running] *= surprise ** (RATE_ALPHA * weight)
+
+    def _fit_context(self) -> None:
+        """Refit C to the recent samples: the candidate under which the log rates of each
+        concurrency, brought to no context, change least from one sample to the next (first
+        differences: the machine's load, which moves every rate, changes little between
+        neighbours; around a level's mean, its steps on a scripted shared machine passed for a
+        context's slowdown). Their contexts must differ enough to tell (short answers alone say
+        nothing of C). The learnt rates keep what they say at the contexts they were measured
+        at."""
+        self._unfitted = 0
+        by_level: dict[int, list[tuple[float, float, float]]] = {}
+        for running, context, tps, weight in self._samples:
+            by_level.setdefault(running, []).append((context, math.log(tps), weight))
+        levels = [s for s in by_level.values() if len(s) >= 3
+                  and max(c for c, _, _ in s) - min(c for c, _, _ in s) >= CONTEXT_SPREAD]
+        if not levels:
+            return
+
+        def spread(scale: float) -> float:
+            total = 0.0
+            for samples in levels:
+                for (c0, y0, w0), (c1, y1, w1) in itertools.pairwise(samples):
+                    total += min(w0, w1) * (y1 - y0 + math.log1p(c1 / scale)
+                                            - math.log1p(c0 / scale)) ** 2
+            return total
+
+        scale = min(CONTEXT_CANDIDATES, key=spread)
+        if scale == self.context_scale:
+            return
+        for running in self.per_stream:
+            seen = by_level.get(running)
+            typical = (statistics.fmean(c for c, _, _ in seen) if seen
+                       else statistics.fmean(c for _, c, _, _ in self._samples))
+            self.per_stream[running] *= (1 + typical / scale) / self.slowdown(typical)
+        self.context_scale = scale
 
     @property
     def wobble(self) -> float:
@@ -375,13 +458,21 @@ class Pool:
         return self.capacity - len(self.running) if self.up else 0
 
     @property
-    def decoding(self) -> int:
-        return sum(1 for t in self.running if t.first_token_at is not None)
-
-    @property
     def reading(self) -> int:
         """Streams still reading their prompt (an unary answer says nothing: not counted)."""
         return sum(1 for t in self.running if t.stream and t.first_token_at is None)
+
+    def mark(self, now: float, force: bool = True) -> None:
+        """A span of its speed ends (``force``: the streams changed; else only once it is
+        RATE_SAMPLE_S long): the streams running now start the next, with their mean context
+        (prompt and answer so far) while they decode."""
+        if not force and self.speed.span_s(now) < RATE_SAMPLE_S:
+            return  # the hot path: every streamed chunk comes here
+        decoding = [t for t in self.running if t.first_token_at is not None]
+        context = (sum(t.prompt_tokens + t.generated for t in decoding) / len(decoding)
+                   if decoding else 0.0)
+        self.speed.mark(now, len(self.running), len(decoding), reading=self.reading,
+                        context=context)
 
 
 _MASK64 = 2**64 - 1
@@ -432,7 +523,8 @@ class _Simulation:
                 for k in range(SAMPLES):
                     tokens = self._lengths.draw(_uniform(ticket.seq, k), ticket.max_tokens,
                                                 generated)
-                    self.ends[k][i].append(prefill + tokens / self.alone[i])
+                    self.ends[k][i].append(
+                        prefill + self._decode_s(i, tokens, ticket.prompt_tokens + generated))
             if STALL and reading:
                 # the prompts still being read hold the others back as long
                 for k in range(SAMPLES):
@@ -466,6 +558,11 @@ class _Simulation:
                 generated = int(decode_s * speed.rate(running))
         return prefill, generated
 
+    def _decode_s(self, i: int, tokens: float, context: float) -> float:
+        """Seconds alone on pool ``i`` to write ``tokens`` more after ``context`` tokens: the
+        slowdown grows linearly with the context, so its mean is the one halfway."""
+        return tokens * self.speeds[i].slowdown(context + tokens / 2) / self.alone[i]
+
     def place(self, ticket: Ticket) -> tuple[float, float]:
         """When (from ``now``) this next one in line gets a slot, and one standard deviation
         of that over the simulated futures."""
@@ -493,7 +590,7 @@ class _Simulation:
         if work is None:
             work = self.works[key] = (
                 self.speeds[0].prefill_s(prompt_tokens)
-                + self._lengths.expected(max_tokens) / self.alone[0]
+                + self._decode_s(0, self._lengths.expected(max_tokens), prompt_tokens)
             ) / (self.capacity * self.throughput)
         return work
 
@@ -511,7 +608,8 @@ class _Simulation:
         if STALL:
             # while it reads its prompt the others barely decode: they end that much later
             ends[i] = [end + STALL * prefill for end in ends[i]]
-        heapq.heappush(ends[i], virtual[i] + prefill + tokens / self.alone[i])
+        heapq.heappush(ends[i], virtual[i] + prefill
+                       + self._decode_s(i, tokens, ticket.prompt_tokens))
         return self.t[k]
 
     def _advance(self, k: int) -> None:
@@ -538,6 +636,8 @@ class Scheduler:
         self.max_queued_per_user = max_queued_per_user
         # before anything is measured a typical answer takes ``initial_service_s`` alone
         self.initial_tps = PRIOR_ANSWER_TOKENS / initial_service_s
+        for pool in pools:
+            self.speed_of(pool)  # measured from the first request on
         self.clock = clock
         self.lengths: dict[str, Lengths] = {m: Lengths(n) for m, n in (answer_lengths or {}).items()}
         self.queues: dict[str, SortedList] = {}
@@ -693,9 +793,9 @@ class Scheduler:
             speed.learn_prefill(ticket.prompt_tokens, (now - (now if ticket.started_at is None else ticket.started_at))
                                 * speed.rate(len(pool.running)) / speed.rate(1))
             # one more stream decodes: a new span (this chunk belongs to it)
-            speed.mark(now, len(pool.running), pool.decoding, reading=pool.reading)
+            pool.mark(now)
         else:
-            speed.mark(now, len(pool.running), pool.decoding, force=False, reading=pool.reading)
+            pool.mark(now, force=False)
         ticket.generated += tokens
         speed.tokens(tokens)
 
@@ -712,10 +812,11 @@ class Scheduler:
             # an answer that was not streamed: its whole decode at about today's concurrency
             decode_s = now - ticket.started_at - speed.prefill_s(ticket.prompt_tokens)
             if decode_s >= 0.2:
-                speed.learn(len(pool.running), tokens / decode_s)
+                speed.learn(len(pool.running), tokens / decode_s,
+                            context=ticket.prompt_tokens + tokens / 2)
         pool.running.discard(ticket)
         self.running_by_user[ticket.user] -= 1
-        speed.mark(now, len(pool.running), pool.decoding, reading=pool.reading)
+        pool.mark(now)
         if succeeded:
             self.lengths_of(ticket.model).add(max(tokens or 0, ticket.generated),
                                               ticket.max_tokens)
@@ -758,7 +859,7 @@ class Scheduler:
         ticket.backend = pool.name
         ticket.started_at = now = self.clock()
         pool.running.add(ticket)
-        self.speed_of(pool).mark(now, len(pool.running), pool.decoding, reading=pool.reading)
+        pool.mark(now)
         ticket.admitted.set_result(pool.name)
 
     # -- health -----------------------------------------------------------------------------

@@ -6,6 +6,7 @@ measured figures). No network: this is the estimator's arithmetic; the real mode
 from __future__ import annotations
 
 import itertools
+import math
 import random
 from dataclasses import dataclass, field
 
@@ -17,15 +18,24 @@ from sporthub_coach.gateway import QUEUE_COMMENT, Place
 TICK = 0.02
 
 
-def llama_server(n: int) -> float:
+# a stream's context (prompt and answer so far) at which it decodes at half its rate with none:
+# measured for SmolLM2-135M on llama-server here (2026-12-07: alone 118.6 -> 83.7 tokens/s from
+# tokens 0-399 to 800-1199, four running 31.1 -> 23.9)
+LLAMA_CONTEXT = 2000.0
+# vLLM on the CPU showed none up to 800 tokens (2026-12-08, queue_eta --longer 4: 14.9 and 15.8
+# tokens/s alone at tokens 0-399 and 400-799, 6.5 and 6.4 with four running)
+VLLM_CONTEXT = math.inf
+
+
+def llama_server(n: int, context: float = 0.0) -> float:
     """Per-stream tokens/s: 110 alone (measured 80-140), the total growing as sqrt(n) on two
-    cores."""
-    return 110.0 * n ** 0.5 / n
+    cores, slower as the context grows."""
+    return 110.0 * n ** 0.5 / n / (1 + context / LLAMA_CONTEXT)
 
 
-def vllm_cpu(n: int) -> float:
+def vllm_cpu(n: int, context: float = 0.0) -> float:
     """Per-stream tokens/s: 25 alone, 85 in total over four (measured 70-95)."""
-    return 25.0 * n ** 0.88 / n
+    return 25.0 * n ** 0.88 / n / (1 + context / VLLM_CONTEXT)
 
 
 class Clock:
@@ -55,8 +65,8 @@ class Arrival:
 
 
 class FakeBackend:
-    """Serves the scheduler's running tickets: prefill, then tokens at ``per_stream(n)`` each,
-    reporting each token as the gateway's relay does, and releasing the slot at the end."""
+    """Serves the scheduler's running tickets: prefill, then tokens at ``per_stream(n, context)``
+    each, reporting each token as the gateway's relay does, and releasing the slot at the end."""
 
     def __init__(self, scheduler: Scheduler, clock: Clock, per_stream, prefill_tps=2000.0):
         self.s, self.clock, self.per_stream, self.prefill_tps = scheduler, clock, per_stream, prefill_tps
@@ -67,14 +77,14 @@ class FakeBackend:
 
     def step(self, dt: float) -> None:
         running = [t for t in self.jobs if t.backend is not None]
-        rate = self.per_stream(len(running)) if running else 0.0
         for ticket in running:
             job = self.jobs[ticket]
             if job.prefill_s > 0:
                 # prefill shares the machine like decoding does
-                job.prefill_s -= dt * rate / self.per_stream(1)
+                job.prefill_s -= dt * self.per_stream(len(running)) / self.per_stream(1)
                 continue
             before = int(job.done)
+            rate = self.per_stream(len(running), ticket.prompt_tokens + job.done)
             job.done = min(job.done + rate * dt, job.length)
             if int(job.done) > before:
                 self.s.progress(ticket, int(job.done) - before)
@@ -112,11 +122,13 @@ def run(arrivals: list[Arrival], per_stream, capacity: int = 4, sample_every: fl
 
 def known(clock: Clock, length: int, tokens_per_s: float, queued: int = 50,
           running: int = 4) -> Scheduler:
-    """One slot, every recent answer ``length`` tokens, decoded at ``tokens_per_s``."""
+    """One slot, every recent answer ``length`` tokens, decoded at ``tokens_per_s`` whatever
+    the context."""
     s = Scheduler([Pool("b", 1, frozenset({"m"}))], max_running_per_user=running,
                   max_queued_per_user=queued, initial_service_s=10.0, clock=clock)
     s.seed_lengths({"m": [length] * 20})
-    s.speed_of(s.pools["b"]).per_stream[1] = tokens_per_s
+    speed = s.speed_of(s.pools["b"])
+    speed.per_stream[1], speed.context_scale = tokens_per_s, math.inf
     return s
 
 
@@ -176,15 +188,15 @@ async def test_first_etas_of_busy_evenings_are_within_a_quarter_without_bias(per
     assert abs(relative[len(relative) // 2]) <= 0.1, relative
 
 
-def slow_llama_server(n: int) -> float:
+def slow_llama_server(n: int, context: float = 0.0) -> float:
     """llama-server as a loaded two-core machine runs it (the benchmark's evenings): 20 tokens/s
     alone, waits of a minute and more."""
-    return 20.0 * n ** 0.5 / n
+    return 20.0 * n ** 0.5 / n / (1 + context / LLAMA_CONTEXT)
 
 
-def slow_vllm_cpu(n: int) -> float:
+def slow_vllm_cpu(n: int, context: float = 0.0) -> float:
     """vLLM on CPU as a loaded two-core machine runs it: 8 tokens/s alone, n**0.88 in total."""
-    return 8.0 * n ** 0.88 / n
+    return 8.0 * n ** 0.88 / n / (1 + context / VLLM_CONTEXT)
 
 
 def question(rng: random.Random, at: float, user: str) -> Arrival:
@@ -245,11 +257,11 @@ def loaded(per_stream, clock: Clock, seed: int):
     rng = random.Random(seed)
     state = {"until": -1.0, "share": 1.0}
 
-    def speed(n: int) -> float:
+    def speed(n: int, context: float = 0.0) -> float:
         if clock.now >= state["until"]:
             state["share"] = rng.uniform(0.35, 1.0)
             state["until"] = clock.now + rng.uniform(3.0, 15.0)
-        return per_stream(n) * state["share"]
+        return per_stream(n, context) * state["share"]
 
     return speed
 
@@ -344,6 +356,23 @@ async def test_a_stream_decoding_while_others_read_their_prompts_is_no_sample_of
     assert speed.per_stream[4] * speed.load == pytest.approx(1.0, rel=0.2)
 
 
+def test_a_short_first_sample_of_a_concurrency_does_not_set_its_rate_alone():
+    """On a recorded evening (queue_eta seed 20) the first sample at four streams was a 0.45-s
+    span with one token. Taken as that level's rate, four streams were expected at 2.3 tokens/s
+    where 25 came; the surprises after it made every level's load twice too fast, and the next
+    waits were told three times too long (1 of 4 within the bound; weighed, 4 of 4)."""
+    speed = Speed(20.0)
+    speed.context_scale = math.inf
+    speed.learn(1, 80.0)
+    speed.learn(2, 50.0)
+    speed.learn(4, 2.3, weight=0.09, tokens=1)
+    # one token says little: 23 tokens/s, between it and what two streams predict (41)
+    assert speed.rate(4) > 20.0
+    speed.learn(4, 25.0)  # a whole span
+    assert speed.rate(4) == pytest.approx(25.0, rel=0.3)
+    assert speed.rate(1) == pytest.approx(80.0, rel=0.3)
+
+
 async def test_while_a_prompt_is_read_the_others_decode_less():
     """llama-server decodes the running answers little while it reads a new prompt: a start
     holds the others back by half of its time to a first token. Replayed on the recorded
@@ -354,6 +383,7 @@ async def test_while_a_prompt_is_read_the_others_decode_less():
     s.seed_lengths({"m": [200] * 20})
     speed = s.speed_of(s.pools["b"])
     speed.per_stream.update({1: 50.0, 2: 50.0})
+    speed.context_scale = math.inf  # as fast at any context
     speed.learn_prefill(1, 2.0)  # two seconds to a first token
     a, b = s.submit("a", 0, "m"), s.submit("b", 0, "m")
     s.progress(a, 150)  # 50 tokens left: ends in 1 s
@@ -388,8 +418,11 @@ async def test_the_speed_by_concurrency_is_learnt(per_stream):
     run([Arrival(clock.now + 0.5 + 0.01 * i, f"u{i}", 400, 400) for i in range(4)], per_stream,
         scheduler=s, clock=clock)
     speed = s.speed_of(s.pools["b"])
-    assert speed.rate(1) == pytest.approx(per_stream(1), rel=0.1)
-    assert speed.rate(4) == pytest.approx(per_stream(4), rel=0.1)
+    # at the answers' mean context (a 40-token prompt and 200 of their 400 tokens): one answer
+    # alone and one of four at once are too few to tell how the context weighs
+    at = 240
+    assert speed.rate(1) / speed.slowdown(at) == pytest.approx(per_stream(1, at), rel=0.1)
+    assert speed.rate(4) / speed.slowdown(at) == pytest.approx(per_stream(4, at), rel=0.1)
     assert speed.rate(4) < speed.rate(1)  # each of four streams is slower than one alone
 
 
@@ -419,11 +452,11 @@ def jittery(per_stream, clock: Clock, seed: int):
     rng = random.Random(seed)
     state = {"until": -1.0, "share": 1.0}
 
-    def speed(n: int) -> float:
+    def speed(n: int, context: float = 0.0) -> float:
         if clock.now >= state["until"]:
             state["share"] = rng.uniform(0.5, 1.5)
             state["until"] = clock.now + 0.3
-        return per_stream(n) * state["share"]
+        return per_stream(n, context) * state["share"]
 
     return speed
 
@@ -619,3 +652,52 @@ async def test_an_arrival_deep_in_a_long_line_never_reruns_the_whole_estimate(mo
     # and the continued simulation agreed with the fresh one, to a second or two in 400 (the
     # fresh one still sees the running answer's whole length: nothing streamed here)
     assert told == pytest.approx([s.eta(t) for t in late], rel=0.02)
+
+
+async def test_long_answers_are_expected_to_slow_as_their_context_grows():
+    """A stream decodes slower as its context grows (measured on the embedded model: about 30 %
+    slower after 1000 tokens). Learnt on short answers alone, the rate was a third too fast for
+    long ones: on a long evening (benchmarks/queue_eta.py --longer 8) the last burst was told
+    5-12 s and waited 18-30 s. Here every answer's length is known, so the speed is the only
+    error: ignoring the context, the ETA behind four long plans was 21 % short."""
+    clock = Clock()
+    s = Scheduler([Pool("b", 4, frozenset({"m"}))], max_running_per_user=4,
+                  max_queued_per_user=50, initial_service_s=10.0, clock=clock)
+    s.seed_lengths({"m": [1280] * 20})
+    # short answers teach the speed, alone and four at once
+    run([Arrival(0.0, "a", 100, 100)], llama_server, scheduler=s, clock=clock)
+    run([Arrival(clock.now + 0.5 + 0.01 * i, f"u{i}", 100, 100) for i in range(4)],
+        llama_server, scheduler=s, clock=clock)
+    # then eight long plans at once: four wait for the first four's 1280 tokens each
+    arrivals = [Arrival(clock.now + 1.0 + 0.01 * i, f"u{i % 4}", 1280, 1280) for i in range(8)]
+    run(arrivals, llama_server, scheduler=s, clock=clock)
+    waited = [a.ticket for a in arrivals if a.ticket.eta_given_s is not None]
+    assert len(waited) == 4
+    for ticket in waited:
+        assert ticket.eta_given_s == pytest.approx(ticket.waited_s, rel=0.1)
+
+
+@pytest.mark.parametrize("context_scale", [1000.0, 8000.0, math.inf])
+async def test_how_much_a_growing_context_slows_decoding_is_learnt(context_scale):
+    """The slowdown differs by backend (a GPU reads a large model's weights once a step for
+    the whole batch, so the context weighs less): it is fitted to the samples of long answers,
+    whatever the prior, and a backend whose speed does not depend on the context learns that."""
+
+    def backend(n: int, context: float = 0.0) -> float:
+        return 110.0 * n ** 0.5 / n / (1 + context / context_scale)
+
+    clock = Clock()
+    s = Scheduler([Pool("b", 4, frozenset({"m"}))], max_running_per_user=4,
+                  max_queued_per_user=50, initial_service_s=10.0, clock=clock)
+    speed = s.speed_of(s.pools["b"])
+    rng = random.Random(3)
+    for _ in range(3):
+        run([Arrival(clock.now + 0.5 + 0.2 * i, f"u{i % 4}", 1280, rng.randint(100, 1280))
+             for i in range(8)], backend, scheduler=s, clock=clock)
+    if context_scale == math.inf:
+        assert speed.context_scale >= 16000
+    else:
+        assert speed.context_scale == pytest.approx(context_scale, rel=0.2)
+    # the rates it learnt are the backend's with no context, at every concurrency seen
+    for n in (1, 4):
+        assert speed.rate(n) == pytest.approx(backend(n), rel=0.15)

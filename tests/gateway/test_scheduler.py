@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import math
 
 import pytest
 
@@ -36,7 +37,9 @@ async def test_order_is_priority_then_turns_then_arrival():
 async def test_positions_and_eta_follow_the_answer_lengths_and_the_speed():
     s = scheduler()
     s.seed_lengths({"m": [40] * 10})  # every answer 40 tokens
-    s.speed_of(s.pools["gpu"]).per_stream[1] = 10.0  # 10 tokens/s alone: 4 s an answer
+    speed = s.speed_of(s.pools["gpu"])
+    speed.per_stream[1] = 10.0  # 10 tokens/s alone: 4 s an answer
+    speed.context_scale = math.inf  # at any context
     running = s.submit("a", 0, "m")
     waiting = [s.submit(user, 0, "m") for user in ("b", "c", "d")]
     assert [s.position(t) for t in waiting] == [1, 2, 3]
@@ -123,7 +126,8 @@ async def test_a_starting_backend_is_waited_for_and_a_down_one_refuses():
 async def test_a_queued_ticket_keeps_the_eta_it_was_given_and_knows_its_error():
     s = scheduler()
     s.seed_lengths({"m": [40] * 10})
-    s.speed_of(s.pools["gpu"]).per_stream[1] = 10.0
+    speed = s.speed_of(s.pools["gpu"])
+    speed.per_stream[1], speed.context_scale = 10.0, math.inf
     running = s.submit("a", 0, "m")
     waiting = [s.submit(user, 0, "m") for user in ("b", "c")]
     # a slot at once: no ETA was given, nothing to be wrong about
