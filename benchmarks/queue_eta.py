@@ -690,11 +690,14 @@ def main() -> None:
 
     tmp = Path(tempfile.mkdtemp(prefix="queue-eta-"))
     load_before = os.getloadavg()
-    print(f"queue ETA benchmark: seed {args.seed}{' (smoke)' if args.smoke else ''}, "
+    # the stack takes no SPORTHUB_ setting from the environment but what it is given
+    backend = os.environ.get("SPORTHUB_EMBEDDED_BACKEND", "llama-server")
+    print(f"queue ETA benchmark: seed {args.seed}{' (smoke)' if args.smoke else ''}, {backend}, "
           f"{os.cpu_count()} cores, load average {load_before[0]:.2f}, data in {tmp}", flush=True)
     # nobody is cut off for taking long: on the shared machine at a load of 15 the model wrote
     # under a token a second, waits passed the evening's 300 s and left nothing to score
-    stack = make_stack(tmp, llm_max_concurrency=str(SLOTS), llm_tokens_per_day="100000000",
+    stack = make_stack(tmp, embedded_backend=backend,
+                       llm_max_concurrency=str(SLOTS), llm_tokens_per_day="100000000",
                        llm_max_queued_per_user="20", llm_max_running_per_user=str(SLOTS),
                        llm_request_timeout_s="3600", llm_queue_timeout_s="3600",
                        llm_stall_timeout_s="600")
