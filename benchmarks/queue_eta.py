@@ -56,11 +56,13 @@ import argparse
 import asyncio
 import contextlib
 import dataclasses
+import gzip
 import heapq
 import itertools
 import json
 import os
 import random
+import statistics
 import sys
 import tempfile
 import time
@@ -652,7 +654,8 @@ def main() -> None:
                         help="every answer's max_tokens K times longer (a quiet machine)")
     parser.add_argument("--keep", action="store_true", help="keep the data and logs")
     parser.add_argument("--rescore", metavar="EVENTS",
-                        help="judge the estimators on a saved evening (events.json), no stack")
+                        help="judge the estimators on a saved evening (events.json, or .json.gz "
+                             "as in benchmarks/results/), no stack")
     parser.add_argument("--replay", action="append", default=[], metavar="REV",
                         help="also replay the estimator of this git revision (e.g. main)")
     parser.add_argument("--evenings", default="CAB",
@@ -665,7 +668,8 @@ def main() -> None:
     args = parser.parse_args()
 
     if args.rescore:
-        saved = json.loads(Path(args.rescore).read_text())
+        raw = Path(args.rescore).read_bytes()
+        saved = json.loads(gzip.decompress(raw) if args.rescore.endswith(".gz") else raw)
         everything = [Ask(**a) for a in saved["asks"]]
         # (an evening recorded before there were several is one, A)
         spans = saved.get("evenings") or [["A", saved["warmup"], len(everything), 0]]
@@ -673,7 +677,8 @@ def main() -> None:
                    for name in (*args.replay, None)}
         result = scored_evenings(everything, spans, replays)
         result.update(load_average=saved.get("load_average", []),
-                      load_average_after=saved.get("load_average_after", []))
+                      load_average_after=saved.get("load_average_after", []),
+                      decode_rates=decode_rates(everything))
         report(result)
         return
 
@@ -762,6 +767,7 @@ def main() -> None:
     result = scored_evenings(everything, spans, replays)
     result["load_average"] = [round(x, 2) for x in load_before]
     result["load_average_after"] = load_after
+    result["decode_rates"] = decode_rates(everything)
     result["admission"] = cost
     report(result)
     if not args.keep:
@@ -786,10 +792,38 @@ def scored_evenings(everything: list[Ask], spans: list, replays: dict[str, Repla
     return {"evenings": evenings}
 
 
+def decode_rates(asks: list[Ask], window: int = 100, bucket: int = 400) -> dict[int, dict]:
+    """How fast the backend decoded one stream, by how many ran and by the stream's context:
+    the median tokens/s over ``window``-chunk stretches of streamed answers in which nobody
+    started or ended, grouped by context (prompt, estimated as characters / 4, and tokens so
+    far) in ``bucket``-token steps. What the estimator's ``1 + context / C`` is checked
+    against."""
+    spans = [(a.slot, a.end) for a in asks if a.slot is not None and a.end is not None]
+    rates: dict[int, dict[int, list[float]]] = {}
+    for a in asks:
+        prompt = len(a.prompt) // 4 + 1
+        for k in range(0, len(a.chunks) - window, window):
+            t0, t1 = a.chunks[k], a.chunks[k + window]
+            if t1 <= t0 or any(t0 < t < t1 for span in spans for t in span):
+                continue
+            running = sum(1 for start, end in spans if start <= (t0 + t1) / 2 < end)
+            context = prompt + k + window // 2
+            rates.setdefault(running, {}).setdefault(context // bucket * bucket, []).append(
+                window / (t1 - t0))
+    return {n: {f"{lo}-{lo + bucket - 1}": {"tokens_per_s": round(statistics.median(r), 1),
+                                            "windows": len(r)}
+                for lo, r in sorted(by_context.items())}
+            for n, by_context in sorted(rates.items())}
+
+
 def report(result: dict) -> None:
     print(f"load average {result['load_average']} -> {result['load_average_after']}")
     for name, evening_ in result["evenings"].items():
         report_evening(name, evening_)
+    for running, by_context in result.get("decode_rates", {}).items():
+        print(f"decode rate of one stream, {running} running, by context: " + " | ".join(
+            f"{span} {r['tokens_per_s']} tokens/s (n={r['windows']})"
+            for span, r in by_context.items()))
     report_admission(result.get("admission"))
     print(json.dumps(result))
 
