@@ -18,7 +18,7 @@ DEPLOY_VENV := .venv-deploy
 DEPLOY_STAMP := $(DEPLOY_VENV)/.installed
 DEPLOY_APT := caddy prometheus prometheus-node-exporter
 
-.PHONY: help preflight up test test-unit test-all test-light test-suites test-deploy test-vllm test-containers test-compose images \
+.PHONY: help preflight up chromium test test-unit test-all test-light test-suites test-deploy test-vllm test-containers test-compose images \
 	install lint clean recordings labextension settings-reference bench-smoke
 
 up: preflight install ## run SportHub on this machine (embedded default)
@@ -50,8 +50,17 @@ test-all: ## everything CI (.ci/run) runs: make test, the container tier, then v
 test-light: ## deploy, suites, compose and the benchmarks' smoke runs, one after another
 	$(MAKE) -j1 test-deploy test-suites test-compose bench-smoke
 
+# The browser tests drive Debian's Chromium (Playwright's own browser download cannot work here):
+# as root on Debian it is installed when missing; elsewhere the tests say what to install
+chromium:
+	@if [ ! -x /usr/bin/chromium ] && [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+		echo "[sporthub] Installing Chromium for the browser tests (apt-get, about a minute)"; \
+		apt-get -o DPkg::Lock::Timeout=600 update -qq && \
+		DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=600 install -y -qq chromium; \
+	fi
+
 # Tiers are pytest markers (pyproject.toml): `make test` runs every test not in a slow tier below
-test: preflight install $(OIDC_STAMP) recordings ## the fast test suite (real stack; the developer loop)
+test: preflight install $(OIDC_STAMP) recordings chromium ## the fast test suite (real stack; the developer loop)
 	$(BIN)/sporthub prepare
 	$(BIN)/pytest $(PYTEST_ARGS)
 
@@ -144,7 +153,7 @@ recordings: install ## fetch the sportlab tests' real recordings once
 
 # every benchmark in benchmarks/ runs with --smoke: a few iterations, no figure asserted, so a
 # change that breaks one is seen in CI (gateway_overhead.py had stopped running unnoticed)
-bench-smoke: install ## every benchmark once, briefly (part of make test-all)
+bench-smoke: install chromium ## every benchmark once, briefly (part of make test-all)
 	$(BIN)/sporthub prepare
 	@set -e; for bench in benchmarks/*.py; do echo "[bench-smoke] $$bench"; \
 		$(BIN)/python $$bench --smoke; done
