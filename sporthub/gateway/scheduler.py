@@ -91,12 +91,13 @@ RELIABLE_TOKENS = 5
 # C). Measured for SmolLM2-135M on llama-server (two cores, 100-token windows of the benchmark's
 # long evenings): alone 118.6 -> 100.3 -> 83.7 tokens/s at tokens 0-399 / 400-799 / 800-1199,
 # four running 31.1 -> 27.0 -> 23.9 (C about 2000 and 2700); on a second machine of the kind
-# about 1200-2000 alone and 2800-13000 with four. Learnt on short answers, the rate was a third
-# too fast for long ones (late ETAs on long evenings). A GPU's large model reads its weights once
-# a step for the whole batch and has a C of its own: C is fitted per backend to the recent
-# samples, as the candidate under which the samples of each concurrency, brought to no context,
-# agree best (one C for every concurrency: per concurrency, replayed on three evenings, was no
-# better), once their contexts spread over CONTEXT_SPREAD tokens
+# about 1200-2000 alone and 2800-13000 with four; the CPU vLLM none up to 800 tokens. Learnt on
+# short answers, the rate was a third too fast for long ones (late ETAs on long evenings). A
+# GPU's large model reads its weights once a step for the whole batch and has a C of its own: C
+# is fitted per backend to the recent samples, as the candidate under which the samples of each
+# concurrency, brought to no context, agree best (one C for every concurrency: per concurrency,
+# replayed on three evenings, was no better), once their contexts spread over CONTEXT_SPREAD
+# tokens
 CONTEXT_PRIOR = 2000.0
 CONTEXT_CANDIDATES = (*(500.0 * 2 ** (k / 2) for k in range(13)), math.inf)  # 500 .. 32000
 CONTEXT_WINDOW, CONTEXT_REFIT, CONTEXT_SPREAD = 120, 10, 400.0
