@@ -106,6 +106,11 @@ class Ask:
     arrived: float = 0.0  # the gateway's arrival time (the ledger's started_at)
 
     @property
+    def prompt_estimate(self) -> int:
+        """The prompt's tokens, about as the gateway estimates them (characters / 4)."""
+        return len(self.prompt) // 4 + 1
+
+    @property
     def slot(self) -> float | None:
         if self.row is None or self.row["queued_ms"] is None:
             return None
@@ -517,9 +522,8 @@ def replay(everything: list[Ask], module) -> Replayed:
             clock.now = at
             a = asks[i]
             if kind == "arrive":
-                prompt = len(a.prompt) // 4 + 1
                 tickets[i] = s.submit(f"u{a.user}", 0, MODEL, max_tokens=a.max_tokens,
-                                      prompt_tokens=prompt, stream=a.stream)
+                                      prompt_tokens=a.prompt_estimate, stream=a.stream)
                 if tickets[i].eta_given_s is not None:
                     given[id(a)] = tickets[i].eta_given_s
                     looks[id(a)] = [(at, tickets[i].eta_given_s)]
@@ -801,13 +805,12 @@ def decode_rates(asks: list[Ask], window: int = 100, bucket: int = 400) -> dict[
     spans = [(a.slot, a.end) for a in asks if a.slot is not None and a.end is not None]
     rates: dict[int, dict[int, list[float]]] = {}
     for a in asks:
-        prompt = len(a.prompt) // 4 + 1
         for k in range(0, len(a.chunks) - window, window):
             t0, t1 = a.chunks[k], a.chunks[k + window]
             if t1 <= t0 or any(t0 < t < t1 for span in spans for t in span):
                 continue
             running = sum(1 for start, end in spans if start <= (t0 + t1) / 2 < end)
-            context = prompt + k + window // 2
+            context = a.prompt_estimate + k + window // 2
             rates.setdefault(running, {}).setdefault(context // bucket * bucket, []).append(
                 window / (t1 - t0))
     return {n: {f"{lo}-{lo + bucket - 1}": {"tokens_per_s": round(statistics.median(r), 1),
